@@ -1,0 +1,130 @@
+// Typed contract of the native addon (build/Release/nmwasm.node).
+// TypeScript validates every user input and hands the addon plain, already
+// checked data; the addon trusts it. Native errors are Error objects with the
+// extra fields of NativeErrorFields.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Counter slots of one ring, a Float64Array over a SharedArrayBuffer.
+ * Written with plain stores by the ring's owner (native or the ring worker) and
+ * read without locks by the main thread (values are monotonic, tearing-free on x86-64). */
+export const Counter = {
+  // written by native, in RingHandle.sync
+  packets: 0, // packets handed to the filter (slots delivered)
+  bytes: 1, // bytes of those packets
+  batches: 2, // batches delivered (== calls of nmwasm_process while healthy)
+  pass: 3,
+  drop: 4,
+  host: 5,
+  forward: 6,
+  faultVerdicts: 7, // packets that got the fault verdict (part of pass or drop too)
+  violations: 8, // slots whose buf_idx/len/verdict broke the ABI
+  outPackets: 9, // packets written to an output port
+  outBytes: 10,
+  eof: 11, // 1 once a finite source is exhausted and every slot released
+  expected: 12, // total packets of a finite source, 0 if unknown
+  // written by the ring worker
+  wasmCalls: 13, // calls of nmwasm_process
+  traps: 14,
+  timeouts: 15, // written by the main thread's watchdog
+  restarts: 16,
+  batchStartedAt: 17, // performance.timeOrigin-relative ms when the current batch began, 0 when idle
+  logSuppressed: 18,
+  failed: 19, // 1 while the instance is failed (fault verdicts applied)
+} as const;
+export const COUNTER_SLOTS = 24;
+
+export interface NativeErrorFields {
+  code: string; // e.g. 'ENOENT', 'EPCAP_TRUNCATED', 'ELINKTYPE'
+  port?: string; // the port name the error is about
+  syscall?: string;
+  errno?: number;
+}
+
+/** Plain, validated port descriptions (made by host/portspec.ts). */
+export type PlainPortSpec =
+  | { kind: 'pcap'; name: string; path: string }
+  | {
+      kind: 'gen';
+      name: string;
+      count: number; // 0 = unbounded
+      sizeMin: number; // on-wire frame size incl. FCS, 64..1518; slot len = size - 4
+      sizeMax: number;
+      imix: boolean; // 7:4:1 of 64/594/1518, overrides sizeMin/Max
+      flows: number; // 1..65536
+      mix: number[]; // weights, in order: tcp4 udp4 icmp4 tcp6 udp6 icmp6 arp
+      seed: number; // u32
+    }
+  | { kind: 'pcap-out'; name: string; path: string };
+
+export interface PortOptions {
+  numSlots: number; // power of two, 64..16384
+  bufSize: number; // 2048
+}
+
+export interface PortInfo {
+  id: number;
+  name: string;
+  rings: number;
+  memSize: number; // bytes of packet memory to map (page multiple)
+  expected: number; // packets of a finite source, 0 if unknown
+}
+
+export interface RingLayout {
+  ringOfs: number; // offsets inside the packet memory
+  verdictOfs: number;
+  numSlots: number;
+  bufSize: number;
+  memSize: number;
+}
+
+export interface AttachOptions {
+  outputs: number[]; // port ids: outputs[0] gets PASS, outputs[n] gets FORWARD n
+  counters: Float64Array; // COUNTER_SLOTS entries over a SharedArrayBuffer
+  faultVerdict: 0 | 1; // DROP or PASS
+  trace: boolean; // record each packet's final verdict (nmwasm test)
+}
+
+export interface RingHandle {
+  /** mmap the port's packet memory at byte `offset` of the wasm memory viewed by `view`
+   * (MAP_SHARED|MAP_FIXED); offset + memSize must lie inside view.byteLength. */
+  map(view: Uint8Array, offset: number): void;
+  /** Replace that mapping with fresh anonymous zero pages (never leaves a hole). */
+  unmap(view: Uint8Array, offset: number): void;
+  layout(): RingLayout;
+  /** Completes the `done` slots from the current head (applying the verdicts, or the
+   * fault verdict to all of them when `faulted`), publishes head once, refills the ring,
+   * and returns the size of the next batch: > 0 slots from the new head, 0 = nothing
+   * now (live ports), -1 = end of a finite source (all slots released). NB: the one
+   * N-API call per batch. */
+  sync(done: number, faulted: boolean): number;
+  /** Final verdicts of every packet, in order, when attached with trace. */
+  takeTrace(): Uint8Array;
+  detach(): void;
+}
+
+export interface NativeAddon {
+  openPort(spec: PlainPortSpec, opts: PortOptions): PortInfo;
+  /** Flushes and closes; an output file is renamed into place only here. */
+  closePort(id: number): void;
+  /** Closes without committing: an output file being written is removed. */
+  abortPort(id: number): void;
+  attachRing(portId: number, ring: number, opts: AttachOptions): RingHandle;
+  /** Benchmark baseline: the example firewall's rules in C over the same ring. */
+  benchFirewallC(portId: number, rulesBlob: Uint8Array, iterations: number): { nsPerPacket: number; pass: number; drop: number };
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon once per thread; throws an error naming the file if it was not built. */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', 'build', 'Release', 'nmwasm.node'), join(here, '..', '..', 'build', 'Release', 'nmwasm.node')];
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) throw new Error(`native addon not found (looked for ${candidates.join(', ')}): run npm install to build it`);
+  cached = createRequire(import.meta.url)(file) as NativeAddon;
+  return cached;
+}
