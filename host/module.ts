@@ -1,0 +1,286 @@
+// Loading and validating a filter module against the ring ABI v1 (docs/ABI.md): read the
+// file (or resolve an npm package that declares one), check the magic, compile it, then
+// check exports, imports, memory and data segments with host/wasmreader.ts, and read the
+// `nmwasm.manifest` custom section. The result is a plain description used by `inspect`
+// and by the engine, plus the compiled WebAssembly.Module (cloneable to ring workers).
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { UsageError, oneLine, quote } from './errors.ts';
+import { formatFuncType, readWasmBinary, WasmFormatError, type FuncType, type WasmBinary } from './wasmreader.ts';
+
+export const ABI_VERSION = 1;
+export const NMWASM_CONFIG_BASE = 0x10000;
+export const NMWASM_CONFIG_MAX = 0xf0000;
+export const NMWASM_WINDOW_BASE = 0x100000;
+export const NMWASM_DATA_BASE = 0x4000000;
+export const WASM_PAGE = 65536;
+export const MIN_PAGES = NMWASM_DATA_BASE / WASM_PAGE; // 1024
+const MAX_MODULE_BYTES = 64 << 20;
+const MAX_STATS = 64;
+
+/** The exports a v1 module may have, with their exact types. */
+const ABI_EXPORTS: Record<string, { type: FuncType; required: boolean }> = {
+  nmwasm_abi_v1: { type: { params: [], results: [] }, required: true },
+  nmwasm_process: { type: { params: ['i32', 'i32', 'i32', 'i32'], results: ['i32'] }, required: true },
+  nmwasm_init: { type: { params: ['i32', 'i32'], results: ['i32'] }, required: false },
+  nmwasm_stats: { type: { params: [], results: ['i32'] }, required: false },
+};
+
+/** The only imports a module may have (module `env`), with their exact types. */
+const ABI_IMPORTS: Record<string, FuncType> = {
+  abort: { params: ['i32', 'i32', 'i32', 'i32'], results: [] },
+  nmwasm_log: { params: ['i32', 'i32'], results: [] },
+  nmwasm_now: { params: [], results: ['f64'] },
+};
+
+export interface Manifest {
+  name?: string;
+  version?: string;
+  description?: string;
+  config?: string;
+  stats: string[];
+}
+
+export interface ModuleDescription {
+  path: string;
+  bytes: number;
+  abiVersion: number;
+  exports: { name: string; kind: string; signature?: string }[];
+  imports: { module: string; name: string; signature: string }[];
+  memory: { initialPages: number; maxPages?: number };
+  hasInit: boolean;
+  hasStats: boolean;
+  hasStart: boolean;
+  manifest: Manifest | null;
+}
+
+export interface LoadedModule {
+  description: ModuleDescription;
+  module: WebAssembly.Module;
+}
+
+const PACKAGE_NAME = /^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*$/;
+
+/** Resolves MODULE: an existing file path, or an npm package name whose package.json has
+ * `"nmwasm": {"module": "path.wasm"}` (looked up in node_modules from `cwd` upwards).
+ * Throws a UsageError naming MODULE when neither applies. */
+export function resolveModulePath(spec: string, cwd = process.cwd()): string {
+  const asFile = resolve(cwd, spec);
+  if (existsSync(asFile)) return asFile;
+  if (!PACKAGE_NAME.test(spec) || spec.endsWith('.wasm')) {
+    throw new UsageError(`${spec}: module file not found (expected a .wasm file or an npm package name)`);
+  }
+  let dir = resolve(cwd);
+  for (;;) {
+    const pkgDir = join(dir, 'node_modules', spec);
+    const pkgJson = join(pkgDir, 'package.json');
+    if (existsSync(pkgJson)) return modulePathFromPackage(spec, pkgDir, pkgJson);
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  throw new UsageError(`${spec}: no such file, and no npm package of that name in node_modules (searched from ${cwd})`);
+}
+
+function modulePathFromPackage(spec: string, pkgDir: string, pkgJson: string): string {
+  let pkg: unknown;
+  try {
+    pkg = JSON.parse(readFileSync(pkgJson, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`${pkgJson}: expected valid JSON, got ${oneLine((err as Error).message)}`);
+  }
+  const entry = (pkg as { nmwasm?: { module?: unknown } } | null)?.nmwasm?.module;
+  if (typeof entry !== 'string' || entry.length === 0) {
+    throw new UsageError(`${spec}: package has no nmwasm filter (expected "nmwasm": {"module": "path.wasm"} in ${pkgJson})`);
+  }
+  const file = resolve(pkgDir, entry);
+  const rel = relative(pkgDir, file);
+  if (rel.startsWith('..') || isAbsolute(rel)) throw new UsageError(`${pkgJson}: nmwasm.module must lie inside the package, got ${quote(entry)}`);
+  if (!existsSync(file)) throw new UsageError(`${spec}: nmwasm.module ${quote(entry)} does not exist (${file})`);
+  return file;
+}
+
+/** Reads, compiles and validates a module (path or package name); throws a one-line UsageError
+ * naming the file and the broken rule. */
+export function loadModule(spec: string): LoadedModule {
+  const path = resolveModulePath(spec);
+  const bytes = readModuleFile(spec, path);
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(bytes);
+  } catch (err) {
+    throw new UsageError(`${spec}: invalid WebAssembly module: ${(err as Error).message.replace(/^WebAssembly\.Module\(\): /, '')}`);
+  }
+  return { description: validateModuleBytes(spec, bytes), module };
+}
+
+function readModuleFile(spec: string, path: string): Uint8Array<ArrayBuffer> {
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) throw new UsageError(`${spec}: expected a WebAssembly file, got a ${st.isDirectory() ? 'directory' : 'special file'}`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${spec}: cannot read the module (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (size > MAX_MODULE_BYTES) throw new UsageError(`${spec}: module too large (expected at most ${MAX_MODULE_BYTES} bytes, got ${size})`);
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (err) {
+    throw new UsageError(`${spec}: cannot read the module (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  checkMagic(spec, bytes);
+  return bytes;
+}
+
+/** Checks the 8-byte header "\0asm" + version 1. */
+export function checkMagic(spec: string, bytes: Uint8Array): void {
+  const head = bytes.subarray(0, 4);
+  if (bytes.length < 4 || head[0] !== 0 || head[1] !== 0x61 || head[2] !== 0x73 || head[3] !== 0x6d) {
+    const got = bytes.length === 0 ? 'an empty file' : Array.from(head, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+    throw new UsageError(`${spec}: not a WebAssembly module (expected magic \\0asm, got ${bytes.length === 0 ? got : JSON.stringify(got)})`);
+  }
+  if (bytes.length < 8) throw new UsageError(`${spec}: truncated WebAssembly module (expected an 8-byte header, got ${bytes.length} bytes)`);
+  const version = bytes[4]! | (bytes[5]! << 8) | (bytes[6]! << 16) | (bytes[7]! << 24);
+  if (version !== 1) throw new UsageError(`${spec}: unsupported WebAssembly binary version (expected 1, got ${version >>> 0})`);
+}
+
+/** Validates a module's binary against ABI v1 and returns its description. `spec` names it in errors. */
+export function validateModuleBytes(spec: string, bytes: Uint8Array): ModuleDescription {
+  let bin: WasmBinary;
+  try {
+    bin = readWasmBinary(bytes);
+  } catch (err) {
+    if (err instanceof WasmFormatError) throw new UsageError(`${spec}: malformed WebAssembly module: ${err.message}`);
+    throw err;
+  }
+  const fail: (message: string) => never = (message) => {
+    throw new UsageError(`${spec}: ${message} (nmwasm ABI v${ABI_VERSION}, see docs/ABI.md)`);
+  };
+  const typeOf = (typeIndex: number): FuncType => bin.types[typeIndex] ?? fail(`type index ${typeIndex} out of range`);
+
+  // Imports: only env.abort / env.nmwasm_log / env.nmwasm_now with their exact types.
+  const funcTypes: FuncType[] = [];
+  const imports: ModuleDescription['imports'] = [];
+  for (const imp of bin.imports) {
+    const label = `${imp.module}.${imp.name}`;
+    if (imp.desc.kind === 'memory') fail(`memory must be defined and exported by the module, not imported (got import ${label})`);
+    if (imp.desc.kind !== 'func') fail(`forbidden import ${label} (a ${imp.desc.kind}; allowed: env.abort, env.nmwasm_log, env.nmwasm_now)`);
+    const expected = imp.module === 'env' ? ABI_IMPORTS[imp.name] : undefined;
+    if (!expected || !Object.hasOwn(ABI_IMPORTS, imp.name) || imp.module !== 'env') fail(`forbidden import ${label} (allowed: env.abort, env.nmwasm_log, env.nmwasm_now)`);
+    const type = typeOf(imp.desc.typeIndex);
+    if (!sameType(type, expected)) fail(`import ${label} has type ${formatFuncType(type)}, expected ${formatFuncType(expected)}`);
+    funcTypes.push(type);
+    imports.push({ module: imp.module, name: imp.name, signature: formatFuncType(type) });
+  }
+  for (const typeIndex of bin.functions) funcTypes.push(typeOf(typeIndex));
+
+  // Memory: exactly one, defined here, not shared, 32-bit, >= 1024 pages, exported as `memory`.
+  if (bin.memories.length !== 1) fail(`expected exactly one memory defined by the module, got ${bin.memories.length}`);
+  const memory = bin.memories[0]!;
+  if (memory.shared) fail('memory must not be shared');
+  if (memory.memory64) fail('memory must be 32-bit (memory64 is not supported)');
+  if (memory.min < MIN_PAGES) fail(`memory initial size must be at least ${MIN_PAGES} pages (64 MiB; build with --memoryBase 67108864), got ${memory.min}`);
+  if (memory.max !== undefined && memory.max < memory.min) fail(`memory maximum ${memory.max} is below its initial size ${memory.min}`);
+
+  // Exports.
+  const exports: ModuleDescription['exports'] = [];
+  const found = new Map<string, FuncType>();
+  let memoryExported = false;
+  for (const exp of bin.exports) {
+    if (exp.kind === 'memory') {
+      if (exp.name === 'memory') memoryExported = true;
+      exports.push({ name: exp.name, kind: 'memory' });
+      continue;
+    }
+    if (exp.kind !== 'func') {
+      if (exp.name.startsWith('nmwasm_')) fail(`export ${exp.name} must be a function, got a ${exp.kind}`);
+      exports.push({ name: exp.name, kind: exp.kind });
+      continue;
+    }
+    const type = funcTypes[exp.index] ?? fail(`export ${exp.name} refers to function ${exp.index}, which does not exist`);
+    exports.push({ name: exp.name, kind: 'func', signature: formatFuncType(type) });
+    if (!exp.name.startsWith('nmwasm_')) continue;
+    const abi = Object.hasOwn(ABI_EXPORTS, exp.name) ? ABI_EXPORTS[exp.name] : undefined;
+    if (!abi) fail(`unknown export ${exp.name} (built against another ABI version? v${ABI_VERSION} knows ${Object.keys(ABI_EXPORTS).join(', ')})`);
+    if (!sameType(type, abi.type)) fail(`export ${exp.name} has type ${formatFuncType(type)}, expected ${formatFuncType(abi.type)}`);
+    found.set(exp.name, type);
+  }
+  if (!memoryExported) fail('memory must be exported as "memory"');
+  if (!found.has('nmwasm_abi_v1')) {
+    const other = bin.exports.find((e) => /^nmwasm_abi_v\d+$/.test(e.name));
+    fail(`missing the ABI marker export nmwasm_abi_v1: () -> ()${other ? ` (found ${other.name})` : ''}`);
+  }
+  for (const [name, abi] of Object.entries(ABI_EXPORTS)) {
+    if (abi.required && !found.has(name)) fail(`missing required export ${name}: ${formatFuncType(abi.type)}`);
+  }
+
+  // Data segments: every active one at a constant offset >= NMWASM_DATA_BASE.
+  for (const [i, seg] of bin.data.entries()) {
+    if (seg.mode !== 'active') continue;
+    if (seg.offset === undefined) fail(`data segment ${i} has a non-constant offset (expected i32.const >= 0x${NMWASM_DATA_BASE.toString(16)})`);
+    if (seg.offset < NMWASM_DATA_BASE) {
+      fail(`data segment ${i} starts at 0x${seg.offset.toString(16)}, inside the host's area (expected >= 0x${NMWASM_DATA_BASE.toString(16)}; build with --memoryBase 67108864)`);
+    }
+  }
+
+  const manifest = readManifest(spec, bin);
+  const hasStats = found.has('nmwasm_stats');
+  if (manifest && manifest.stats.length > 0 && !hasStats) fail('manifest lists stats but the module does not export nmwasm_stats: () -> i32');
+  const desc: ModuleDescription = {
+    path: spec,
+    bytes: bytes.length,
+    abiVersion: ABI_VERSION,
+    exports,
+    imports,
+    memory: memory.max === undefined ? { initialPages: memory.min } : { initialPages: memory.min, maxPages: memory.max },
+    hasInit: found.has('nmwasm_init'),
+    hasStats,
+    hasStart: bin.start !== undefined,
+    manifest,
+  };
+  return desc;
+}
+
+function sameType(a: FuncType, b: FuncType): boolean {
+  return a.params.length === b.params.length && a.results.length === b.results.length && a.params.every((t, i) => t === b.params[i]) && a.results.every((t, i) => t === b.results[i]);
+}
+
+/** Reads and checks the `nmwasm.manifest` custom section; null when absent. */
+function readManifest(spec: string, bin: WasmBinary): Manifest | null {
+  const sections = bin.customs.filter((c) => c.name === 'nmwasm.manifest');
+  if (sections.length === 0) return null;
+  const bad: (message: string) => never = (message) => {
+    throw new UsageError(`${spec}: invalid nmwasm.manifest section: ${message}`);
+  };
+  if (sections.length > 1) bad(`expected one section, got ${sections.length}`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(sections[0]!.payload);
+  } catch {
+    return bad('expected UTF-8 text, got invalid bytes');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return bad(`expected JSON, got ${oneLine((err as Error).message)}`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return bad(`expected a JSON object, got ${Array.isArray(json) ? 'an array' : String(json === null ? 'null' : typeof json)}`);
+  const obj = json as Record<string, unknown>;
+  const manifest: Manifest = { stats: [] };
+  for (const key of ['name', 'version', 'description', 'config'] as const) {
+    const value = obj[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'string') bad(`"${key}" must be a string, got ${typeof value}`);
+    manifest[key] = value as string;
+  }
+  if (obj.stats !== undefined) {
+    if (!Array.isArray(obj.stats) || !obj.stats.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 64)) bad('"stats" must be an array of counter names (strings of 1..64 characters)');
+    if ((obj.stats as string[]).length > MAX_STATS) bad(`"stats" lists ${(obj.stats as string[]).length} counters, at most ${MAX_STATS} allowed`);
+    manifest.stats = [...(obj.stats as string[])];
+  }
+  return manifest;
+}
