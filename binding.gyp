@@ -1,0 +1,38 @@
+# Native addon build: one target, nmwasm -> build/Release/nmwasm.node.
+# C++17, -O2, C++ exceptions on (NAPI_CPP_EXCEPTIONS): they are thrown only on
+# control paths (open/attach/map), never per packet.
+# pcap_file_dir lets a developer build against a stand-in pcap_file.{h,cc}
+# (node-gyp rebuild -- -Dpcap_file_dir=../relative/dir: gyp needs a path
+# relative to this file); the default is native/.
+{
+  "variables": { "pcap_file_dir%": "native" },
+  "targets": [
+    {
+      "target_name": "nmwasm",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/packet_memory.cc",
+        "native/port.cc",
+        "native/port_registry.cc",
+        "native/ports_api.cc",
+        "native/ring_sync.cc",
+        "native/ring.cc",
+        "native/port_gen.cc",
+        "native/port_pcap.cc",
+        "native/bench_firewall.cc",
+        "<(pcap_file_dir)/pcap_file.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native",
+        "<(pcap_file_dir)"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions", "-O3"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-O3"],
+      "cflags": ["-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions"]
+    }
+  ]
+}

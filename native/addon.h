@@ -1,0 +1,24 @@
+// Per-environment (main thread or worker) data of the addon and its entry points.
+// Each file defines the entry points of one job; addon.cc registers them.
+#pragma once
+
+#include <napi.h>
+
+namespace nmwasm {
+
+/** Per-env state (the addon is loaded in the main thread and in worker threads). */
+struct AddonData {
+  Napi::FunctionReference ringHandleClass;
+};
+
+// ports_api.cc
+Napi::Value openPortJs(const Napi::CallbackInfo& info);
+Napi::Value closePortJs(const Napi::CallbackInfo& info);
+Napi::Value abortPortJs(const Napi::CallbackInfo& info);
+// ring.cc
+Napi::Function defineRingHandleClass(Napi::Env env);
+Napi::Value attachRingJs(const Napi::CallbackInfo& info);
+// bench_firewall.cc
+Napi::Value benchFirewallCJs(const Napi::CallbackInfo& info);
+
+}  // namespace nmwasm

@@ -1,0 +1,76 @@
+// N-API entry points openPort / closePort / abortPort (see NativeAddon in
+// host/native.ts). The spec was validated by host/portspec.ts; this file only
+// copies it into plain C++ structs and dispatches to the backend.
+#include "addon.h"
+#include "errors.h"
+#include "port_registry.h"
+
+namespace nmwasm {
+
+namespace {
+
+uint32_t u32(Napi::Object o, const char* key) { return o.Get(key).As<Napi::Number>().Uint32Value(); }
+std::string str(Napi::Object o, const char* key) { return o.Get(key).As<Napi::String>().Utf8Value(); }
+
+GenSpec genSpecFrom(Napi::Object spec) {
+  GenSpec g{};
+  g.name = str(spec, "name");
+  g.count = static_cast<uint64_t>(spec.Get("count").As<Napi::Number>().Int64Value());
+  g.sizeMin = u32(spec, "sizeMin");
+  g.sizeMax = u32(spec, "sizeMax");
+  g.imix = spec.Get("imix").ToBoolean().Value();
+  g.flows = u32(spec, "flows");
+  Napi::Array mix = spec.Get("mix").As<Napi::Array>();
+  for (uint32_t i = 0; i < 7; i++) g.mix[i] = i < mix.Length() ? mix.Get(i).As<Napi::Number>().Uint32Value() : 0;
+  g.seed = u32(spec, "seed");
+  return g;
+}
+
+}  // namespace
+
+Napi::Value openPortJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guardEntry(env, [&]() -> Napi::Value {
+    Napi::Object spec = info[0].As<Napi::Object>();
+    Napi::Object opts = info[1].As<Napi::Object>();
+    PortOptions po{u32(opts, "numSlots"), u32(opts, "bufSize")};
+    const std::string kind = str(spec, "kind");
+    std::shared_ptr<Port> port;
+    if (kind == "gen") {
+      port = openGenPort(genSpecFrom(spec), po);
+    } else if (kind == "pcap") {
+      port = openPcapPort(str(spec, "name"), str(spec, "path"), po);
+    } else if (kind == "pcap-out") {
+      port = openPcapOutPort(str(spec, "name"), str(spec, "path"));
+    } else {
+      throw NativeError("EINVAL", str(spec, "name"), "", 0, "unknown port kind '" + kind + "': expected gen, pcap or pcap-out");
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("name", Napi::String::New(env, port->name()));
+    out.Set("rings", Napi::Number::New(env, port->rings()));
+    out.Set("memSize", Napi::Number::New(env, static_cast<double>(port->memSize())));
+    out.Set("expected", Napi::Number::New(env, static_cast<double>(port->expected())));
+    out.Set("id", Napi::Number::New(env, registerPort(std::move(port))));
+    return out;
+  });
+}
+
+Napi::Value closePortJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guardEntry(env, [&]() -> Napi::Value {
+    std::shared_ptr<Port> port = unregisterPort(info[0].As<Napi::Number>().Uint32Value());
+    port->close();
+    return env.Undefined();
+  });
+}
+
+Napi::Value abortPortJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guardEntry(env, [&]() -> Napi::Value {
+    std::shared_ptr<Port> port = unregisterPort(info[0].As<Napi::Number>().Uint32Value());
+    port->abort();
+    return env.Undefined();
+  });
+}
+
+}  // namespace nmwasm

@@ -1,0 +1,152 @@
+// RingHandle: the JS object returned by attachRing (see RingHandle in
+// host/native.ts). A thin N-API wrapper over ring_sync.h; sync is the one
+// N-API call per batch.
+#include <cstring>
+
+#include "addon.h"
+#include "errors.h"
+#include "port_registry.h"
+#include "ring_sync.h"
+
+namespace nmwasm {
+
+namespace {
+
+class RingHandle : public Napi::ObjectWrap<RingHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "RingHandle",
+                       {InstanceMethod<&RingHandle::map>("map"), InstanceMethod<&RingHandle::unmap>("unmap"),
+                        InstanceMethod<&RingHandle::layout>("layout"), InstanceMethod<&RingHandle::sync>("sync"),
+                        InstanceMethod<&RingHandle::takeTrace>("takeTrace"),
+                        InstanceMethod<&RingHandle::detach>("detach")});
+  }
+
+  explicit RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHandle>(info) {
+    if (info.Length() != 2 || !info[0].IsExternal())
+      throw Napi::TypeError::New(info.Env(), "RingHandle cannot be constructed from JS: use attachRing(portId, ring, opts)");
+    attachment_.reset(info[0].As<Napi::External<RingAttachment>>().Data());
+    countersRef_ = Napi::Persistent(info[1].As<Napi::Object>());
+  }
+
+ private:
+  RingAttachment& live(Napi::Env env) {
+    if (!attachment_) throw toJsError(env, NativeError("EDETACHED", "", "", 0, "this ring handle was detached: call attachRing again"));
+    return *attachment_;
+  }
+
+  /** Checks view/offset and returns the address where the packet memory goes. */
+  uint8_t* target(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RingAttachment& a = live(env);
+    Napi::Uint8Array view = info[0].As<Napi::Uint8Array>();
+    const size_t offset = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+    const size_t memSize = a.port->memSize();
+    uint8_t* base = view.Data();
+    const size_t page = PacketMemory::pageSize();
+    if (reinterpret_cast<uintptr_t>(base + offset) % page != 0)
+      throw toJsError(env, NativeError("EINVAL", a.port->name(), "", 0,
+                                       "map offset " + std::to_string(offset) + " is not page aligned in the wasm memory: use a multiple of " +
+                                           std::to_string(page) + " (e.g. NMWASM_WINDOW_BASE) on a view starting at byte 0"));
+    if (offset > view.ByteLength() || memSize > view.ByteLength() - offset)
+      throw toJsError(env, NativeError("ERANGE", a.port->name(), "", 0,
+                                       "packet memory of " + std::to_string(memSize) + " bytes at offset " + std::to_string(offset) +
+                                           " does not fit in the wasm memory of " + std::to_string(view.ByteLength()) +
+                                           " bytes: grow the memory or use fewer slots"));
+    return base + offset;
+  }
+
+  Napi::Value map(const Napi::CallbackInfo& info) {
+    return guardEntry(info.Env(), [&] {
+      uint8_t* at = target(info);
+      attachment_->port->memory()->mapAt(at);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value unmap(const Napi::CallbackInfo& info) {
+    return guardEntry(info.Env(), [&] {
+      uint8_t* at = target(info);
+      attachment_->port->memory()->unmapAt(at);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value layout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RingAttachment& a = live(env);
+    const RingGeometry& g = a.shadow->geo;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ringOfs", Napi::Number::New(env, static_cast<double>(g.ringOfs)));
+    o.Set("verdictOfs", Napi::Number::New(env, static_cast<double>(g.verdictOfs)));
+    o.Set("numSlots", Napi::Number::New(env, g.numSlots));
+    o.Set("bufSize", Napi::Number::New(env, g.bufSize));
+    o.Set("memSize", Napi::Number::New(env, static_cast<double>(a.port->memSize())));
+    return o;
+  }
+
+  Napi::Value sync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RingAttachment& a = live(env);
+    const uint32_t done = info[0].As<Napi::Number>().Uint32Value();
+    const bool faulted = info[1].ToBoolean().Value();
+    return guardEntry(env, [&] { return Napi::Number::New(env, syncRing(a, done, faulted)); });
+  }
+
+  Napi::Value takeTrace(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint8_t> trace = nmwasm::takeTrace(live(env));
+    Napi::Uint8Array out = Napi::Uint8Array::New(env, trace.size());
+    if (!trace.empty()) std::memcpy(out.Data(), trace.data(), trace.size());
+    return out;
+  }
+
+  Napi::Value detach(const Napi::CallbackInfo& info) {
+    attachment_.reset();
+    countersRef_.Reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<RingAttachment> attachment_;
+  Napi::ObjectReference countersRef_;  // keeps the counters' SharedArrayBuffer alive
+};
+
+}  // namespace
+
+Napi::Function defineRingHandleClass(Napi::Env env) { return RingHandle::define(env); }
+
+Napi::Value attachRingJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guardEntry(env, [&]() -> Napi::Value {
+    const uint32_t portId = info[0].As<Napi::Number>().Uint32Value();
+    const uint32_t ring = info[1].As<Napi::Number>().Uint32Value();
+    Napi::Object opts = info[2].As<Napi::Object>();
+    std::shared_ptr<Port> port = findPort(portId);
+    if (ring >= port->rings())
+      throw NativeError("EINVAL", port->name(), "", 0,
+                        "ring " + std::to_string(ring) + " does not exist: the port has " + std::to_string(port->rings()) + " input ring(s)");
+    Napi::Array outIds = opts.Get("outputs").As<Napi::Array>();
+    if (outIds.Length() > 128)
+      throw NativeError("EINVAL", port->name(), "", 0, "at most 128 outputs per ring (FORWARD n has 7 bits); got " + std::to_string(outIds.Length()));
+    std::vector<std::shared_ptr<Port>> outputs;
+    for (uint32_t i = 0; i < outIds.Length(); i++) {
+      std::shared_ptr<Port> out = findPort(outIds.Get(i).As<Napi::Number>().Uint32Value());
+      if (!out->canTransmit())
+        throw NativeError("EINVAL", out->name(), "", 0, "port " + out->name() + " (" + out->kind() + ") cannot be an output: use an output port such as pcap-out:");
+      outputs.push_back(std::move(out));
+    }
+    Napi::Float64Array counters = opts.Get("counters").As<Napi::Float64Array>();
+    if (counters.ElementLength() < static_cast<size_t>(Counter::slots))
+      throw NativeError("EINVAL", port->name(), "", 0, "counters must have " + std::to_string(Counter::slots) + " entries, got " +
+                                                           std::to_string(counters.ElementLength()));
+    const uint8_t faultVerdict = opts.Get("faultVerdict").As<Napi::Number>().Uint32Value() == 1 ? kVerdictPass : kVerdictDrop;
+    const bool trace = opts.Get("trace").ToBoolean().Value();
+    std::unique_ptr<RingAttachment> a = attachRing(port, ring, std::move(outputs), counters.Data(), faultVerdict, trace);
+    Napi::External<RingAttachment> ext = Napi::External<RingAttachment>::New(env, a.get());
+    Napi::Object handle = env.GetInstanceData<AddonData>()->ringHandleClass.New({ext, counters});
+    a.release();  // now owned by the handle
+    return handle;
+  });
+}
+
+}  // namespace nmwasm

@@ -1,0 +1,211 @@
+// Ring batch cycle (see ring_sync.h).
+//
+// Batch size: every filled slot, i.e. at most num_slots - 1 (one slot always
+// stays empty so that head == tail means "empty", as in netmap). The backend is
+// asked to fill every free slot at each sync, so a batch is as large as the
+// source allows; a live backend with little traffic returns small batches.
+#include "ring_sync.h"
+
+#include <time.h>
+
+#include "errors.h"
+
+namespace nmwasm {
+
+namespace {
+
+/** Next slot index (num_slots need not be a power of two). */
+inline uint32_t advance(uint32_t i, uint32_t n, uint32_t numSlots) {
+  i += n;
+  return i >= numSlots ? i - numSlots : i;
+}
+
+/** A verdict byte the ABI allows, given the number of outputs. NB: 0xFF (unset)
+ * would read as FORWARD 127, so it is excluded explicitly. */
+inline bool verdictValid(uint8_t v, uint32_t numOutputs) {
+  if (v <= kVerdictHost) return true;
+  if (v == kVerdictUnset || (v & kVerdictForward) == 0) return false;
+  return uint32_t(v & 0x7F) < numOutputs;
+}
+
+void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulted) {
+  Port& port = *a.port;
+  const RingGeometry& geo = sh.geo;
+  NetmapSlot* gslots = ringSlots(port.guestRing(geo));
+  const volatile uint8_t* verdicts = port.guestVerdicts(geo);
+  const uint32_t numOutputs = static_cast<uint32_t>(a.outputs.size());
+  uint32_t txCount[128];
+  for (uint32_t o = 0; o < numOutputs; o++) {
+    txCount[o] = 0;
+    a.txBytes[o] = 0;
+  }
+  uint64_t pass = 0, drop = 0, host = 0, forward = 0, faultVerdicts = 0, violations = 0;
+
+  uint32_t i = sh.head;
+  for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
+    const ShadowSlot& s = sh.slots[i];
+    // NB: read each guest field exactly once; the guest's copy is untrusted.
+    const volatile NetmapSlot& g = gslots[i];
+    const uint32_t guestBuf = g.buf_idx;
+    const uint32_t guestLen = g.len;
+    uint8_t v = verdicts[i];
+    const bool lenOk = guestLen == s.len || (guestLen >= kMinPacketLen && guestLen <= geo.bufSize);
+    const bool bad = guestBuf != s.bufIdx || !lenOk || !verdictValid(v, numOutputs);
+    if (bad) violations++;
+    if (bad || faulted) {
+      v = a.faultVerdict;
+      faultVerdicts++;
+    }
+    const uint32_t len = lenOk ? guestLen : s.len;
+    uint32_t out = UINT32_MAX;
+    if (v == kVerdictPass) {
+      pass++;
+      if (numOutputs > 0) out = 0;
+    } else if (v == kVerdictDrop) {
+      drop++;
+    } else if (v == kVerdictHost) {
+      host++;  // software ports have no host stack: counted only
+    } else {
+      forward++;
+      out = v & 0x7F;
+    }
+    if (out != UINT32_MAX) {
+      a.tx[out][txCount[out]++] = TxPacket{port.bufferAt(geo, s.bufIdx), len, len == s.len ? s.origLen : len, s.tsNs};
+      a.txBytes[out] += len;
+    }
+    if (sh.tracing) sh.trace.push_back(v);
+  }
+
+  double* c = a.counters;
+  for (uint32_t o = 0; o < numOutputs; o++) {
+    if (txCount[o] == 0) continue;
+    const uint32_t sent = a.outputs[o]->transmit(a.tx[o].data(), txCount[o]);
+    uint64_t bytes = a.txBytes[o];
+    if (sent < txCount[o]) {
+      bytes = 0;
+      for (uint32_t k = 0; k < sent; k++) bytes += a.tx[o][k].len;
+    }
+    c[Counter::outPackets] += sent;
+    c[Counter::outBytes] += static_cast<double>(bytes);
+  }
+  c[Counter::pass] += static_cast<double>(pass);
+  c[Counter::drop] += static_cast<double>(drop);
+  c[Counter::host] += static_cast<double>(host);
+  c[Counter::forward] += static_cast<double>(forward);
+  c[Counter::faultVerdicts] += static_cast<double>(faultVerdicts);
+  c[Counter::violations] += static_cast<double>(violations);
+
+  port.rxrelease(a.ring, sh.head, done);
+  sh.head = advance(sh.head, done, geo.numSlots);
+  sh.delivered -= done;
+}
+
+/** Rewrites the guest's ring header, batch slots and verdict bytes from the shadow. */
+void publishBatch(RingAttachment& a, RingShadow& sh, uint32_t batch) {
+  Port& port = *a.port;
+  const RingGeometry& geo = sh.geo;
+  NetmapRing* ring = port.guestRing(geo);
+  NetmapSlot* gslots = ringSlots(ring);
+  uint8_t* verdicts = port.guestVerdicts(geo);
+  double* c = a.counters;
+
+  uint64_t newBytes = 0;
+  uint32_t i = sh.head;
+  for (uint32_t k = 0; k < batch; k++, i = advance(i, 1, geo.numSlots)) {
+    const ShadowSlot& s = sh.slots[i];
+    gslots[i] = NetmapSlot{s.bufIdx, s.len, s.flags, s.tsNs};
+    verdicts[i] = kVerdictUnset;
+    if (k >= sh.delivered) newBytes += s.len;
+  }
+  c[Counter::packets] += batch - sh.delivered;
+  c[Counter::bytes] += static_cast<double>(newBytes);
+  sh.delivered = batch;
+
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  ring->buf_ofs = static_cast<int64_t>(geo.buffersOfs - geo.ringOfs);
+  ring->num_slots = geo.numSlots;
+  ring->nr_buf_size = geo.bufSize;
+  ring->ringid = static_cast<uint16_t>(a.ring);
+  ring->dir = 1;
+  ring->head = sh.head;
+  ring->cur = sh.head;
+  ring->tail = advance(sh.head, batch, geo.numSlots);
+  ring->flags = 0;
+  ring->ts_sec = now.tv_sec;
+  ring->ts_usec = now.tv_nsec / 1000;
+  ring->offset_mask = 0;
+  ring->buf_align = 0;
+}
+
+}  // namespace
+
+std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t ring,
+                                           std::vector<std::shared_ptr<Port>> outputs, double* counters,
+                                           uint8_t faultVerdict, bool trace) {
+  auto a = std::make_unique<RingAttachment>();
+  RingShadow& sh = port->shadow(ring);
+  a->ring = ring;
+  a->shadow = &sh;
+  a->counters = counters;
+  a->faultVerdict = faultVerdict;
+  a->tx.resize(outputs.size());
+  for (auto& t : a->tx) t.resize(sh.geo.numSlots);
+  a->txBytes.resize(outputs.size());
+  a->outputs = std::move(outputs);
+  counters[Counter::expected] = static_cast<double>(port->expected());
+  {
+    std::lock_guard<std::mutex> lock(sh.mu);
+    a->generation = ++sh.generation;
+    if (trace && !sh.tracing) {
+      sh.tracing = true;
+      uint64_t expect = port->expected();
+      sh.trace.reserve(expect > 0 && expect < (1u << 26) ? expect : (1u << 16));
+    }
+  }
+  a->port = std::move(port);
+  return a;
+}
+
+int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted) {
+  RingShadow& sh = *a.shadow;
+  std::lock_guard<std::mutex> lock(sh.mu);
+  if (sh.generation != a.generation)
+    throw NativeError("ESTALE", a.port->name(), "", 0,
+                      "ring " + std::to_string(a.ring) + " was attached again by another handle; use the newest handle and detach this one");
+  if (done > sh.delivered) done = sh.delivered;
+  if (done > 0) completeSlots(a, sh, done, faulted);
+
+  const uint32_t numSlots = sh.geo.numSlots;
+  const bool closed = a.port->closed();
+  if (!sh.exhausted && !closed) {
+    const uint32_t space = numSlots - 1 - sh.filled();
+    if (space > 0) {
+      bool exhausted = false;
+      const uint32_t got = a.port->rxsync(a.ring, sh.tail, space, &exhausted);
+      sh.tail = advance(sh.tail, got, numSlots);
+      if (exhausted) sh.exhausted = true;
+    }
+  }
+  const uint32_t batch = sh.filled();
+  publishBatch(a, sh, batch);
+  if (batch > 0) {
+    a.counters[Counter::batches] += 1;
+    return static_cast<int32_t>(batch);
+  }
+  if (sh.exhausted) {
+    a.counters[Counter::eof] = 1;
+    return -1;
+  }
+  return closed ? -1 : 0;
+}
+
+std::vector<uint8_t> takeTrace(RingAttachment& a) {
+  RingShadow& sh = *a.shadow;
+  std::lock_guard<std::mutex> lock(sh.mu);
+  std::vector<uint8_t> out;
+  out.swap(sh.trace);
+  return out;
+}
+
+}  // namespace nmwasm

@@ -1,0 +1,53 @@
+// One ring's batch cycle, independent of N-API: attach a ring of an open port,
+// complete a batch (validate what the guest wrote, apply verdicts, transmit),
+// refill it from the backend and publish the next batch to the guest.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "port.h"
+
+namespace nmwasm {
+
+/** Counter slot indices; must match `Counter` in host/native.ts. */
+namespace Counter {
+constexpr int packets = 0, bytes = 1, batches = 2, pass = 3, drop = 4, host = 5, forward = 6, faultVerdicts = 7,
+              violations = 8, outPackets = 9, outBytes = 10, eof = 11, expected = 12;
+constexpr int slots = 24;
+}  // namespace Counter
+
+/** What one attach of a ring holds. The shadow belongs to the port; a later attach of
+ * the same ring makes this one stale (generation mismatch). */
+struct RingAttachment {
+  std::shared_ptr<Port> port;
+  uint32_t ring = 0;
+  RingShadow* shadow = nullptr;
+  std::vector<std::shared_ptr<Port>> outputs;  // outputs[0] gets PASS, outputs[n] FORWARD n
+  std::vector<std::vector<TxPacket>> tx;       // per output, num_slots entries (allocated once)
+  std::vector<uint64_t> txBytes;               // per output, bytes of the batch being sent
+  double* counters = nullptr;                  // Counter::slots doubles (a SharedArrayBuffer)
+  uint8_t faultVerdict = kVerdictDrop;
+  uint64_t generation = 0;
+};
+
+/** Attaches ring `ring` of `port` (trusted: ring < rings, outputs can transmit,
+ * counters has Counter::slots entries kept alive by the caller). Makes every
+ * earlier attachment of that ring stale; a batch it left in flight is delivered
+ * again by the next sync. */
+std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t ring,
+                                           std::vector<std::shared_ptr<Port>> outputs, double* counters,
+                                           uint8_t faultVerdict, bool trace);
+
+/** Completes `done` slots from head (clamped to the batch in flight), refills, and
+ * publishes the next batch. Returns its size (> 0), 0 (nothing now) or -1 (the
+ * finite source is exhausted and every slot released, or the port was closed).
+ * Throws NativeError ESTALE only when the ring was attached again since `a`;
+ * nothing in the per-packet part throws or allocates (except trace growth). */
+int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted);
+
+/** Moves the recorded trace out (empty unless attached with trace). */
+std::vector<uint8_t> takeTrace(RingAttachment& a);
+
+}  // namespace nmwasm
