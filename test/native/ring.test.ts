@@ -1,0 +1,230 @@
+// RingHandle: mapping into real WebAssembly memories, sync, guest validation,
+// fault verdicts, trace. The "guest" is JS writing into the mapped window.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Counter } from '../../host/native.ts';
+import { GuestRing, WINDOW_BASE, genSpec, native, newCounters, openAndAttach } from './helpers.ts';
+
+test('layout: verdicts after the slots, buffers page aligned, memory fits the window', () => {
+  const { port, guest } = openAndAttach(genSpec(), { numSlots: 256 });
+  const L = guest.layout;
+  assert.is(L.numSlots, 256);
+  assert.is(L.bufSize, 2048);
+  assert.is(L.verdictOfs, L.ringOfs + 256 + 16 * 256);
+  assert.is(L.memSize % 4096, 0);
+  assert.is(L.memSize, port.memSize);
+  guest.handle.sync(0, false);
+  const bufOfs = Number(guest.dv().getBigInt64(guest.ring, true));
+  assert.is((guest.ring + bufOfs) % 4096, 0);
+  assert.ok(L.verdictOfs + 256 <= L.ringOfs + bufOfs);
+  assert.is(guest.dv().getUint32(guest.ring + 8, true), 256); // num_slots
+  assert.is(guest.dv().getUint16(guest.ring + 18, true), 1); // dir = rx
+  native.closePort(port.id);
+});
+
+test('sync hands batches of at most num_slots-1, verdicts pre-filled with 0xFF, counters follow verdicts', () => {
+  const { port, guest, counters } = openAndAttach(genSpec({ count: 1000 }), { numSlots: 256 });
+  let n = guest.handle.sync(0, false);
+  assert.is(n, 255);
+  let k = 0;
+  const want = [0, 0, 0, 0]; // drop pass host forward
+  while (n > 0) {
+    assert.is(guest.tail, (guest.head + n) % 256);
+    for (const i of guest.batchSlots(n)) {
+      assert.is(guest.view()[guest.verdictAddr(i)], 0xff);
+      const v = k++ % 3; // drop, pass, host
+      want[v]!++;
+      guest.setVerdict(i, v);
+    }
+    n = guest.handle.sync(n, false);
+  }
+  assert.is(n, -1);
+  assert.is(counters[Counter.drop], want[0]);
+  assert.is(counters[Counter.pass], want[1]);
+  assert.is(counters[Counter.host], want[2]);
+  assert.is(counters[Counter.violations], 0);
+  assert.is(counters[Counter.faultVerdicts], 0);
+  assert.is(counters[Counter.outPackets], 0); // PASS without an output is only counted
+  assert.is(counters[Counter.batches], Math.ceil(1000 / 255));
+  assert.is(guest.handle.sync(0, false), -1); // stays at end
+  native.closePort(port.id);
+});
+
+test('a hostile guest: changed buf_idx, len 0, len 4000, unset or invalid verdicts are violations; the shadow wins', () => {
+  const { port, guest, counters, handle } = openAndAttach(genSpec({ count: 0 }), { numSlots: 64, trace: true });
+  const n = handle.sync(0, false);
+  const slots = guest.batchSlots(n);
+  const dv = guest.dv();
+  const origBuf = guest.bufIdx(slots[0]!);
+  const origLen = guest.len(slots[1]!);
+  for (const i of slots) guest.setVerdict(i, 1);
+  dv.setUint32(guest.slotAddr(slots[0]!), 12345, true); // buf_idx changed
+  dv.setUint16(guest.slotAddr(slots[1]!) + 4, 0, true); // len 0
+  dv.setUint16(guest.slotAddr(slots[2]!) + 4, 4000, true); // len > nr_buf_size
+  guest.setVerdict(slots[3]!, 0xff); // unset
+  guest.setVerdict(slots[4]!, 0x80); // FORWARD 0 without outputs
+  guest.setVerdict(slots[5]!, 0x03); // not a verdict
+  dv.setUint16(guest.slotAddr(slots[6]!) + 4, 14, true); // shortest valid len: fine
+  dv.setUint32(guest.ring + 20, 999, true); // scribble on host-owned header fields
+  const next = handle.sync(n, false);
+  assert.ok(next > 0);
+  assert.is(counters[Counter.violations], 6);
+  assert.is(counters[Counter.faultVerdicts], 6);
+  assert.is(counters[Counter.drop], 6); // fault verdict: closed
+  assert.is(counters[Counter.pass], n - 6);
+  const trace = handle.takeTrace();
+  assert.is(trace.length, n);
+  assert.equal(Array.from(trace.subarray(0, 7)), [0, 0, 0, 0, 0, 0, 1]);
+  // the next pass over the same slots shows the host's values again
+  assert.is(guest.head, (slots[0]! + n) % 64);
+  let m = next;
+  while (!guest.batchSlots(m).includes(slots[0]!)) {
+    for (const i of guest.batchSlots(m)) guest.setVerdict(i, 1);
+    m = handle.sync(m, false);
+  }
+  assert.is(guest.bufIdx(slots[0]!), origBuf);
+  assert.ok(guest.len(slots[1]!) >= 60 && guest.len(slots[1]!) <= 1514);
+  assert.is(counters[Counter.violations], 6);
+  assert.ok(origLen >= 60);
+  native.closePort(port.id);
+});
+
+test('faulted = true gives every slot of the batch the fault verdict (open: PASS)', () => {
+  const { port, guest, counters, handle } = openAndAttach(genSpec({ count: 100 }), { numSlots: 64, faultVerdict: 1 });
+  const n = handle.sync(0, false);
+  for (const i of guest.batchSlots(n)) guest.setVerdict(i, 0); // whatever the guest said
+  handle.sync(n, true);
+  assert.is(counters[Counter.faultVerdicts], n);
+  assert.is(counters[Counter.pass], n);
+  assert.is(counters[Counter.drop], 0);
+  assert.is(counters[Counter.violations], 0);
+  native.closePort(port.id);
+});
+
+test('a partial completion delivers the rest again and counts packets once', () => {
+  const { port, guest, counters, handle } = openAndAttach(genSpec({ count: 100 }), { numSlots: 64 });
+  const n = handle.sync(0, false);
+  for (const i of guest.batchSlots(10)) guest.setVerdict(i, 1);
+  const next = handle.sync(10, false);
+  assert.is(next, 63);
+  assert.is(counters[Counter.packets], 73);
+  for (const i of guest.batchSlots(next)) assert.is(guest.view()[guest.verdictAddr(i)], 0xff);
+  assert.is(n, 63);
+  native.closePort(port.id);
+});
+
+test('the same packet memory mapped into two memories shows the same bytes both ways', () => {
+  const { port, guest, handle } = openAndAttach(genSpec(), { numSlots: 64 });
+  const other = new WebAssembly.Memory({ initial: 1100 });
+  handle.map(new Uint8Array(other.buffer), WINDOW_BASE);
+  handle.sync(0, false);
+  const a = guest.view();
+  const b = new Uint8Array(other.buffer);
+  const L = guest.layout;
+  assert.equal(a.subarray(WINDOW_BASE, WINDOW_BASE + L.memSize), b.subarray(WINDOW_BASE, WINDOW_BASE + L.memSize));
+  b[WINDOW_BASE + L.verdictOfs] = 0x42;
+  assert.is(a[WINDOW_BASE + L.verdictOfs], 0x42);
+  // unmapping one leaves zero pages there and the other mapping intact
+  handle.unmap(b, WINDOW_BASE);
+  assert.is(b[WINDOW_BASE + L.verdictOfs], 0);
+  assert.is(b[WINDOW_BASE + L.memSize - 1], 0);
+  b[WINDOW_BASE + 100] = 7; // writable, private
+  assert.is(a[WINDOW_BASE + L.verdictOfs], 0x42);
+  assert.is.not(a[WINDOW_BASE + 100], 7);
+  native.closePort(port.id);
+});
+
+test('map refuses unaligned offsets and windows beyond the memory', () => {
+  const { port, handle } = openAndAttach(genSpec(), { numSlots: 64 });
+  const small = new WebAssembly.Memory({ initial: 2 });
+  try {
+    handle.map(new Uint8Array(small.buffer), 0);
+    assert.unreachable('mapped beyond byteLength');
+  } catch (e) {
+    assert.is((e as { code?: string }).code, 'ERANGE');
+  }
+  const big = new WebAssembly.Memory({ initial: 1100 });
+  try {
+    handle.map(new Uint8Array(big.buffer), WINDOW_BASE + 8);
+    assert.unreachable('mapped unaligned');
+  } catch (e) {
+    assert.is((e as { code?: string }).code, 'EINVAL');
+    assert.match((e as Error).message, /page aligned/);
+  }
+  native.closePort(port.id);
+});
+
+test('a shared (SharedArrayBuffer) memory works too', () => {
+  const port = native.openPort(genSpec(), { numSlots: 64, bufSize: 2048 });
+  const handle = native.attachRing(port.id, 0, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false });
+  const mem = new WebAssembly.Memory({ initial: 1100, maximum: 1100, shared: true });
+  handle.map(new Uint8Array(mem.buffer), WINDOW_BASE);
+  const n = handle.sync(0, false);
+  const dv = new DataView(mem.buffer);
+  assert.is(dv.getUint32(WINDOW_BASE + handle.layout().ringOfs + 28, true), n);
+  native.closePort(port.id);
+});
+
+test('a second attach makes the first handle stale; the batch in flight is delivered again', () => {
+  const { port, guest, handle, counters } = openAndAttach(genSpec({ count: 0 }), { numSlots: 64 });
+  const n = handle.sync(0, false);
+  const second = native.attachRing(port.id, 0, { outputs: [], counters, faultVerdict: 0, trace: false });
+  try {
+    handle.sync(n, false);
+    assert.unreachable('stale handle synced');
+  } catch (e) {
+    assert.is((e as { code?: string }).code, 'ESTALE');
+  }
+  const g2 = new GuestRing(second);
+  assert.is(second.sync(0, false), n);
+  assert.is(g2.head, guest.head);
+  assert.is(counters[Counter.packets], n);
+  handle.detach();
+  native.closePort(port.id);
+});
+
+test('errors carry code and port: unknown port id, bad ring, non-output as output', () => {
+  const { port } = openAndAttach(genSpec());
+  const check = (f: () => unknown, code: string) => {
+    try {
+      f();
+      assert.unreachable(`expected ${code}`);
+    } catch (e) {
+      assert.is((e as { code?: string }).code, code);
+    }
+  };
+  check(() => native.attachRing(9999, 0, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false }), 'EBADPORT');
+  check(() => native.attachRing(port.id, 3, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false }), 'EINVAL');
+  check(() => native.attachRing(port.id, 0, { outputs: [port.id], counters: newCounters(), faultVerdict: 0, trace: false }), 'EINVAL');
+  native.closePort(port.id);
+  check(() => native.closePort(port.id), 'EBADPORT');
+});
+
+test('benchFirewallC evaluates the compiled rule table over the filled slots', () => {
+  const { port, guest, handle } = openAndAttach(genSpec({ count: 0, mix: [1, 1, 0, 0, 0, 0, 1], flows: 200 }), { numSlots: 1024 });
+  const n = handle.sync(0, false);
+  // rule: drop tcp from any to any port 80; default pass
+  const rule = new Uint8Array(80);
+  const dv = new DataView(rule.buffer);
+  rule[0] = 0; // drop
+  rule[2] = 0; // family any
+  rule[3] = 6; // tcp
+  dv.setUint16(4, 0, true);
+  dv.setUint16(6, 65535, true);
+  dv.setUint16(8, 80, true);
+  dv.setUint16(10, 80, true);
+  dv.setUint32(12, 1, true);
+  let want = 0;
+  for (const i of guest.batchSlots(n)) {
+    const p = guest.packet(i);
+    if (p[12] === 0x08 && p[13] === 0 && p[23] === 6 && ((p[36]! << 8) | p[37]!) === 80) want++;
+  }
+  assert.ok(want > 0);
+  const r = native.benchFirewallC(port.id, rule, 3, 1) as { nsPerPacket: number; pass: number; drop: number };
+  assert.is(r.drop, want);
+  assert.is(r.pass, n - want);
+  assert.ok(r.nsPerPacket > 0);
+  native.closePort(port.id);
+});
+
+test.run();
