@@ -1,0 +1,39 @@
+// counter: counts packets by protocol and passes everything.
+import {
+  parse, hdr, ringNumSlots, slotAddr, slotBuf, nextSlot, statAdd, statInc,
+  SLOT_LEN, ETH_ARP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, VERDICT_PASS,
+} from "../../sdk";
+export { nmwasm_abi_v1 } from "../../sdk";
+
+// Same order as manifest.json "stats".
+const PACKETS: u32 = 0, BYTES: u32 = 1, IPV4: u32 = 2, IPV6: u32 = 3, ARP: u32 = 4;
+const TCP: u32 = 5, UDP: u32 = 6, ICMP: u32 = 7, ICMP6: u32 = 8, OTHER: u32 = 9;
+const stats: usize = memory.data(8 * 10, 8);
+
+export function nmwasm_stats(): usize { return stats; }
+
+/** Counts each packet of the batch and passes it. */
+export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: u32): i32 {
+  const numSlots = ringNumSlots(ring);
+  let bytes: u64 = 0;
+  let slot = first;
+  for (let k: u32 = 0; k < count; k++) {
+    const len = <i32>load<u16>(slotAddr(ring, slot), SLOT_LEN);
+    bytes += <u64>len;
+    parse(slotBuf(ring, slot), len);
+    const family = hdr.family, proto = hdr.proto;
+    if (family == 4) statInc(stats, IPV4);
+    else if (family == 6) statInc(stats, IPV6);
+    else if (hdr.ethType == ETH_ARP) statInc(stats, ARP);
+    else statInc(stats, OTHER);
+    if (proto == IPPROTO_TCP) statInc(stats, TCP);
+    else if (proto == IPPROTO_UDP) statInc(stats, UDP);
+    else if (proto == IPPROTO_ICMP && family == 4) statInc(stats, ICMP);
+    else if (proto == IPPROTO_ICMPV6 && family == 6) statInc(stats, ICMP6);
+    store<u8>(verdicts + <usize>slot, VERDICT_PASS);
+    slot = nextSlot(slot, numSlots);
+  }
+  statAdd(stats, PACKETS, <u64>count);
+  statAdd(stats, BYTES, bytes);
+  return 0;
+}
