@@ -163,7 +163,7 @@ export function parsePortName(spec: string): PortName {
     if (pipe.length === 0) throw s.fail(`a pipe id (letters, digits, '_') after ${quote(pipeSide === 'pipe-master' ? '{' : '}')}`);
   }
   const netmapName = spec.slice(scheme === 'vale' || scheme === undefined ? 0 : scheme.length + 1, s.pos);
-  if (netmapName.length > NETMAP_NAME_MAX) throw s.fail(`a netmap port name of at most ${NETMAP_NAME_MAX} characters`, s.pos, `${netmapName.length}`);
+  if (netmapName.length > NETMAP_NAME_MAX) throw s.fail(`a netmap port name of at most ${NETMAP_NAME_MAX} characters`, s.pos, `${netmapName.length} characters in ${quote(netmapName)}`);
 
   let mode: PortMode = pipeSide ?? (vale ? 'vale' : 'all-hw');
   let ring: number | null = null;
@@ -197,7 +197,8 @@ export function parsePortName(spec: string): PortName {
       break;
   }
   if (!s.done && s.peek() !== '/' && s.peek() !== '@') {
-    const what = s.pos === selectorAt ? `'-N', '^', '^N', '*', '/', '@' or the end of the name` : `'/', '@' or the end of the name after the ring selector`;
+    const selectors = soft ? `'-N'` : `'-N', '^', '^N', '*'`;
+    const what = s.pos === selectorAt ? `${selectors}, '/', '@' or the end of the name` : `'/', '@' or the end of the name after the ring selector`;
     throw s.fail(what);
   }
   const flags = readFlags(s);
