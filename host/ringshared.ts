@@ -1,0 +1,88 @@
+// What the main thread (host/engine.ts) and a ring worker (host/worker.ts) share: the
+// layouts of the per-ring SharedArrayBuffers beside host/native.ts's Counter array, the
+// worker's start data, the messages a worker posts, and the fault back-off rule.
+// Everything here is plain data: the worker and the watchdog communicate through
+// Atomics on RingControl, never through messages, so a busy or stuck worker is still
+// observable and killable.
+
+/** Int32Array slots of a ring's control buffer. */
+export const RingControl = {
+  phase: 0, // Phase: written with Atomics by the worker (enter/leave guest) and by the watchdog (claim a kill)
+  stop: 1, // 1 = finish the current batch and end (set by the main thread, Atomics.notify'd)
+  go: 2, // 1 = every ring's first instance is ready: start taking traffic
+} as const;
+export const RING_CONTROL_SLOTS = 4;
+
+export const Phase = {
+  idle: 0, // not running guest code
+  inGuest: 1, // inside a guest call (start function, nmwasm_init, nmwasm_process, nmwasm_stats)
+  killed: 2, // the watchdog claimed this guest call: the worker must not touch the ring again
+} as const;
+
+/** Float64Array slots of a ring's host-private state; survives worker restarts. */
+export const RingState = {
+  first: 1, // slot index of the batch in flight (the head); a respawned worker continues from it
+  backoffMs: 2, // current back-off
+  failedUntil: 3, // epoch ms until which the ring stays failed (fault verdicts)
+  lastFaultAt: 4, // epoch ms of the last fault
+  badReturns: 5, // faults: nmwasm_process returned non-zero
+  violationFaults: 6, // faults: a batch broke the ABI (Counter.violations grew)
+  initFaults: 7, // faults: a fresh instance's start/init trapped or rejected the config
+  workerCrashes: 8, // ring workers that died of an uncaught error and were respawned
+  statsInvalid: 9, // 1 once nmwasm_stats returned an address out of bounds (reported once)
+} as const;
+export const RING_STATE_SLOTS = 12;
+
+export const BACKOFF_FIRST_MS = 100;
+export const BACKOFF_MAX_MS = 10_000;
+/** A fresh instance that stays healthy this long resets the back-off to BACKOFF_FIRST_MS. */
+export const BACKOFF_RESET_MS = 10_000;
+
+/** Milliseconds since the Unix epoch, comparable across threads (each thread's
+ * performance.timeOrigin differs, so performance.now() alone is not). */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Records a fault in `state`: sets failedUntil = now + back-off, doubling the back-off when
+ * the previous instance had not been healthy for BACKOFF_RESET_MS. Returns the back-off. */
+export function recordFault(state: Float64Array, now: number): number {
+  const previous = state[RingState.backoffMs]!;
+  const healthySince = state[RingState.lastFaultAt]! + previous;
+  const backoff = previous === 0 || now - healthySince > BACKOFF_RESET_MS ? BACKOFF_FIRST_MS : Math.min(previous * 2, BACKOFF_MAX_MS);
+  state[RingState.backoffMs] = backoff;
+  state[RingState.lastFaultAt] = now;
+  state[RingState.failedUntil] = now + backoff;
+  return backoff;
+}
+
+export interface RingWorkerData {
+  portId: number;
+  ring: number;
+  outputs: number[];
+  module: WebAssembly.Module;
+  config: Uint8Array;
+  counters: SharedArrayBuffer; // host/native.ts Counter layout
+  control: SharedArrayBuffer; // RingControl
+  state: SharedArrayBuffer; // RingState
+  stats: SharedArrayBuffer; // one f64 per manifest stats name: accumulated over instances
+  statsCount: number;
+  faultVerdict: 0 | 1;
+  trace: boolean;
+  /** Packets (pass+drop+host+forward) after which this ring stops; 0 = no limit. */
+  countLimit: number;
+  /** false: first start (init failures are usage errors, wait for `go`); true: respawn after a
+   * timeout or crash (complete the in-flight batch with the fault verdict first). */
+  resume: boolean;
+}
+
+export type FaultKind = 'trap' | 'timeout' | 'violation' | 'return' | 'init' | 'crash';
+
+export type WorkerMessage =
+  | { type: 'ready'; ring: number }
+  | { type: 'start-failed'; ring: number; reason: 'init-rejected' | 'trap' | 'memory'; message: string }
+  | { type: 'log'; ring: number; line: string }
+  | { type: 'fault'; ring: number; kind: FaultKind; message: string; backoffMs: number }
+  | { type: 'notice'; ring: number; message: string }
+  | { type: 'done'; ring: number; trace?: Uint8Array }
+  | { type: 'fatal'; ring: number; message: string; code?: string; port?: string; syscall?: string; errno?: number };

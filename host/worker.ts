@@ -1,0 +1,347 @@
+// Ring worker: runs in a worker_thread, one per ring. Attaches to the ring of a port the
+// main thread opened, instantiates the filter with the port's packet memory mapped into
+// its linear memory, and runs the batch loop: one sync and one nmwasm_process call per
+// batch. Faults fail the instance (never the port): fault verdicts are applied until the
+// back-off expires, then a fresh instance takes over. The main thread's watchdog observes
+// RingControl.phase and Counter.batchStartedAt and terminates a worker stuck in guest code.
+//
+// NB: the batch path (runBatches' loop) allocates nothing: no closures, objects or strings;
+// counters are typed-array stores; the only N-API call is ring.sync.
+import { parentPort, workerData } from 'node:worker_threads';
+import { Counter, loadNative, type RingHandle } from './native.ts';
+import { NMWASM_CONFIG_BASE, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
+import { epochMs, Phase, recordFault, RingControl, RingState, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+
+const LOG_MAX_BYTES = 1024;
+const LOG_LINES_PER_SECOND = 20;
+const STATS_INTERVAL_MS = 1000;
+const IDLE_WAIT_MS = 1;
+
+const data = workerData as RingWorkerData;
+const counters = new Float64Array(data.counters);
+const control = new Int32Array(data.control);
+const state = new Float64Array(data.state);
+const statsOut = new Float64Array(data.stats);
+const statsBase = Float64Array.from(statsOut); // values of earlier instances (kept across respawns)
+const utf8 = new TextDecoder('utf-8');
+const utf16 = new TextDecoder('utf-16le');
+
+function post(message: WorkerMessage): void {
+  parentPort!.postMessage(message);
+}
+
+// ---- the current instance -------------------------------------------------------------
+type ProcessFn = (ring: number, verdicts: number, first: number, count: number) => number;
+let memory: WebAssembly.Memory | null = null;
+let mapped: Uint8Array | null = null; // the view the port memory was mapped through
+let processFn: ProcessFn | null = null;
+let statsFn: (() => number) | null = null;
+let healthy = false;
+let lastLogLine = '';
+let logWindowStart = 0;
+let logLinesInWindow = 0;
+
+/** A trap raised by env.abort: carries the decoded AssemblyScript message. */
+class AbortTrap extends Error {}
+
+/** Current bytes of the guest memory; re-created only when the guest grew it (old buffer detached). */
+function guestBytes(): Uint8Array {
+  const buffer = memory!.buffer;
+  if (guestView === null || guestView.buffer !== buffer) guestView = new Uint8Array(buffer);
+  return guestView;
+}
+let guestView: Uint8Array | null = null;
+
+/** Decodes an AssemblyScript string (UTF-16, byte length at ptr-4) if it lies in bounds. */
+function readAsString(ptr: number): string | null {
+  if (memory === null || ptr < 4) return null;
+  const bytes = guestBytes();
+  ptr >>>= 0;
+  if (ptr > bytes.length) return null;
+  const size = new DataView(bytes.buffer).getUint32(ptr - 4, true);
+  if (size > 2048 || size % 2 !== 0 || ptr + size > bytes.length) return null;
+  return utf16.decode(bytes.subarray(ptr, ptr + size));
+}
+
+const imports = {
+  env: {
+    abort(msg: number, file: number, line: number, col: number): never {
+      const text = readAsString(msg) ?? `message at 0x${(msg >>> 0).toString(16)} not readable`;
+      const where = readAsString(file);
+      throw new AbortTrap(`abort: ${text}${where ? ` at ${where}:${line}:${col}` : ''}`);
+    },
+    nmwasm_log(ptr: number, len: number): void {
+      const now = performance.now();
+      if (now - logWindowStart >= 1000) {
+        logWindowStart = now;
+        logLinesInWindow = 0;
+      }
+      if (logLinesInWindow >= LOG_LINES_PER_SECOND) {
+        counters[Counter.logSuppressed]!++;
+        return;
+      }
+      logLinesInWindow++;
+      if (memory === null) return;
+      const bytes = guestBytes();
+      ptr >>>= 0;
+      len = Math.min(len >>> 0, LOG_MAX_BYTES);
+      if (ptr > bytes.length) return;
+      const end = Math.min(ptr + len, bytes.length);
+      lastLogLine = utf8.decode(bytes.subarray(ptr, end)).replace(/[\r\n]+/g, ' ');
+      post({ type: 'log', ring: data.ring, line: lastLogLine });
+    },
+    nmwasm_now(): number {
+      return performance.now();
+    },
+  },
+};
+
+// ---- watchdog protocol --------------------------------------------------------------
+function enterGuest(): void {
+  counters[Counter.batchStartedAt] = epochMs();
+  Atomics.store(control, RingControl.phase, Phase.inGuest);
+}
+
+/** Leaves guest code; if the watchdog claimed this call, block until terminated. */
+function leaveGuest(): void {
+  if (Atomics.compareExchange(control, RingControl.phase, Phase.inGuest, Phase.idle) !== Phase.inGuest) {
+    for (;;) Atomics.wait(control, RingControl.phase, Phase.killed);
+  }
+  counters[Counter.batchStartedAt] = 0;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof AbortTrap) return err.message;
+  if (err instanceof WebAssembly.RuntimeError) return `trap: ${err.message}`;
+  if (err instanceof RangeError) return `trap: ${err.message}`; // stack overflow
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+// ---- instance lifecycle -------------------------------------------------------------
+interface StartResult {
+  ok: boolean;
+  reason?: 'init-rejected' | 'trap' | 'memory';
+  message?: string;
+}
+
+/** Creates a fresh instance, maps the port memory into it and runs nmwasm_init. */
+function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
+  dropInstance(ring);
+  lastLogLine = '';
+  let instance: WebAssembly.Instance;
+  enterGuest();
+  try {
+    instance = new WebAssembly.Instance(data.module, imports); // runs the start function
+  } catch (err) {
+    leaveGuest();
+    return { ok: false, reason: 'trap', message: `instantiation failed: ${errorText(err)}` };
+  }
+  leaveGuest();
+  const exports = instance.exports as Record<string, unknown>;
+  memory = exports.memory as WebAssembly.Memory;
+  guestView = null;
+  const bytes = guestBytes();
+  if (bytes.length < NMWASM_DATA_BASE || NMWASM_WINDOW_BASE + layoutMemSize > NMWASM_DATA_BASE) {
+    memory = null;
+    return { ok: false, reason: 'memory', message: `memory of ${bytes.length} bytes cannot hold the ring's ${layoutMemSize} bytes at 0x${NMWASM_WINDOW_BASE.toString(16)}` };
+  }
+  ring.map(bytes, NMWASM_WINDOW_BASE);
+  mapped = bytes;
+  bytes.set(data.config, NMWASM_CONFIG_BASE);
+  processFn = exports.nmwasm_process as ProcessFn;
+  statsFn = data.statsCount > 0 && typeof exports.nmwasm_stats === 'function' ? (exports.nmwasm_stats as () => number) : null;
+  const init = exports.nmwasm_init as ((config: number, len: number) => number) | undefined;
+  if (init) {
+    let rc: number;
+    enterGuest();
+    try {
+      rc = init(NMWASM_CONFIG_BASE, data.config.length);
+    } catch (err) {
+      leaveGuest();
+      return { ok: false, reason: 'trap', message: `nmwasm_init trapped: ${errorText(err)}` };
+    }
+    leaveGuest();
+    if (rc !== 0) return { ok: false, reason: 'init-rejected', message: lastLogLine ? lastLogLine : `nmwasm_init returned ${rc} (the module logged no reason)` };
+  }
+  healthy = true;
+  counters[Counter.failed] = 0;
+  return { ok: true };
+}
+
+/** Unmaps the port memory from the current instance (fresh zero pages replace it) and forgets it. */
+function dropInstance(ring: RingHandle): void {
+  if (memory !== null && mapped !== null) {
+    foldStats();
+    const current = new Uint8Array(memory.buffer); // after a guest grow the old view is detached
+    ring.unmap(current, NMWASM_WINDOW_BASE);
+  }
+  memory = null;
+  mapped = null;
+  guestView = null;
+  processFn = null;
+  statsFn = null;
+  healthy = false;
+}
+
+// ---- filter stats -------------------------------------------------------------------
+const statsValues = new Float64Array(statsOut.length); // last values read from the current instance
+let statsReadAt = 0;
+
+/** Reads the instance's nmwasm_stats counters into statsOut (base + current). */
+function readStats(): void {
+  statsReadAt = performance.now();
+  if (statsFn === null || !healthy) return;
+  let addr: number;
+  enterGuest();
+  try {
+    addr = statsFn() >>> 0;
+  } catch (err) {
+    leaveGuest();
+    fail('trap', `nmwasm_stats trapped: ${errorText(err)}`);
+    return;
+  }
+  leaveGuest();
+  const bytes = guestBytes();
+  const n = statsValues.length;
+  if (addr < NMWASM_DATA_BASE || addr > bytes.length - 8 * n) {
+    if (state[RingState.statsInvalid] === 0) {
+      state[RingState.statsInvalid] = 1;
+      post({ type: 'notice', ring: data.ring, message: `nmwasm_stats returned 0x${addr.toString(16)}, outside [0x${NMWASM_DATA_BASE.toString(16)}, memory size - ${8 * n}]: filter stats ignored` });
+    }
+    return;
+  }
+  const dv = new DataView(bytes.buffer, addr, 8 * n);
+  for (let i = 0; i < n; i++) {
+    statsValues[i] = Number(dv.getBigUint64(8 * i, true));
+    statsOut[i] = statsBase[i]! + statsValues[i]!;
+  }
+}
+
+/** Adds the current instance's last stats to the base before the instance goes away. */
+function foldStats(): void {
+  if (healthy) readStats();
+  for (let i = 0; i < statsValues.length; i++) {
+    statsBase[i]! += statsValues[i]!;
+    statsValues[i] = 0;
+  }
+}
+
+// ---- faults -------------------------------------------------------------------------
+function fail(kind: FaultKind, message: string): void {
+  healthy = false;
+  counters[Counter.failed] = 1;
+  if (kind === 'trap') counters[Counter.traps]!++;
+  else if (kind === 'return') state[RingState.badReturns]!++;
+  else if (kind === 'violation') state[RingState.violationFaults]!++;
+  else if (kind === 'init') state[RingState.initFaults]!++;
+  const backoffMs = recordFault(state, epochMs());
+  post({ type: 'fault', ring: data.ring, kind, message, backoffMs });
+}
+
+/** After the back-off: a fresh instance (restarts counted); a failure starts a new back-off. */
+function restartInstance(ring: RingHandle, memSize: number): void {
+  counters[Counter.restarts]!++;
+  const result = startInstance(ring, memSize);
+  if (!result.ok) fail(result.reason === 'trap' ? 'trap' : 'init', result.message!);
+}
+
+// ---- the batch loop -----------------------------------------------------------------
+function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdictPtr: number, memSize: number): void {
+  // After a respawn the batch the dead worker left in flight is delivered again by this first
+  // sync (native re-attach semantics), from the same head: it gets the fault verdict below.
+  let first = state[RingState.first]!;
+  let n = ring.sync(0, false);
+  const limit = data.countLimit;
+  for (;;) {
+    if (n < 0) return; // end of a finite source, every slot released
+    if (Atomics.load(control, RingControl.stop) !== 0) return;
+    if (limit > 0 && counters[Counter.pass]! + counters[Counter.drop]! + counters[Counter.host]! + counters[Counter.forward]! >= limit) return;
+    if (!healthy && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
+    if (n === 0) {
+      // Live port with nothing now. NB: a later issue blocks in poll instead.
+      Atomics.wait(control, RingControl.stop, 0, IDLE_WAIT_MS);
+      n = ring.sync(0, false);
+      if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
+      continue;
+    }
+    let faulted = !healthy;
+    if (!faulted) {
+      let rc = 0;
+      let trapped: unknown = null;
+      enterGuest();
+      try {
+        rc = processFn!(ringPtr, verdictPtr, first, n);
+      } catch (err) {
+        trapped = err;
+      }
+      leaveGuest();
+      counters[Counter.wasmCalls]!++;
+      if (trapped !== null) {
+        fail('trap', errorText(trapped));
+        faulted = true;
+      } else if (rc !== 0) {
+        fail('return', `nmwasm_process returned ${rc}`);
+        faulted = true;
+      }
+    }
+    const violationsBefore = counters[Counter.violations]!;
+    const next = ring.sync(n, faulted);
+    first = (first + n) % numSlots;
+    state[RingState.first] = first;
+    if (!faulted && counters[Counter.violations]! > violationsBefore) {
+      fail('violation', `batch of ${n} slots broke the ABI (${counters[Counter.violations]! - violationsBefore} slots with a changed buf_idx, a bad len or an invalid verdict)`);
+    }
+    n = next;
+    if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
+  }
+}
+
+function main(): void {
+  const native = loadNative();
+  let ring: RingHandle;
+  try {
+    ring = native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace });
+  } catch (err) {
+    postFatal(err);
+    return;
+  }
+  try {
+    const layout = ring.layout();
+    const ringPtr = NMWASM_WINDOW_BASE + layout.ringOfs;
+    const verdictPtr = NMWASM_WINDOW_BASE + layout.verdictOfs;
+    if (!data.resume) {
+      const result = startInstance(ring, layout.memSize);
+      if (!result.ok) {
+        post({ type: 'start-failed', ring: data.ring, reason: result.reason!, message: result.message! });
+        ring.detach();
+        return;
+      }
+      post({ type: 'ready', ring: data.ring });
+      while (Atomics.load(control, RingControl.go) === 0 && Atomics.load(control, RingControl.stop) === 0) {
+        Atomics.wait(control, RingControl.go, 0, 50);
+      }
+    } else {
+      counters[Counter.failed] = 1; // fault verdicts until the back-off set by the watchdog expires
+    }
+    runBatches(ring, layout.numSlots, ringPtr, verdictPtr, layout.memSize);
+    if (healthy) readStats();
+    const trace = data.trace ? ring.takeTrace() : undefined;
+    dropInstance(ring);
+    ring.detach();
+    post(trace ? { type: 'done', ring: data.ring, trace } : { type: 'done', ring: data.ring });
+  } catch (err) {
+    postFatal(err);
+  }
+}
+
+function postFatal(err: unknown): void {
+  const e = err as Error & { code?: string; port?: string; syscall?: string; errno?: number };
+  const msg: WorkerMessage = { type: 'fatal', ring: data.ring, message: e instanceof Error ? e.message : String(err) };
+  if (typeof e.code === 'string') msg.code = e.code;
+  if (typeof e.port === 'string') msg.port = e.port;
+  if (typeof e.syscall === 'string') msg.syscall = e.syscall;
+  if (typeof e.errno === 'number') msg.errno = e.errno;
+  post(msg);
+}
+
+main();
