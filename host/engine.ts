@@ -310,14 +310,28 @@ export class Engine {
     });
   }
 
-  /** Ends the run as failed: terminates the workers, aborts the ports (no output file). */
+  /** Ends the run as failed: stops the workers, aborts the ports (no output file).
+   * NB: a worker is terminated only while it runs guest code (claimed through its phase word):
+   * terminating one inside a native call (sync, detach) aborts the process in the addon.
+   * The others finish their batch, see `stop` and exit by themselves. */
   private fail(err: unknown): void {
     if (this.settled) return;
     this.settled = true;
+    this.stop();
+    const exits = this.rings.map((run) => {
+      const worker = run.worker;
+      if (worker === null) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        worker.once('exit', () => resolve());
+        const poll = setInterval(() => {
+          if (Atomics.compareExchange(run.control, RingControl.phase, Phase.inGuest, Phase.killed) === Phase.inGuest) void worker.terminate();
+        }, WATCHDOG_MS);
+        worker.once('exit', () => clearInterval(poll));
+      });
+    });
     this.clearWatchdog();
-    const workers = this.rings.map((r) => r.worker).filter((w): w is Worker => w !== null);
-    for (const run of this.rings) run.worker = null;
-    void Promise.all(workers.map((w) => w.terminate())).finally(() => {
+    void Promise.all(exits).finally(() => {
+      for (const run of this.rings) run.worker = null;
       this.abortAll();
       this.reject(err);
     });

@@ -72,7 +72,7 @@ export interface RingWorkerData {
   /** Packets (pass+drop+host+forward) after which this ring stops; 0 = no limit. */
   countLimit: number;
   /** false: first start (init failures are usage errors, wait for `go`); true: respawn after a
-   * timeout or crash (complete the in-flight batch with the fault verdict first). */
+   * timeout or crash (starts failed: the re-delivered batch in flight gets the fault verdict). */
   resume: boolean;
 }
 

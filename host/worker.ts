@@ -268,6 +268,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
     if (!faulted) {
       let rc = 0;
       let trapped: unknown = null;
+      counters[Counter.wasmCalls]!++; // counted when started: a call the watchdog kills counts too
       enterGuest();
       try {
         rc = processFn!(ringPtr, verdictPtr, first, n);
@@ -275,7 +276,6 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
         trapped = err;
       }
       leaveGuest();
-      counters[Counter.wasmCalls]!++;
       if (trapped !== null) {
         fail('trap', errorText(trapped));
         faulted = true;

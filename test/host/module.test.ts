@@ -37,7 +37,7 @@ test('a module that follows the ABI loads and is described', () => {
   assert.is(description.hasInit, true);
   assert.is(description.hasStats, true);
   assert.equal(description.manifest, { name: 'good', version: '1.0', stats: ['a', 'b'] });
-  assert.equal(description.memory, { initialPages: 1024 });
+  assert.equal(description.memory, { initialPages: 1025 });
   const process = description.exports.find((e) => e.name === 'nmwasm_process');
   assert.is(process?.signature, '(i32, i32, i32, i32) -> i32');
   assert.equal(description.imports.map((i) => `${i.module}.${i.name}: ${i.signature}`), ['env.abort: (i32, i32, i32, i32) -> ()', 'env.nmwasm_log: (i32, i32) -> ()', 'env.nmwasm_now: () -> f64']);

@@ -153,6 +153,7 @@ export function abiModule(over: Partial<ModuleSpec> & { process?: number[]; verd
       { module: 'env', name: 'nmwasm_now', params: [], results: ['f64'] },
     ],
     funcs,
+    memory: { min: 1025 },
     data: [{ offset: 0x4000000, bytes: [...new TextEncoder().encode('hello')] }],
     ...rest,
   });

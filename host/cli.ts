@@ -1,0 +1,262 @@
+// nmwasm command line: `load` (run a filter over a port), `test` (run it over a capture
+// and count verdicts, no root needed), `inspect` (print what a module declares). Every
+// input is validated here; a bad one exits 2 with ONE line on stderr and writes no output
+// file. Exit 0 on success, 1 when a run fails after it started.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError, describeError, exitCodeOf, quote } from './errors.ts';
+import { availableSchemes, parsePortSpec } from './portspec.ts';
+import { loadModule, type LoadedModule, type ModuleDescription } from './module.ts';
+import { readConfig } from './config.ts';
+import { DEFAULT_BATCH_TIMEOUT_MS, Engine, type EngineOptions, type RunResult } from './engine.ts';
+import { StatusLine, summaryJson, summaryText, type SummaryContext } from './stats.ts';
+import type { PlainPortSpec } from './native.ts';
+
+const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
+
+usage:
+  nmwasm load MODULE --port SPEC [--out SPEC] [--config FILE] [--count N] [--duration S]
+                     [--on-fault open|closed] [--batch-timeout MS] [--json]
+  nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
+  nmwasm inspect MODULE [--json]
+
+MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an npm package
+            whose package.json has "nmwasm": {"module": "path.wasm"}
+--port      input port: ${availableSchemes('in').join(' | ')}
+--out       output port for PASS verdicts: ${availableSchemes('out').join(' | ')}
+--config    file handed to the filter's nmwasm_init (at most 960 KiB)
+--count     stop after N packets got a verdict;  --duration: stop after S seconds
+--on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
+--batch-timeout  budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a slower batch restarts the ring worker
+--json      machine-readable summary on stdout;  --trace (test): every packet's verdict
+
+exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run`;
+
+type Values = Record<string, string | boolean | undefined>;
+
+/** Parses argv strictly; turns parseArgs errors into one-line UsageErrors. */
+function parse(command: string, args: string[], options: ParseArgsConfig['options']): { values: Values; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return { values: values as Values, positionals };
+  } catch (err) {
+    throw new UsageError(`nmwasm ${command}: ${(err as Error).message.split('\n')[0]} (see nmwasm --help)`);
+  }
+}
+
+function oneModule(command: string, positionals: string[]): string {
+  if (positionals.length === 0) throw new UsageError(`nmwasm ${command}: expected MODULE (a .wasm file or npm package name), got nothing`);
+  if (positionals.length > 1) throw new UsageError(`nmwasm ${command}: expected one MODULE, got ${positionals.length} arguments (${positionals.map((p) => quote(p, 30)).join(' ')})`);
+  return positionals[0]!;
+}
+
+/** Parses a decimal integer option in [min, max]. */
+export function integerOption(name: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`--${name}: expected an integer ${min}..${max}, got ${quote(text)}`);
+  }
+  return Number(text);
+}
+
+/** Parses a positive decimal number of seconds. */
+export function secondsOption(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !(value > 0) || value > 1e7) throw new UsageError(`--${name}: expected a positive number of seconds, got ${quote(text)}`);
+  return value;
+}
+
+function onFaultOption(text: string | undefined): 'open' | 'closed' {
+  if (text === undefined || text === 'closed') return 'closed';
+  if (text === 'open') return 'open';
+  throw new UsageError(`--on-fault: expected open or closed, got ${quote(text)}`);
+}
+
+function str(values: Values, key: string): string | undefined {
+  const v = values[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+// ---- inspect ---------------------------------------------------------------------------
+function describeText(d: ModuleDescription): string {
+  const mem = `memory ${d.memory.initialPages} pages (${(d.memory.initialPages * 65536) / (1 << 20)} MiB)${d.memory.maxPages !== undefined ? `, max ${d.memory.maxPages}` : ''}`;
+  const lines = [`${d.path}: nmwasm ABI v${d.abiVersion}, ${d.bytes} bytes, ${mem}${d.hasStart ? ', start function' : ''}`, 'exports:'];
+  for (const e of d.exports) lines.push(`  ${e.name}: ${e.signature ?? e.kind}`);
+  lines.push(d.imports.length ? 'imports:' : 'imports: none');
+  for (const i of d.imports) lines.push(`  ${i.module}.${i.name}: ${i.signature}`);
+  const m = d.manifest;
+  if (!m) lines.push('manifest: none');
+  else {
+    lines.push(`manifest: ${m.name ?? '(unnamed)'}${m.version ? ` ${m.version}` : ''}${m.description ? ` - ${m.description}` : ''}`);
+    if (m.config) lines.push(`  config: ${m.config}`);
+    if (m.stats.length) lines.push(`  stats: ${m.stats.join(', ')}`);
+  }
+  return lines.join('\n');
+}
+
+function inspect(args: string[]): number {
+  const { values, positionals } = parse('inspect', args, { json: { type: 'boolean' } });
+  if (values.help) return help();
+  const spec = oneModule('inspect', positionals);
+  const { description } = loadModule(spec);
+  process.stdout.write(values.json ? `${JSON.stringify(description, null, 2)}\n` : `${describeText(description)}\n`);
+  return 0;
+}
+
+// ---- load / test -----------------------------------------------------------------------
+interface RunRequest {
+  moduleSpec: string;
+  loaded: LoadedModule;
+  config: Uint8Array;
+  configName: string | undefined;
+  input: PlainPortSpec;
+  outputs: PlainPortSpec[];
+  onFault: 'open' | 'closed';
+  batchTimeoutMs: number;
+  count: number;
+  durationMs: number;
+  json: boolean;
+  trace: boolean;
+}
+
+async function run(req: RunRequest): Promise<number> {
+  const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
+    status.stop();
+    process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${line}\n`);
+    status.start();
+  };
+  const engine = new Engine({
+    loaded: req.loaded,
+    moduleName: req.moduleSpec,
+    config: req.config,
+    ...(req.configName !== undefined ? { configName: req.configName } : {}),
+    input: req.input,
+    outputs: req.outputs,
+    onFault: req.onFault,
+    batchTimeoutMs: req.batchTimeoutMs,
+    count: req.count,
+    durationMs: req.durationMs,
+    trace: req.trace,
+    onEvent: events,
+  });
+  const status = new StatusLine(process.stdout, () => engine.ringRuns);
+  if (!req.json) status.start();
+  const onSignal = (): void => engine.stop('signal');
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result: RunResult;
+  try {
+    result = await engine.done;
+  } finally {
+    status.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name) };
+  process.stdout.write(req.json ? `${JSON.stringify(summaryJson(result, ctx, req.trace))}\n` : `${summaryText(result, ctx)}\n`);
+  return 0;
+}
+
+async function load(args: string[]): Promise<number> {
+  const { values, positionals } = parse('load', args, {
+    port: { type: 'string' },
+    out: { type: 'string', multiple: false },
+    config: { type: 'string' },
+    count: { type: 'string' },
+    duration: { type: 'string' },
+    'on-fault': { type: 'string' },
+    'batch-timeout': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) return help();
+  const moduleSpec = oneModule('load', positionals);
+  const portText = str(values, 'port');
+  if (portText === undefined) throw new UsageError(`nmwasm load: expected --port SPEC (${availableSchemes('in').join(' or ')}), got none`);
+  let input = parsePortSpec(portText, 'in');
+  const outText = str(values, 'out');
+  const outputs = outText === undefined ? [] : [parsePortSpec(outText, 'out')];
+  const count = integerOption('count', str(values, 'count'), 1, Number.MAX_SAFE_INTEGER) ?? 0;
+  const duration = secondsOption('duration', str(values, 'duration'));
+  const onFault = onFaultOption(str(values, 'on-fault'));
+  const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000) ?? DEFAULT_BATCH_TIMEOUT_MS;
+  const configName = str(values, 'config');
+  const config = readConfig(configName);
+  const loaded = loadModule(moduleSpec);
+  // An unbounded generator with --count generates exactly that many packets.
+  if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
+  return run({ moduleSpec, loaded, config, configName, input, outputs, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false });
+}
+
+async function testCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse('test', args, {
+    pcap: { type: 'string' },
+    config: { type: 'string' },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+    trace: { type: 'boolean' },
+    'on-fault': { type: 'string' },
+    'batch-timeout': { type: 'string' },
+  });
+  if (values.help) return help();
+  const moduleSpec = oneModule('test', positionals);
+  const pcap = str(values, 'pcap');
+  if (pcap === undefined || pcap.length === 0) throw new UsageError('nmwasm test: expected --pcap FILE (a pcap or pcapng capture), got none');
+  const out = str(values, 'out');
+  if (out !== undefined && out.length === 0) throw new UsageError('--out: expected a file name, got an empty string');
+  const onFault = onFaultOption(str(values, 'on-fault'));
+  const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000) ?? DEFAULT_BATCH_TIMEOUT_MS;
+  const configName = str(values, 'config');
+  const config = readConfig(configName);
+  const loaded = loadModule(moduleSpec);
+  return run({
+    moduleSpec,
+    loaded,
+    config,
+    configName,
+    input: { kind: 'pcap', name: pcap, path: pcap },
+    outputs: out === undefined ? [] : [{ kind: 'pcap-out', name: out, path: out }],
+    onFault,
+    batchTimeoutMs,
+    count: 0,
+    durationMs: 0,
+    json: values.json === true,
+    trace: values.trace === true,
+  });
+}
+
+function help(): number {
+  process.stdout.write(`${HELP}\n`);
+  return 0;
+}
+
+/** Runs the CLI with `argv` (without node and script); resolves to the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'load':
+        return await load(rest);
+      case 'test':
+        return await testCommand(rest);
+      case 'inspect':
+        return inspect(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        return help();
+      default:
+        throw new UsageError(`nmwasm: unknown command ${quote(command)} (expected load, test or inspect; see nmwasm --help)`);
+    }
+  } catch (err) {
+    process.stderr.write(`${describeError(err)}\n`);
+    return exitCodeOf(err);
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && /(?:cli\.ts|nmwasm(?:\.mjs)?)$/.test(process.argv[1]);
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
