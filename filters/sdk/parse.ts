@@ -212,6 +212,7 @@ function parseIPv6(p: usize, len: i32, off: i32): void {
       const size = nh == IPPROTO_AH ? (u8at(p, at + 1) + 2) << 2 : (u8at(p, at + 1) + 1) << 3;
       nh = u8at(p, at);
       at += size;
+      if (at > end) { hdr.ipHdrLen = at - off; return; } // runs past the datagram: truncated
       continue;
     }
     if (nh == IPPROTO_FRAGMENT) {
