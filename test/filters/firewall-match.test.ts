@@ -182,7 +182,7 @@ test('truncated packets at every length: never a trap, ports need all 4 bytes', 
   const v = h.run(Array.from({ length: pkt.length + 1 }, (_, n) => pkt.subarray(0, n)), 64, 0xff);
   assert.is(v[l4 + 3], HOST, 'port pair cut short: protocol only');
   assert.is(v[l4 + 4], PASS, 'whole port pair: port rule matches');
-  assert.is(v[l4], DROP, 'whole IPv4 header, no transport header: ip4 rule');
+  assert.is(v[l4], HOST, 'whole IPv4 header, no transport header: the protocol still matches');
   assert.is(v[l4 - 1], PASS, 'IPv4 header cut short: not IP, default');
   assert.is(v[13], PASS, 'under 14 bytes: not IP, default');
 });
