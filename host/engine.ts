@@ -72,6 +72,7 @@ export class Engine {
   private startedAt = 0;
   private stoppedBy: RunResult['stoppedBy'] = 'eof';
   private settled = false;
+  private readonly heldLogs: { ring: number; line: string }[] = [];
   private resolve!: (r: RunResult) => void;
   private reject!: (e: unknown) => void;
 
@@ -190,6 +191,7 @@ export class Engine {
       case 'ready':
         run.ready = true;
         if (this.rings.every((r) => r.ready)) {
+          for (const held of this.heldLogs.splice(0)) this.opts.onEvent?.('log', held.ring, held.line);
           for (const r of this.rings) {
             Atomics.store(r.control, RingControl.go, 1);
             Atomics.notify(r.control, RingControl.go);
@@ -204,7 +206,10 @@ export class Engine {
         return;
       }
       case 'log':
-        this.opts.onEvent?.('log', msg.ring, msg.line);
+        // Until every ring runs, lines are held: a rejected config is reported in ONE line
+        // that quotes the module's last log line.
+        if (this.rings.every((r) => r.ready)) this.opts.onEvent?.('log', msg.ring, msg.line);
+        else if (this.heldLogs.length < 20) this.heldLogs.push({ ring: msg.ring, line: msg.line });
         return;
       case 'fault':
         this.opts.onEvent?.('fault', msg.ring, `ring ${msg.ring}: ${msg.kind} fault: ${msg.message}; fault verdicts for ${msg.backoffMs} ms, then a fresh instance`);

@@ -44,7 +44,7 @@ export function formatNativeError(err: Error & NativeErrorFields): string {
   if (err.syscall) details.push(err.errno !== undefined ? `${err.syscall} errno ${err.errno}` : err.syscall);
   else if (err.errno !== undefined) details.push(`errno ${err.errno}`);
   const message = oneLine(err.message || 'native error');
-  const prefix = err.port && !message.startsWith(err.port) ? `${err.port}: ` : '';
+  const prefix = err.port && !message.includes(err.port) ? `${err.port}: ` : '';
   return `${prefix}${message} (${details.join(', ')})`;
 }
 

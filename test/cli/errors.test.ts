@@ -1,0 +1,104 @@
+// Every bad input exits 2 with ONE line on stderr and writes no output file
+// (spawning the bundled CLI, dist/nmwasm.mjs).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureBundle, runCli, pcaps, haveNative } from './helpers.ts';
+import { abiModule, buildModule } from '../host/wasm-builder.ts';
+
+ensureBundle();
+const dir = mkdtempSync(join(tmpdir(), 'nmwasm-cli-'));
+const file = (name: string, content: string | Uint8Array): string => {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+};
+const pass = file('pass.wasm', abiModule());
+const text = file('text.wasm', 'this is not wasm');
+const noMarker = file('nomarker.wasm', buildModule({ funcs: [{ export: 'nmwasm_process', params: ['i32', 'i32', 'i32', 'i32'], results: ['i32'] }] }));
+const badSig = file('badsig.wasm', buildModule({ funcs: [{ export: 'nmwasm_abi_v1', params: [], results: [] }, { export: 'nmwasm_process', params: ['i32'], results: ['i32'] }] }));
+const forbidden = file('forbidden.wasm', abiModule({ imports: [{ module: 'wasi_snapshot_preview1', name: 'proc_exit', params: ['i32'], results: [] }] }));
+// nmwasm_init logs "hello" (the data segment at 0x4000000) and returns 1: the config is rejected.
+const rejects = file('rejects.wasm', abiModule({ init: [0x41, 0x80, 0x80, 0x80, 0x20, 0x41, 5, 0x10, 1, 0x41, 1] }));
+const rules = file('rules.txt', 'pass tcp\n');
+const ethernet = join(pcaps, 'babel_rfc6126bis.pcap');
+const truncated = file('truncated.pcap', readFileSync(ethernet).subarray(0, 100)); // cut inside a record
+const shortHeader = file('short-header.pcap', readFileSync(ethernet).subarray(0, 20));
+const garbage = file('garbage.pcap', 'garbage, not a capture at all');
+const notEthernet = join(pcaps, 'dns-badcookie.pcap');
+
+let outN = 0;
+const outFile = (): string => join(dir, `out${outN++}.pcap`);
+
+type Case = [name: string, args: (out: string) => string[], stderr: RegExp, needsNative?: boolean];
+const cases: Case[] = [
+  ['not wasm', (o) => ['load', text, '--port', 'gen:count=10', '--out', `pcap:${o}`], /text\.wasm: not a WebAssembly module \(expected magic \\0asm, got "this"\)/],
+  ['missing module', (o) => ['test', join(dir, 'nope.wasm'), '--pcap', ethernet, '--out', o], /nope\.wasm: module file not found/],
+  ['no marker', (o) => ['load', noMarker, '--port', 'gen:', '--out', `pcap:${o}`], /missing the ABI marker export nmwasm_abi_v1/],
+  ['wrong signature', (o) => ['test', badSig, '--pcap', ethernet, '--out', o], /export nmwasm_process has type \(i32\) -> i32, expected \(i32, i32, i32, i32\) -> i32/],
+  ['forbidden import', (o) => ['load', forbidden, '--port', 'gen:', '--out', `pcap:${o}`], /forbidden import wasi_snapshot_preview1\.proc_exit/],
+  ['missing pcap', (o) => ['test', pass, '--pcap', join(dir, 'missing.pcap'), '--out', o], /missing\.pcap.*\(ENOENT/, true],
+  ['truncated pcap', (o) => ['test', pass, '--pcap', truncated, '--out', o], /truncated\.pcap.*\(EPCAP_/, true],
+  ['pcap header cut short', (o) => ['test', pass, '--pcap', shortHeader, '--out', o], /short-header\.pcap.*\(EPCAP_TRUNCATED\)/, true],
+  ['garbage pcap', (o) => ['test', pass, '--pcap', garbage, '--out', o], /garbage\.pcap.*\(EPCAP_/, true],
+  ['not ethernet', (o) => ['test', pass, '--pcap', notEthernet, '--out', o], /dns-badcookie\.pcap.*\(ELINKTYPE\)/, true],
+  ['pcap via --port', (o) => ['load', pass, '--port', `pcap:${truncated}`, '--out', `pcap:${o}`], /truncated\.pcap.*\(EPCAP_/, true],
+  ['missing config', (o) => ['test', pass, '--pcap', ethernet, '--config', join(dir, 'none.rules'), '--out', o], /--config .*none\.rules: cannot read the file \(no such file\)/],
+  ['config rejected', (o) => ['test', rejects, '--pcap', ethernet, '--config', rules, '--out', o], /--config .*rules\.txt: configuration rejected by the filter's nmwasm_init: hello$/, true],
+  ['config rejected (load)', (o) => ['load', rejects, '--port', 'gen:', '--out', `pcap:${o}`], /rejects\.wasm: configuration rejected by the filter's nmwasm_init: hello$/, true],
+  ['unknown scheme', (o) => ['load', pass, '--port', 'foo:bar', '--out', `pcap:${o}`], /--port "foo:bar": unknown port scheme/],
+  ['netmap not yet', (o) => ['load', pass, '--port', 'netmap:eth0', '--out', `pcap:${o}`], /not available yet/],
+  ['bad out scheme', () => ['load', pass, '--port', 'gen:', '--out', 'gen:'], /--out "gen:": gen: cannot be used as an output/],
+  ['bad gen option', (o) => ['load', pass, '--port', 'gen:size=9000', '--out', `pcap:${o}`], /size: expected an integer 64\.\.1518, got 9000/],
+  ['bad count', (o) => ['load', pass, '--port', 'gen:', '--count', '12x', '--out', `pcap:${o}`], /--count: expected an integer 1\.\.\d+, got "12x"/],
+  ['zero count', (o) => ['load', pass, '--port', 'gen:', '--count', '0', '--out', `pcap:${o}`], /--count: expected an integer 1\.\./],
+  ['bad duration', (o) => ['load', pass, '--port', 'gen:', '--duration=-1', '--out', `pcap:${o}`], /--duration: expected a positive number of seconds, got "-1"/],
+  ['duration not a number', (o) => ['load', pass, '--port', 'gen:', '--duration', '1h', '--out', `pcap:${o}`], /--duration: expected a positive number of seconds, got "1h"/],
+  ['bad batch timeout', (o) => ['load', pass, '--port', 'gen:', '--batch-timeout', '0', '--out', `pcap:${o}`], /--batch-timeout: expected an integer 1\.\.60000, got "0"/],
+  ['bad on-fault', (o) => ['load', pass, '--port', 'gen:', '--on-fault', 'maybe', '--out', `pcap:${o}`], /--on-fault: expected open or closed, got "maybe"/],
+  ['unknown option', (o) => ['load', pass, '--port', 'gen:', '--frobnicate', '--out', `pcap:${o}`], /nmwasm load: Unknown option '--frobnicate'/],
+  ['no port', (o) => ['load', pass, '--out', `pcap:${o}`], /nmwasm load: expected --port SPEC/],
+  ['no pcap', (o) => ['test', pass, '--out', o], /nmwasm test: expected --pcap FILE/],
+  ['no module', () => ['inspect'], /nmwasm inspect: expected MODULE/],
+  ['two modules', () => ['inspect', pass, pass], /expected one MODULE, got 2 arguments/],
+  ['unknown command', () => ['frob'], /nmwasm: unknown command "frob" \(expected load, test or inspect/],
+];
+
+for (const [name, args, pattern, needsNative] of cases) {
+  test(`bad input: ${name}`, () => {
+    if (needsNative && !haveNative) return;
+    const out = outFile();
+    const res = runCli(args(out));
+    assert.is(res.status, 2, `exit status (stderr: ${res.stderr})`);
+    const lines = res.stderr.split('\n').filter((l) => l.length > 0);
+    assert.is(lines.length, 1, `one line on stderr, got: ${res.stderr}`);
+    assert.match(lines[0]!, pattern);
+    assert.is(res.stdout, '');
+    assert.not.ok(existsSync(out), 'no output file');
+  });
+}
+
+test('--help exits 0 and lists the commands', () => {
+  const res = runCli(['--help']);
+  assert.is(res.status, 0);
+  assert.match(res.stdout, /nmwasm load MODULE --port SPEC/);
+  assert.match(res.stdout, /nmwasm test MODULE --pcap FILE/);
+  assert.match(res.stdout, /nmwasm inspect MODULE/);
+});
+
+test('inspect prints the ABI version, exports, imports and manifest', () => {
+  const withManifest = file('manifest.wasm', abiModule({ customs: [{ name: 'nmwasm.manifest', payload: '{"name":"demo","version":"2.1","config":"none"}' }] }));
+  const res = runCli(['inspect', withManifest]);
+  assert.is(res.status, 0, res.stderr);
+  assert.match(res.stdout, /nmwasm ABI v1/);
+  assert.match(res.stdout, /nmwasm_process: \(i32, i32, i32, i32\) -> i32/);
+  assert.match(res.stdout, /env\.nmwasm_log: \(i32, i32\) -> \(\)/);
+  assert.match(res.stdout, /manifest: demo 2\.1/);
+  const json = JSON.parse(runCli(['inspect', withManifest, '--json']).stdout);
+  assert.is(json.abiVersion, 1);
+  assert.equal(json.manifest, { name: 'demo', version: '2.1', config: 'none', stats: [] });
+});
+
+test.run();

@@ -1,0 +1,53 @@
+// Test helper (not a test): runs the bundled CLI (dist/nmwasm.mjs) as a user would, building
+// the bundle first when it is missing or older than the host sources.
+import { spawnSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const root = join(import.meta.dirname, '..', '..');
+export const cli = join(root, 'dist', 'nmwasm.mjs');
+export const pcaps = '/work/shared/pcaps/tcpdump-tests';
+export const fixtures = join(root, 'filters', 'build', 'fixtures');
+export const haveNative = existsSync(join(root, 'build', 'Release', 'nmwasm.node'));
+
+/** Builds dist/ with scripts/bundle.mjs when a host source is newer than the bundle. */
+export function ensureBundle(): void {
+  const hostDir = join(root, 'host');
+  const newest = Math.max(...readdirSync(hostDir).map((f) => statSync(join(hostDir, f)).mtimeMs));
+  const built = existsSync(cli) && existsSync(join(root, 'dist', 'worker.mjs')) ? Math.min(statSync(cli).mtimeMs, statSync(join(root, 'dist', 'worker.mjs')).mtimeMs) : 0;
+  if (built >= newest) return;
+  const res = spawnSync(process.execPath, [join(root, 'scripts', 'bundle.mjs')], { cwd: root, encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`bundle failed: ${res.stderr}`);
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node dist/nmwasm.mjs ...args` to completion. */
+export function runCli(args: string[], cwd = root): CliResult {
+  const res = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** Starts the CLI; resolves with its result once it exits. */
+export function startCli(args: string[]): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [cli, ...args], { cwd: root });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<CliResult>((resolve) => child.on('exit', (status) => resolve({ status, stdout, stderr })));
+  return { child, done };
+}
+
+/** Number of records in a classic little-endian pcap file. */
+export function pcapRecords(path: string): number {
+  const b = readFileSync(path);
+  if (b.readUInt32LE(0) !== 0xa1b2c3d4 && b.readUInt32LE(0) !== 0xa1b23c4d) throw new Error(`${path}: not a little-endian pcap`);
+  let n = 0;
+  for (let at = 24; at + 16 <= b.length; n++) at += 16 + b.readUInt32LE(at + 8);
+  return n;
+}
