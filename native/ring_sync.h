@@ -41,7 +41,12 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
                                            uint8_t faultVerdict, bool trace);
 
 /** Completes `done` slots from head (clamped to the batch in flight), refills, and
- * publishes the next batch. Returns its size (> 0), 0 (nothing now) or -1 (the
+ * publishes the next batch. Counting: a violating slot counts in violations AND
+ * faultVerdicts (it got the fault verdict) AND pass or drop; packets/bytes count
+ * each packet once, when first delivered; PASS without an output is counted only.
+ * The guest's len is accepted when unchanged or in 14..nr_buf_size (a captured
+ * runt shorter than 14 bytes is not a violation while the filter leaves it alone).
+ * Returns the next batch's size (> 0), 0 (nothing now) or -1 (the
  * finite source is exhausted and every slot released, or the port was closed).
  * Throws NativeError ESTALE only when the ring was attached again since `a`;
  * nothing in the per-packet part throws or allocates (except trace growth). */
