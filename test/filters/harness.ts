@@ -220,14 +220,15 @@ export function dataSegmentOffsets(wasm: Uint8Array): number[] {
       const n = leb();
       for (let i = 0; i < n; i++) {
         const kind = leb();
-        if (kind === 1) { pos += leb(); continue; }
+        if (kind === 1) { const len = leb(); pos += len; continue; } // NB: not `pos += leb()`: pos would be read before leb() moves it
         if (kind === 2) leb();
         if (wasm[pos++] !== 0x41) throw new Error('data segment offset is not i32.const');
         let r = 0, s = 0, b = 0; do { b = wasm[pos++]!; r |= (b & 0x7f) << s; s += 7; } while (b & 0x80);
         if (s < 32 && (b & 0x40)) r |= -1 << s;
         offsets.push(r >>> 0);
         pos++;
-        pos += leb();
+        const len = leb();
+        pos += len;
       }
     }
     pos = end;
