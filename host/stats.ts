@@ -104,7 +104,7 @@ export class StatusLine {
     this.lastAt = now;
     let line = `${compact(t.packets)} pkts ${compact(pps)} pps | pass ${compact(t.pass)} drop ${compact(t.drop)} host ${compact(t.host)} fwd ${compact(t.forward)} | faults ${totalFaults(t)}`;
     if (t.expected > 0) line = `${progressBar(t.pass + t.drop + t.host + t.forward, t.expected, 20)} ${line}`;
-    const width = this.stream.columns ?? 120;
+    const width = this.stream.columns || 120; // 0 when the terminal size is unknown
     this.stream.write(`\r\x1b[K${line.slice(0, Math.max(width - 1, 20))}`);
     this.shown = true;
   }

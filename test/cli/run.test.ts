@@ -29,6 +29,8 @@ const stats = file('stats.wasm', abiModule({
   extraFuncs: [{ export: 'nmwasm_stats', params: [], results: ['i32'], body: [0x41, 0x80, 0x80, 0x80, 0x20] }],
   customs: [{ name: 'nmwasm.manifest', payload: '{"name":"stats","stats":["a","b"]}' }],
 }));
+// Logs "hello" (the data segment at 0x4000000) once per batch, then passes every packet.
+const logger = file('logger.wasm', abiModule({ process: [0x41, 0x80, 0x80, 0x80, 0x20, 0x41, 5, 0x10, 1, ...verdictLoopBody(1)] }));
 const capture = join(pcaps, 'babel_rfc6126bis.pcap'); // 130 Ethernet packets
 const CAPTURE_PACKETS = 130;
 
@@ -156,6 +158,17 @@ test('hostile SDK fixtures: infinite loop, oob index, trap', () => {
     assert.ok(s.faults.traps >= 1);
     assert.is(s.verdicts.pass, 3000);
   }
+});
+
+test('nmwasm_log lines reach stderr, rate-limited to 20 lines/s per ring, the rest counted', () => {
+  if (!haveNative) return;
+  const res = runCli(['load', logger, '--port', 'gen:count=100000', '--json']);
+  assert.is(res.status, 0, res.stderr);
+  const summary = JSON.parse(res.stdout) as Summary & { logSuppressed: number };
+  const lines = res.stderr.split('\n').filter((l) => l === 'log: hello').length;
+  assert.ok(lines >= 1 && lines <= 20 * Math.ceil(summary.wasmCalls / 20), `${lines} log lines`);
+  assert.is(lines + summary.logSuppressed, summary.wasmCalls);
+  assert.ok(summary.logSuppressed > 0, 'about 98 batches in well under a second: some lines suppressed');
 });
 
 test('--duration stops an unbounded generator', () => {

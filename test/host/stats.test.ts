@@ -1,0 +1,39 @@
+// Summary formatting (host/stats.ts): trace encoding, progress bar, number formatting, sums.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { compact, formatTrace, progressBar, sumCounters } from '../../host/stats.ts';
+import { COUNTER_SLOTS, Counter } from '../../host/native.ts';
+import { RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState } from '../../host/ringshared.ts';
+import type { RingRun } from '../../host/engine.ts';
+
+test('trace: digits when every verdict is 0..9, else an array', () => {
+  assert.is(formatTrace(new Uint8Array([1, 0, 2, 1])), '1021');
+  assert.is(formatTrace(new Uint8Array(0)), '');
+  assert.equal(formatTrace(new Uint8Array([1, 0x80, 0x81])), [1, 128, 129]);
+});
+
+test('progress bar and compact numbers', () => {
+  assert.is(progressBar(0, 10, 10), '[..........] 0%');
+  assert.is(progressBar(5, 10, 10), '[#####.....] 50%');
+  assert.is(progressBar(20, 10, 4), '[####] 100%');
+  assert.is(compact(999), '999');
+  assert.is(compact(12_345), '12.3k');
+  assert.is(compact(2_500_000), '2.50M');
+});
+
+test('counters of every ring are summed, faults by kind', () => {
+  const ring = (pass: number, traps: number, badReturns: number): RingRun => {
+    const counters = new Float64Array(COUNTER_SLOTS);
+    counters[Counter.pass] = pass;
+    counters[Counter.traps] = traps;
+    const state = new Float64Array(RING_STATE_SLOTS);
+    state[RingState.badReturns] = badReturns;
+    return { ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state, stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false };
+  };
+  const t = sumCounters([ring(10, 1, 0), ring(5, 0, 2)]);
+  assert.is(t.pass, 15);
+  assert.is(t.faults.traps, 1);
+  assert.is(t.faults.badReturns, 2);
+});
+
+test.run();
