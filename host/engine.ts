@@ -54,10 +54,15 @@ export interface RunResult {
   statsNames: string[];
 }
 
-function workerUrl(): URL {
-  // From source (tsx) this file is host/engine.ts next to host/worker.ts; in the bundle it is
-  // dist/nmwasm.mjs next to dist/worker.mjs.
-  return new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.mjs', import.meta.url);
+/** Creates a ring worker. In the bundle this file is dist/nmwasm.mjs next to dist/worker.mjs;
+ * from source (tsx) it is host/engine.ts next to host/worker.ts, and the worker thread must
+ * register tsx itself first (--import hooks of the main thread do not reach worker threads). */
+function newRingWorker(data: RingWorkerData): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data });
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const workerTs = new URL('./worker.ts', import.meta.url).href;
+  const source = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerTs)}); });`;
+  return new Worker(source, { eval: true, workerData: data });
 }
 
 /** A run in progress; `done` settles with the result, or rejects (UsageError for bad input). */
@@ -173,7 +178,7 @@ export class Engine {
     };
     Atomics.store(run.control, RingControl.phase, Phase.idle);
     run.killedByWatchdog = false;
-    const worker = new Worker(workerUrl(), { workerData: data });
+    const worker = newRingWorker(data);
     run.worker = worker;
     worker.on('message', (msg: WorkerMessage) => this.onMessage(run, msg));
     worker.on('error', (err) => {
