@@ -20,6 +20,7 @@
         "native/ring.cc",
         "native/port_gen.cc",
         "native/port_pcap.cc",
+        "native/port_packet.cc",
         "native/bench_firewall.cc",
         "<(pcap_file_dir)/pcap_file.cc"
       ],

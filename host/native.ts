@@ -57,7 +57,25 @@ export type PlainPortSpec =
       mix: number[]; // weights, in order: tcp4 udp4 icmp4 tcp6 udp6 icmp6 arp
       seed: number; // u32
     }
-  | { kind: 'pcap-out'; name: string; path: string };
+  | { kind: 'pcap-out'; name: string; path: string }
+  | LivePortSpec;
+
+/** A kernel interface port: AF_PACKET (`packet`, native/port_packet.cc) or AF_XDP (`xdp`,
+ * native/port_xdp.cc). host/portspec.ts checked that the interface exists and is up and
+ * that `queue` is below its RX queue count. Mirrors LivePortSpec in native/port.h. */
+export interface LivePortSpec {
+  kind: 'packet' | 'xdp';
+  name: string; // the port name as written, for messages
+  ifname: string; // 1..15 chars
+  queue: number; // the one queue of IF-N, -1 = every queue
+  rings: number; // input rings (one worker each) when queue = -1, 1 otherwise; 0 = output only
+  rx: boolean; // open the receive side (an input port)
+  tx: boolean; // open the transmit side (an output: --to, --out)
+  rxSlots: number; // @conf rx-slots, 0 = backend default
+  txSlots: number; // @conf tx-slots, 0 = backend default
+  xdpBind: 'zerocopy' | 'copy' | ''; // AF_XDP bind mode, '' = the driver decides
+  xdpAttach: 'native' | 'skb' | ''; // AF_XDP attach mode, '' = the driver decides
+}
 
 export interface PortOptions {
   numSlots: number; // power of two, 64..16384
@@ -70,6 +88,7 @@ export interface PortInfo {
   rings: number;
   memSize: number; // bytes of packet memory to map (page multiple)
   expected: number; // packets of a finite source, 0 if unknown
+  notices: string[]; // one-line start-up warnings of the backend (offloads, ...)
 }
 
 export interface RingLayout {
@@ -102,6 +121,10 @@ export interface RingHandle {
   sync(done: number, faulted: boolean): number;
   /** Final verdicts of every packet, in order, when attached with trace. */
   takeTrace(): Uint8Array;
+  /** Blocks until the ring's port may have packets (poll on its descriptor) or `timeoutMs`
+   * passed; returns true when it became readable. Software ports return false at once.
+   * The ring worker's idle wait on live ports: it checks the stop flag after each call. */
+  wait(timeoutMs: number): boolean;
   detach(): void;
 }
 
@@ -112,6 +135,8 @@ export interface NativeAddon {
   /** Closes without committing: an output file being written is removed. */
   abortPort(id: number): void;
   attachRing(portId: number, ring: number, opts: AttachOptions): RingHandle;
+  /** Backends built into this addon: always 'packet'; 'xdp' when built with AF_XDP support. */
+  backends(): string[];
   /** Benchmark baseline: the example firewall's compiled rule table (80 bytes a rule) in C over
    * every slot filled in ring 0 of the port, `iterations` times; defaultAction 0 drop (default), 1 pass,
    * 2 host. Counts are those of one pass over `packets` slots. */

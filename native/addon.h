@@ -15,6 +15,7 @@ struct AddonData {
 Napi::Value openPortJs(const Napi::CallbackInfo& info);
 Napi::Value closePortJs(const Napi::CallbackInfo& info);
 Napi::Value abortPortJs(const Napi::CallbackInfo& info);
+Napi::Value backendsJs(const Napi::CallbackInfo& info);
 // ring.cc
 Napi::Function defineRingHandleClass(Napi::Env env);
 Napi::Value attachRingJs(const Napi::CallbackInfo& info);

@@ -111,6 +111,18 @@ class Port {
   /** Sends `count` packets (bytes are copied before return). Returns the number accepted. */
   virtual uint32_t transmit(const TxPacket* pkts, uint32_t count) noexcept { return 0; }
 
+  // ---- live (kernel) ports ----------------------------------------------
+  /** A descriptor that polls readable (POLLIN) when rxsync of `ring` may find packets;
+   * -1 = none (software ports: never wait, a sync always makes progress). The ring
+   * worker's idle wait (RingHandle.wait) polls it; the port owns and closes it. */
+  virtual int pollFd(uint32_t ring) const { return -1; }
+  /** HOST verdict: hands `count` packets of `ring` to the host stack (AF_XDP: re-inject,
+   * netmap: NS_FORWARD). Returns the number accepted. Default: none (counted only; on
+   * AF_PACKET the kernel already has its own copy). Never throws or allocates. */
+  virtual uint32_t toHost(uint32_t ring, const TxPacket* pkts, uint32_t count) noexcept { return 0; }
+  /** One-line warnings for the start-up messages (offloads that merge frames, ...). */
+  virtual std::vector<std::string> notices() const { return {}; }
+
   // ---- lifecycle --------------------------------------------------------
   /** Flushes and closes (an output file is committed). May throw NativeError. */
   void close();
@@ -150,6 +162,26 @@ struct GenSpec {
   uint32_t mix[7];  // tcp4 udp4 icmp4 tcp6 udp6 icmp6 arp
   uint32_t seed;
 };
+
+/** A kernel interface port (AF_PACKET `packet:`, AF_XDP `xdp:`), validated by
+ * host/portspec.ts (the interface exists and is up, queue < its RX queues); mirrors
+ * LivePortSpec in host/native.ts. */
+struct LivePortSpec {
+  std::string name;    // the port name as written, for messages
+  std::string ifname;  // 1..15 chars
+  int32_t queue;       // the one queue of IF-N, -1 = every queue
+  uint32_t rings;      // input rings (ring workers) when queue == -1; 1 otherwise; 0 = output only
+  bool rx;             // open the receive side (an input port)
+  bool tx;             // open the transmit side (an output port: --to, --out)
+  uint32_t rxSlots;    // @conf rx-slots, 0 = backend default
+  uint32_t txSlots;    // @conf tx-slots, 0 = backend default
+  std::string xdpBind;    // AF_XDP: "zerocopy", "copy" or "" (driver decides)
+  std::string xdpAttach;  // AF_XDP: "native", "skb" or "" (driver decides)
+};
+
+std::shared_ptr<Port> openPacketPort(const LivePortSpec& spec, const PortOptions& opts);  // port_packet.cc
+/** port_xdp.cc; built only when NMWASM_HAVE_XDP is defined (binding.gyp). */
+std::shared_ptr<Port> openXdpPort(const LivePortSpec& spec, const PortOptions& opts);
 
 std::shared_ptr<Port> openGenPort(const GenSpec& spec, const PortOptions& opts);            // port_gen.cc
 std::shared_ptr<Port> openPcapPort(const std::string& name, const std::string& path, const PortOptions& opts);  // port_pcap.cc

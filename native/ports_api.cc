@@ -26,7 +26,33 @@ GenSpec genSpecFrom(Napi::Object spec) {
   return g;
 }
 
+LivePortSpec liveSpecFrom(Napi::Object spec) {
+  LivePortSpec l{};
+  l.name = str(spec, "name");
+  l.ifname = str(spec, "ifname");
+  l.queue = spec.Get("queue").As<Napi::Number>().Int32Value();
+  l.rings = u32(spec, "rings");
+  l.rx = spec.Get("rx").ToBoolean().Value();
+  l.tx = spec.Get("tx").ToBoolean().Value();
+  l.rxSlots = u32(spec, "rxSlots");
+  l.txSlots = u32(spec, "txSlots");
+  l.xdpBind = str(spec, "xdpBind");
+  l.xdpAttach = str(spec, "xdpAttach");
+  return l;
+}
+
 }  // namespace
+
+Napi::Value backendsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  out.Set(n++, Napi::String::New(env, "packet"));
+#ifdef NMWASM_HAVE_XDP
+  out.Set(n++, Napi::String::New(env, "xdp"));
+#endif
+  return out;
+}
 
 Napi::Value openPortJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -42,14 +68,28 @@ Napi::Value openPortJs(const Napi::CallbackInfo& info) {
       port = openPcapPort(str(spec, "name"), str(spec, "path"), po);
     } else if (kind == "pcap-out") {
       port = openPcapOutPort(str(spec, "name"), str(spec, "path"));
+    } else if (kind == "packet") {
+      port = openPacketPort(liveSpecFrom(spec), po);
+    } else if (kind == "xdp") {
+#ifdef NMWASM_HAVE_XDP
+      port = openXdpPort(liveSpecFrom(spec), po);
+#else
+      throw NativeError("ENOTSUP", str(spec, "name"), "", 0,
+                        "AF_XDP support is not built into this addon (libxdp-dev/libbpf-dev were missing at build time): use packet:" +
+                            str(spec, "ifname"));
+#endif
     } else {
-      throw NativeError("EINVAL", str(spec, "name"), "", 0, "unknown port kind '" + kind + "': expected gen, pcap or pcap-out");
+      throw NativeError("EINVAL", str(spec, "name"), "", 0, "unknown port kind '" + kind + "': expected gen, pcap, pcap-out, packet or xdp");
     }
     Napi::Object out = Napi::Object::New(env);
     out.Set("name", Napi::String::New(env, port->name()));
     out.Set("rings", Napi::Number::New(env, port->rings()));
     out.Set("memSize", Napi::Number::New(env, static_cast<double>(port->memSize())));
     out.Set("expected", Napi::Number::New(env, static_cast<double>(port->expected())));
+    Napi::Array notices = Napi::Array::New(env);
+    uint32_t n = 0;
+    for (const std::string& line : port->notices()) notices.Set(n++, Napi::String::New(env, line));
+    out.Set("notices", notices);
     out.Set("id", Napi::Number::New(env, registerPort(std::move(port))));
     return out;
   });
