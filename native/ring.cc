@@ -1,6 +1,8 @@
 // RingHandle: the JS object returned by attachRing (see RingHandle in
 // host/native.ts). A thin N-API wrapper over ring_sync.h; sync is the one
 // N-API call per batch.
+#include <poll.h>
+
 #include <cstring>
 
 #include "addon.h"
@@ -18,7 +20,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     return DefineClass(env, "RingHandle",
                        {InstanceMethod<&RingHandle::map>("map"), InstanceMethod<&RingHandle::unmap>("unmap"),
                         InstanceMethod<&RingHandle::layout>("layout"), InstanceMethod<&RingHandle::sync>("sync"),
-                        InstanceMethod<&RingHandle::takeTrace>("takeTrace"),
+                        InstanceMethod<&RingHandle::takeTrace>("takeTrace"), InstanceMethod<&RingHandle::wait>("wait"),
                         InstanceMethod<&RingHandle::detach>("detach")});
   }
 
@@ -99,6 +101,21 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     Napi::Uint8Array out = Napi::Uint8Array::New(env, trace.size());
     if (!trace.empty()) std::memcpy(out.Data(), trace.data(), trace.size());
     return out;
+  }
+
+  /** wait(timeoutMs): polls the port's descriptor for this ring (Port::pollFd) for up to
+   * timeoutMs; true when readable. A port without one returns false at once. NB: blocks
+   * this worker's thread (never the main thread): it is the idle wait of live ports. */
+  Napi::Value wait(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RingAttachment& a = live(env);
+    const int fd = a.port->closed() ? -1 : a.port->pollFd(a.ring);
+    if (fd < 0) return Napi::Boolean::New(env, false);
+    int timeoutMs = info[0].As<Napi::Number>().Int32Value();
+    if (timeoutMs < 0) timeoutMs = 0;
+    struct pollfd p = {fd, POLLIN, 0};
+    const int rc = ::poll(&p, 1, timeoutMs);
+    return Napi::Boolean::New(env, rc > 0 && (p.revents & POLLIN) != 0);
   }
 
   Napi::Value detach(const Napi::CallbackInfo& info) {
