@@ -1,0 +1,157 @@
+// pcap_file.h — reading and writing capture files for the `pcap:` input port and the
+// `pcap-out` output port.
+//
+// PcapReader reads classic pcap (all four magics: microsecond and nanosecond resolution,
+// both byte orders) and pcapng (any number of sections in either byte order, Interface
+// Description Blocks with if_tsresol / if_tsoffset, Enhanced, Simple and obsolete Packet
+// Blocks; every other block is skipped by its length). open() checks the WHOLE file before
+// it returns, so next() never meets a malformed record. Only Ethernet (LINKTYPE_ETHERNET = 1)
+// is accepted: nmwasm filters Ethernet frames.
+//
+// What open() accepts, and why (tshark is liberal about content, strict about structure;
+// so are we):
+//  - caplen > snaplen and caplen > origlen are accepted (tcpdump writes such files);
+//    caplen above 262144 bytes (kMaxCaplen, Wireshark's limit too) is EPCAP_CORRUPT.
+//  - A record or block that runs past the end of the file, including a truncated final
+//    record, is EPCAP_TRUNCATED: a partly written capture is refused, not half-played.
+//  - pcapng block lengths below the minimum, not a multiple of 4, or not repeated
+//    identically at the block's end, malformed IDB options, an unknown if_tsresol, and a
+//    packet referring to an interface its section did not define are EPCAP_CORRUPT.
+//  - Classic pcap link type: the low 16 bits; the FCS-length bits above them are ignored.
+//    pcapng: a file is refused (ELINKTYPE) if any packet refers to a non-Ethernet interface.
+//    Structural errors are reported before ELINKTYPE.
+//  - Timestamps become ns since the epoch (uint64), clamped at 0 for times before 1970.
+//    Simple Packet Blocks carry no timestamp: ts_ns = 0.
+//
+// PcapWriter writes nanosecond classic pcap (magic 0xa1b23c4d, snaplen 262144, Ethernet)
+// to a temp file beside `path` and renames it into place on commit().
+//
+// Error messages are one line, start with the file path, and say what to do.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+// Thrown by PcapReader::open, PcapWriter::create and PcapWriter::commit. `code` is an errno
+// name (ENOENT, EACCES, ...) or one of EPCAP_TRUNCATED, EPCAP_FORMAT, EPCAP_CORRUPT,
+// ELINKTYPE; `err` is the errno value (0 for format errors).
+struct PcapError {
+  std::string code;
+  std::string message;
+  int err;
+};
+
+constexpr uint32_t kLinkTypeEthernet = 1;
+constexpr uint32_t kMaxCaplen = 262144;
+
+// Name of a common LINKTYPE_ value ("ETHERNET", "IEEE802_11_RADIOTAP"), or nullptr.
+const char* pcapLinkTypeName(uint32_t linkType);
+
+class PcapReader {
+ public:
+  // Maps `path` and validates every record; throws PcapError on any problem.
+  static std::unique_ptr<PcapReader> open(const std::string& path);
+  ~PcapReader();
+  PcapReader(const PcapReader&) = delete;
+  PcapReader& operator=(const PcapReader&) = delete;
+
+  // Number of packets in the file (counted by open).
+  uint64_t packetCount() const { return packetCount_; }
+  // Always kLinkTypeEthernet for an opened file.
+  uint32_t linkType() const { return linkType_; }
+  // True for pcapng, false for classic pcap.
+  bool isPcapng() const { return pcapng_; }
+
+  // Copies the next packet: min(caplen, cap) bytes into dst; *caplen = bytes copied,
+  // *origlen = wire length, *ts_ns = ns since epoch. Returns false at the end of the file.
+  // Allocates nothing, throws nothing.
+  bool next(uint8_t* dst, uint32_t cap, uint32_t* caplen, uint32_t* origlen, uint64_t* ts_ns);
+  // Back to the first packet.
+  void rewind();
+
+  // Internal parsing state; public only so the parser helpers in pcap_file.cc can name them.
+  struct Interface {
+    uint32_t linkType;
+    uint32_t snaplen;
+    uint64_t unitsPerSecond;
+    int64_t offsetSeconds;
+  };
+  struct Record {
+    const uint8_t* data;
+    uint32_t caplen;
+    uint32_t origlen;
+    uint64_t tsNs;
+    uint32_t linkType;
+  };
+  struct Fault {
+    int kind;           // one of the Fault kinds in pcap_file.cc
+    uint64_t offset;    // byte offset of the record/block
+    uint64_t a, b;      // kind-specific numbers
+  };
+  enum class Step { kPacket, kEnd, kFault };
+
+ private:
+  PcapReader() = default;
+  Step step(Record* out);
+  Step stepClassic(Record* out);
+  Step stepPcapng(Record* out);
+  Step fault(int kind, uint64_t offset, uint64_t a = 0, uint64_t b = 0);
+  void validate(const std::string& path);
+  std::string describe(const std::string& path) const;
+
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  bool pcapng_ = false;
+  bool swapped_ = false;            // classic: whole file; pcapng: current section
+  bool nanos_ = false;              // classic only
+  bool oldVersion_ = false;         // classic 2.0-2.3 (caplen/origlen may be swapped)
+  uint32_t linkType_ = kLinkTypeEthernet;
+  uint64_t packetCount_ = 0;
+
+  size_t pos_ = 0;                  // next record/block to parse
+  size_t firstRecord_ = 0;
+  uint64_t packetIndex_ = 0;        // packets parsed so far (1-based number of the last)
+  bool indexing_ = false;           // true during open(): IDBs are appended to interfaces_
+  std::vector<Interface> interfaces_;  // every IDB of the file, in file order
+  size_t idbSeen_ = 0;              // IDBs passed so far (iteration cursor into interfaces_)
+  size_t sectionBase_ = 0;          // index in interfaces_ of the current section's interface 0
+  bool inSection_ = false;
+  Fault fault_{};
+};
+
+class PcapWriter {
+ public:
+  // Creates a temp file beside `path` and writes the pcap header; throws PcapError.
+  static std::unique_ptr<PcapWriter> create(const std::string& path);
+  ~PcapWriter();
+  PcapWriter(const PcapWriter&) = delete;
+  PcapWriter& operator=(const PcapWriter&) = delete;
+
+  // Appends one record (caplen is clamped to kMaxCaplen). Allocates nothing, throws nothing:
+  // an I/O error is remembered and thrown by commit().
+  void write(const uint8_t* data, uint32_t caplen, uint32_t origlen, uint64_t ts_ns);
+  // Flushes, closes and renames the temp file onto `path`; throws PcapError on I/O failure
+  // (the temp file is then removed).
+  void commit();
+  // Removes the temp file. Also done by the destructor if neither commit nor abort ran.
+  void abort();
+
+  uint64_t packetsWritten() const { return packets_; }
+  const std::string& tempPath() const { return tempPath_; }
+
+ private:
+  PcapWriter() = default;
+  void flush();
+
+  std::string path_;
+  std::string tempPath_;
+  int fd_ = -1;
+  std::vector<uint8_t> buffer_;
+  size_t used_ = 0;
+  int error_ = 0;                   // first errno seen by flush()
+  uint64_t packets_ = 0;
+  bool finished_ = false;
+};
