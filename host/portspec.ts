@@ -10,11 +10,16 @@
 //                      unlisted protocols get 0 (default: tcp4:40+udp4:30+icmp4:5+tcp6:10+udp6:10+icmp6:3+arp:2)
 //       seed=N         u32 seed of the generator (default 1)
 //
-// The grammar is one table (SCHEMES): a later issue adds netmap:, xdp:, packet:, vale and
-// pipe ports by adding rows; until then their forms are recognised and refused with
-// "not available yet".
+// Every other name (netmap:, xdp:, packet:, a bare interface, VALE ports, pipes) goes to
+// host/portname.ts (docs/PORTS.md is its grammar): chooseBackend picks the backend from what
+// this machine has (probeBackends), and an interface port becomes a LivePortSpec after the
+// edge checks (the interface exists and is up, the queue is in range). netmap, VALE and
+// pipes are refused with "not available yet" until their backends land.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { UsageError, quote } from './errors.ts';
-import type { PlainPortSpec } from './native.ts';
+import { loadNative, type LivePortSpec, type PlainPortSpec } from './native.ts';
+import { chooseBackend, checkSupported, parsePortName, type BackendProbe, type PortName } from './portname.ts';
 
 /** Whether a spec names a packet source/filter port (--port, --pcap) or an output (--out). */
 export type PortRole = 'in' | 'out';
@@ -38,10 +43,10 @@ const MAX_COUNT = Number.MAX_SAFE_INTEGER;
 const SCHEMES: readonly SchemeRow[] = [
   { scheme: 'pcap', summary: 'pcap:FILE', roles: ['in', 'out'], parse: parsePcap },
   { scheme: 'gen', summary: 'gen:[count=N,size=64|64-1518|imix,flows=N,mix=tcp4:40+udp4:30+...,seed=N]', roles: ['in'], parse: parseGen },
-  // Recognised, not available yet (a later issue adds them): no parse function.
+  // Interface ports: parsed by host/portname.ts (parseInterfacePort).
   { scheme: 'netmap', summary: 'netmap:IF[-N|^|^N|*][/RTxrtz][@opts]', roles: ['in', 'out'] },
-  { scheme: 'xdp', summary: 'xdp:IF[-N]', roles: ['in', 'out'] },
-  { scheme: 'packet', summary: 'packet:IF[-N]', roles: ['in', 'out'] },
+  { scheme: 'xdp', summary: 'xdp:IF[-N]', roles: ['in', 'out'], parse: (_rest, spec, role) => parseInterfacePort(spec, role).spec },
+  { scheme: 'packet', summary: 'packet:IF[-N]', roles: ['in', 'out'], parse: (_rest, spec, role) => parseInterfacePort(spec, role).spec },
 ];
 
 /** The schemes that work now, for help texts and errors. */
@@ -68,7 +73,7 @@ export function parsePortSpec(spec: string, role: PortRole): PlainPortSpec {
     if (/\.(pcap|pcapng|cap)$/i.test(spec)) throw new UsageError(`${optionName(role)} ${quote(spec)}: expected a port spec, got a file name (write pcap:${spec})`);
     if (/^vale[^:]*$/.test(spec)) throw notYet(spec, 'VALE switch');
     if (/[{}]/.test(spec)) throw notYet(spec, 'netmap pipe');
-    if (/^[A-Za-z0-9_.-]+([-^*].*|\/.*|@.*)?$/.test(spec) && !SCHEMES.some((row) => row.scheme === spec)) throw notYet(spec, 'netmap interface');
+    if (/^[A-Za-z0-9_.-]+([-^*].*|\/.*|@.*)?$/.test(spec) && !SCHEMES.some((row) => row.scheme === spec)) return parseInterfacePort(spec, role).spec;
     throw unknownScheme(spec, role);
   }
   const scheme = schemeMatch[1]!;
@@ -78,6 +83,7 @@ export function parsePortSpec(spec: string, role: PortRole): PlainPortSpec {
     if (scheme.startsWith('vale')) throw notYet(spec, 'VALE switch');
     throw unknownScheme(spec, role);
   }
+  if (!row.parse && scheme === 'netmap') return parseInterfacePort(spec, role).spec; // refused there with the reason
   if (!row.parse) throw notYet(spec, `${scheme}:`);
   if (!row.roles.includes(role)) {
     throw new UsageError(`${optionName(role)} ${quote(spec)}: ${scheme}: cannot be used as ${role === 'out' ? 'an output' : 'an input'} (expected ${availableSchemes(role).join(' or ')})`);
@@ -177,4 +183,91 @@ function parseMix(value: string, spec: string): number[] {
   }
   if (mix.every((w) => w === 0)) throw new UsageError(`--port ${quote(spec)}: mix: expected at least one non-zero weight, got all zero`);
   return mix;
+}
+
+// ---- interface ports (AF_PACKET, AF_XDP) ------------------------------------------------
+
+let probed: BackendProbe | undefined;
+
+/** What this machine has: /dev/netmap exists; the addon was built with AF_XDP; AF_PACKET always. */
+export function probeBackends(): BackendProbe {
+  if (probed) return probed;
+  let xdp = false;
+  try {
+    xdp = loadNative().backends().includes('xdp');
+  } catch {
+    xdp = false; // no addon: the run fails later with the build hint
+  }
+  probed = { netmap: existsSync('/dev/netmap'), xdp, packet: true };
+  return probed;
+}
+
+/** An interface as /sys/class/net shows it. */
+export interface InterfaceFacts {
+  exists: boolean;
+  up: boolean;
+  rxQueues: number;
+}
+
+/** Reads /sys/class/net/IF: existence, IFF_UP, RX queue count (at least 1). */
+export function interfaceFacts(ifname: string): InterfaceFacts {
+  const dir = `/sys/class/net/${ifname}`;
+  if (!existsSync(dir)) return { exists: false, up: false, rxQueues: 0 };
+  let up = true;
+  try {
+    up = (Number.parseInt(readFileSync(`${dir}/flags`, 'utf8').trim(), 16) & 1) !== 0;
+  } catch {
+    // unreadable flags: let the native open decide
+  }
+  let rxQueues = 1;
+  try {
+    rxQueues = Math.max(1, readdirSync(`${dir}/queues`).filter((q) => q.startsWith('rx-')).length);
+  } catch {
+    // no queues directory: one queue
+  }
+  return { exists: true, up, rxQueues };
+}
+
+/** A parsed interface port: the plain spec and, for the start-up line, why its backend was chosen. */
+export interface InterfacePort {
+  spec: LivePortSpec;
+  reason: string;
+}
+
+/**
+ * Parses an interface port name (bare, netmap:, xdp:, packet:) with host/portname.ts, chooses its
+ * backend (`probe`, default: this machine) and checks the interface (`facts`, default: /sys).
+ * Throws a one-line UsageError: grammar, unsupported combination, unknown interface, interface
+ * down, queue out of range, wrong direction.
+ */
+export function parseInterfacePort(text: string, role: PortRole, probe: BackendProbe = probeBackends(), facts: (ifname: string) => InterfaceFacts = interfaceFacts): InterfacePort {
+  const name: PortName = parsePortName(text);
+  const { backend, reason } = chooseBackend(name, probe);
+  if (backend !== 'xdp' && backend !== 'packet') throw notYet(text, backend === 'netmap' ? 'netmap interface' : name.vale ? 'VALE switch' : 'netmap pipe');
+  checkSupported(backend, name);
+  const where = `${optionName(role)} ${quote(text)}`;
+  if (role === 'in' && name.flags.txOnly) throw new UsageError(`${where}: /T selects the TX side only, but an input port needs its RX side (drop /T)`);
+  if (role === 'out' && (name.flags.rxOnly || name.flags.monitorRx || name.flags.monitorTx)) throw new UsageError(`${where}: an output port needs its TX side, got ${name.flags.rxOnly ? '/R (RX only)' : 'a monitor flag'}`);
+  const iface = facts(name.ifname);
+  if (!iface.exists) throw new UsageError(`${where}: no interface named ${quote(name.ifname)} (list them with: ip link)`);
+  if (!iface.up) throw new UsageError(`${where}: interface ${name.ifname} is down (bring it up: ip link set ${name.ifname} up)`);
+  const queue = name.ring ?? -1;
+  if (queue >= iface.rxQueues) throw new UsageError(`${where}: queue ${queue} is out of range: ${name.ifname} has ${iface.rxQueues} RX queue(s) (0..${iface.rxQueues - 1})`);
+  // One ring per queue for AF_XDP; AF_PACKET fans a whole interface out over one ring per core.
+  const allRings = backend === 'xdp' ? iface.rxQueues : Math.min(availableParallelism(), 64);
+  const conf = name.options.conf;
+  const spec: LivePortSpec = {
+    kind: backend,
+    name: text,
+    ifname: name.ifname,
+    queue,
+    rings: role === 'out' ? 0 : queue >= 0 ? 1 : allRings,
+    rx: role === 'in',
+    tx: role === 'out',
+    rxSlots: conf?.rxSlots ?? 0,
+    txSlots: conf?.txSlots ?? 0,
+    xdpBind: name.options.xdpBind ?? '',
+    xdpAttach: name.options.xdpAttach ?? '',
+  };
+  return { spec, reason: `${text}: ${reason}` };
 }

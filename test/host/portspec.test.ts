@@ -28,6 +28,14 @@ const valid: [string, PortRole, Record<string, unknown>][] = [
   ['gen:count=5,size=128,flows=4,mix=tcp4:1+udp4:1,seed=9', 'in', gen({ count: 5, sizeMin: 128, sizeMax: 128, flows: 4, mix: [1, 1, 0, 0, 0, 0, 0], seed: 9 })],
 ];
 
+const live = (over: Record<string, unknown>) => ({ kind: 'packet', ifname: 'lo', queue: -1, rings: 1, rx: true, tx: false, rxSlots: 0, txSlots: 0, xdpBind: '', xdpAttach: '', ...over });
+// Interface ports on lo (every Linux machine has it, up, with one RX queue).
+valid.push(
+  ['packet:lo-0', 'in', live({ queue: 0 })],
+  ['packet:lo', 'out', live({ rings: 0, rx: false, tx: true })],
+  ['packet:lo-0/R@conf:rx-slots=512', 'in', live({ queue: 0, rxSlots: 512 })],
+);
+
 const invalid: [string, PortRole, RegExp][] = [
   ['', 'in', /--port: expected a port spec .* got an empty string/],
   ['pcap:', 'in', /"pcap:": expected pcap:FILE, got no file name/],
@@ -37,13 +45,14 @@ const invalid: [string, PortRole, RegExp][] = [
   ['/tmp/x', 'in', /unknown port scheme/],
   ['gen', 'in', /"gen": unknown port scheme/],
   ['capture.pcap', 'in', /got a file name \(write pcap:capture\.pcap\)/],
-  ['eth0', 'in', /"eth0": netmap interface ports are not available yet/],
-  ['eth0^', 'in', /netmap interface ports are not available yet/],
-  ['eth0-2/R@conf:1', 'in', /netmap interface ports are not available yet/],
-  ['netmap:eth0', 'in', /"netmap:eth0": netmap: ports are not available yet/],
-  ['netmap:eth0*', 'out', /netmap: ports are not available yet/],
-  ['xdp:veth0', 'in', /xdp: ports are not available yet/],
-  ['packet:veth0', 'in', /packet: ports are not available yet/],
+  ['nmwnoif0', 'in', /"nmwnoif0": no interface named "nmwnoif0" \(list them with: ip link\)/],
+  ['nmwnoif0^', 'in', /no available backend can honour host rings .*netmap can, but \/dev\/netmap is absent/],
+  ['nmwnoif0-2/R@conf:1', 'in', /position 18: expected a key of @conf/],
+  ['packet:nmwnoif0', 'in', /--port "packet:nmwnoif0": no interface named "nmwnoif0"/],
+  ['packet:lo-1', 'in', /queue 1 is out of range: lo has 1 RX queue\(s\) \(0\.\.0\)/],
+  ['packet:lo/T', 'in', /\/T selects the TX side only/],
+  ['packet:lo/R', 'out', /--out "packet:lo\/R": an output port needs its TX side/],
+  ['packet:lo/x', 'in', /AF_PACKET cannot honour exclusive binding/],
   ['vale0:p1', 'in', /VALE switch ports are not available yet/],
   ['vale1', 'in', /VALE switch ports are not available yet/],
   ['eth0{1', 'in', /netmap pipe ports are not available yet/],
