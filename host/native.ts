@@ -20,7 +20,7 @@ export const Counter = {
   host: 5,
   forward: 6,
   faultVerdicts: 7, // packets that got the fault verdict (part of pass or drop too)
-  violations: 8, // slots whose buf_idx/len/verdict broke the ABI
+  violations: 8, // slots whose buf_idx/len/verdict broke the ABI; never counted in a batch synced with faulted = true
   outPackets: 9, // packets written to an output port
   outBytes: 10,
   eof: 11, // 1 once a finite source is exhausted and every slot released
@@ -30,7 +30,7 @@ export const Counter = {
   traps: 14,
   timeouts: 15, // written by the main thread's watchdog
   restarts: 16,
-  batchStartedAt: 17, // performance.timeOrigin-relative ms when the current batch began, 0 when idle
+  batchStartedAt: 17, // ms since the Unix epoch (performance.timeOrigin + performance.now()) when the current batch began, 0 when idle
   logSuppressed: 18,
   failed: 19, // 1 while the instance is failed (fault verdicts applied)
 } as const;

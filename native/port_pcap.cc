@@ -18,8 +18,33 @@ namespace nmwasm {
 
 namespace {
 
-[[noreturn]] void rethrow(const PcapError& e, const std::string& port, const std::string& advice) {
-  throw NativeError(e.code, port, "", e.err, e.message + (advice.empty() ? "" : "; " + advice));
+/** Rethrows a pcap_file error as a NativeError of `port`. PcapError messages start with
+ * "<path>: "; the port name already contains the path, so that prefix is dropped to name
+ * the file once. `advice` (what to do) is appended unless empty. */
+[[noreturn]] void rethrow(const PcapError& e, const std::string& port, const std::string& path, const std::string& advice) {
+  std::string msg = e.message;
+  const std::string prefix = path + ": ";
+  if (msg.compare(0, prefix.size(), prefix) == 0) msg.erase(0, prefix.size());
+  if (!advice.empty()) msg += "; " + advice;
+  throw NativeError(e.code, port, "", e.err, msg);
+}
+
+/** What to do about a capture file that cannot be read (pcap_file adds its own hint to
+ * ENOENT/EACCES, so those get none here). */
+std::string inputAdvice(const std::string& code) {
+  if (code == "ENOENT" || code == "EACCES") return "";
+  if (code == "ELINKTYPE") return "give a capture of Ethernet frames (capinfos shows the encapsulation)";
+  if (code.compare(0, 6, "EPCAP_") == 0 || code == "EISDIR" || code == "EINVAL")
+    return "give an Ethernet pcap or pcapng file (check it with capinfos)";
+  return "check the file and its permissions";
+}
+
+/** What to do about an output file that cannot be written. */
+std::string outputAdvice(const std::string& code) {
+  if (code == "ENOENT") return "create the directory or choose another path";
+  if (code == "EACCES" || code == "EPERM" || code == "EROFS") return "choose a writable directory";
+  if (code == "ENOSPC" || code == "EDQUOT") return "free space or choose another path";
+  return "choose another path";
 }
 
 class PcapInPort : public Port {
@@ -28,7 +53,7 @@ class PcapInPort : public Port {
     try {
       reader_ = PcapReader::open(path);
     } catch (const PcapError& e) {
-      rethrow(e, name, "give an Ethernet pcap or pcapng file (check it with capinfos)");
+      rethrow(e, name, path, inputAdvice(e.code));
     }
     expected_ = reader_->packetCount();
     setupRings(1, opts.numSlots, opts.bufSize);
@@ -69,11 +94,11 @@ class PcapInPort : public Port {
 
 class PcapOutPort : public Port {
  public:
-  PcapOutPort(const std::string& name, const std::string& path) : Port(name, "pcap-out") {
+  PcapOutPort(const std::string& name, const std::string& path) : Port(name, "pcap-out"), path_(path) {
     try {
       writer_ = PcapWriter::create(path);
     } catch (const PcapError& e) {
-      rethrow(e, name, "check that the directory exists and is writable");
+      rethrow(e, name, path, outputAdvice(e.code));
     }
   }
   ~PcapOutPort() override {
@@ -107,7 +132,7 @@ class PcapOutPort : public Port {
     if (failed_) {
       writer_->abort();
       writer_.reset();
-      rethrow(error_, name(), "the output file was not written; free space or choose another path");
+      rethrow(error_, name(), path_, "the output file was not written: " + outputAdvice(error_.code));
     }
     try {
       writer_->commit();
@@ -115,7 +140,7 @@ class PcapOutPort : public Port {
     } catch (const PcapError& e) {
       writer_->abort();
       writer_.reset();
-      rethrow(e, name(), "the output file was not written; free space or choose another path");
+      rethrow(e, name(), path_, "the output file was not written: " + outputAdvice(e.code));
     }
   }
   void onAbort() noexcept override {
@@ -125,6 +150,7 @@ class PcapOutPort : public Port {
   }
 
  private:
+  std::string path_;
   std::mutex mu_;
   std::unique_ptr<PcapWriter> writer_;
   bool failed_ = false;

@@ -1,6 +1,10 @@
 // RingHandle: the JS object returned by attachRing (see RingHandle in
 // host/native.ts). A thin N-API wrapper over ring_sync.h; sync is the one
 // N-API call per batch.
+//
+// Every method runs in guardEntry (errors.h): none may throw C++ exceptions out,
+// because a worker can be terminated while it is inside one of them. The handle's
+// destructor (the finalizer) only frees native memory and never throws.
 #include <poll.h>
 
 #include <cstring>
@@ -28,13 +32,29 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     if (info.Length() != 2 || !info[0].IsExternal())
       throw Napi::TypeError::New(info.Env(), "RingHandle cannot be constructed from JS: use attachRing(portId, ring, opts)");
     attachment_.reset(info[0].As<Napi::External<RingAttachment>>().Data());
-    countersRef_ = Napi::Persistent(info[1].As<Napi::Object>());
+    portName_ = attachment_->port->name();
+    ring_ = attachment_->ring;
+    // NB: a raw napi_ref, not Napi::ObjectReference, whose Reset() throws when N-API fails.
+    env_ = info.Env();
+    if (napi_create_reference(env_, info[1], 1, &countersRef_) != napi_ok) countersRef_ = nullptr;
   }
 
+  ~RingHandle() override { releaseCounters(); }
+
  private:
-  RingAttachment& live(Napi::Env env) {
-    if (!attachment_) throw toJsError(env, NativeError("EDETACHED", "", "", 0, "this ring handle was detached: call attachRing again"));
+  /** The attachment; throws NativeError EDETACHED after detach (call inside guardEntry). */
+  RingAttachment& live(Napi::Env) {
+    if (!attachment_)
+      throw NativeError("EDETACHED", portName_, "", 0,
+                        "the handle of ring " + std::to_string(ring_) + " was detached: call attachRing again for a new one");
     return *attachment_;
+  }
+
+  /** Drops the reference that keeps the counters alive; never throws (plain C call). */
+  void releaseCounters() noexcept {
+    if (countersRef_ == nullptr) return;
+    napi_delete_reference(env_, countersRef_);
+    countersRef_ = nullptr;
   }
 
   /** Checks view/offset and returns the address where the packet memory goes. */
@@ -47,14 +67,14 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     uint8_t* base = view.Data();
     const size_t page = PacketMemory::pageSize();
     if (reinterpret_cast<uintptr_t>(base + offset) % page != 0)
-      throw toJsError(env, NativeError("EINVAL", a.port->name(), "", 0,
+      throw NativeError("EINVAL", a.port->name(), "", 0,
                                        "map offset " + std::to_string(offset) + " is not page aligned in the wasm memory: use a multiple of " +
-                                           std::to_string(page) + " (e.g. NMWASM_WINDOW_BASE) on a view starting at byte 0"));
+                                           std::to_string(page) + " (e.g. NMWASM_WINDOW_BASE) on a view starting at byte 0");
     if (offset > view.ByteLength() || memSize > view.ByteLength() - offset)
-      throw toJsError(env, NativeError("ERANGE", a.port->name(), "", 0,
+      throw NativeError("ERANGE", a.port->name(), "", 0,
                                        "packet memory of " + std::to_string(memSize) + " bytes at offset " + std::to_string(offset) +
                                            " does not fit in the wasm memory of " + std::to_string(view.ByteLength()) +
-                                           " bytes: grow the memory or use fewer slots"));
+                                           " bytes: grow the memory or use fewer slots");
     return base + offset;
   }
 
@@ -76,31 +96,37 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
 
   Napi::Value layout(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    RingAttachment& a = live(env);
-    const RingGeometry& g = a.shadow->geo;
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("ringOfs", Napi::Number::New(env, static_cast<double>(g.ringOfs)));
-    o.Set("verdictOfs", Napi::Number::New(env, static_cast<double>(g.verdictOfs)));
-    o.Set("numSlots", Napi::Number::New(env, g.numSlots));
-    o.Set("bufSize", Napi::Number::New(env, g.bufSize));
-    o.Set("memSize", Napi::Number::New(env, static_cast<double>(a.port->memSize())));
-    return o;
+    return guardEntry(env, [&]() -> Napi::Value {
+      RingAttachment& a = live(env);
+      const RingGeometry& g = a.shadow->geo;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("ringOfs", Napi::Number::New(env, static_cast<double>(g.ringOfs)));
+      o.Set("verdictOfs", Napi::Number::New(env, static_cast<double>(g.verdictOfs)));
+      o.Set("numSlots", Napi::Number::New(env, g.numSlots));
+      o.Set("bufSize", Napi::Number::New(env, g.bufSize));
+      o.Set("memSize", Napi::Number::New(env, static_cast<double>(a.port->memSize())));
+      return o;
+    });
   }
 
   Napi::Value sync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    RingAttachment& a = live(env);
-    const uint32_t done = info[0].As<Napi::Number>().Uint32Value();
-    const bool faulted = info[1].ToBoolean().Value();
-    return guardEntry(env, [&] { return Napi::Number::New(env, syncRing(a, done, faulted)); });
+    return guardEntry(env, [&]() -> Napi::Value {
+      RingAttachment& a = live(env);
+      const uint32_t done = info[0].As<Napi::Number>().Uint32Value();
+      const bool faulted = info[1].ToBoolean().Value();
+      return Napi::Number::New(env, syncRing(a, done, faulted));
+    });
   }
 
   Napi::Value takeTrace(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::vector<uint8_t> trace = nmwasm::takeTrace(live(env));
-    Napi::Uint8Array out = Napi::Uint8Array::New(env, trace.size());
-    if (!trace.empty()) std::memcpy(out.Data(), trace.data(), trace.size());
-    return out;
+    return guardEntry(env, [&]() -> Napi::Value {
+      std::vector<uint8_t> trace = nmwasm::takeTrace(live(env));
+      Napi::Uint8Array out = Napi::Uint8Array::New(env, trace.size());
+      if (!trace.empty()) std::memcpy(out.Data(), trace.data(), trace.size());
+      return out;
+    });
   }
 
   /** wait(timeoutMs): polls the port's descriptor for this ring (Port::pollFd) for up to
@@ -108,24 +134,29 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
    * this worker's thread (never the main thread): it is the idle wait of live ports. */
   Napi::Value wait(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    RingAttachment& a = live(env);
-    const int fd = a.port->closed() ? -1 : a.port->pollFd(a.ring);
-    if (fd < 0) return Napi::Boolean::New(env, false);
-    int timeoutMs = info[0].As<Napi::Number>().Int32Value();
-    if (timeoutMs < 0) timeoutMs = 0;
-    struct pollfd p = {fd, POLLIN, 0};
-    const int rc = ::poll(&p, 1, timeoutMs);
-    return Napi::Boolean::New(env, rc > 0 && (p.revents & POLLIN) != 0);
+    return guardEntry(env, [&]() -> Napi::Value {
+      RingAttachment& a = live(env);
+      const int fd = a.port->closed() ? -1 : a.port->pollFd(a.ring);
+      if (fd < 0) return Napi::Boolean::New(env, false);
+      int timeoutMs = info[0].As<Napi::Number>().Int32Value();
+      if (timeoutMs < 0) timeoutMs = 0;
+      struct pollfd p = {fd, POLLIN, 0};
+      const int rc = ::poll(&p, 1, timeoutMs);
+      return Napi::Boolean::New(env, rc > 0 && (p.revents & POLLIN) != 0);
+    });
   }
 
   Napi::Value detach(const Napi::CallbackInfo& info) {
     attachment_.reset();
-    countersRef_.Reset();
+    releaseCounters();
     return info.Env().Undefined();
   }
 
   std::unique_ptr<RingAttachment> attachment_;
-  Napi::ObjectReference countersRef_;  // keeps the counters' SharedArrayBuffer alive
+  std::string portName_;  // for messages after detach
+  uint32_t ring_ = 0;
+  napi_env env_ = nullptr;
+  napi_ref countersRef_ = nullptr;  // keeps the counters' SharedArrayBuffer alive while attached
 };
 
 }  // namespace
@@ -149,7 +180,7 @@ Napi::Value attachRingJs(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < outIds.Length(); i++) {
       std::shared_ptr<Port> out = findPort(outIds.Get(i).As<Napi::Number>().Uint32Value());
       if (!out->canTransmit())
-        throw NativeError("EINVAL", out->name(), "", 0, "port " + out->name() + " (" + out->kind() + ") cannot be an output: use an output port such as pcap-out:");
+        throw NativeError("EINVAL", out->name(), "", 0, "a " + out->kind() + " port cannot be an output: use an output port such as pcap-out:FILE");
       outputs.push_back(std::move(out));
     }
     Napi::Float64Array counters = opts.Get("counters").As<Napi::Float64Array>();

@@ -44,19 +44,27 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
   uint32_t i = sh.head;
   for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
     const ShadowSlot& s = sh.slots[i];
-    // NB: read each guest field exactly once; the guest's copy is untrusted.
-    const volatile NetmapSlot& g = gslots[i];
-    const uint32_t guestBuf = g.buf_idx;
-    const uint32_t guestLen = g.len;
-    uint8_t v = verdicts[i];
-    const bool lenOk = guestLen == s.len || (guestLen >= kMinPacketLen && guestLen <= geo.bufSize);
-    const bool bad = guestBuf != s.bufIdx || !lenOk || !verdictValid(v, numOutputs);
-    if (bad) violations++;
-    if (bad || faulted) {
-      v = a.faultVerdict;
+    uint8_t v = a.faultVerdict;
+    uint32_t len = s.len;
+    if (faulted) {
+      // The fault verdict applies whatever the guest left: its slots and verdicts are not
+      // read, so nothing counts as a violation, and the packet keeps the host's length.
       faultVerdicts++;
+    } else {
+      // NB: read each guest field exactly once; the guest's copy is untrusted.
+      const volatile NetmapSlot& g = gslots[i];
+      const uint32_t guestBuf = g.buf_idx;
+      const uint32_t guestLen = g.len;
+      const uint8_t guestVerdict = verdicts[i];
+      const bool lenOk = guestLen == s.len || (guestLen >= kMinPacketLen && guestLen <= geo.bufSize);
+      if (guestBuf != s.bufIdx || !lenOk || !verdictValid(guestVerdict, numOutputs)) {
+        violations++;
+        faultVerdicts++;
+      } else {
+        v = guestVerdict;
+        len = guestLen;
+      }
     }
-    const uint32_t len = lenOk ? guestLen : s.len;
     uint32_t out = UINT32_MAX;
     if (v == kVerdictPass) {
       pass++;

@@ -41,11 +41,15 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
                                            uint8_t faultVerdict, bool trace);
 
 /** Completes `done` slots from head (clamped to the batch in flight), refills, and
- * publishes the next batch. Counting: a violating slot counts in violations AND
- * faultVerdicts (it got the fault verdict) AND pass or drop; packets/bytes count
- * each packet once, when first delivered; PASS without an output is counted only.
- * The guest's len is accepted when unchanged or in 14..nr_buf_size (a captured
- * runt shorter than 14 bytes is not a violation while the filter leaves it alone).
+ * publishes the next batch. When `faulted` (the batch gets the fault verdict: trap,
+ * timeout, failed instance), the guest's slots and verdicts are not read: every slot
+ * counts in faultVerdicts and pass or drop, never in violations, and leaves with the
+ * host's len. Otherwise a violating slot counts in violations AND faultVerdicts (it
+ * got the fault verdict) AND pass or drop, and also leaves with the host's len.
+ * packets/bytes count each packet once, when first delivered; PASS without an output
+ * is counted only. The guest's len is accepted when unchanged or in 14..nr_buf_size
+ * (a captured runt shorter than 14 bytes is not a violation while the filter leaves
+ * it alone).
  * Returns the next batch's size (> 0), 0 (nothing now) or -1 (the
  * finite source is exhausted and every slot released, or the port was closed).
  * Throws NativeError ESTALE only when the ring was attached again since `a`;

@@ -2,6 +2,10 @@
 // fault verdicts, trace. The "guest" is JS writing into the mapped window.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { Counter } from '../../host/native.ts';
 import { GuestRing, WINDOW_BASE, genSpec, native, newCounters, openAndAttach } from './helpers.ts';
 
@@ -99,6 +103,39 @@ test('faulted = true gives every slot of the batch the fault verdict (open: PASS
   assert.is(counters[Counter.drop], 0);
   assert.is(counters[Counter.violations], 0);
   native.closePort(port.id);
+});
+
+test('a faulted batch is not validated: no violations, every slot leaves with its host length', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nmwasm-ring-'));
+  const outPath = join(dir, 'out.pcap');
+  const out = native.openPort({ kind: 'pcap-out', name: `pcap-out:${outPath}`, path: outPath }, { numSlots: 64, bufSize: 2048 });
+  const { port, guest, counters, handle } = openAndAttach(genSpec({ count: 0 }), { numSlots: 64, faultVerdict: 1, outputs: [out.id] });
+  const n = handle.sync(0, false);
+  const slots = guest.batchSlots(n);
+  const lens = slots.map((i) => guest.len(i));
+  // what a trapped guest may have left behind: every kind of violation
+  const dv = guest.dv();
+  for (const i of slots) guest.setVerdict(i, 0x03);
+  dv.setUint32(guest.slotAddr(slots[0]!), 12345, true);
+  dv.setUint16(guest.slotAddr(slots[1]!) + 4, 0, true);
+  dv.setUint16(guest.slotAddr(slots[2]!) + 4, 4000, true);
+  dv.setUint16(guest.slotAddr(slots[3]!) + 4, 20, true); // in range, but the guest's output is void
+  guest.setVerdict(slots[4]!, 0xff);
+  handle.sync(n, true);
+  assert.is(counters[Counter.violations], 0);
+  assert.is(counters[Counter.faultVerdicts], n);
+  assert.is(counters[Counter.pass], n);
+  assert.is(counters[Counter.outPackets], n);
+  assert.is(counters[Counter.outBytes], lens.reduce((a, b) => a + b, 0));
+  handle.detach();
+  native.closePort(port.id);
+  native.closePort(out.id);
+  // the output file's record lengths (classic pcap: 24-byte header, 16-byte record headers)
+  const file = readFileSync(outPath);
+  const written: number[] = [];
+  for (let off = 24; off + 16 <= file.length; off += 16 + file.readUInt32LE(off + 8)) written.push(file.readUInt32LE(off + 8));
+  assert.equal(written, lens);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('a partial completion delivers the rest again and counts packets once', () => {
@@ -200,6 +237,42 @@ test('errors carry code and port: unknown port id, bad ring, non-output as outpu
   check(() => native.closePort(port.id), 'EBADPORT');
 });
 
+test('native error messages are one line, name the port once and say what to do', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nmwasm-err-'));
+  const junk = join(dir, 'junk.pcap');
+  writeFileSync(junk, 'this is not a capture file\n');
+  const opts = { numSlots: 64, bufSize: 2048 };
+  const gen = native.openPort(genSpec(), opts);
+  const detached = native.attachRing(gen.id, 0, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false });
+  detached.detach();
+  const cases: Array<{ name: string; subject: string; run: () => unknown; code: string; todo: RegExp }> = [
+    { name: `pcap:${dir}/missing.pcap`, subject: `${dir}/missing.pcap`, run: () => native.openPort({ kind: 'pcap', name: `pcap:${dir}/missing.pcap`, path: `${dir}/missing.pcap` }, opts), code: 'ENOENT', todo: /check the path/ },
+    { name: `pcap:${dir}`, subject: dir, run: () => native.openPort({ kind: 'pcap', name: `pcap:${dir}`, path: dir }, opts), code: 'EISDIR', todo: /give an Ethernet pcap/ },
+    { name: `pcap:${junk}`, subject: junk, run: () => native.openPort({ kind: 'pcap', name: `pcap:${junk}`, path: junk }, opts), code: 'EPCAP_FORMAT', todo: /give an Ethernet pcap/ },
+    { name: `pcap-out:${dir}/no/out.pcap`, subject: `${dir}/no/out.pcap`, run: () => native.openPort({ kind: 'pcap-out', name: `pcap-out:${dir}/no/out.pcap`, path: `${dir}/no/out.pcap` }, opts), code: 'ENOENT', todo: /create the directory/ },
+    { name: 'gen0', subject: 'gen0', run: () => native.attachRing(gen.id, 0, { outputs: [gen.id], counters: newCounters(), faultVerdict: 0, trace: false }), code: 'EINVAL', todo: /use an output port/ },
+    { name: 'gen0', subject: 'gen0', run: () => detached.sync(0, false), code: 'EDETACHED', todo: /call attachRing again/ },
+  ];
+  for (const c of cases) {
+    let err: (Error & { code?: string; port?: string }) | undefined;
+    try {
+      c.run();
+    } catch (e) {
+      err = e as Error & { code?: string; port?: string };
+    }
+    assert.ok(err, `${c.name}: expected ${c.code}`);
+    const msg = err!.message;
+    assert.is(err!.code, c.code, msg);
+    assert.is(err!.port, c.name, msg);
+    assert.ok(msg.startsWith(`port ${c.name}: `), msg);
+    assert.is(msg.split(c.subject).length - 1, 1, `names ${c.subject} once: ${msg}`);
+    assert.not.match(msg, /[\r\n]/);
+    assert.match(msg, c.todo);
+  }
+  native.closePort(gen.id);
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('benchFirewallC evaluates the compiled rule table over the filled slots', () => {
   const { port, guest, handle } = openAndAttach(genSpec({ count: 0, mix: [1, 1, 0, 0, 0, 0, 1], flows: 200 }), { numSlots: 1024 });
   const n = handle.sync(0, false);
@@ -225,6 +298,52 @@ test('benchFirewallC evaluates the compiled rule table over the filled slots', (
   assert.is(r.drop, want);
   assert.is(r.pass, n - want);
   assert.ok(r.nsPerPacket > 0);
+  native.closePort(port.id);
+});
+
+// A worker that cycles attach/map/sync/detach (and leaves some handles to the GC) as fast
+// as it can, so that terminate() lands inside native calls: RingHandle methods, attachRing,
+// the handle's constructor and its finalizer.
+const churnSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const native = require(workerData.addon);
+const { portId } = workerData;
+const mem = new WebAssembly.Memory({ initial: 1100 });
+const view = new Uint8Array(mem.buffer);
+parentPort.postMessage('started');
+for (let round = 0; ; round++) {
+  const counters = new Float64Array(new SharedArrayBuffer(24 * 8));
+  const h = native.attachRing(portId, 0, { outputs: [], counters, faultVerdict: 0, trace: false });
+  h.map(view, 0x100000);
+  const L = h.layout();
+  let n = h.sync(0, false);
+  for (let k = 0; k < 3 && n > 0; k++) {
+    view.fill(1, 0x100000 + L.verdictOfs, 0x100000 + L.verdictOfs + L.numSlots);
+    n = h.sync(n, round % 2 === 0);
+  }
+  h.unmap(view, 0x100000);
+  if (round % 3 !== 0) h.detach();
+  try { h.sync(0, false); } catch {} // EDETACHED or ESTALE: errors thrown on purpose
+}
+`;
+
+test('terminating workers inside native calls never aborts the process', async () => {
+  const port = native.openPort(genSpec({ count: 0 }), { numSlots: 256, bufSize: 2048 });
+  const addon = new URL('../../build/Release/nmwasm.node', import.meta.url).pathname;
+  for (let i = 0; i < 60; i++) {
+    const worker = new Worker(churnSource, { eval: true, workerData: { addon, portId: port.id } });
+    const failed = new Promise<unknown>((resolve) => worker.once('error', resolve));
+    await new Promise<void>((resolve) => worker.once('message', () => resolve()));
+    // spread the terminate over the cycle: 0..~5 ms after the worker started churning
+    await new Promise((resolve) => setTimeout(resolve, i % 6));
+    await worker.terminate();
+    const err = await Promise.race([failed, Promise.resolve(null)]);
+    assert.is(err, null, `worker ${i} failed: ${String(err)}`);
+  }
+  // the port survived every terminated attachment: a fresh handle still works
+  const handle = native.attachRing(port.id, 0, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false });
+  new GuestRing(handle);
+  assert.ok(handle.sync(0, false) > 0);
   native.closePort(port.id);
 });
 
