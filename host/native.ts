@@ -122,9 +122,10 @@ export interface RingHandle {
   /** Final verdicts of every packet, in order, when attached with trace. */
   takeTrace(): Uint8Array;
   /** Blocks until the ring's port may have packets (poll on its descriptor) or `timeoutMs`
-   * passed; returns true when it became readable. Software ports return false at once.
-   * The ring worker's idle wait on live ports: it checks the stop flag after each call. */
-  wait(timeoutMs: number): boolean;
+   * passed: 1 = readable, 0 = timed out, -1 = the port has no descriptor (software ports;
+   * returns at once). The ring worker's idle wait on live ports: it checks the stop flag
+   * after each call. */
+  wait(timeoutMs: number): number;
   detach(): void;
 }
 

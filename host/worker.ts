@@ -15,7 +15,8 @@ import { epochMs, Phase, recordFault, RingControl, RingState, type FaultKind, ty
 const LOG_MAX_BYTES = 1024;
 const LOG_LINES_PER_SECOND = 20;
 const STATS_INTERVAL_MS = 1000;
-const IDLE_WAIT_MS = 1;
+const IDLE_WAIT_MS = 1; // software ports with nothing now
+const LIVE_WAIT_MS = 10; // live ports: poll this long, then check the stop flag
 
 const data = workerData as RingWorkerData;
 const counters = new Float64Array(data.counters);
@@ -258,8 +259,9 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
     if (limit > 0 && counters[Counter.pass]! + counters[Counter.drop]! + counters[Counter.host]! + counters[Counter.forward]! >= limit) return;
     if (!healthy && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
     if (n === 0) {
-      // Live port with nothing now. NB: a later issue blocks in poll instead.
-      Atomics.wait(control, RingControl.stop, 0, IDLE_WAIT_MS);
+      // Nothing now: a live port blocks in poll on its descriptor (ring.wait, at most
+      // LIVE_WAIT_MS so the stop flag is seen); a port without one waits on the stop flag.
+      if (ring.wait(LIVE_WAIT_MS) < 0) Atomics.wait(control, RingControl.stop, 0, IDLE_WAIT_MS);
       n = ring.sync(0, false);
       if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
       continue;

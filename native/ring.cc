@@ -130,19 +130,19 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
   }
 
   /** wait(timeoutMs): polls the port's descriptor for this ring (Port::pollFd) for up to
-   * timeoutMs; true when readable. A port without one returns false at once. NB: blocks
-   * this worker's thread (never the main thread): it is the idle wait of live ports. */
+   * timeoutMs; 1 = readable, 0 = timed out, -1 = the port has no descriptor (returns at
+   * once). NB: blocks this worker's thread (never the main thread): the idle wait of live ports. */
   Napi::Value wait(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guardEntry(env, [&]() -> Napi::Value {
       RingAttachment& a = live(env);
       const int fd = a.port->closed() ? -1 : a.port->pollFd(a.ring);
-      if (fd < 0) return Napi::Boolean::New(env, false);
+      if (fd < 0) return Napi::Number::New(env, -1);
       int timeoutMs = info[0].As<Napi::Number>().Int32Value();
       if (timeoutMs < 0) timeoutMs = 0;
       struct pollfd p = {fd, POLLIN, 0};
       const int rc = ::poll(&p, 1, timeoutMs);
-      return Napi::Boolean::New(env, rc > 0 && (p.revents & POLLIN) != 0);
+      return Napi::Number::New(env, rc > 0 && (p.revents & POLLIN) != 0 ? 1 : 0);
     });
   }
 
