@@ -4,7 +4,7 @@
 // file. Exit 0 on success, 1 when a run fails after it started.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError, describeError, exitCodeOf, quote } from './errors.ts';
-import { availableSchemes, parsePortSpec } from './portspec.ts';
+import { availableSchemes, parseInterfacePort, parsePortSpec } from './portspec.ts';
 import { loadModule, type LoadedModule, type ModuleDescription } from './module.ts';
 import { readConfig } from './config.ts';
 import { DEFAULT_BATCH_TIMEOUT_MS, Engine, type EngineOptions, type RunResult } from './engine.ts';
@@ -14,15 +14,17 @@ import type { PlainPortSpec } from './native.ts';
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
 usage:
-  nmwasm load MODULE --port SPEC [--out SPEC] [--config FILE] [--count N] [--duration S]
-                     [--on-fault open|closed] [--batch-timeout MS] [--json]
+  nmwasm load MODULE --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]
+                     [--count N] [--duration S] [--on-fault open|closed] [--batch-timeout MS] [--json]
   nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
   nmwasm inspect MODULE [--json]
 
 MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an npm package
             whose package.json has "nmwasm": {"module": "path.wasm"}
 --port      input port: ${availableSchemes('in').join(' | ')}
---out       output port for PASS verdicts: ${availableSchemes('out').join(' | ')}
+--to        output interface port: the first gets PASS, each one FORWARD n in order (bridge --port to it)
+--bidir     with one --to: also run the filter from the --to port back to the --port port
+--out       output port after the --to ports (PASS when there is no --to): ${availableSchemes('out').join(' | ')}
 --config    file handed to the filter's nmwasm_init (at most 960 KiB)
 --count     stop after N packets got a verdict;  --duration: stop after S seconds
 --on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
@@ -117,49 +119,82 @@ interface RunRequest {
   durationMs: number;
   json: boolean;
   trace: boolean;
+  startup?: string[]; // lines printed once the ports are open (backend choice, AF_PACKET limits)
 }
 
-async function run(req: RunRequest): Promise<number> {
+/** Start-up lines for a live input: the backend chosen and why; what AF_PACKET cannot do. */
+function liveStartupLines(portText: string, input: PlainPortSpec, outputs: PlainPortSpec[]): string[] {
+  if (input.kind !== 'packet' && input.kind !== 'xdp') return [];
+  const lines = [parseInterfacePort(portText, 'in').reason];
+  if (input.kind === 'packet') {
+    const what = outputs.length > 0 ? 'DROP only keeps a packet from reaching the --to/--out ports (inline-copy mode)' : 'the filter watches a copy (monitor mode)';
+    lines.push(`${input.name}: AF_PACKET cannot take packets away from the kernel: the kernel still receives every frame of ${input.ifname}; ${what}`);
+  }
+  return lines;
+}
+
+/** Runs one engine per request (two for --bidir), all stopped together; one summary each. */
+async function run(reqs: RunRequest[]): Promise<number> {
   const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
     status.stop();
     process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${line}\n`);
     status.start();
   };
-  const engine = new Engine({
-    loaded: req.loaded,
-    moduleName: req.moduleSpec,
-    config: req.config,
-    ...(req.configName !== undefined ? { configName: req.configName } : {}),
-    input: req.input,
-    outputs: req.outputs,
-    onFault: req.onFault,
-    batchTimeoutMs: req.batchTimeoutMs,
-    count: req.count,
-    durationMs: req.durationMs,
-    trace: req.trace,
-    onEvent: events,
-  });
-  const status = new StatusLine(process.stdout, () => engine.ringRuns);
-  if (!req.json) status.start();
-  const onSignal = (): void => engine.stop('signal');
+  const engines: Engine[] = [];
+  try {
+    for (const req of reqs) {
+      const engine = new Engine({
+        loaded: req.loaded,
+        moduleName: req.moduleSpec,
+        config: req.config,
+        ...(req.configName !== undefined ? { configName: req.configName } : {}),
+        input: req.input,
+        outputs: req.outputs,
+        onFault: req.onFault,
+        batchTimeoutMs: req.batchTimeoutMs,
+        count: req.count,
+        durationMs: req.durationMs,
+        trace: req.trace,
+        onEvent: events,
+      });
+      engines.push(engine);
+      for (const line of req.startup ?? []) process.stderr.write(`${line}\n`);
+      for (const line of engine.portInfo.notices ?? []) process.stderr.write(`warning: ${line}\n`);
+    }
+  } catch (err) {
+    // A later port failed to open: stop the engines already running before reporting it.
+    for (const engine of engines) engine.stop('signal');
+    await Promise.allSettled(engines.map((e) => e.done));
+    throw err;
+  }
+  const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));
+  if (!reqs[0]!.json) status.start();
+  const onSignal = (): void => {
+    for (const engine of engines) engine.stop('signal');
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let result: RunResult;
+  let results: RunResult[];
   try {
-    result = await engine.done;
+    // One direction ending (or failing) ends the others too.
+    results = await Promise.all(engines.map((e) => e.done.finally(onSignal)));
   } finally {
     status.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name) };
-  process.stdout.write(req.json ? `${JSON.stringify(summaryJson(result, ctx, req.trace))}\n` : `${summaryText(result, ctx)}\n`);
+  reqs.forEach((req, i) => {
+    const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name) };
+    process.stdout.write(req.json ? `${JSON.stringify(summaryJson(results[i]!, ctx, req.trace))}\n` : `${summaryText(results[i]!, ctx)}\n`);
+  });
   return 0;
 }
 
 async function load(args: string[]): Promise<number> {
   const { values, positionals } = parse('load', args, {
     port: { type: 'string' },
+    to: { type: 'string', multiple: true },
+    bidir: { type: 'boolean' },
     out: { type: 'string', multiple: false },
     config: { type: 'string' },
     count: { type: 'string' },
@@ -174,7 +209,15 @@ async function load(args: string[]): Promise<number> {
   if (portText === undefined) throw new UsageError(`nmwasm load: expected --port SPEC (${availableSchemes('in').join(' or ')}), got none`);
   let input = parsePortSpec(portText, 'in');
   const outText = str(values, 'out');
-  const outputs = outText === undefined ? [] : [parsePortSpec(outText, 'out')];
+  const toTexts = (values.to as unknown as string[] | undefined) ?? [];
+  const outputs = [...toTexts.map((t) => parsePortSpec(t, 'out')), ...(outText === undefined ? [] : [parsePortSpec(outText, 'out')])];
+  const bidir = values.bidir === true;
+  if (bidir && (toTexts.length !== 1 || outText !== undefined)) {
+    throw new UsageError(`--bidir: expected exactly one --to port and no --out, got ${toTexts.length} --to${outText !== undefined ? ' and an --out' : ''}`);
+  }
+  if (toTexts.length > 0 && input.kind !== 'packet' && input.kind !== 'xdp') {
+    throw new UsageError(`--to: expected an interface --port to bridge from (packet:IF, xdp:IF, IF), got ${quote(portText)}`);
+  }
   const count = integerOption('count', str(values, 'count'), 1, Number.MAX_SAFE_INTEGER) ?? 0;
   const duration = secondsOption('duration', str(values, 'duration'));
   const onFault = onFaultOption(str(values, 'on-fault'));
@@ -184,7 +227,15 @@ async function load(args: string[]): Promise<number> {
   const loaded = loadModule(moduleSpec);
   // An unbounded generator with --count generates exactly that many packets.
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
-  return run({ moduleSpec, loaded, config, configName, input, outputs, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false });
+  const common = { moduleSpec, loaded, config, configName, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false };
+  const reqs: RunRequest[] = [{ ...common, input, outputs, startup: liveStartupLines(portText, input, outputs) }];
+  if (bidir) {
+    // The way back: the --to port as an input, the --port port as its output.
+    const backInput = parsePortSpec(toTexts[0]!, 'in');
+    const backOutputs = [parsePortSpec(portText, 'out')];
+    reqs.push({ ...common, input: backInput, outputs: backOutputs, startup: liveStartupLines(toTexts[0]!, backInput, backOutputs) });
+  }
+  return run(reqs);
 }
 
 async function testCommand(args: string[]): Promise<number> {
@@ -208,7 +259,7 @@ async function testCommand(args: string[]): Promise<number> {
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec);
-  return run({
+  return run([{
     moduleSpec,
     loaded,
     config,
@@ -221,7 +272,7 @@ async function testCommand(args: string[]): Promise<number> {
     durationMs: 0,
     json: values.json === true,
     trace: values.trace === true,
-  });
+  }]);
 }
 
 function help(): number {
