@@ -25,7 +25,8 @@ export interface TraceResult {
 export function traceVerdicts(stdout: string): number[] {
   const line = stdout.split('\n').find((l) => l.startsWith('{'));
   if (!line) throw new Error(`no JSON summary line in the output: ${stdout.slice(0, 300)}`);
-  const summary = JSON.parse(line) as { trace?: unknown; packets?: unknown };
+  const summary = JSON.parse(line) as { trace?: unknown; packets?: unknown; faultVerdicts?: unknown };
+  if (summary.faultVerdicts !== 0) throw new Error(`the filter faulted (faultVerdicts ${String(summary.faultVerdicts)}): the trace is not its verdicts: ${line.slice(0, 300)}`);
   const trace = summary.trace;
   const verdicts = typeof trace === 'string' ? Array.from(trace, Number) : Array.isArray(trace) ? trace.map(Number) : null;
   if (!verdicts) throw new Error(`the JSON summary has no trace (string or array): ${line.slice(0, 300)}`);
@@ -36,7 +37,9 @@ export function traceVerdicts(stdout: string): number[] {
 }
 
 function runOne(path: string, rules: string): Promise<TraceResult> {
-  const args = [cli, 'test', firewallWasm, '--pcap', path, '--config', rules, '--json', '--trace'];
+  // NB: a generous --batch-timeout: with two runs at a time on two cores, a busy machine can
+  // stretch nmwasm_init past the default 100 ms; this test is about verdicts, not latency.
+  const args = [cli, 'test', firewallWasm, '--pcap', path, '--config', rules, '--json', '--trace', '--batch-timeout', '10000'];
   return new Promise((resolve) => {
     execFile(process.execPath, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 60_000 }, (err, stdout, stderr) => {
       if (err) {

@@ -34,12 +34,12 @@ interface Mismatch {
   packet: TsharkPacket;
 }
 
-/** Names listed in broken-pcaps.json (written by another test area), when it exists. */
+/** File names listed in broken-pcaps.json ({broken: [{file}]}, written by the native area). */
 function brokenNames(): Set<string> {
   if (!existsSync(brokenPath)) return new Set();
-  const data = JSON.parse(readFileSync(brokenPath, 'utf8')) as unknown;
-  const entries = Array.isArray(data) ? data : Object.values(data as Record<string, unknown>).find(Array.isArray) ?? Object.keys(data as object);
-  return new Set((entries as unknown[]).map((e) => (typeof e === 'string' ? e : String((e as Record<string, unknown>).file ?? (e as Record<string, unknown>).name))).map((n) => n.split('/').pop()!));
+  const data = JSON.parse(readFileSync(brokenPath, 'utf8')) as { broken?: { file?: string }[] };
+  if (!Array.isArray(data.broken)) throw new Error(`${brokenPath}: expected {"broken": [{"file": ...}, ...]}`);
+  return new Set(data.broken.map((e) => String(e.file)));
 }
 
 const key = (file: string, frame: number): string => `${file}#${frame}`;
