@@ -5,7 +5,12 @@
 # (node-gyp rebuild -- -Dpcap_file_dir=../relative/dir: gyp needs a path
 # relative to this file); the default is native/.
 {
-  "variables": { "pcap_file_dir%": "native" },
+  "variables": {
+    "pcap_file_dir%": "native",
+    # AF_XDP backend: built when pkg-config finds libxdp and libbpf (Debian: libxdp-dev
+    # libbpf-dev pkg-config); without them the xdp: spec says how to get it.
+    "have_xdp%": "<!(pkg-config --exists libxdp libbpf 2>/dev/null && echo 1 || echo 0)"
+  },
   "targets": [
     {
       "target_name": "nmwasm",
@@ -33,7 +38,15 @@
       "cflags!": ["-fno-exceptions", "-O3"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-O3"],
       "cflags": ["-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions"]
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions"],
+      "conditions": [
+        ["have_xdp==1", {
+          "sources": ["native/port_xdp.cc", "native/xdp_program.cc"],
+          "defines": ["NMWASM_HAVE_XDP"],
+          "cflags_cc": ["<!@(pkg-config --cflags libxdp libbpf)"],
+          "libraries": ["<!@(pkg-config --libs libxdp libbpf)"]
+        }]
+      ]
     }
   ]
 }

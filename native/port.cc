@@ -5,7 +5,7 @@ namespace nmwasm {
 
 static uint64_t alignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-void Port::setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize) {
+void Port::setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize, uint64_t totalBuffers) {
   const uint64_t page = PacketMemory::pageSize();
   std::vector<RingGeometry> geos(rings);
   uint64_t ofs = 0;
@@ -19,7 +19,8 @@ void Port::setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize) {
   }
   const uint64_t buffersOfs = alignUp(ofs, page);
   for (RingGeometry& g : geos) g.buffersOfs = buffersOfs;
-  const uint64_t total = buffersOfs + uint64_t{rings} * numSlots * bufSize;
+  if (totalBuffers == 0) totalBuffers = uint64_t{rings} * numSlots;
+  const uint64_t total = buffersOfs + totalBuffers * bufSize;
   memory_ = std::make_unique<PacketMemory>(name_, total);
 
   for (uint32_t r = 0; r < rings; r++) {

@@ -133,8 +133,10 @@ class Port {
  protected:
   /** Creates the packet memory for `rings` rings of `numSlots` slots and buffers of
    * `bufSize` bytes, and one shadow per ring (slot i of ring r owns buffer r*numSlots+i).
-   * Layout: per ring [header 256][slots 16*N][verdicts N], then buffers page aligned. */
-  void setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize);
+   * Layout: per ring [header 256][slots 16*N][verdicts N], then buffers page aligned.
+   * `totalBuffers` (0 = rings*numSlots) sizes a larger pool for a backend that hands
+   * buffers around itself (AF_XDP's UMEM); it then sets each slot's bufIdx in rxsync. */
+  void setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize, uint64_t totalBuffers = 0);
   virtual void onClose() {}
   virtual void onAbort() noexcept {}
 

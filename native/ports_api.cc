@@ -75,8 +75,8 @@ Napi::Value openPortJs(const Napi::CallbackInfo& info) {
       port = openXdpPort(liveSpecFrom(spec), po);
 #else
       throw NativeError("ENOTSUP", str(spec, "name"), "", 0,
-                        "AF_XDP support is not built into this addon (libxdp-dev/libbpf-dev were missing at build time): use packet:" +
-                            str(spec, "ifname"));
+                        "AF_XDP backend not built: apt-get install libxdp-dev libbpf-dev pkg-config, then npm rebuild (or use packet:" +
+                            str(spec, "ifname") + ")");
 #endif
     } else {
       throw NativeError("EINVAL", str(spec, "name"), "", 0, "unknown port kind '" + kind + "': expected gen, pcap, pcap-out, packet or xdp");

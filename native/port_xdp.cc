@@ -1,0 +1,377 @@
+// AF_XDP backend (xdp:IF, xdp:IF-N; chosen for a bare interface name when netmap is
+// absent). See docs/PORTS.md "AF_XDP". Built only with NMWASM_HAVE_XDP (libxdp and
+// libbpf found by pkg-config at configure time, see binding.gyp).
+//
+// Memory: the port's packet memory (a memfd, page aligned) is the UMEM, so the kernel
+// writes received frames straight into the memory the filter sees: no userspace copy.
+// One UMEM frame = one netmap buffer of nr_buf_size (2048) bytes; buf_idx = frame
+// index. The kernel puts a frame's data XDP_PACKET_HEADROOM (256) bytes into the
+// frame, so the rings' buf_ofs points 256 bytes past the first frame: buffer i is
+// [frame i + 256, frame i+1 + 256), i.e. it runs into the next frame's headroom, which
+// the kernel never writes in copy mode (one spare frame at the end keeps the last
+// buffer inside the memory). A frame holds at most 2048 - 256 = 1792 bytes of packet.
+//
+// Frames: input ring r (queue q) owns frames [r*F, (r+1)*F) with F = R + num_slots,
+// where R is the size of its fill ring and of its RX ring (default 8192 if it fits the
+// 63 MiB packet window, else 4096, 2048; @conf:rx-slots sets it). Frames circulate
+// fill ring -> kernel -> RX ring -> shadow slot (rxsync) -> the filter -> fill ring
+// (rxrelease); frames that do not fit the fill ring wait in a free list and are pushed
+// at the next sync. Transmit (an output port, --to/--out) has its own T frames
+// (T = the TX ring size, 2048 or @conf:tx-slots) on queue max(N, 0)'s socket.
+//
+// Verdicts: PASS without an output and DROP both recycle the frame: the packet was
+// taken from the kernel, so it is gone. HOST re-injects the frame into the kernel stack
+// of the interface (XdpInterface::reinject). ARP, ICMP and ICMPv6 never reach the
+// filter: the XDP program passes them to the kernel (xdp_program.h).
+#include <net/if.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xdp/xsk.h>
+
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <mutex>
+#include <thread>
+
+#include "errors.h"
+#include "port.h"
+#include "xdp_program.h"
+
+namespace nmwasm {
+
+namespace {
+
+constexpr uint32_t kHeadroom = 256;  // XDP_PACKET_HEADROOM: where the kernel puts a frame's data
+constexpr uint64_t kWindowBytes = 0x4000000 - 0x100000;  // ABI packet window (docs/ABI.md)
+constexpr uint32_t kDefaultTxSlots = 2048;
+constexpr uint32_t kMinCompSlots = 64;
+constexpr int kBusyRetries = 30;  // x 100 ms: a queue can stay busy ~1 s after its last socket closed
+
+/** One AF_XDP socket (one queue) and its rings. NB: the ring structs must stay put:
+ * libxdp keeps pointers to them. */
+struct XskQueue {
+  uint32_t queueId = 0;
+  xsk_socket* xsk = nullptr;
+  int fd = -1;
+  xsk_ring_cons rx{};
+  xsk_ring_prod tx{};
+  xsk_ring_prod fill{};
+  xsk_ring_cons comp{};
+  std::vector<uint32_t> freeFrames;  // frames userspace holds that are not in a slot (capacity fixed at open)
+};
+
+/** RX queues of `ifname` (sysfs queues/rx-*), at least 1. */
+uint32_t rxQueueCount(const std::string& ifname) {
+  const std::string dir = "/sys/class/net/" + ifname + "/queues";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return 1;
+  uint32_t n = 0;
+  while (dirent* e = readdir(d))
+    if (std::strncmp(e->d_name, "rx-", 3) == 0) n++;
+  closedir(d);
+  return n > 0 ? n : 1;
+}
+
+bool isPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+inline uint64_t nowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+class XdpPort : public Port {
+ public:
+  XdpPort(const LivePortSpec& spec, const PortOptions& opts) : Port(spec.name, "xdp"), spec_(spec), bufSize_(opts.bufSize) {
+    if (!spec.rx && !spec.tx) throw NativeError("EINVAL", spec.name, "", 0, "an AF_XDP port needs its receive or its transmit side");
+    const uint32_t ifQueues = rxQueueCount(spec.ifname);
+    std::vector<uint32_t> queueIds;
+    if (spec.rx && spec.queue < 0)
+      for (uint32_t q = 0; q < spec.rings; q++) queueIds.push_back(q);
+    else
+      queueIds.push_back(spec.queue < 0 ? 0 : static_cast<uint32_t>(spec.queue));
+    const uint32_t rings = spec.rx ? static_cast<uint32_t>(queueIds.size()) : 0;
+    const uint32_t numSlots = opts.numSlots;
+    txSlots_ = spec.tx ? (spec.txSlots ? spec.txSlots : kDefaultTxSlots) : 0;
+    rxSlots_ = spec.rx ? chooseRxSlots(rings, numSlots) : 0;
+    framesPerRing_ = rxSlots_ + numSlots;
+    txFirst_ = uint64_t{rings} * framesPerRing_;
+    uint64_t frames = txFirst_ + txSlots_ + 1;  // + the spare frame under the last buffer's tail
+    if (frames & 1) frames++;                    // NB: keeps the UMEM a whole number of pages
+    setupRings(rings, numSlots, bufSize_, frames);
+    umemOfs_ = rings > 0 ? shadow(0).geo.buffersOfs : 0;
+    for (uint32_t r = 0; r < rings; r++) {
+      RingGeometry& geo = shadow(r).geo;
+      geo.buffersOfs = umemOfs_ + kHeadroom;
+      guestRing(geo)->buf_ofs = static_cast<int64_t>(geo.buffersOfs - geo.ringOfs);
+    }
+    try {
+      openSockets(queueIds, rings, frames, ifQueues);
+    } catch (...) {
+      teardown();
+      throw;
+    }
+  }
+
+  ~XdpPort() override { teardown(); }
+
+  uint32_t rxsync(uint32_t ring, uint32_t first, uint32_t count, bool* exhausted) noexcept override {
+    *exhausted = false;
+    if (torn_) return 0;
+    XskQueue& q = *queues_[ring];
+    RingShadow& sh = shadow(ring);
+    refill(q);
+    uint32_t idx = 0;
+    const uint32_t n = xsk_ring_cons__peek(&q.rx, count, &idx);
+    if (n == 0) {
+      // NB: with XDP_USE_NEED_WAKEUP the kernel stops pulling from the fill ring until woken.
+      if (xsk_ring_prod__needs_wakeup(&q.fill)) recvfrom(q.fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+      return 0;
+    }
+    const uint64_t ts = nowNs();
+    uint8_t* umem = memory()->base() + umemOfs_;
+    const uint32_t maxLen = bufSize_ - kHeadroom;
+    uint32_t i = first;
+    for (uint32_t k = 0; k < n; k++) {
+      const xdp_desc* d = xsk_ring_cons__rx_desc(&q.rx, idx + k);
+      const uint32_t frame = static_cast<uint32_t>(d->addr / bufSize_);
+      const uint32_t at = static_cast<uint32_t>(d->addr % bufSize_);
+      const uint32_t len = d->len < maxLen ? d->len : maxLen;
+      // NB: copy mode always delivers at +256; only an unusual zero-copy driver would not.
+      if (at != kHeadroom) std::memmove(umem + uint64_t{frame} * bufSize_ + kHeadroom, umem + d->addr, len);
+      ShadowSlot& s = sh.slots[i];
+      s.bufIdx = frame;
+      s.len = static_cast<uint16_t>(len);
+      s.origLen = d->len;
+      s.flags = 0;
+      s.tsNs = ts;
+      if (++i == sh.geo.numSlots) i = 0;
+    }
+    xsk_ring_cons__release(&q.rx, n);
+    return n;
+  }
+
+  void rxrelease(uint32_t ring, uint32_t first, uint32_t count) noexcept override {
+    if (torn_) return;
+    XskQueue& q = *queues_[ring];
+    RingShadow& sh = shadow(ring);
+    uint32_t i = first;
+    for (uint32_t k = 0; k < count; k++) {
+      q.freeFrames.push_back(sh.slots[i].bufIdx);  // NB: within the capacity reserved at open: no allocation
+      if (++i == sh.geo.numSlots) i = 0;
+    }
+    refill(q);
+  }
+
+  bool canTransmit() const override { return txQueue_ != nullptr; }
+
+  uint32_t transmit(const TxPacket* pkts, uint32_t count) noexcept override {
+    std::lock_guard<std::mutex> lock(txMu_);
+    if (torn_ || !txQueue_) return 0;
+    XskQueue& q = *txQueue_;
+    reclaimCompletions(q);
+    uint32_t n = count < q.freeFrames.size() ? count : static_cast<uint32_t>(q.freeFrames.size());
+    uint32_t idx = 0;
+    while (n > 0 && xsk_ring_prod__reserve(&q.tx, n, &idx) != n) n /= 2;
+    if (n == 0) return 0;
+    uint8_t* umem = memory()->base() + umemOfs_;
+    const uint32_t maxLen = bufSize_ - kHeadroom;
+    for (uint32_t k = 0; k < n; k++) {
+      const uint32_t frame = q.freeFrames.back();
+      q.freeFrames.pop_back();
+      // NB: a packet longer than a frame's 1792 data bytes is cut (AF_XDP frames are 2048 bytes).
+      const uint32_t len = pkts[k].len < maxLen ? pkts[k].len : maxLen;
+      const uint64_t addr = uint64_t{frame} * bufSize_ + kHeadroom;
+      std::memcpy(umem + addr, pkts[k].data, len);
+      xdp_desc* d = xsk_ring_prod__tx_desc(&q.tx, idx + k);
+      d->addr = addr;
+      d->len = len;
+      d->options = 0;
+    }
+    xsk_ring_prod__submit(&q.tx, n);
+    if (xsk_ring_prod__needs_wakeup(&q.tx)) sendto(q.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+    return n;
+  }
+
+  uint32_t toHost(uint32_t ring, const TxPacket* pkts, uint32_t count) noexcept override {
+    if (torn_ || !iface_ || ring >= queues_.size()) return 0;
+    uint32_t ok = 0;
+    for (uint32_t k = 0; k < count; k++) ok += iface_->reinject(queues_[ring]->queueId, pkts[k].data, pkts[k].len) ? 1 : 0;
+    return ok;
+  }
+
+  int pollFd(uint32_t ring) const override { return ring < rings() && !torn_ ? queues_[ring]->fd : -1; }
+
+  std::vector<std::string> notices() const override { return notices_; }
+
+ protected:
+  void onClose() override { teardown(); }
+  void onAbort() noexcept override { teardown(); }
+
+ private:
+  /** The RX/fill ring size: @conf rx-slots, else the largest of 8192/4096/2048 whose
+   * frames fit the packet window. Throws NativeError when nothing fits. */
+  uint32_t chooseRxSlots(uint32_t rings, uint32_t numSlots) const {
+    const uint64_t ringArea = uint64_t{rings} * (kRingHeaderSize + 17ull * numSlots + 128) + 4096;
+    auto fits = [&](uint32_t r) { return ringArea + (uint64_t{rings} * (r + numSlots) + txSlots_ + 2) * bufSize_ <= kWindowBytes; };
+    if (spec_.rxSlots) {
+      if (!isPowerOfTwo(spec_.rxSlots) || spec_.rxSlots < 64)
+        throw NativeError("EINVAL", spec_.name, "", 0, "AF_XDP ring sizes must be powers of two of at least 64, got rx-slots=" + std::to_string(spec_.rxSlots));
+      if (!fits(spec_.rxSlots))
+        throw NativeError("ENOMEM", spec_.name, "", 0, "rx-slots=" + std::to_string(spec_.rxSlots) + " over " + std::to_string(rings) +
+                                                           " queue(s) does not fit the 63 MiB packet window: lower @conf:rx-slots or --slots, or open one queue (IF-N)");
+      return spec_.rxSlots;
+    }
+    for (uint32_t r : {8192u, 4096u, 2048u})
+      if (fits(r)) return r;
+    throw NativeError("ENOMEM", spec_.name, "", 0, std::to_string(rings) + " queues of AF_XDP frames do not fit the 63 MiB packet window: open fewer queues (IF-N) or lower --slots");
+  }
+
+  void openSockets(const std::vector<uint32_t>& queueIds, uint32_t rings, uint64_t frames, uint32_t ifQueues) {
+    const uint32_t fillSize = rxSlots_ ? rxSlots_ : kMinCompSlots;
+    const uint32_t compSize = txSlots_ > kMinCompSlots ? txSlots_ : kMinCompSlots;
+    for (size_t k = 0; k < queueIds.size(); k++) {
+      auto q = std::make_unique<XskQueue>();
+      q->queueId = queueIds[k];
+      queues_.push_back(std::move(q));
+    }
+    xsk_umem_config ucfg{};
+    ucfg.fill_size = fillSize;
+    ucfg.comp_size = compSize;
+    ucfg.frame_size = bufSize_;
+    ucfg.frame_headroom = 0;
+    ucfg.flags = 0;
+    int err = -xsk_umem__create(&umem_, memory()->base() + umemOfs_, frames * bufSize_, &queues_[0]->fill, &queues_[0]->comp, &ucfg);
+    if (err != 0) throwSyscallError(name(), "xsk_umem__create", err, "registering the packet memory as AF_XDP UMEM", "run as root (CAP_NET_RAW) and check ulimit -l");
+
+    XdpAttachMode mode = spec_.xdpAttach == "native" ? XdpAttachMode::Native : spec_.xdpAttach == "skb" ? XdpAttachMode::Skb : XdpAttachMode::Auto;
+    if (spec_.rx) iface_ = acquireXdpInterface(name(), spec_.ifname, ifQueues, mode);
+
+    for (size_t k = 0; k < queues_.size(); k++) {
+      XskQueue& q = *queues_[k];
+      createSocket(q);
+      if (spec_.rx) {
+        q.freeFrames.reserve(framesPerRing_);
+        const uint32_t firstFrame = static_cast<uint32_t>(k) * framesPerRing_;
+        for (uint32_t f = framesPerRing_; f-- > 0;) q.freeFrames.push_back(firstFrame + f);
+        refill(q);
+        iface_->bindQueue(name(), q.queueId, q.fd);
+      }
+    }
+    if (spec_.tx) {
+      txQueue_ = queues_[0].get();
+      txSeparate_ = spec_.rx;  // with an RX side, the socket's free list feeds its fill ring
+      std::vector<uint32_t>& pool = txSeparate_ ? txFree_ : txQueue_->freeFrames;
+      pool.reserve(txSlots_);
+      for (uint32_t f = 0; f < txSlots_; f++) pool.push_back(static_cast<uint32_t>(txFirst_) + f);
+    }
+    notices_.push_back(spec_.ifname + ": AF_XDP " + (zeroCopy_ ? "zero-copy" : "copy") + " mode" +
+                       (spec_.rx ? std::string(", XDP program in ") + (iface_->native() ? "native" : "skb (generic)") + " mode, " +
+                                       std::to_string(rings) + " queue(s), fill/RX rings of " + std::to_string(rxSlots_) + " slots"
+                                 : std::string(", transmit only")) +
+                       (zeroCopyNote_.empty() ? "" : " (" + zeroCopyNote_ + ")"));
+  }
+
+  /** Binds one socket, zero-copy first when allowed; retries EBUSY for ~3 s. Throws NativeError. */
+  void createSocket(XskQueue& q) {
+    xsk_socket_config cfg{};
+    cfg.rx_size = spec_.rx ? rxSlots_ : 0;
+    cfg.tx_size = spec_.tx ? txSlots_ : 0;
+    cfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
+    cfg.xdp_flags = 0;
+    const bool tryZc = spec_.xdpBind != "copy";
+    int err = 0;
+    for (int attempt = 0;; attempt++) {
+      bool zc = tryZc;
+      cfg.bind_flags = XDP_USE_NEED_WAKEUP | (zc ? XDP_ZEROCOPY : XDP_COPY);
+      err = -xsk_socket__create_shared(&q.xsk, spec_.ifname.c_str(), q.queueId, umem_, spec_.rx ? &q.rx : nullptr, spec_.tx ? &q.tx : nullptr, &q.fill, &q.comp, &cfg);
+      if (err != 0 && zc && spec_.xdpBind.empty() && err != EBUSY) {
+        zeroCopyNote_ = std::string("no zero-copy: ") + strerror(err);
+        zc = false;
+        cfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
+        err = -xsk_socket__create_shared(&q.xsk, spec_.ifname.c_str(), q.queueId, umem_, spec_.rx ? &q.rx : nullptr, spec_.tx ? &q.tx : nullptr, &q.fill, &q.comp, &cfg);
+      }
+      if (err == 0) {
+        zeroCopy_ = zc;
+        break;
+      }
+      if (err != EBUSY || attempt >= kBusyRetries) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    const std::string queue = "queue " + std::to_string(q.queueId) + " of " + spec_.ifname;
+    if (err == EBUSY)
+      throw NativeError("EBUSY", name(), "bind", EBUSY,
+                        queue + " is busy: another AF_XDP socket is bound to it (another nmwasm?), or it was released a moment ago and stayed busy for 3 s: stop the other user and retry");
+    if (err == EOPNOTSUPP && spec_.xdpBind == "zerocopy")
+      throwSyscallError(name(), "bind", err, "binding an AF_XDP socket to " + queue + " in zero-copy mode", "the driver has no AF_XDP zero-copy: drop @zerocopy (copy mode works everywhere)");
+    if (err != 0) throwSyscallError(name(), "bind", err, "binding an AF_XDP socket to " + queue, "run as root; check that the queue exists (ethtool -l " + spec_.ifname + ")");
+    q.fd = xsk_socket__fd(q.xsk);
+  }
+
+  /** Pushes free frames into the fill ring (as many as it takes). */
+  void refill(XskQueue& q) noexcept {
+    uint32_t n = static_cast<uint32_t>(q.freeFrames.size());
+    if (n == 0) return;
+    const uint32_t room = xsk_prod_nb_free(&q.fill, n);
+    if (n > room) n = room;
+    uint32_t idx = 0;
+    if (n == 0 || xsk_ring_prod__reserve(&q.fill, n, &idx) != n) return;
+    for (uint32_t k = 0; k < n; k++) {
+      *xsk_ring_prod__fill_addr(&q.fill, idx + k) = uint64_t{q.freeFrames.back()} * bufSize_;
+      q.freeFrames.pop_back();
+    }
+    xsk_ring_prod__submit(&q.fill, n);
+  }
+
+  /** Takes sent frames back from the completion ring. */
+  void reclaimCompletions(XskQueue& q) noexcept {
+    std::vector<uint32_t>& pool = txSeparate_ ? txFree_ : q.freeFrames;
+    uint32_t idx = 0;
+    const uint32_t n = xsk_ring_cons__peek(&q.comp, txSlots_, &idx);
+    for (uint32_t k = 0; k < n; k++) pool.push_back(static_cast<uint32_t>(*xsk_ring_cons__comp_addr(&q.comp, idx + k) / bufSize_));
+    if (n > 0) xsk_ring_cons__release(&q.comp, n);
+  }
+
+  /** Closes the sockets, the UMEM and our hold on the XDP program; idempotent, never throws. */
+  void teardown() noexcept {
+    std::vector<std::unique_lock<std::mutex>> locks;
+    for (uint32_t r = 0; r < rings(); r++) locks.emplace_back(shadow(r).mu);
+    std::lock_guard<std::mutex> txLock(txMu_);
+    if (torn_) return;
+    torn_ = true;
+    for (auto& q : queues_)
+      if (q->xsk) xsk_socket__delete(q->xsk), q->xsk = nullptr, q->fd = -1;
+    if (umem_) xsk_umem__delete(umem_), umem_ = nullptr;
+    iface_.reset();  // the last port on the interface detaches the program
+  }
+
+  LivePortSpec spec_;
+  uint32_t bufSize_;
+  uint32_t rxSlots_ = 0;
+  uint32_t txSlots_ = 0;
+  uint32_t framesPerRing_ = 0;
+  uint64_t txFirst_ = 0;
+  uint64_t umemOfs_ = 0;  // the first frame (page aligned)
+  xsk_umem* umem_ = nullptr;
+  std::vector<std::unique_ptr<XskQueue>> queues_;
+  std::shared_ptr<XdpInterface> iface_;
+  std::mutex txMu_;
+  XskQueue* txQueue_ = nullptr;
+  bool txSeparate_ = false;       // TX frames live in txFree_ (the socket's free list feeds its fill ring)
+  std::vector<uint32_t> txFree_;
+  bool zeroCopy_ = false;
+  std::string zeroCopyNote_;
+  std::vector<std::string> notices_;
+  std::atomic<bool> torn_{false};
+};
+
+}  // namespace
+
+std::shared_ptr<Port> openXdpPort(const LivePortSpec& spec, const PortOptions& opts) {
+  return std::make_shared<XdpPort>(spec, opts);
+}
+
+}  // namespace nmwasm

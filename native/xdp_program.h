@@ -1,0 +1,61 @@
+// nmwasm's XDP program on one interface (AF_XDP backend, see docs/PORTS.md "AF_XDP").
+//
+// The program is built here from BPF instructions (no clang needed at build time)
+// and loaded with libbpf:
+//   ARP, ICMPv4 and ICMPv6 frames        -> XDP_PASS (the kernel answers them)
+//   every other frame of queue q         -> the AF_XDP socket of queue q (XSKMAP)
+//   queues without a socket              -> XDP_PASS (they stay with the kernel)
+// It is attached through a BPF link owned by this process: whatever way the
+// process ends (exit, signal, SIGKILL, crash) the kernel closes the link and
+// detaches the program. A program named "nmwasm_<pid>" left attached the old way
+// (netlink) by a process that no longer runs is detached at the next open.
+//
+// One XdpInterface per interface per process, shared by every port on it.
+// Only compiled with NMWASM_HAVE_XDP (libxdp and libbpf found at configure time).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace nmwasm {
+
+enum class XdpAttachMode { Auto, Native, Skb };
+
+class XdpInterface {
+ public:
+  ~XdpInterface();
+  XdpInterface(const XdpInterface&) = delete;
+  XdpInterface& operator=(const XdpInterface&) = delete;
+
+  int ifindex() const { return ifindex_; }
+  bool native() const { return native_; }
+  /** Points queue `queue`'s entry of the XSKMAP at socket `xskFd` (trusted queue < queues). Throws NativeError. */
+  void bindQueue(const std::string& port, uint32_t queue, int xskFd);
+  /** Hands one frame to the kernel stack of this interface as if it had arrived on
+   * `queue` (BPF_PROG_RUN in live-frame mode with a program that returns XDP_PASS).
+   * Returns false if the kernel refused it. NB: one system call per frame; meant for
+   * the filter's HOST verdict, not for bulk traffic. Never throws. */
+  bool reinject(uint32_t queue, const uint8_t* data, uint32_t len) const noexcept;
+
+ private:
+  friend std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string&, const std::string&, uint32_t, XdpAttachMode);
+  XdpInterface() = default;
+  std::string ifname_;
+  int ifindex_ = 0;
+  uint32_t queues_ = 0;
+  bool native_ = false;
+  int mapFd_ = -1;
+  int progFd_ = -1;
+  int linkFd_ = -1;
+  int passFd_ = -1;  // the XDP_PASS program used by reinject
+};
+
+/** The process's XdpInterface for `ifname` (attached on first use, in `mode`; Auto tries
+ * native first, then generic/SKB). `queues` = the interface's RX queue count. Cleans a
+ * stale nmwasm program of a dead process first; refuses (EBUSY) an interface that has
+ * another XDP program, or one attached in another mode by this process. Throws NativeError. */
+std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const std::string& ifname, uint32_t queues,
+                                                  XdpAttachMode mode);
+
+}  // namespace nmwasm
