@@ -100,7 +100,7 @@ test('every rule and the default are the first match of some packet (reference s
   const unhit = rules.rules.filter((_, i) => hits[i] === 0).map((r) => `line ${r.line}`);
   if (hits[rules.rules.length] === 0) unhit.push('default');
   assert.ok(rules.rules.length >= 8, `${rulesPath} has ${rules.rules.length} rules, want at least 8`);
-  assert.equal(unhit, [], `never the first match: ${unhit.join(', ')}`);
+  assert.is(unhit.length, 0, `never the first match: ${unhit.join(', ')}`);
 });
 
 test('nmwasm and tshark agree on every packet except the listed malformed ones', () => {
@@ -109,7 +109,8 @@ test('nmwasm and tshark agree on every packet except the listed malformed ones',
   for (const m of mismatches) {
     const entry = byKey.get(key(m.file, m.frame));
     const path = join(corpus, m.file);
-    const detail = () => `${describePacket(m.packet)}; tshark expert: ${expertMessages(path, m.frame).join(' | ') || 'none'}`;
+    const raw = () => Object.entries(m.packet.fields).filter(([, v]) => v.length > 0).map(([k, v]) => `${k}=${v.join(',')}`).join(' ');
+    const detail = () => `${describePacket(m.packet)}\n    tshark expert: ${expertMessages(path, m.frame).join(' | ') || 'none'}\n    tshark fields: ${raw()}`;
     if (!entry) {
       problems.push(`${m.file} frame ${m.frame}: nmwasm ${vname(m.nmwasm)}, tshark reference ${vname(m.tshark)} -- not listed in ${mismatchesPath}\n    ${detail()}`);
     } else if (entry.nmwasm !== m.nmwasm || entry.tshark !== m.tshark) {
@@ -118,15 +119,15 @@ test('nmwasm and tshark agree on every packet except the listed malformed ones',
       problems.push(`${m.file} frame ${m.frame}: listed, but tshark does not mark it malformed\n    ${detail()}`);
     }
   }
-  assert.equal(problems, [], `${problems.length} of ${mismatches.length} differing packets are not accounted for:\n${problems.slice(0, 40).join('\n')}`);
+  assert.is(problems.length, 0, `${problems.length} of ${mismatches.length} differing packets are not accounted for:\n${problems.slice(0, 40).join('\n')}`);
 });
 
 test('the mismatch fixture lists only current mismatches, each with a reason', () => {
   const current = new Set(mismatches.map((m) => key(m.file, m.frame)));
   const stale = listed.filter((m) => !current.has(key(m.file, m.frame))).map((m) => `${m.file} frame ${m.frame}`);
-  assert.equal(stale, [], `listed in ${mismatchesPath} but the verdicts agree now (remove them): ${stale.join(', ')}`);
+  assert.is(stale.length, 0, `listed in ${mismatchesPath} but the verdicts agree now (remove them): ${stale.join(', ')}`);
   const unexplained = listed.filter((m) => typeof m.reason !== 'string' || m.reason.trim().length < 10).map((m) => `${m.file} frame ${m.frame}`);
-  assert.equal(unexplained, [], `entries without a reason: ${unexplained.join(', ')}`);
+  assert.is(unexplained.length, 0, `entries without a reason: ${unexplained.join(', ')}`);
 });
 
 test.run();
