@@ -86,6 +86,19 @@ t('tcpreplay of a real capture: every frame arrives once, byte for byte in count
   assert.is(summary.stoppedBy, 'count');
 });
 
+t('4-queue veth with XPS: packet:IF-2 gets only what the sender put on TX queue 2', async () => {
+  const { s, r, a, b } = pair('q', 4);
+  // XPS on the sender: CPU 0 sends on queue 0, CPU 1 on queue 2; veth's RX queue is the sender's TX queue.
+  lab.exec(s, 'sh', ['-c', [0, 1, 2, 3].map((q) => `echo ${q === 0 ? 1 : q === 2 ? 2 : 0} > /sys/class/net/${a}/queues/tx-${q}/xps_cpus`).join('; ')]);
+  const done = await startLoad(r, [join(root, 'filters/build/fixtures/pass.wasm'), '--port', `packet:${b}-2`, '--count', '4']);
+  lab.exec(s, 'taskset', ['-c', '0', 'ping', '-c', '3', '-i', '0.2', '-s', '100', `${net}.2`]); // queue 0: not ours
+  lab.exec(s, 'taskset', ['-c', '1', 'ping', '-c', '4', '-i', '0.2', '-s', '200', `${net}.2`]); // queue 2
+  const summary = await done();
+  assert.is(summary.rings, 1);
+  assert.is(summary.packets, 4);
+  assert.is(summary.bytes, 4 * (14 + 20 + 8 + 200), 'a frame of queue 0 reached the ring of queue 2');
+});
+
 test.after(() => {
   lab.cleanup();
   rmSync(dir, { recursive: true, force: true });
