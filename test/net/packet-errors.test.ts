@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import { join } from 'node:path';
 import { cli, ensureBundle, root } from '../cli/helpers.ts';
 import { loadNative } from '../../host/native.ts';
-import { NetLab, rootTest } from './netlab.ts';
+import { isRoot, NetLab, rootTest } from './netlab.ts';
 
 const t = rootTest();
 const lab = new NetLab('ne');
@@ -23,7 +23,7 @@ function refuses(prefix: string[], args: string[], pattern: RegExp): void {
   assert.match(lines[0]!, pattern);
 }
 
-t('unknown interface', () => {
+test('unknown interface (no root needed: refused at the edge)', () => {
   ensureBundle();
   refuses([], ['--port', 'packet:nmwnoif0'], /--port "packet:nmwnoif0": no interface named "nmwnoif0"/);
   refuses([], ['--port', 'nmwnoif0-1/R'], /no interface named "nmwnoif0"/);
@@ -37,15 +37,16 @@ t('interface down', () => {
   refuses(['ip', 'netns', 'exec', ns], ['--port', `packet:${dev}`], new RegExp(`interface ${dev} is down \\(bring it up: ip link set ${dev} up\\)`));
 });
 
-t('queue out of range', () => {
+test('queue out of range (no root needed)', () => {
   refuses([], ['--port', 'packet:lo-3'], /--port "packet:lo-3": queue 3 is out of range: lo has 1 RX queue\(s\)/);
 });
 
-t('no privilege: run as nobody', () => {
-  refuses(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'], ['--port', 'packet:lo'], /packet:lo.*AF_PACKET needs root or CAP_NET_RAW.*\(EPERM/);
+test('no privilege: run as nobody', () => {
+  const asNobody = isRoot ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'] : []; // already unprivileged
+  refuses(asNobody, ['--port', 'packet:lo'], /packet:lo.*AF_PACKET needs root or CAP_NET_RAW.*\(EPERM/);
 });
 
-t('backend not built: xdp: without AF_XDP in the addon', () => {
+test('backend not built: xdp: without AF_XDP in the addon', () => {
   if (loadNative().backends().includes('xdp')) {
     // This addon has AF_XDP: the refusal cannot happen here; netmap (never built on Linux without the module) stands in.
     refuses([], ['--port', 'netmap:lo'], /netmap/);
