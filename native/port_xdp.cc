@@ -252,7 +252,7 @@ class XdpPort : public Port {
 
     for (size_t k = 0; k < queues_.size(); k++) {
       XskQueue& q = *queues_[k];
-      createSocket(q);
+      createSocket(q, k == 0);
       if (spec_.rx) {
         q.freeFrames.reserve(framesPerRing_);
         const uint32_t firstFrame = static_cast<uint32_t>(k) * framesPerRing_;
@@ -275,27 +275,29 @@ class XdpPort : public Port {
                        (zeroCopyNote_.empty() ? "" : " (" + zeroCopyNote_ + ")"));
   }
 
-  /** Binds one socket, zero-copy first when allowed; retries EBUSY for ~3 s. Throws NativeError. */
-  void createSocket(XskQueue& q) {
+  /** Binds one socket, zero-copy first when allowed; retries EBUSY for ~3 s. Only the
+   * first socket chooses the mode: the others share its UMEM and inherit it (the kernel
+   * ignores their copy/zero-copy flags). Throws NativeError. */
+  void createSocket(XskQueue& q, bool first) {
     xsk_socket_config cfg{};
     cfg.rx_size = spec_.rx ? rxSlots_ : 0;
     cfg.tx_size = spec_.tx ? txSlots_ : 0;
     cfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
     cfg.xdp_flags = 0;
-    const bool tryZc = spec_.xdpBind != "copy";
+    const bool tryZc = first ? spec_.xdpBind != "copy" : zeroCopy_;
     int err = 0;
     for (int attempt = 0;; attempt++) {
       bool zc = tryZc;
       cfg.bind_flags = XDP_USE_NEED_WAKEUP | (zc ? XDP_ZEROCOPY : XDP_COPY);
       err = -xsk_socket__create_shared(&q.xsk, spec_.ifname.c_str(), q.queueId, umem_, spec_.rx ? &q.rx : nullptr, spec_.tx ? &q.tx : nullptr, &q.fill, &q.comp, &cfg);
-      if (err != 0 && zc && spec_.xdpBind.empty() && err != EBUSY) {
+      if (err != 0 && first && zc && spec_.xdpBind.empty() && err != EBUSY) {
         zeroCopyNote_ = std::string("no zero-copy: ") + strerror(err);
         zc = false;
         cfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
         err = -xsk_socket__create_shared(&q.xsk, spec_.ifname.c_str(), q.queueId, umem_, spec_.rx ? &q.rx : nullptr, spec_.tx ? &q.tx : nullptr, &q.fill, &q.comp, &cfg);
       }
       if (err == 0) {
-        zeroCopy_ = zc;
+        if (first) zeroCopy_ = zc;
         break;
       }
       if (err != EBUSY || attempt >= kBusyRetries) break;

@@ -40,6 +40,7 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     a.txBytes[o] = 0;
   }
   uint64_t pass = 0, drop = 0, host = 0, forward = 0, faultVerdicts = 0, violations = 0;
+  uint32_t hostCount = 0;
 
   uint32_t i = sh.head;
   for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
@@ -72,7 +73,8 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     } else if (v == kVerdictDrop) {
       drop++;
     } else if (v == kVerdictHost) {
-      host++;  // software ports have no host stack: counted only
+      host++;  // handed to Port::toHost below (software ports: counted only)
+      a.toHost[hostCount++] = TxPacket{port.bufferAt(geo, s.bufIdx), len, len, s.tsNs};
     } else {
       forward++;
       out = v & 0x7F;
@@ -96,6 +98,7 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     c[Counter::outPackets] += sent;
     c[Counter::outBytes] += static_cast<double>(bytes);
   }
+  if (hostCount > 0) port.toHost(a.ring, a.toHost.data(), hostCount);
   c[Counter::pass] += static_cast<double>(pass);
   c[Counter::drop] += static_cast<double>(drop);
   c[Counter::host] += static_cast<double>(host);
@@ -160,6 +163,7 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
   a->tx.resize(outputs.size());
   for (auto& t : a->tx) t.resize(sh.geo.numSlots);
   a->txBytes.resize(outputs.size());
+  a->toHost.resize(sh.geo.numSlots);
   a->outputs = std::move(outputs);
   counters[Counter::expected] = static_cast<double>(port->expected());
   {

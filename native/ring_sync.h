@@ -27,6 +27,7 @@ struct RingAttachment {
   std::vector<std::shared_ptr<Port>> outputs;  // outputs[0] gets PASS, outputs[n] FORWARD n
   std::vector<std::vector<TxPacket>> tx;       // per output, num_slots entries (allocated once)
   std::vector<uint64_t> txBytes;               // per output, bytes of the batch being sent
+  std::vector<TxPacket> toHost;                // HOST packets of the batch (num_slots entries, allocated once)
   double* counters = nullptr;                  // Counter::slots doubles (a SharedArrayBuffer)
   uint8_t faultVerdict = kVerdictDrop;
   uint64_t generation = 0;
