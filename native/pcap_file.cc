@@ -590,8 +590,14 @@ void PcapWriter::write(const uint8_t* data, uint32_t caplen, uint32_t origlen, u
   if (caplen > kMaxCaplen) caplen = kMaxCaplen;
   if (buffer_.size() - used_ < kClassicRecordHeader + caplen) flush();
   uint8_t* p = buffer_.data() + used_;
-  put32(p, static_cast<uint32_t>(ts_ns / kNsPerSecond));
-  put32(p + 4, static_cast<uint32_t>(ts_ns % kNsPerSecond));
+  uint64_t secs = ts_ns / kNsPerSecond;
+  uint32_t nanos = static_cast<uint32_t>(ts_ns % kNsPerSecond);
+  if (secs > UINT32_MAX) {  // after 2106-02-07: the last instant classic pcap can hold
+    secs = UINT32_MAX;
+    nanos = kNsPerSecond - 1;
+  }
+  put32(p, static_cast<uint32_t>(secs));
+  put32(p + 4, nanos);
   put32(p + 8, caplen);
   put32(p + 12, origlen);
   std::memcpy(p + kClassicRecordHeader, data, caplen);

@@ -130,7 +130,8 @@ class PcapWriter {
   PcapWriter(const PcapWriter&) = delete;
   PcapWriter& operator=(const PcapWriter&) = delete;
 
-  // Appends one record (caplen is clamped to kMaxCaplen). Allocates nothing, throws nothing:
+  // Appends one record (caplen is clamped to kMaxCaplen; a time after 2106-02-07 06:28:15,
+  // beyond 32-bit seconds, is written as the last instant classic pcap can hold). Allocates nothing, throws nothing:
   // an I/O error is remembered and thrown by commit().
   void write(const uint8_t* data, uint32_t caplen, uint32_t origlen, uint64_t ts_ns);
   // Flushes, closes and renames the temp file onto `path`; throws PcapError on I/O failure

@@ -1,8 +1,9 @@
 // pcap_dump.cc — test driver for native/pcap_file.cc (built by test/native/pcap_file_corpus.test.ts).
-//   pcap_dump read FILE...   per file: "F <path>" then "N <count>" and one "<caplen> <origlen> <ts_ns>"
+//   pcap_dump read FILE...   per file: "F <path>" then "N <count>" and one "<caplen> <origlen> <ts_ns> <fnv1a32>"
 //                            line per packet, or one "E <json {code,message}>" line.
 //   pcap_dump copy IN OUT    reads IN and writes every packet to OUT with PcapWriter.
 //   pcap_dump abort OUT      creates a writer for OUT, writes one packet, aborts; prints the temp path.
+//   pcap_dump drop OUT       the same, but the writer is destroyed without commit() or abort().
 // Exit status: 0, or 2 on a usage/commit error.
 #include <cstdio>
 #include <cstring>
@@ -34,8 +35,8 @@ static void dumpOne(const char* path) {
       uint64_t n = 0;
       while (reader->next(buf.data(), buf.size(), &caplen, &origlen, &ts)) {
         ++n;
-        uint64_t sum = 0;
-        for (uint32_t i = 0; i < caplen; ++i) sum = sum * 31 + buf[i];
+        uint32_t sum = 2166136261u;  // FNV-1a of the packet bytes
+        for (uint32_t i = 0; i < caplen; ++i) sum = (sum ^ buf[i]) * 16777619u;
         out += std::to_string(caplen) + " " + std::to_string(origlen) + " " + std::to_string(ts) + " " +
                std::to_string(sum) + "\n";
       }
@@ -69,18 +70,18 @@ int main(int argc, char** argv) {
       std::printf("wrote %llu\n", static_cast<unsigned long long>(writer->packetsWritten()));
       return 0;
     }
-    if (argc == 3 && std::strcmp(argv[1], "abort") == 0) {
+    if (argc == 3 && (std::strcmp(argv[1], "abort") == 0 || std::strcmp(argv[1], "drop") == 0)) {
       auto writer = PcapWriter::create(argv[2]);
       uint8_t frame[60] = {0};
       writer->write(frame, sizeof frame, sizeof frame, 1);
       std::printf("%s\n", writer->tempPath().c_str());
-      writer->abort();
+      if (argv[1][0] == 'a') writer->abort();
       return 0;
     }
   } catch (const PcapError& e) {
     std::printf("E %s %s\n", e.code.c_str(), e.message.c_str());
     return 2;
   }
-  std::fprintf(stderr, "usage: pcap_dump read FILE... | copy IN OUT | abort OUT\n");
+  std::fprintf(stderr, "usage: pcap_dump read FILE... | copy IN OUT | abort OUT | drop OUT\n");
   return 2;
 }
