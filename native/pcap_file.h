@@ -21,7 +21,12 @@
 //    pcapng: a file is refused (ELINKTYPE) if any packet refers to a non-Ethernet interface.
 //    Structural errors are reported before ELINKTYPE.
 //  - Timestamps become ns since the epoch (uint64), clamped at 0 for times before 1970.
-//    Simple Packet Blocks carry no timestamp: ts_ns = 0.
+//    Simple Packet Blocks carry no timestamp: ts_ns = 0; their caplen is min(original length,
+//    interface 0's snaplen, the block's room). Custom Blocks (0xBAD, 0x40000BAD), which tshark
+//    lists as records, are not packets and are skipped like every other non-packet block.
+//  - Classic pcap 2.0-2.3: caplen and origlen are swapped when caplen > origlen (as Wireshark).
+//  - Classic pcap fraction fields are not range-checked: a microsecond field >= 10^6 adds
+//    exactly (Wireshark overflows there; see rx_serviceid_oobr.pcap in the corpus test).
 //
 // PcapWriter writes nanosecond classic pcap (magic 0xa1b23c4d, snaplen 262144, Ethernet)
 // to a temp file beside `path` and renames it into place on commit().
