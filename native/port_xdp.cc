@@ -192,7 +192,7 @@ class XdpPort : public Port {
       d->options = 0;
     }
     xsk_ring_prod__submit(&q.tx, n);
-    if (xsk_ring_prod__needs_wakeup(&q.tx)) sendto(q.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+    kickTx(q);
     return n;
   }
 
@@ -328,6 +328,14 @@ class XdpPort : public Port {
     xsk_ring_prod__submit(&q.fill, n);
   }
 
+  /** Makes the kernel send what the TX ring holds. NB: in copy mode a sendto() sends at most
+   * 32 frames and answers EAGAIN while more wait, so it is repeated (bounded). */
+  void kickTx(XskQueue& q) noexcept {
+    if (zeroCopy_ && !xsk_ring_prod__needs_wakeup(&q.tx)) return;
+    for (uint32_t k = 0; k <= txSlots_ / 32 + 1; k++)
+      if (sendto(q.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0 || errno != EAGAIN) break;
+  }
+
   /** Takes sent frames back from the completion ring. */
   void reclaimCompletions(XskQueue& q) noexcept {
     std::vector<uint32_t>& pool = txSeparate_ ? txFree_ : q.freeFrames;
@@ -344,6 +352,7 @@ class XdpPort : public Port {
     std::lock_guard<std::mutex> txLock(txMu_);
     if (torn_) return;
     torn_ = true;
+    if (txQueue_ && txQueue_->xsk) kickTx(*txQueue_);  // what the last batch queued leaves before the socket closes
     for (auto& q : queues_)
       if (q->xsk) xsk_socket__delete(q->xsk), q->xsk = nullptr, q->fd = -1;
     if (umem_) xsk_umem__delete(umem_), umem_ = nullptr;
