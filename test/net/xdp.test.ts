@@ -116,6 +116,20 @@ t('a bare xdp:IF opens every queue (one ring each); HOST re-injects into the sta
   assert.is(server.output().split('got').length - 1, 8, 'dropped datagrams never reached the server');
 });
 
+t('an xdp: output sends every packet it accepts (gen -> --out xdp:IF, captured on the peer)', async () => {
+  const { s, r, a, b } = pair('t');
+  const capture = join(dir, 'tx.pcap');
+  const dump = lab.start(s, 'tcpdump', ['-n', '-i', a, '-c', '300', '-w', capture, 'udp']);
+  await until('tcpdump to listen', () => /listening on/.test(dump.output()));
+  const run = lab.start(r, process.execPath, [cli, 'load', passAll, '--port', 'gen:count=300,mix=udp4', '--out', `xdp:${b}`, '--json']);
+  await until('nmwasm to finish', () => run.child.exitCode !== null, 30_000);
+  assert.is(run.child.exitCode, 0, run.output());
+  const summary = JSON.parse(run.output().split('\n').find((l) => l.startsWith('{'))!) as { out: { packets: number } };
+  assert.is(summary.out.packets, 300);
+  await until('tcpdump to capture all 300', () => dump.child.exitCode !== null, 10_000);
+  assert.match(lab.exec(s, 'capinfos', ['-c', capture]), /Number of packets:\s+300\b/);
+});
+
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
   t(`${signal} of the host leaves no XDP program attached after the next start`, async () => {
     const { s, r, b } = pair(signal.slice(3, 5).toLowerCase());
