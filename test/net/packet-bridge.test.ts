@@ -42,7 +42,7 @@ t('curl through the firewall bridge: identical bytes; blocked UDP 9999 and TCP 8
   writeFileSync(join(www, 'blob.bin'), randomBytes(2_500_000));
   const capture = join(dir, 'far.pcap');
 
-  const bridge = lab.start(mid, process.execPath, [cli, 'load', join(root, 'filters/build/firewall.wasm'), '--config', rules, '--port', `packet:${ma}`, '--to', `packet:${mb}`, '--bidir', '--json']);
+  const bridge = lab.start(mid, process.execPath, [cli, 'load', join(root, 'filters/build/firewall.wasm'), '--config', rules, '--port', `packet:${ma}`, '--to', `packet:${mb}`, '--bidir', '--batch-timeout', '5000', '--json']); // NB: a generous budget: a loaded CI machine is slow to instantiate
   await until('the bridge to open both ports', () => (bridge.output().match(/AF_PACKET cannot take packets away/g) ?? []).length === 2 || bridge.child.exitCode !== null);
   assert.is(bridge.child.exitCode, null, `bridge exited: ${bridge.output()}`);
   const dump = lab.start(ns2, 'tcpdump', ['-i', n2, '-n', '-U', '-w', capture]);

@@ -46,7 +46,7 @@ function pair(suffix: string, queues = 1): { s: string; r: string; a: string; b:
 
 /** Starts nmwasm load in `ns`, waits until its ports are open, and returns a function awaiting its JSON summary. */
 async function startLoad(ns: string, args: string[]): Promise<() => Promise<Summary>> {
-  const run = lab.start(ns, process.execPath, [cli, 'load', ...args, '--json']);
+  const run = lab.start(ns, process.execPath, [cli, 'load', ...args, '--batch-timeout', '5000', '--json']); // loaded CI machines instantiate slowly
   await until('nmwasm to open its port', () => /AF_PACKET cannot take packets away/.test(run.output()) || run.child.exitCode !== null);
   assert.is(run.child.exitCode, null, run.output());
   return async () => {
