@@ -34,7 +34,7 @@ function run(cmd: string, args: string[], opts: { allowFail?: boolean } = {}) {
 async function parallel<T>(items: string[], fn: (item: string) => Promise<T>): Promise<Map<string, T>> {
   const out = new Map<string, T>();
   let next = 0;
-  const worker = async () => { while (next < items.length) { const item = items[next++]; out.set(item, await fn(item)); } };
+  const worker = async () => { while (next < items.length) { const item = items[next++]!; out.set(item, await fn(item)); } };
   await Promise.all([worker(), worker()]);
   return out;
 }
@@ -68,7 +68,7 @@ function dump(files: string[]): Map<string, Dump> {
       else if (line.startsWith('X ')) assert.unreachable(`rewind/next disagree with packetCount: ${line}`);
       else if (line) {
         const [c, o, t, h] = line.split(' ');
-        cur!.packets.push({ caplen: Number(c), origlen: Number(o), ts: BigInt(t), hash: Number(h) });
+        cur!.packets.push({ caplen: Number(c), origlen: Number(o), ts: BigInt(t ?? ''), hash: Number(h) });
       }
     }
   }
@@ -81,7 +81,7 @@ function epochNs(s: string | undefined): bigint | null {
   if (s === undefined) return 0n;
   if (s.startsWith('-')) return null;
   const [sec, frac = ''] = s.split('.');
-  return BigInt(sec) * 1_000_000_000n + BigInt((frac + '000000000').slice(0, 9));
+  return BigInt(sec ?? '') * 1_000_000_000n + BigInt((frac + '000000000').slice(0, 9));
 }
 
 function fnv1a(bytes: number[]): number {
@@ -107,7 +107,7 @@ async function tshark(file: string): Promise<Packet[]> {
 function comparePackets(name: string, ours: Packet[], theirs: Packet[]) {
   assert.is(ours.length, theirs.length, `${name}: packet count`);
   for (let i = 0; i < ours.length; i++) {
-    const a = ours[i], b = theirs[i];
+    const a = ours[i]!, b = theirs[i]!;
     const what = `${name} packet ${i + 1}`;
     assert.is(a.caplen, b.caplen, `${what}: caplen`);
     assert.is(a.origlen, b.origlen, `${what}: origlen`);
@@ -192,9 +192,9 @@ test.before(() => {
   const res = run('capinfos', ['-T', '-r', '-E', '-c', ...corpus], { allowFail: true });
   for (const line of res.stdout.split('\n').filter(Boolean)) {
     const [file, encap, count] = line.split('\t');
-    capinfos.set(file, { encap, count: Number(count) });
+    capinfos.set(file!, { encap: encap!, count: Number(count) });
   }
-  for (const m of res.stderr.matchAll(/capinfos: The file "([^"]+)"/g)) capinfosRefused.add(m[1]);
+  for (const m of res.stderr.matchAll(/capinfos: The file "([^"]+)"/g)) capinfosRefused.add(m[1]!);
 });
 
 // KEEP_PCAP_TEST_FILES=1 keeps the crafted files for inspection.

@@ -20,10 +20,10 @@ export function rootTest(): typeof test {
     test('needs root', () => {
       throw new Error('needs root: under CI=true the live-port tests must run as root (.ci/run runs as root); skipping is a failure');
     });
-    return test.skip;
+    return test.skip as unknown as typeof test;
   }
   process.stdout.write('skipped: needs root\n');
-  return test.skip;
+  return test.skip as unknown as typeof test;
 }
 
 /** Runs a command, throwing with its stderr when it fails; returns stdout. */
