@@ -9,6 +9,9 @@ import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
 import { epochMs, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 
+/** Budget of the first instantiation + nmwasm_init of a ring (ms), at least --batch-timeout. */
+const START_BUDGET_MS = 5000;
+
 export const DEFAULT_BATCH_TIMEOUT_MS = 100;
 export const DEFAULT_NUM_SLOTS = 1024;
 export const BUF_SIZE = 2048;
@@ -260,7 +263,10 @@ export class Engine {
       if (run.done || run.worker === null) continue;
       if (Atomics.load(run.control, RingControl.phase) !== Phase.inGuest) continue;
       const started = run.counters[Counter.batchStartedAt]!;
-      if (started === 0 || now - started <= this.opts.batchTimeoutMs) continue;
+      // The first instantiation and nmwasm_init get a start budget: compiling, allocating the
+      // memory and parsing a config can take longer than one batch on a busy machine.
+      const budget = run.ready ? this.opts.batchTimeoutMs : Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS);
+      if (started === 0 || now - started <= budget) continue;
       // Claim the call: if the worker left guest code meanwhile, the exchange fails and it lives on.
       if (Atomics.compareExchange(run.control, RingControl.phase, Phase.inGuest, Phase.killed) !== Phase.inGuest) continue;
       this.onTimeout(run, now - started);
@@ -274,7 +280,7 @@ export class Engine {
     run.worker = null;
     void old.terminate();
     if (!run.ready) {
-      this.fail(new UsageError(`${this.opts.moduleName}: the start function or nmwasm_init ran longer than --batch-timeout ${this.opts.batchTimeoutMs} ms`));
+      this.fail(new UsageError(`${this.opts.moduleName}: the start function or nmwasm_init ran longer than its start budget of ${Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS)} ms (the larger of --batch-timeout and ${START_BUDGET_MS} ms)`));
       return;
     }
     run.counters[Counter.timeouts]!++;

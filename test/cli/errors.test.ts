@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBundle, runCli, pcaps, haveNative } from './helpers.ts';
+import { ensureBundle, runCli, pcaps, haveNative, fixtures, root } from './helpers.ts';
 import { abiModule, buildModule } from '../host/wasm-builder.ts';
 
 ensureBundle();
@@ -23,6 +23,7 @@ const forbidden = file('forbidden.wasm', abiModule({ imports: [{ module: 'wasi_s
 // nmwasm_init logs "hello" (the data segment at 0x4000000) and returns 1: the config is rejected.
 const rejects = file('rejects.wasm', abiModule({ init: [0x41, 0x80, 0x80, 0x80, 0x20, 0x41, 5, 0x10, 1, 0x41, 1] }));
 const rules = file('rules.txt', 'pass tcp\n');
+const badRules = file('bad.rules', 'pass tcp\npass tcp from 10.0.0.300\n');
 const ethernet = join(pcaps, 'babel_rfc6126bis.pcap');
 const truncated = file('truncated.pcap', readFileSync(ethernet).subarray(0, 100)); // cut inside a record
 const shortHeader = file('short-header.pcap', readFileSync(ethernet).subarray(0, 20));
@@ -63,6 +64,8 @@ const cases: Case[] = [
   ['no pcap', (o) => ['test', pass, '--out', o], /nmwasm test: expected --pcap FILE/],
   ['no module', () => ['inspect'], /nmwasm inspect: expected MODULE/],
   ['two modules', () => ['inspect', pass, pass], /expected one MODULE, got 2 arguments/],
+  ['init never returns', (o) => ['load', join(fixtures, 'slow-init.wasm'), '--port', 'gen:count=10', '--out', `pcap:${o}`], /slow-init\.wasm: the start function or nmwasm_init ran longer than its start budget of 5000 ms/, true],
+  ['bad firewall rules', (o) => ['test', join(root, 'filters', 'build', 'firewall.wasm'), '--pcap', ethernet, '--config', badRules, '--out', o], /--config .*bad\.rules: configuration rejected by the filter's nmwasm_init: .*line 2/, true],
   ['unknown command', () => ['frob'], /nmwasm: unknown command "frob" \(expected load, test or inspect/],
 ];
 
