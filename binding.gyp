@@ -26,6 +26,8 @@
         "native/port_gen.cc",
         "native/port_pcap.cc",
         "native/port_packet.cc",
+        "native/netmap_session.cc",
+        "native/port_netmap.cc",
         "native/bench_firewall.cc",
         "<(pcap_file_dir)/pcap_file.cc"
       ],

@@ -58,7 +58,29 @@ export type PlainPortSpec =
       seed: number; // u32
     }
   | { kind: 'pcap-out'; name: string; path: string }
-  | LivePortSpec;
+  | LivePortSpec
+  | NetmapPortSpec;
+
+/** A netmap port (native/port_netmap.cc; mirrors NetmapPortSpec in native/port_netmap.h): the
+ * register fields of host/portname.ts netmapRegisterFields. The addon lists 'netmap' in
+ * backends() only while /dev/netmap exists. */
+export interface NetmapPortSpec {
+  kind: 'netmap';
+  name: string; // the port name as written, for messages
+  nrName: string; // nmreq_header.nr_name
+  nrMode: number; // NR_REG_*
+  nrRingid: number;
+  nrFlags: number; // NR_*
+  nrMemId: number; // 0 = netmap decides
+  txSlots: number; // @conf counts, 0 = netmap decides
+  rxSlots: number;
+  txRings: number;
+  rxRings: number;
+  hostTxRings: number;
+  hostRxRings: number;
+  rx: boolean; // an input port (RX rings)
+  tx: boolean; // an output port (TX rings)
+}
 
 /** A kernel interface port: AF_PACKET (`packet`, native/port_packet.cc) or AF_XDP (`xdp`,
  * native/port_xdp.cc). host/portspec.ts checked that the interface exists and is up and

@@ -3,6 +3,7 @@
 // copies it into plain C++ structs and dispatches to the backend.
 #include "addon.h"
 #include "errors.h"
+#include "port_netmap.h"
 #include "port_registry.h"
 
 namespace nmwasm {
@@ -41,6 +42,25 @@ LivePortSpec liveSpecFrom(Napi::Object spec) {
   return l;
 }
 
+NetmapPortSpec netmapSpecFrom(Napi::Object spec) {
+  NetmapPortSpec n{};
+  n.name = str(spec, "name");
+  n.nrName = str(spec, "nrName");
+  n.nrMode = u32(spec, "nrMode");
+  n.nrRingid = u32(spec, "nrRingid");
+  n.nrFlags = static_cast<uint64_t>(spec.Get("nrFlags").As<Napi::Number>().Int64Value());
+  n.nrMemId = u32(spec, "nrMemId");
+  n.txSlots = u32(spec, "txSlots");
+  n.rxSlots = u32(spec, "rxSlots");
+  n.txRings = u32(spec, "txRings");
+  n.rxRings = u32(spec, "rxRings");
+  n.hostTxRings = u32(spec, "hostTxRings");
+  n.hostRxRings = u32(spec, "hostRxRings");
+  n.rx = spec.Get("rx").ToBoolean().Value();
+  n.tx = spec.Get("tx").ToBoolean().Value();
+  return n;
+}
+
 }  // namespace
 
 Napi::Value backendsJs(const Napi::CallbackInfo& info) {
@@ -48,6 +68,7 @@ Napi::Value backendsJs(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env);
   uint32_t n = 0;
   out.Set(n++, Napi::String::New(env, "packet"));
+  if (netmapPresent()) out.Set(n++, Napi::String::New(env, "netmap"));  // the module is loaded now
 #ifdef NMWASM_HAVE_XDP
   out.Set(n++, Napi::String::New(env, "xdp"));
 #endif
@@ -78,8 +99,10 @@ Napi::Value openPortJs(const Napi::CallbackInfo& info) {
                         "AF_XDP backend not built: apt-get install libxdp-dev libbpf-dev pkg-config, then npm rebuild (or use packet:" +
                             str(spec, "ifname") + ")");
 #endif
+    } else if (kind == "netmap") {
+      port = openNetmapPort(netmapSpecFrom(spec), po);
     } else {
-      throw NativeError("EINVAL", str(spec, "name"), "", 0, "unknown port kind '" + kind + "': expected gen, pcap, pcap-out, packet or xdp");
+      throw NativeError("EINVAL", str(spec, "name"), "", 0, "unknown port kind '" + kind + "': expected gen, pcap, pcap-out, packet, xdp or netmap");
     }
     Napi::Object out = Napi::Object::New(env);
     out.Set("name", Napi::String::New(env, port->name()));

@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { cli, ensureBundle, root } from '../cli/helpers.ts';
 import { loadNative } from '../../host/native.ts';
 import { isRoot, NetLab, rootTest } from './netlab.ts';
@@ -53,6 +54,12 @@ test('backend not built: xdp: without AF_XDP in the addon', () => {
     return;
   }
   refuses([], ['--port', 'xdp:lo'], /"xdp:lo": xdp: was asked for, but AF_XDP .* AF_PACKET is available \(packet:lo\)/);
+});
+
+test('netmap: without /dev/netmap: one line, the module is not loaded, xdp:eth0 suggested', () => {
+  if (existsSync('/dev/netmap')) return; // the module is loaded here: nothing to refuse
+  const alt = loadNative().backends().includes('xdp') ? 'xdp:eth0' : 'packet:eth0';
+  refuses([], ['--port', 'netmap:eth0'], new RegExp(`"netmap:eth0": netmap: was asked for, but /dev/netmap is absent \\(the netmap kernel module is not loaded\\).*\\(${alt}\\)`));
 });
 
 test.after(() => lab.cleanup());

@@ -1,0 +1,161 @@
+// The kernel-facing half of the netmap backend (docs/PORTS.md "netmap backend"): opens
+// /dev/netmap, registers a port with NIOCCTRL/NETMAP_REQ_REGISTER using the extmem option
+// (netmap lays its netmap_if, rings and buffers out inside memory the caller owns: the
+// port's PacketMemory), finds the bound rings through netmap_if.ring_ofs[], and moves
+// slots: take received slots, give them back (NS_FORWARD for HOST verdicts), copy into TX
+// slots, NIOCRXSYNC/NIOCTXSYNC. No N-API, no errors.h: test/native/netmap_port.test.ts
+// drives it against a fake kernel through the NetmapSys seam.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "netmap_abi.h"
+
+namespace nmwasm {
+namespace netmap {
+
+/** The system calls the session makes; the real ones or a test's fake kernel. */
+struct NetmapSys {
+  int (*open)(void* ctx, const char* path, int flags);           // -1 + errno on failure
+  int (*ioctl)(void* ctx, int fd, unsigned long request, void* arg);  // -1 + errno on failure
+  int (*close)(void* ctx, int fd);
+  void* ctx;
+};
+/** ::open / ::ioctl / ::close. */
+NetmapSys realNetmapSys();
+
+/** A failed stage: the system call, its errno and what was being done (one line). */
+struct NetmapFailure : std::runtime_error {
+  std::string syscall;
+  int err;
+  NetmapFailure(std::string syscall, int err, const std::string& what) : std::runtime_error(what), syscall(std::move(syscall)), err(err) {}
+};
+
+/** Ring and slot counts of a port (NETMAP_REQ_PORT_INFO_GET, or the register reply). */
+struct PortCounts {
+  uint32_t txRings, rxRings, hostTxRings, hostRxRings;
+  uint32_t txSlots, rxSlots;
+};
+
+/** Pool sizes for the extmem region holding every ring of `c` (buffers of `bufSize`
+ * bytes, 2 reserved buffers + one per slot + `extraBufs`), page aligned. Pure. */
+nmreq_pools_info extmemPools(const PortCounts& c, uint32_t bufSize, uint32_t extraBufs);
+/** Bytes of the region `pools` describes (the three pools back to back). Pure. */
+uint64_t extmemBytes(const nmreq_pools_info& pools);
+
+/** One registered netmap port. Open stages run in the constructor and the methods below,
+ * each undone by the destructor (close of the fd). Per-packet methods never throw. */
+class NetmapSession {
+ public:
+  explicit NetmapSession(const NetmapSys& sys);
+  ~NetmapSession();
+  NetmapSession(const NetmapSession&) = delete;
+  NetmapSession& operator=(const NetmapSession&) = delete;
+
+  /** Stage 1: opens `path` (/dev/netmap). Throws NetmapFailure. */
+  void openDevice(const char* path);
+  /** Stage 2: NETMAP_REQ_PORT_INFO_GET for `name`. Throws NetmapFailure. */
+  PortCounts portInfo(const char* name);
+  /** Stage 3: NETMAP_REQ_REGISTER of `plan` with the extmem option: netmap places its
+   * objects inside [base, base+pools size). Then locates netmap_if (nr_offset) and the
+   * bound rings; sets NR_FORWARD on the RX rings when host rings are bound. Throws. */
+  void registerPort(const RegisterPlan& plan, uint8_t* base, const nmreq_pools_info& pools);
+
+  int fd() const { return fd_; }
+  const nmreq_register& reply() const { return reg_; }
+  uint32_t rxRings() const { return static_cast<uint32_t>(rx_.size()); }
+  uint32_t txRings() const { return static_cast<uint32_t>(tx_.size()); }
+  netmap_ring* rxRing(uint32_t i) const { return rx_[i].ring; }
+  netmap_ring* txRing(uint32_t i) const { return tx_[i].ring; }
+  bool forwards() const { return forward_; }
+  /** Address of buffer `idx` of `ring` (trusted index). */
+  static uint8_t* bufferOf(netmap_ring* ring, uint32_t idx) {
+    return reinterpret_cast<uint8_t*>(ring) + ring->buf_ofs + static_cast<uint64_t>(idx) * ring->nr_buf_size;
+  }
+
+  // ---- per packet (never throw, never allocate) ---------------------------------------
+  /** Hands out up to `max` received slots of RX ring `r` not yet taken (NIOCRXSYNC first
+   * when none are left): calls take(slot) for each, in ring order. Returns the count. */
+  template <typename Take>
+  uint32_t takeReceived(uint32_t r, uint32_t max, Take&& take) noexcept {
+    RxState& s = rx_[r];
+    if (s.taken == s.ring->tail) sync(NIOCRXSYNC);
+    uint32_t n = 0;
+    const uint32_t tail = __atomic_load_n(&s.ring->tail, __ATOMIC_ACQUIRE);
+    while (n < max && s.taken != tail) {
+      take(ringSlot(s.ring, s.taken));
+      s.taken = s.taken + 1 == s.ring->num_slots ? 0 : s.taken + 1;
+      n++;
+    }
+    return n;
+  }
+  /** Marks NS_FORWARD on the taken, unreleased slot of RX ring `r` holding buffer `bufIdx`
+   * (searching from `*cursor`, which it advances); no-op unless forwards(). */
+  bool markForward(uint32_t r, uint32_t bufIdx, uint32_t* cursor) noexcept;
+  /** First taken, unreleased slot of RX ring `r` (the start for markForward). */
+  uint32_t releaseStart(uint32_t r) const { return rx_[r].ring->head; }
+  /** Gives the `count` oldest taken slots of RX ring `r` back (head = cur += count). */
+  void release(uint32_t r, uint32_t count) noexcept;
+  /** Copies packets (anything with .data and .len) into free slots of TX ring 0, then
+   * NIOCTXSYNC once (twice when the ring filled up). Returns the number copied. */
+  template <typename Packet>
+  uint32_t transmit(const Packet* pkts, uint32_t count) noexcept {
+    std::lock_guard<std::mutex> lock(txMu_);
+    if (tx_.empty()) return 0;
+    netmap_ring* ring = tx_[0].ring;
+    uint32_t sent = 0;
+    for (int attempt = 0; attempt < 2 && sent < count; attempt++) {
+      if (attempt == 1) sync(NIOCTXSYNC);  // ring full: let the kernel send, then look again once
+      uint32_t head = ring->head;
+      const uint32_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+      while (sent < count && head != tail) {
+        const uint32_t n = pkts[sent].len < ring->nr_buf_size ? pkts[sent].len : ring->nr_buf_size;
+        netmap_slot* slot = ringSlot(ring, head);
+        std::memcpy(bufferOf(ring, slot->buf_idx), pkts[sent].data, n);
+        slot->len = static_cast<uint16_t>(n);
+        slot->flags = 0;
+        head = head + 1 == ring->num_slots ? 0 : head + 1;
+        sent++;
+      }
+      ring->cur = head;
+      __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
+    }
+    if (sent > 0) sync(NIOCTXSYNC);
+    return sent;
+  }
+  /** Rings `plan` binds on a port with `counts` (RX or TX side). Pure. */
+  static uint32_t boundRings(const RegisterPlan& plan, const PortCounts& counts, bool rx);
+
+ private:
+  struct RxState {
+    netmap_ring* ring = nullptr;
+    uint32_t taken = 0;  // next slot to hand out; [head, taken) are with the filter
+  };
+  struct TxState {
+    netmap_ring* ring = nullptr;
+  };
+  static netmap_slot* ringSlot(netmap_ring* ring, uint32_t i) {
+    return reinterpret_cast<netmap_slot*>(reinterpret_cast<uint8_t*>(ring) + sizeof(netmap_ring)) + i;
+  }
+  void sync(unsigned long request) noexcept;
+  [[noreturn]] void fail(const char* syscall, int err, const std::string& what) const;
+  void locateRings(const RegisterPlan& plan);
+
+  NetmapSys sys_;
+  int fd_ = -1;
+  uint8_t* base_ = nullptr;
+  nmreq_register reg_{};
+  netmap_if* nif_ = nullptr;
+  bool forward_ = false;
+  std::vector<RxState> rx_;
+  std::vector<TxState> tx_;
+  std::mutex syncMu_;  // NB: one fd for every ring: syncs from several ring threads take turns
+  std::mutex txMu_;
+};
+
+}  // namespace netmap
+}  // namespace nmwasm

@@ -1,0 +1,99 @@
+// The netmap backend's kernel-facing half (native/netmap_session.cc, used by
+// native/port_netmap.cc) against a fake netmap kernel (test/native/netmap_fake.cc, built
+// here with g++): register requests encoded from parsed port names, the extmem region,
+// ring lookup through netmap_if.ring_ofs[], RX through a shadow, NS_FORWARD for HOST
+// verdicts, TX copies. /dev/netmap cannot exist on this machine: nothing here touches a
+// real netmap kernel (docs/PORTS.md "netmap backend" lists what that leaves unverified).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parsePortName, netmapRegisterFields, NR_FLAG, NR_REG } from '../../host/portname.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'nmwasm-netmap-'));
+const fake = join(dir, 'netmap_fake');
+execFileSync('g++', ['-std=c++17', '-O1', '-Wall', '-Wextra', '-Werror', '-I', join(root, 'native'), '-o', fake, join(root, 'test/native/netmap_fake.cc'), join(root, 'native/netmap_session.cc'), '-lpthread'], { stdio: 'pipe' });
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+function run(...args: string[]): Record<string, any> {
+  return JSON.parse(execFileSync(fake, args, { encoding: 'utf8' }));
+}
+
+/** Registers `spec` (parsed and encoded as the host does) with the fake kernel (4 hardware and 1 host ring pair). */
+function register(spec: string): Record<string, any> {
+  const f = netmapRegisterFields(parsePortName(spec));
+  return run('register', ...[f.nrName, f.nrMode, f.nrRingid, f.nrFlags, f.nrMemId, f.txSlots, f.rxSlots, f.txRings, f.rxRings, f.hostTxRings, f.hostRxRings].map(String));
+}
+
+test('register requests: header, mode, ring, flags as the fake kernel decoded them; rings bound', () => {
+  const cases: Array<[string, { name: string; mode: number; ringid: number; flags: number; rx: number; tx: number; forwards: boolean }]> = [
+    ['netmap:eth0', { name: 'eth0', mode: NR_REG.ALL_NIC, ringid: 0, flags: 0, rx: 4, tx: 4, forwards: false }],
+    ['netmap:eth0-2/R', { name: 'eth0', mode: NR_REG.ONE_NIC, ringid: 2, flags: NR_FLAG.RX_RINGS_ONLY, rx: 1, tx: 0, forwards: false }],
+    ['netmap:eth0^', { name: 'eth0', mode: NR_REG.SW, ringid: 0, flags: 0, rx: 1, tx: 1, forwards: false }],
+    ['netmap:eth0*', { name: 'eth0', mode: NR_REG.NIC_SW, ringid: 0, flags: 0, rx: 5, tx: 5, forwards: true }],
+    ['vale0:p1', { name: 'vale0:p1', mode: NR_REG.ALL_NIC, ringid: 0, flags: 0, rx: 4, tx: 4, forwards: false }],
+    ['p{1', { name: 'p{1', mode: NR_REG.ALL_NIC, ringid: 0, flags: 0, rx: 4, tx: 4, forwards: false }],
+  ];
+  for (const [spec, want] of cases) {
+    const out = register(spec);
+    assert.not.ok(out.failure, `${spec}: ${JSON.stringify(out)}`);
+    assert.is(out.name, want.name, spec);
+    assert.is(out.version, 14, spec);
+    assert.is(out.reqtype, 1, `${spec}: NETMAP_REQ_REGISTER`);
+    assert.is(out.mode, want.mode, spec);
+    assert.is(out.ringid, want.ringid, spec);
+    assert.is(out.flags, want.flags, spec);
+    assert.is(out.boundRx, want.rx, `${spec}: RX rings`);
+    assert.is(out.boundTx, want.tx, `${spec}: TX rings`);
+    assert.is(out.forwards, want.forwards, `${spec}: NR_FORWARD`);
+    assert.ok(out.extmem && out.extmemAtRegion, `${spec}: the extmem option points at the port's memory`);
+    assert.is(out.extmemSize, out.poolBytes, `${spec}: extmem size = the pools' size`);
+    assert.is(out.replyMemId, 3, `${spec}: the reply is read back`);
+  }
+});
+
+test('register: @conf counts and the memory region travel in the request', () => {
+  const out = register('vale0:p1@2@conf:rings=2,slots=128');
+  assert.is(out.memId, 2);
+  assert.equal(out.slots, [128, 128]);
+  assert.equal(out.rings, [2, 2, 0, 0]);
+});
+
+test('RX: 300 packets through a 16-slot shadow, kernel buffers in place, every slot handed back', () => {
+  const out = run('rx', '300');
+  assert.is(out.received, 300);
+  assert.is(out.bad, 0, 'length and bytes of each buffer as the kernel wrote them');
+  assert.is(out.outside, 0, 'every buffer lies inside the extmem region');
+  assert.ok(out.batches >= 300 / 16, `batches of at most 16: ${out.batches}`);
+  assert.is(out.pendingLeft, 0);
+  assert.is(out.head, 300 % 64, 'head advanced past every released slot (64-slot kernel ring)');
+});
+
+test('HOST verdict: NS_FORWARD on exactly those slots; the kernel forwards them at the next sync', () => {
+  const out = run('host');
+  assert.is(out.taken, 6);
+  assert.equal(out.marked, [true, true, false]);
+  assert.is(out.ringForward, true);
+  assert.is(out.count, 2);
+  assert.equal(out.forwarded, out.expected);
+});
+
+test('TX: copies into TX slots (lengths, bytes), syncs and goes on when the ring fills', () => {
+  const out = run('tx');
+  assert.is(out.sent, 3);
+  assert.equal(out.first, ['60:160', '1514:161', '200:162']);
+  assert.is(out.more, 100);
+  assert.is(out.kernelSent, 103);
+});
+
+test('no /dev/netmap: the open stage fails with ENOENT and nothing stays open', () => {
+  const out = run('absent');
+  assert.equal(out.failure, { syscall: 'open', errno: 2, what: 'opening /dev/netmap' });
+  assert.is(out.closed, true);
+});
+
+test.run();
