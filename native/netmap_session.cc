@@ -43,6 +43,11 @@ uint64_t extmemBytes(const nmreq_pools_info& p) {
          pageUp(uint64_t{p.nr_buf_pool_objtotal} * p.nr_buf_pool_objsize);
 }
 
+uint64_t packetMemoryBytes(uint32_t guestRings, uint32_t numSlots, const nmreq_pools_info& pools) {
+  const uint64_t perRing = (sizeof(netmap_ring) + uint64_t{numSlots} * (sizeof(netmap_slot) + 1) + 127) / 128 * 128;  // + verdicts
+  return pageUp(perRing * guestRings) + extmemBytes(pools);
+}
+
 NetmapSession::NetmapSession(const NetmapSys& sys) : sys_(sys) {}
 
 NetmapSession::~NetmapSession() {

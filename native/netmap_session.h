@@ -47,6 +47,10 @@ nmreq_pools_info extmemPools(const PortCounts& c, uint32_t bufSize, uint32_t ext
 /** Bytes of the region `pools` describes (the three pools back to back). Pure. */
 uint64_t extmemBytes(const nmreq_pools_info& pools);
 
+/** Bytes of packet memory a netmap port needs: `guestRings` guest rings of `numSlots` slots
+ * (Port::setupRings' layout) then the extmem pools. Compare with the 63 MiB window. Pure. */
+uint64_t packetMemoryBytes(uint32_t guestRings, uint32_t numSlots, const nmreq_pools_info& pools);
+
 /** One registered netmap port. Open stages run in the constructor and the methods below,
  * each undone by the destructor (close of the fd). Per-packet methods never throw. */
 class NetmapSession {

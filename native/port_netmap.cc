@@ -29,8 +29,6 @@ namespace nmwasm {
 namespace {
 
 constexpr uint64_t kWindowBytes = 63ull << 20;  // NMWASM_DATA_BASE - NMWASM_WINDOW_BASE (host/module.ts)
-constexpr uint64_t kPage = 4096;
-uint64_t pageUp(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
 
 class NetmapPort : public Port {
  public:
@@ -109,8 +107,7 @@ class NetmapPort : public Port {
     const netmap::RegisterPlan p = plan();
     const uint32_t rings = netmap::NetmapSession::boundRings(p, c, true);
     const netmap::nmreq_pools_info pools = netmap::extmemPools(c, opts.bufSize, 0);
-    const uint64_t perRing = (kRingHeaderSize + uint64_t{opts.numSlots} * (sizeof(NetmapSlot) + 1) + 127) / 128 * 128;
-    const uint64_t total = pageUp(perRing * rings) + pools.nr_memsize;
+    const uint64_t total = netmap::packetMemoryBytes(rings, opts.numSlots, pools);
     if (total > kWindowBytes) {
       throw NativeError("E2BIG", name(), "", 0,
                         "netmap needs " + std::to_string(total >> 20) + " MiB of packet memory (" + std::to_string(c.rxRings + c.hostRxRings) + " RX and " +

@@ -245,6 +245,13 @@ int main(int argc, char** argv) {
   std::string name;
   RegisterPlan plan = cmd == "register" && argc == 13 ? planOf(argv + 2, name) : simplePlan("eth0", cmd == "host" ? NR_REG_NIC_SW : NR_REG_ALL_NIC);
   if (cmd == "absent") f.devicePresent = false;
+  if (cmd == "size") {
+    // size RX_RINGS TX_RINGS SLOTS GUEST_RINGS GUEST_SLOTS: packet memory of such a port.
+    const auto n = [&](int i) { return static_cast<uint32_t>(std::strtoul(argv[i], nullptr, 0)); };
+    const PortCounts c{n(3), n(2), 0, 0, n(4), n(4)};
+    std::printf("{\"bytes\":%llu}\n", static_cast<unsigned long long>(packetMemoryBytes(n(5), n(6), extmemPools(c, 2048, 0))));
+    return 0;
+  }
   try {
     NetmapSession s(sys);
     // The stages of the backend's open (native/port_netmap.cc).

@@ -96,4 +96,13 @@ test('no /dev/netmap: the open stage fails with ENOENT and nothing stays open', 
   assert.is(out.closed, true);
 });
 
+test('packet memory against the 63 MiB window: one queue of 1024 slots fits, 16 queues of 4096 do not', () => {
+  const window = 63 * 2 ** 20;
+  const small = run('size', '1', '1', '1024', '1', '1024').bytes;
+  // 2 rings of 1024 slots: 2048 + 2 buffers of 2 KiB, the rings, the guest ring.
+  assert.ok(small > 2050 * 2048 && small < 2050 * 2048 + 200_000, `one queue: ${small}`);
+  assert.ok(small <= window);
+  assert.ok(run('size', '16', '16', '4096', '16', '1024').bytes > window);
+});
+
 test.run();
