@@ -90,10 +90,16 @@ test('TX: copies into TX slots (lengths, bytes), syncs and goes on when the ring
   assert.is(out.kernelSent, 103);
 });
 
-test('no /dev/netmap: the open stage fails with ENOENT and nothing stays open', () => {
+test('no /dev/netmap: the open stage fails with ENOENT', () => {
   const out = run('absent');
   assert.equal(out.failure, { syscall: 'open', errno: 2, what: 'opening /dev/netmap' });
-  assert.is(out.closed, true);
+});
+
+test('a refused register (ring 7 of 4): ioctl EINVAL, and the undo closed /dev/netmap', () => {
+  const out = register('netmap:eth0-7');
+  assert.equal(out.failure, { syscall: 'ioctl', errno: 22, what: 'registering the port (NETMAP_REQ_REGISTER with extmem)' });
+  assert.is(out.fake, 'ringid');
+  assert.is(out.closed, true, 'the fake saw close(fd)');
 });
 
 test('packet memory against the 63 MiB window: one queue of 1024 slots fits, 16 queues of 4096 do not', () => {
