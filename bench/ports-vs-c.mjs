@@ -9,7 +9,8 @@
 // `seconds`; the receiver (a C loop, or nmwasm on packet:IF-0 / xdp:IF-0, one ring) runs
 // pinned to CPU 1. Every round measures all six receivers in turn; the medians over `rounds`
 // of packets received per second of sending are printed with what the sender sent, and the
-// ratios nmwasm/C per socket type. See bench/README.md.
+// ratios nmwasm/C per socket type (of the medians, and the median of each round's ratio).
+// See bench/README.md.
 // NB: on veth every figure is bounded by the sender and the kernel's backlog (see
 // ../shared/README.md section 2): a ratio near 1 means nmwasm keeps up with what C gets; a
 // received rate equal to the sent rate means the receiver was not the bottleneck.
@@ -142,6 +143,8 @@ async function main() {
   const find = (socket, kind) => runs.find((r) => r.socket === socket && r.kind === kind);
   const rate = (run) => median(run.results.map((r) => r.received)) / SECONDS;
   const sent = (run) => median(run.results.map((r) => r.sent)) / SECONDS;
+  // the median of each round's nmwasm/C ratio: the two measurements of a round saw about the same load
+  const pairedRatio = (run, c) => median(run.results.map((r, i) => r.received / c.results[i].received));
   const load = (l) => l.map((x) => x.toFixed(2)).join(' ');
   const out = [`veth, ${SECONDS} s x ${ROUNDS} rounds, 64-byte UDP frames, medians; load average ${load(loadBefore)} (start), ${load(loadAfter)} (end)`];
   for (const [socket, s] of Object.entries(SOCKETS)) {
@@ -150,7 +153,7 @@ async function main() {
     out.push(`${s.label}:`);
     out.push(row(`C loop (${s.c})`, c));
     for (const [label, kind] of [['nmwasm pass.wasm', 'pass'], ['nmwasm firewall.wasm', 'firewall']])
-      out.push(`${row(label, find(socket, kind))}   ratio ${(rate(find(socket, kind)) / rate(c)).toFixed(2)}`);
+      out.push(`${row(label, find(socket, kind))}   ratio ${(rate(find(socket, kind)) / rate(c)).toFixed(2)}, paired ${pairedRatio(find(socket, kind), c).toFixed(2)}`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }
