@@ -179,15 +179,17 @@ function parseArp(p: usize, len: i32, off: i32): void {
   if (off + 20 > len) return;
   const vihl = u8at(p, off);
   const ihl = (vihl & 0xF) << 2;
-  if ((vihl >> 4) != 4 || ihl < 20) return;
   const total = be16at(p, off + 2);
+  // A total length shorter than the header itself is not an IPv4 header (tshark: "Bogus IP length");
+  // 0 is what TSO/BIG TCP senders write: the datagram then runs to the end of the packet.
+  if ((vihl >> 4) != 4 || ihl < 20 || (total != 0 && total < ihl)) return;
   hdr.family = 4;
   hdr.ipHdrLen = ihl;
   hdr.ipTotalLen = total;
   hdr.ttl = u8at(p, off + 8);
   hdr.proto = u8at(p, off + 9);
   // Ethernet pads short frames: the datagram ends at its total length when that is sane.
-  const end = total >= ihl && off + total <= len ? off + total : len;
+  const end = total != 0 && off + total <= len ? off + total : len;
   hdr.l3End = end;
   const frag = be16at(p, off + 6);
   hdr.fragOffset = (frag & 0x1FFF) << 3;
