@@ -18,8 +18,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { UsageError, quote } from './errors.ts';
-import { loadNative, type LivePortSpec, type PlainPortSpec } from './native.ts';
-import { chooseBackend, checkSupported, parsePortName, type BackendProbe, type PortName } from './portname.ts';
+import { loadNative, type LivePortSpec, type NetmapPortSpec, type PlainPortSpec } from './native.ts';
+import { chooseBackend, checkSupported, netmapRegisterFields, parsePortName, type BackendProbe, type PortName } from './portname.ts';
 
 /** Whether a spec names a packet source/filter port (--port, --pcap) or an output (--out). */
 export type PortRole = 'in' | 'out';
@@ -230,7 +230,7 @@ export function interfaceFacts(ifname: string): InterfaceFacts {
 
 /** A parsed interface port: the plain spec and, for the start-up line, why its backend was chosen. */
 export interface InterfacePort {
-  spec: LivePortSpec;
+  spec: LivePortSpec | NetmapPortSpec;
   reason: string;
 }
 
@@ -243,16 +243,18 @@ export interface InterfacePort {
 export function parseInterfacePort(text: string, role: PortRole, probe: BackendProbe = probeBackends(), facts: (ifname: string) => InterfaceFacts = interfaceFacts): InterfacePort {
   const name: PortName = parsePortName(text);
   const { backend, reason } = chooseBackend(name, probe);
-  if (backend !== 'xdp' && backend !== 'packet') throw notYet(text, backend === 'netmap' ? 'netmap interface' : name.vale ? 'VALE switch' : 'netmap pipe');
+  if (backend !== 'xdp' && backend !== 'packet' && backend !== 'netmap') throw notYet(text, name.vale ? 'software VALE switch' : 'software netmap pipe');
   checkSupported(backend, name);
   const where = `${optionName(role)} ${quote(text)}`;
   if (role === 'in' && name.flags.txOnly) throw new UsageError(`${where}: /T selects the TX side only, but an input port needs its RX side (drop /T)`);
   if (role === 'out' && (name.flags.rxOnly || name.flags.monitorRx || name.flags.monitorTx)) throw new UsageError(`${where}: an output port needs its TX side, got ${name.flags.rxOnly ? '/R (RX only)' : 'a monitor flag'}`);
-  const iface = facts(name.ifname);
-  if (!iface.exists) throw new UsageError(`${where}: no interface named ${quote(name.ifname)} (list them with: ip link)`);
-  if (!iface.up) throw new UsageError(`${where}: interface ${name.ifname} is down (bring it up: ip link set ${name.ifname} up)`);
+  if (backend === 'netmap') {
+    // The kernel checks VALE/pipe names and ring numbers at register time (one-line native error).
+    if (!name.vale && name.pipe === null) checkInterface(where, name, facts);
+    return { spec: { kind: 'netmap', name: text, ...netmapRegisterFields(name), rx: role === 'in', tx: role === 'out' }, reason: `${text}: ${reason}` };
+  }
+  const iface = checkInterface(where, name, facts);
   const queue = name.ring ?? -1;
-  if (queue >= iface.rxQueues) throw new UsageError(`${where}: queue ${queue} is out of range: ${name.ifname} has ${iface.rxQueues} RX queue(s) (0..${iface.rxQueues - 1})`);
   // One ring per queue for AF_XDP; AF_PACKET fans a whole interface out over one ring per core.
   const allRings = backend === 'xdp' ? iface.rxQueues : Math.min(availableParallelism(), 64);
   const conf = name.options.conf;
@@ -270,4 +272,14 @@ export function parseInterfacePort(text: string, role: PortRole, probe: BackendP
     xdpAttach: name.options.xdpAttach ?? '',
   };
   return { spec, reason: `${text}: ${reason}` };
+}
+
+/** The interface of `name` exists, is up, and has the ring `name` selects; throws a one-line UsageError otherwise. */
+function checkInterface(where: string, name: PortName, facts: (ifname: string) => InterfaceFacts): InterfaceFacts {
+  const iface = facts(name.ifname);
+  if (!iface.exists) throw new UsageError(`${where}: no interface named ${quote(name.ifname)} (list them with: ip link)`);
+  if (!iface.up) throw new UsageError(`${where}: interface ${name.ifname} is down (bring it up: ip link set ${name.ifname} up)`);
+  const queue = name.mode === 'one-hw' ? name.ring ?? -1 : -1; // host ring numbers are not NIC queues
+  if (queue >= iface.rxQueues) throw new UsageError(`${where}: queue ${queue} is out of range: ${name.ifname} has ${iface.rxQueues} RX queue(s) (0..${iface.rxQueues - 1})`);
+  return iface;
 }
