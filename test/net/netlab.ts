@@ -47,6 +47,13 @@ export class NetLab {
   constructor(prefix: string) {
     this.tag = `${prefix}${process.pid % 100000}`;
     process.on('exit', this.onExit);
+    // A test run killed by a signal (a timeout, Ctrl-C) must not leave namespaces behind either.
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      process.once(signal, () => {
+        this.cleanup();
+        process.exit(code);
+      });
+    }
   }
 
   /** Creates namespace `<tag><suffix>` with lo up; returns its name. */
