@@ -38,6 +38,18 @@ export function firewall_default(): i32 { return defaultAction; }
 /** Address of one u64 hit counter per rule. */
 export function firewall_hits(): usize { return hits; }
 
+// EtherTypes as a little-endian u16 load of the big-endian field reads them.
+const ETHERTYPE_IPV4_LE: u32 = 0x0008, ETHERTYPE_IPV6_LE: u32 = 0xDD86;
+const IPPROTO_TCP: u32 = 6, IPPROTO_UDP: u32 = 17, IPPROTO_ICMPV6: u32 = 58;
+
+/** Big-endian u16 at `p + off`. */
+// @ts-ignore: decorator
+@inline function be16(p: usize, off: usize): u32 { const v = <u32>load<u16>(p + off); return ((v & 0xFF) << 8) | (v >> 8); }
+
+/** The general parser into `hdr`, for packets the fast path in nmwasm_process does not take.
+ *  NB: deliberately not @inline: keeps the hot loop small. */
+function summariseSlow(p: usize, len: i32): void { parse(p, len); }
+
 /** Processes one batch: one verdict byte per slot. */
 export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: u32): i32 {
   const numSlots = ringNumSlots(ring);
@@ -53,25 +65,70 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
     const p = bufBase + <usize>load<u32>(s, SLOT_BUF_IDX) * bufSize;
     const len = <i32>load<u16>(s, SLOT_LEN);
     bytes += <u64>len;
-    parse(p, len);
-
-    // Packet summary. NB: addresses are loaded as stored (network order) and compared
-    // with rule addresses stored the same way: no byte swapping per packet.
-    const family = hdr.family;
-    const proto = hdr.proto;
-    const key = dirKey | (<u32>family << 8) | ((proto < 0 ? 0xFFFF : <u32>proto) << 16);
-    const sport: u32 = hdr.sport < 0 ? PORT_ABSENT : <u32>hdr.sport;
-    const dport: u32 = hdr.dport < 0 ? PORT_ABSENT : <u32>hdr.dport;
+    // Packet summary: key = dir | family << 8 | proto << 16 (0xFFFF when unknown), ports
+    // (PORT_ABSENT when absent), addresses as two u64 each.
+    // NB: addresses are loaded as stored (network order) and compared with rule addresses
+    // stored the same way: no byte swapping per packet.
+    let family: u32 = 0, proto: u32 = 0xFFFF, sport: u32 = PORT_ABSENT, dport: u32 = PORT_ABSENT;
     let src0: u64 = 0, src1: u64 = 0, dst0: u64 = 0, dst1: u64 = 0;
-    if (family == 4) {
-      const ip = p + <usize>hdr.l3;
-      src0 = <u64>load<u32>(ip, 12);
-      dst0 = <u64>load<u32>(ip, 16);
-    } else if (family == 6) {
-      const ip = p + <usize>hdr.l3;
-      src0 = load<u64>(ip, 8); src1 = load<u64>(ip, 16);
-      dst0 = load<u64>(ip, 24); dst1 = load<u64>(ip, 32);
+    // NB: fast path for untagged Ethernet + IPv4, or IPv6 straight to TCP/UDP/ICMPv6 (the
+    // bulk of real traffic): only locals, no write to the SDK's `hdr` globals, and the
+    // same answers as parse() (README "What a packet is matched on"). Everything else
+    // (VLAN, MPLS, PPPoE, SNAP, IPv6 extension headers, malformed IP, non-IP) takes
+    // summariseSlow().
+    let fast = false;
+    const etherType = <u32>load<u16>(p, 12); // little-endian load of a big-endian field
+    if (etherType == ETHERTYPE_IPV4_LE && len >= 14 + 20) {
+      const vihl = <u32>load<u8>(p, 14);
+      const ihl = (vihl & 0xF) << 2;
+      const total = be16(p, 16);
+      if ((vihl >> 4) == 4 && ihl >= 20 && (total == 0 || total >= ihl)) {
+        fast = true;
+        family = 4;
+        proto = <u32>load<u8>(p, 14 + 9);
+        const end = total != 0 && total + 14 <= <u32>len ? total + 14 : <u32>len;
+        const l4 = ihl + 14;
+        // ports only in a first fragment (offset bits 0x1FFF, here in little-endian order) of TCP/UDP
+        if ((load<u16>(p, 14 + 6) & 0xFF1F) == 0 && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && l4 + 4 <= end) {
+          sport = be16(p, <usize>l4);
+          dport = be16(p, <usize>l4 + 2);
+        }
+        src0 = <u64>load<u32>(p, 14 + 12);
+        dst0 = <u64>load<u32>(p, 14 + 16);
+      }
+    } else if (etherType == ETHERTYPE_IPV6_LE && len >= 14 + 40) {
+      const nh = <u32>load<u8>(p, 14 + 6);
+      if ((load<u8>(p, 14) >> 4) == 6 && (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_ICMPV6)) {
+        fast = true;
+        family = 6;
+        proto = nh;
+        const payload = be16(p, 14 + 4);
+        const end = payload != 0 && payload + 14 + 40 <= <u32>len ? payload + 14 + 40 : <u32>len;
+        if (nh != IPPROTO_ICMPV6 && end >= 14 + 40 + 4) {
+          sport = be16(p, 14 + 40);
+          dport = be16(p, 14 + 40 + 2);
+        }
+        src0 = load<u64>(p, 14 + 8); src1 = load<u64>(p, 14 + 16);
+        dst0 = load<u64>(p, 14 + 24); dst1 = load<u64>(p, 14 + 32);
+      }
     }
+    if (!fast) {
+      summariseSlow(p, len);
+      family = <u32>hdr.family;
+      if (hdr.proto >= 0) proto = <u32>hdr.proto;
+      if (hdr.sport >= 0) sport = <u32>hdr.sport;
+      if (hdr.dport >= 0) dport = <u32>hdr.dport;
+      if (family == 4) {
+        const ip = p + <usize>hdr.l3;
+        src0 = <u64>load<u32>(ip, 12);
+        dst0 = <u64>load<u32>(ip, 16);
+      } else if (family == 6) {
+        const ip = p + <usize>hdr.l3;
+        src0 = load<u64>(ip, 8); src1 = load<u64>(ip, 16);
+        dst0 = load<u64>(ip, 24); dst1 = load<u64>(ip, 32);
+      }
+    }
+    const key = dirKey | (family << 8) | (proto << 16);
 
     let verdict = fallback;
     let m = matchTable;
