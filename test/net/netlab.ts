@@ -3,6 +3,7 @@
 // is deleted in cleanup(), which also runs at process exit), and the needs-root guard.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 
 /** True when running as root. */
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -120,4 +121,17 @@ export async function until(what: string, predicate: () => boolean, timeoutMs = 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Waits (up to 30 s) for a started `nmwasm load ... --json` to exit 0 and returns its JSON summary;
+ * on a timeout it stops the process and fails with its output. */
+export async function jsonSummary<T>(run: { child: ChildProcess; output: () => string }): Promise<T> {
+  await until('nmwasm to stop', () => run.child.exitCode !== null, 30_000).catch((err) => {
+    run.child.kill('SIGTERM');
+    throw new Error(`${(err as Error).message}: ${run.output()}`);
+  });
+  assert.is(run.child.exitCode, 0, run.output());
+  const line = run.output().split('\n').find((l) => l.startsWith('{'));
+  assert.ok(line, run.output());
+  return JSON.parse(line!) as T;
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { cli, ensureBundle, pcapRecords, pcaps, root } from '../cli/helpers.ts';
-import { NetLab, rootTest, until } from './netlab.ts';
+import { NetLab, jsonSummary, rootTest, until } from './netlab.ts';
 
 const t = rootTest();
 const lab = new NetLab('nr');
@@ -49,16 +49,7 @@ async function startLoad(ns: string, args: string[]): Promise<() => Promise<Summ
   const run = lab.start(ns, process.execPath, [cli, 'load', ...args, '--batch-timeout', '5000', '--json']); // loaded CI machines instantiate slowly
   await until('nmwasm to open its port', () => /AF_PACKET cannot take packets away/.test(run.output()) || run.child.exitCode !== null);
   assert.is(run.child.exitCode, null, run.output());
-  return async () => {
-    await until('nmwasm to stop at --count', () => run.child.exitCode !== null, 30_000).catch((err) => {
-      run.child.kill('SIGTERM');
-      throw new Error(`${(err as Error).message}: ${run.output()}`);
-    });
-    assert.is(run.child.exitCode, 0, run.output());
-    const line = run.output().split('\n').find((l) => l.startsWith('{'));
-    assert.ok(line, run.output());
-    return JSON.parse(line!) as Summary;
-  };
+  return () => jsonSummary<Summary>(run);
 }
 
 t('ping: the firewall sees exactly the 5 echo requests (the kernel still answers them)', async () => {

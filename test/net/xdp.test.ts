@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { cli, ensureBundle, root } from '../cli/helpers.ts';
-import { NetLab, rootTest, until } from './netlab.ts';
+import { NetLab, jsonSummary, rootTest, until } from './netlab.ts';
 
 const t = rootTest();
 const lab = new NetLab('nx');
@@ -65,16 +65,7 @@ async function startLoad(ns: string, args: string[]): Promise<{ child: ReturnTyp
   // The rings are attached once every worker logged its init line; a short settle keeps the
   // first datagrams from racing the last worker (they would wait in the ring anyway).
   await new Promise((r) => setTimeout(r, 300));
-  const summary = async (): Promise<Summary> => {
-    await until('nmwasm to stop', () => run.child.exitCode !== null, 30_000).catch((err) => {
-      run.child.kill('SIGTERM');
-      throw new Error(`${(err as Error).message}: ${run.output()}`);
-    });
-    assert.is(run.child.exitCode, 0, run.output());
-    const line = run.output().split('\n').find((l) => l.startsWith('{'));
-    assert.ok(line, run.output());
-    return JSON.parse(line!) as Summary;
-  };
+  const summary = (): Promise<Summary> => jsonSummary<Summary>(run);
   return { ...run, summary };
 }
 
