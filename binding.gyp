@@ -28,6 +28,10 @@
         "native/port_packet.cc",
         "native/netmap_session.cc",
         "native/port_netmap.cc",
+        "native/port_soft.cc",
+        "native/soft_domain.cc",
+        "native/soft_queue.cc",
+        "native/vale_switch.cc",
         "native/bench_firewall.cc",
         "<(pcap_file_dir)/pcap_file.cc"
       ],

@@ -16,13 +16,14 @@ const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 usage:
   nmwasm load MODULE --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]
                      [--count N] [--duration S] [--on-fault open|closed] [--batch-timeout MS] [--json]
+                     [+ MODULE --port SPEC ...]...
   nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
   nmwasm inspect MODULE [--json]
 
 MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an npm package
             whose package.json has "nmwasm": {"module": "path.wasm"}
 --port      input port: ${availableSchemes('in').join(' | ')}
---to        output interface port: the first gets PASS, each one FORWARD n in order (bridge --port to it)
+--to        output port: the first gets PASS, each one FORWARD n in order (bridge --port to it)
 --bidir     with one --to: also run the filter from the --to port back to the --port port
 --out       output port after the --to ports (PASS when there is no --to): ${availableSchemes('out').join(' | ')}
 --config    file handed to the filter's nmwasm_init (at most 960 KiB)
@@ -30,6 +31,9 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 --on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
 --batch-timeout  budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a slower batch restarts the ring worker
 --json      machine-readable summary on stdout;  --trace (test): every packet's verdict
++           starts another filter clause in the same host, e.g. a chain over software pipes:
+            load fw.wasm --port pcap:in.pcap --to 'p{1' + counter.wasm --port 'p}1' --out pcap:out.pcap
+            (without /dev/netmap, pipes and VALE ports are nmwasm's own: zero copy between them)
 
 exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run`;
 
@@ -120,12 +124,21 @@ interface RunRequest {
   json: boolean;
   trace: boolean;
   startup?: string[]; // lines printed once the ports are open (backend choice, AF_PACKET limits)
+  group?: number; // the load clause ("+"-separated) it came from: a normal end stops only its own group
 }
 
-/** Start-up lines for a live input: the backend chosen and why; what AF_PACKET cannot do. */
-function liveStartupLines(portText: string, input: PlainPortSpec, outputs: PlainPortSpec[]): string[] {
-  if (input.kind !== 'packet' && input.kind !== 'xdp') return [];
-  const lines = [parseInterfacePort(portText, 'in').reason];
+/** Thrown after --help was printed inside a clause. */
+class HelpShown extends Error {}
+
+/** Start-up lines: the backend chosen for each interface, pipe or VALE port and why; what
+ * AF_PACKET cannot do. */
+function startupLines(portText: string, input: PlainPortSpec, outTexts: string[], outputs: PlainPortSpec[]): string[] {
+  const lines: string[] = [];
+  const chosen = (text: string, spec: PlainPortSpec, role: 'in' | 'out'): void => {
+    if (spec.kind === 'packet' || spec.kind === 'xdp' || spec.kind === 'soft' || spec.kind === 'netmap') lines.push(parseInterfacePort(text, role).reason);
+  };
+  chosen(portText, input, 'in');
+  outputs.forEach((spec, i) => chosen(outTexts[i]!, spec, 'out'));
   if (input.kind === 'packet') {
     const what = outputs.length > 0 ? 'DROP only keeps a packet from reaching the --to/--out ports (inline-copy mode)' : 'the filter watches a copy (monitor mode)';
     lines.push(`${input.name}: AF_PACKET cannot take packets away from the kernel: the kernel still receives every frame of ${input.ifname}; ${what}`);
@@ -176,8 +189,25 @@ async function run(reqs: RunRequest[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   let results: RunResult[];
   try {
-    // One direction ending (or failing) ends the others too.
-    results = await Promise.all(engines.map((e) => e.done.finally(onSignal)));
+    // A failure ends every engine. A normal end (end of input, --count, --duration) ends the
+    // engines of its own clause (the two directions of --bidir); other clauses end by
+    // themselves, e.g. a pipe's reader once its writers have left and its queue is empty.
+    results = await Promise.all(
+      engines.map((e, i) =>
+        e.done.then(
+          (result) => {
+            engines.forEach((other, j) => {
+              if (j !== i && reqs[j]!.group === reqs[i]!.group) other.stop('signal');
+            });
+            return result;
+          },
+          (err: unknown) => {
+            onSignal();
+            throw err;
+          },
+        ),
+      ),
+    );
   } finally {
     status.stop();
     process.off('SIGINT', onSignal);
@@ -190,7 +220,31 @@ async function run(reqs: RunRequest[]): Promise<number> {
   return 0;
 }
 
+/** Splits `load` arguments into filter clauses at each lone "+". */
+function splitClauses(args: string[]): string[][] {
+  const clauses: string[][] = [[]];
+  for (const arg of args) {
+    if (arg === '+') clauses.push([]);
+    else clauses[clauses.length - 1]!.push(arg);
+  }
+  return clauses;
+}
+
+/** `nmwasm load`: one filter clause, or several joined by "+" (one host process, so
+ * software pipes and VALE ports connect them without a copy). */
 async function load(args: string[]): Promise<number> {
+  const clauses = splitClauses(args);
+  const reqs: RunRequest[] = [];
+  clauses.forEach((clause, i) => {
+    const what = clauses.length > 1 ? `nmwasm load (filter ${i + 1} of ${clauses.length})` : 'nmwasm load';
+    if (clause.length === 0) throw new UsageError(`${what}: expected MODULE --port SPEC between the "+" separators, got nothing`);
+    reqs.push(...loadClause(clause, what, i));
+  });
+  return run(reqs);
+}
+
+/** Parses one filter clause of `load` into its run requests (two with --bidir). */
+function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const { values, positionals } = parse('load', args, {
     port: { type: 'string' },
     to: { type: 'string', multiple: true },
@@ -203,10 +257,13 @@ async function load(args: string[]): Promise<number> {
     'batch-timeout': { type: 'string' },
     json: { type: 'boolean' },
   });
-  if (values.help) return help();
+  if (values.help) {
+    help();
+    throw new HelpShown();
+  }
   const moduleSpec = oneModule('load', positionals);
   const portText = str(values, 'port');
-  if (portText === undefined) throw new UsageError(`nmwasm load: expected --port SPEC (${availableSchemes('in').join(' or ')}), got none`);
+  if (portText === undefined) throw new UsageError(`${what}: expected --port SPEC (${availableSchemes('in').join(' or ')}), got none`);
   let input = parsePortSpec(portText, 'in');
   const outText = str(values, 'out');
   const toTexts = (values.to as unknown as string[] | undefined) ?? [];
@@ -215,8 +272,8 @@ async function load(args: string[]): Promise<number> {
   if (bidir && (toTexts.length !== 1 || outText !== undefined)) {
     throw new UsageError(`--bidir: expected exactly one --to port and no --out, got ${toTexts.length} --to${outText !== undefined ? ' and an --out' : ''}`);
   }
-  if (toTexts.length > 0 && input.kind !== 'packet' && input.kind !== 'xdp') {
-    throw new UsageError(`--to: expected an interface --port to bridge from (packet:IF, xdp:IF, IF), got ${quote(portText)}`);
+  if (bidir && (input.kind === 'pcap' || input.kind === 'gen')) {
+    throw new UsageError(`--bidir: expected a --port that can also send (an interface, pipe or VALE port), got ${quote(portText)}`);
   }
   const count = integerOption('count', str(values, 'count'), 1, Number.MAX_SAFE_INTEGER) ?? 0;
   const duration = secondsOption('duration', str(values, 'duration'));
@@ -227,15 +284,15 @@ async function load(args: string[]): Promise<number> {
   const loaded = loadModule(moduleSpec);
   // An unbounded generator with --count generates exactly that many packets.
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
-  const common = { moduleSpec, loaded, config, configName, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false };
-  const reqs: RunRequest[] = [{ ...common, input, outputs, startup: liveStartupLines(portText, input, outputs) }];
+  const common = { moduleSpec, loaded, config, configName, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group };
+  const reqs: RunRequest[] = [{ ...common, input, outputs, startup: startupLines(portText, input, [...toTexts, ...(outText === undefined ? [] : [outText])], outputs) }];
   if (bidir) {
     // The way back: the --to port as an input, the --port port as its output.
     const backInput = parsePortSpec(toTexts[0]!, 'in');
     const backOutputs = [parsePortSpec(portText, 'out')];
-    reqs.push({ ...common, input: backInput, outputs: backOutputs, startup: liveStartupLines(toTexts[0]!, backInput, backOutputs) });
+    reqs.push({ ...common, input: backInput, outputs: backOutputs, startup: startupLines(toTexts[0]!, backInput, [portText], backOutputs) });
   }
-  return run(reqs);
+  return reqs;
 }
 
 async function testCommand(args: string[]): Promise<number> {
@@ -286,7 +343,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'load':
-        return await load(rest);
+        try {
+          return await load(rest);
+        } catch (err) {
+          if (err instanceof HelpShown) return 0;
+          throw err;
+        }
       case 'test':
         return await testCommand(rest);
       case 'inspect':

@@ -33,6 +33,9 @@ export const Counter = {
   batchStartedAt: 17, // ms since the Unix epoch (performance.timeOrigin + performance.now()) when the current batch began, 0 when idle
   logSuppressed: 18,
   failed: 19, // 1 while the instance is failed (fault verdicts applied)
+  // written by native, in RingHandle.sync
+  outSwapped: 20, // of outPackets: moved to the output by buffer swap, no copy (ports sharing memory)
+  outDrops: 21, // packets an output refused (its queue stayed full, too long for it, ...)
 } as const;
 export const COUNTER_SLOTS = 24;
 
@@ -59,7 +62,25 @@ export type PlainPortSpec =
     }
   | { kind: 'pcap-out'; name: string; path: string }
   | LivePortSpec
-  | NetmapPortSpec;
+  | NetmapPortSpec
+  | SoftPortSpec;
+
+/** A software pipe end or VALE port (native/port_soft.cc; mirrors SoftPortSpec in
+ * native/port.h): nmwasm's own, between the ports of one process, used when /dev/netmap
+ * is absent. */
+export interface SoftPortSpec {
+  kind: 'soft';
+  name: string; // the port name as written, for messages
+  endpoint: string; // "NAME{ID", "NAME}ID" or "valeX:Y" (ring selector, flags, options stripped)
+  peer: string; // pipes: the other end; VALE: ''
+  switch: string; // VALE: the switch ("vale0"); pipes: ''
+  ring: number; // -N: the one ring an input reads; -1 = every ring
+  rings: number; // @conf rings, 0 = default (1); the first opener of an endpoint decides
+  slots: number; // @conf slots 64..16384, 0 = default (1024)
+  exclusive: boolean; // /x: no other input may read this endpoint
+  rx: boolean; // an input (--port)
+  tx: boolean; // an output (--to, --out)
+}
 
 /** A netmap port (native/port_netmap.cc; mirrors NetmapPortSpec in native/port_netmap.h): the
  * register fields of host/portname.ts netmapRegisterFields. The addon lists 'netmap' in

@@ -13,12 +13,13 @@
 // Every other name (netmap:, xdp:, packet:, a bare interface, VALE ports, pipes) goes to
 // host/portname.ts (docs/PORTS.md is its grammar): chooseBackend picks the backend from what
 // this machine has (probeBackends), and an interface port becomes a LivePortSpec after the
-// edge checks (the interface exists and is up, the queue is in range). netmap, VALE and
-// pipes are refused with "not available yet" until their backends land.
+// edge checks (the interface exists and is up, the queue is in range); a VALE port or pipe
+// becomes a NetmapPortSpec when /dev/netmap exists, else a SoftPortSpec (nmwasm's own
+// software pipes and VALE switch, between the ports of one process).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { UsageError, quote } from './errors.ts';
-import { loadNative, type LivePortSpec, type NetmapPortSpec, type PlainPortSpec } from './native.ts';
+import { loadNative, type LivePortSpec, type NetmapPortSpec, type PlainPortSpec, type SoftPortSpec } from './native.ts';
 import { chooseBackend, checkSupported, netmapRegisterFields, parsePortName, type BackendProbe, type PortName } from './portname.ts';
 
 /** Whether a spec names a packet source/filter port (--port, --pcap) or an output (--out). */
@@ -47,6 +48,7 @@ const SCHEMES: readonly SchemeRow[] = [
   { scheme: 'netmap', summary: 'netmap:IF[-N|^|^N|*][/RTxrtz][@opts]', roles: ['in', 'out'] },
   { scheme: 'xdp', summary: 'xdp:IF[-N]', roles: ['in', 'out'], parse: (_rest, spec, role) => parseInterfacePort(spec, role).spec },
   { scheme: 'packet', summary: 'packet:IF[-N]', roles: ['in', 'out'], parse: (_rest, spec, role) => parseInterfacePort(spec, role).spec },
+  { scheme: 'vale', summary: 'valeX:PORT | NAME{PIPE | NAME}PIPE', roles: ['in', 'out'], parse: (_rest, spec, role) => parseInterfacePort(spec, role).spec },
 ];
 
 /** The schemes that work now, for help texts and errors. */
@@ -71,8 +73,7 @@ export function parsePortSpec(spec: string, role: PortRole): PlainPortSpec {
   if (!schemeMatch) {
     // No scheme: the netmap grammar's bare interface / vale / pipe forms.
     if (/\.(pcap|pcapng|cap)$/i.test(spec)) throw new UsageError(`${optionName(role)} ${quote(spec)}: expected a port spec, got a file name (write pcap:${spec})`);
-    if (/^vale[^:]*$/.test(spec)) throw notYet(spec, 'VALE switch');
-    if (/[{}]/.test(spec)) throw notYet(spec, 'netmap pipe');
+    if (/[{}]/.test(spec)) return parseInterfacePort(spec, role).spec;
     if (/^[A-Za-z0-9_.-]+([-^*].*|\/.*|@.*)?$/.test(spec) && !SCHEMES.some((row) => row.scheme === spec)) return parseInterfacePort(spec, role).spec;
     throw unknownScheme(spec, role);
   }
@@ -80,7 +81,7 @@ export function parsePortSpec(spec: string, role: PortRole): PlainPortSpec {
   const rest = spec.slice(scheme.length + 1);
   const row = SCHEMES.find((r) => r.scheme === scheme);
   if (!row) {
-    if (scheme.startsWith('vale')) throw notYet(spec, 'VALE switch');
+    if (/^vale[A-Za-z0-9_]*$/.test(scheme)) return parseInterfacePort(spec, role).spec;
     throw unknownScheme(spec, role);
   }
   if (!row.parse && scheme === 'netmap') return parseInterfacePort(spec, role).spec; // refused there with the reason
@@ -230,7 +231,7 @@ export function interfaceFacts(ifname: string): InterfaceFacts {
 
 /** A parsed interface port: the plain spec and, for the start-up line, why its backend was chosen. */
 export interface InterfacePort {
-  spec: LivePortSpec | NetmapPortSpec;
+  spec: LivePortSpec | NetmapPortSpec | SoftPortSpec;
   reason: string;
 }
 
@@ -243,11 +244,12 @@ export interface InterfacePort {
 export function parseInterfacePort(text: string, role: PortRole, probe: BackendProbe = probeBackends(), facts: (ifname: string) => InterfaceFacts = interfaceFacts): InterfacePort {
   const name: PortName = parsePortName(text);
   const { backend, reason } = chooseBackend(name, probe);
-  if (backend !== 'xdp' && backend !== 'packet' && backend !== 'netmap') throw notYet(text, name.vale ? 'software VALE switch' : 'software netmap pipe');
+  if (backend !== 'xdp' && backend !== 'packet' && backend !== 'netmap' && backend !== 'software') throw notYet(text, `${backend}:`);
   checkSupported(backend, name);
   const where = `${optionName(role)} ${quote(text)}`;
   if (role === 'in' && name.flags.txOnly) throw new UsageError(`${where}: /T selects the TX side only, but an input port needs its RX side (drop /T)`);
   if (role === 'out' && (name.flags.rxOnly || name.flags.monitorRx || name.flags.monitorTx)) throw new UsageError(`${where}: an output port needs its TX side, got ${name.flags.rxOnly ? '/R (RX only)' : 'a monitor flag'}`);
+  if (backend === 'software') return { spec: softPortSpec(where, text, name, role), reason: `${text}: ${reason}` };
   if (backend === 'netmap') {
     // The kernel checks VALE/pipe names and ring numbers at register time (one-line native error).
     if (!name.vale && name.pipe === null) checkInterface(where, name, facts);
@@ -272,6 +274,30 @@ export function parseInterfacePort(text: string, role: PortRole, probe: BackendP
     xdpAttach: name.options.xdpAttach ?? '',
   };
   return { spec, reason: `${text}: ${reason}` };
+}
+
+export const SOFT_SLOTS_MIN = 64;
+export const SOFT_SLOTS_MAX = 16384;
+export const SOFT_RINGS_MAX = 64;
+
+/** A software pipe end or VALE port (backend 'software'): the endpoint it reads (input) and
+ * the one it writes (output: a pipe's other end, or its own VALE port into the switch). */
+function softPortSpec(where: string, text: string, name: PortName, role: PortRole): SoftPortSpec {
+  const conf = name.options.conf;
+  const rings = conf ? Math.max(conf.rxRings, conf.txRings) : 0;
+  const slots = conf ? Math.max(conf.rxSlots, conf.txSlots) : 0;
+  if (rings > SOFT_RINGS_MAX) throw new UsageError(`${where}: @conf: expected at most ${SOFT_RINGS_MAX} rings for a software port, got ${rings}`);
+  if (slots !== 0 && (slots < SOFT_SLOTS_MIN || slots > SOFT_SLOTS_MAX)) {
+    throw new UsageError(`${where}: @conf: expected ${SOFT_SLOTS_MIN}..${SOFT_SLOTS_MAX} slots for a software port, got ${slots}`);
+  }
+  const base = { kind: 'soft' as const, name: text, ring: name.ring ?? -1, rings, slots, exclusive: name.flags.exclusive, rx: role === 'in', tx: role === 'out' };
+  if (name.pipe !== null) {
+    // netmapName is "PARENT{ID" or "PARENT}ID": the parent (an interface or a VALE port) only names the pipe.
+    const side = name.mode === 'pipe-master' ? '{' : '}';
+    const parent = name.netmapName.slice(0, name.netmapName.length - name.pipe.length - 1);
+    return { ...base, endpoint: `${parent}${side}${name.pipe}`, peer: `${parent}${side === '{' ? '}' : '{'}${name.pipe}`, switch: '' };
+  }
+  return { ...base, endpoint: name.netmapName, peer: '', switch: name.vale!.switch };
 }
 
 /** The interface of `name` exists, is up, and has the ring `name` selects; throws a one-line UsageError otherwise. */

@@ -21,7 +21,7 @@ void Port::setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize, uint6
   for (RingGeometry& g : geos) g.buffersOfs = buffersOfs;
   if (totalBuffers == 0) totalBuffers = uint64_t{rings} * numSlots;
   const uint64_t total = buffersOfs + totalBuffers * bufSize;
-  memory_ = std::make_unique<PacketMemory>(name_, total);
+  memory_ = std::make_shared<PacketMemory>(name_, total);
 
   for (uint32_t r = 0; r < rings; r++) {
     auto sh = std::make_unique<RingShadow>();
@@ -32,6 +32,22 @@ void Port::setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize, uint6
     ring->buf_ofs = static_cast<int64_t>(sh->geo.buffersOfs - sh->geo.ringOfs);
     ring->num_slots = numSlots;
     ring->nr_buf_size = bufSize;
+    ring->ringid = static_cast<uint16_t>(r);
+    ring->dir = 1;
+    shadows_.push_back(std::move(sh));
+  }
+}
+
+void Port::adoptRings(std::shared_ptr<PacketMemory> memory, const std::vector<RingGeometry>& geos) {
+  memory_ = std::move(memory);
+  for (uint32_t r = 0; r < geos.size(); r++) {
+    auto sh = std::make_unique<RingShadow>();
+    sh->geo = geos[r];
+    sh->slots.resize(geos[r].numSlots);
+    NetmapRing* ring = guestRing(sh->geo);
+    ring->buf_ofs = static_cast<int64_t>(sh->geo.buffersOfs - sh->geo.ringOfs);
+    ring->num_slots = sh->geo.numSlots;
+    ring->nr_buf_size = sh->geo.bufSize;
     ring->ringid = static_cast<uint16_t>(r);
     ring->dir = 1;
     shadows_.push_back(std::move(sh));

@@ -69,6 +69,14 @@ struct TxPacket {
   uint64_t tsNs;
 };
 
+/** One packet handed to an output port that shares the sender's packet memory: the
+ * output may take the slot's buffer and put a free one of its own in `slot->bufIdx`
+ * (netmap's zero-copy forwarding with NS_BUF_CHANGED). */
+struct SwapPacket {
+  ShadowSlot* slot;
+  uint32_t len;
+};
+
 class Port {
  public:
   Port(std::string name, std::string kind) : name_(std::move(name)), kind_(std::move(kind)) {}
@@ -80,6 +88,7 @@ class Port {
   const std::string& kind() const { return kind_; }
   uint32_t rings() const { return static_cast<uint32_t>(shadows_.size()); }
   size_t memSize() const { return memory_ ? memory_->size() : 0; }
+  /** The port's packet memory; several ports may share one (software pipes and VALE). */
   PacketMemory* memory() const { return memory_.get(); }
   RingShadow& shadow(uint32_t ring) { return *shadows_[ring]; }
   /** Native address of buffer `bufIdx` (trusted index). */
@@ -110,6 +119,15 @@ class Port {
   virtual bool canTransmit() const { return false; }
   /** Sends `count` packets (bytes are copied before return). Returns the number accepted. */
   virtual uint32_t transmit(const TxPacket* pkts, uint32_t count) noexcept { return 0; }
+  /** Whether transmitSwap works for packets of `from` (both share one packet memory). */
+  virtual bool canSwapWith(const Port& from) const { return false; }
+  /** Zero-copy send of `count` slots of a port accepted by canSwapWith: each packet's buffer
+   * either moves to this port (the slot gets a free buffer in exchange) or is copied.
+   * Returns the number accepted; *swapped = how many of them moved without a copy. */
+  virtual uint32_t transmitSwap(const SwapPacket* pkts, uint32_t count, uint32_t* swapped) noexcept {
+    *swapped = 0;
+    return 0;
+  }
 
   // ---- live (kernel) ports ----------------------------------------------
   /** A descriptor that polls readable (POLLIN) when rxsync of `ring` may find packets;
@@ -137,13 +155,16 @@ class Port {
    * `totalBuffers` (0 = rings*numSlots) sizes a larger pool for a backend that hands
    * buffers around itself (AF_XDP's UMEM); it then sets each slot's bufIdx in rxsync. */
   void setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize, uint64_t totalBuffers = 0);
+  /** For ports in a shared memory (software pipes/VALE): adopts `memory` and one shadow per
+   * geometry; the caller sets every shadow slot's bufIdx (buffers it allocated there). */
+  void adoptRings(std::shared_ptr<PacketMemory> memory, const std::vector<RingGeometry>& geos);
   virtual void onClose() {}
   virtual void onAbort() noexcept {}
 
  private:
   std::string name_;
   std::string kind_;
-  std::unique_ptr<PacketMemory> memory_;
+  std::shared_ptr<PacketMemory> memory_;
   std::vector<std::unique_ptr<RingShadow>> shadows_;
   std::atomic<bool> closed_{false};
 };
@@ -188,5 +209,21 @@ std::shared_ptr<Port> openXdpPort(const LivePortSpec& spec, const PortOptions& o
 std::shared_ptr<Port> openGenPort(const GenSpec& spec, const PortOptions& opts);            // port_gen.cc
 std::shared_ptr<Port> openPcapPort(const std::string& name, const std::string& path, const PortOptions& opts);  // port_pcap.cc
 std::shared_ptr<Port> openPcapOutPort(const std::string& name, const std::string& path);   // port_pcap.cc
+
+/** A software pipe end (`NAME{ID`, `NAME}ID`) or VALE port (`valeX:Y`) of nmwasm's own
+ * switch, validated by host/portspec.ts; mirrors SoftPortSpec in host/native.ts. */
+struct SoftPortSpec {
+  std::string name;      // the port name as written, for messages
+  std::string endpoint;  // "NAME{ID" / "NAME}ID" / "valeX:Y" (ring selector and flags stripped)
+  std::string peer;      // pipes: the other end; VALE: ""
+  std::string sw;        // VALE: the switch ("vale0"); pipes: ""
+  int32_t ring;          // -N: the one ring an input reads; -1 = every ring
+  uint32_t rings;        // @conf rings of the endpoint, 0 = default (1)
+  uint32_t slots;        // @conf slots, 0 = default (1024)
+  bool exclusive;        // /x: no other input may read the endpoint
+  bool rx;               // an input (--port)
+  bool tx;               // an output (--to, --out)
+};
+std::shared_ptr<Port> openSoftPort(const SoftPortSpec& spec);  // port_soft.cc
 
 }  // namespace nmwasm

@@ -61,6 +61,21 @@ NetmapPortSpec netmapSpecFrom(Napi::Object spec) {
   return n;
 }
 
+SoftPortSpec softSpecFrom(Napi::Object spec) {
+  SoftPortSpec s{};
+  s.name = str(spec, "name");
+  s.endpoint = str(spec, "endpoint");
+  s.peer = str(spec, "peer");
+  s.sw = str(spec, "switch");
+  s.ring = spec.Get("ring").As<Napi::Number>().Int32Value();
+  s.rings = u32(spec, "rings");
+  s.slots = u32(spec, "slots");
+  s.exclusive = spec.Get("exclusive").ToBoolean().Value();
+  s.rx = spec.Get("rx").ToBoolean().Value();
+  s.tx = spec.Get("tx").ToBoolean().Value();
+  return s;
+}
+
 }  // namespace
 
 Napi::Value backendsJs(const Napi::CallbackInfo& info) {
@@ -101,8 +116,10 @@ Napi::Value openPortJs(const Napi::CallbackInfo& info) {
 #endif
     } else if (kind == "netmap") {
       port = openNetmapPort(netmapSpecFrom(spec), po);
+    } else if (kind == "soft") {
+      port = openSoftPort(softSpecFrom(spec));
     } else {
-      throw NativeError("EINVAL", str(spec, "name"), "", 0, "unknown port kind '" + kind + "': expected gen, pcap, pcap-out, packet, xdp or netmap");
+      throw NativeError("EINVAL", str(spec, "name"), "", 0, "unknown port kind '" + kind + "': expected gen, pcap, pcap-out, packet, xdp, netmap or soft");
     }
     Napi::Object out = Napi::Object::New(env);
     out.Set("name", Napi::String::New(env, port->name()));

@@ -44,7 +44,7 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
 
   uint32_t i = sh.head;
   for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
-    const ShadowSlot& s = sh.slots[i];
+    const ShadowSlot& s = sh.slots[i];  // NB: s.bufIdx may change in transmitSwap below, after this loop
     uint8_t v = a.faultVerdict;
     uint32_t len = s.len;
     if (faulted) {
@@ -80,7 +80,10 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
       out = v & 0x7F;
     }
     if (out != UINT32_MAX) {
-      a.tx[out][txCount[out]++] = TxPacket{port.bufferAt(geo, s.bufIdx), len, len == s.len ? s.origLen : len, s.tsNs};
+      if (a.swap[out])
+        a.swapTx[out][txCount[out]++] = SwapPacket{&sh.slots[i], len};
+      else
+        a.tx[out][txCount[out]++] = TxPacket{port.bufferAt(geo, s.bufIdx), len, len == s.len ? s.origLen : len, s.tsNs};
       a.txBytes[out] += len;
     }
     if (sh.tracing) sh.trace.push_back(v);
@@ -89,13 +92,25 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
   double* c = a.counters;
   for (uint32_t o = 0; o < numOutputs; o++) {
     if (txCount[o] == 0) continue;
-    const uint32_t sent = a.outputs[o]->transmit(a.tx[o].data(), txCount[o]);
+    uint32_t sent, swapped = 0;
     uint64_t bytes = a.txBytes[o];
-    if (sent < txCount[o]) {
-      bytes = 0;
-      for (uint32_t k = 0; k < sent; k++) bytes += a.tx[o][k].len;
+    if (a.swap[o]) {
+      // NB: moves buffers: the shadow slots of this batch may get new buf_idx values.
+      sent = a.outputs[o]->transmitSwap(a.swapTx[o].data(), txCount[o], &swapped);
+      if (sent < txCount[o]) {
+        bytes = 0;
+        for (uint32_t k = 0; k < sent; k++) bytes += a.swapTx[o][k].len;
+      }
+    } else {
+      sent = a.outputs[o]->transmit(a.tx[o].data(), txCount[o]);
+      if (sent < txCount[o]) {
+        bytes = 0;
+        for (uint32_t k = 0; k < sent; k++) bytes += a.tx[o][k].len;
+      }
     }
     c[Counter::outPackets] += sent;
+    c[Counter::outSwapped] += swapped;
+    c[Counter::outDrops] += txCount[o] - sent;
     c[Counter::outBytes] += static_cast<double>(bytes);
   }
   if (hostCount > 0) port.toHost(a.ring, a.toHost.data(), hostCount);
@@ -161,7 +176,15 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
   a->counters = counters;
   a->faultVerdict = faultVerdict;
   a->tx.resize(outputs.size());
-  for (auto& t : a->tx) t.resize(sh.geo.numSlots);
+  a->swap.resize(outputs.size());
+  a->swapTx.resize(outputs.size());
+  for (size_t o = 0; o < outputs.size(); o++) {
+    a->swap[o] = outputs[o]->canSwapWith(*port) ? 1 : 0;
+    if (a->swap[o])
+      a->swapTx[o].resize(sh.geo.numSlots);
+    else
+      a->tx[o].resize(sh.geo.numSlots);
+  }
   a->txBytes.resize(outputs.size());
   a->toHost.resize(sh.geo.numSlots);
   a->outputs = std::move(outputs);

@@ -14,7 +14,7 @@ namespace nmwasm {
 /** Counter slot indices; must match `Counter` in host/native.ts. */
 namespace Counter {
 constexpr int packets = 0, bytes = 1, batches = 2, pass = 3, drop = 4, host = 5, forward = 6, faultVerdicts = 7,
-              violations = 8, outPackets = 9, outBytes = 10, eof = 11, expected = 12;
+              violations = 8, outPackets = 9, outBytes = 10, eof = 11, expected = 12, outSwapped = 20, outDrops = 21;
 constexpr int slots = 24;
 }  // namespace Counter
 
@@ -26,6 +26,8 @@ struct RingAttachment {
   RingShadow* shadow = nullptr;
   std::vector<std::shared_ptr<Port>> outputs;  // outputs[0] gets PASS, outputs[n] FORWARD n
   std::vector<std::vector<TxPacket>> tx;       // per output, num_slots entries (allocated once)
+  std::vector<uint8_t> swap;                   // per output: 1 = zero copy (it shares this port's memory)
+  std::vector<std::vector<SwapPacket>> swapTx; // per zero-copy output, num_slots entries
   std::vector<uint64_t> txBytes;               // per output, bytes of the batch being sent
   std::vector<TxPacket> toHost;                // HOST packets of the batch (num_slots entries, allocated once)
   double* counters = nullptr;                  // Counter::slots doubles (a SharedArrayBuffer)
