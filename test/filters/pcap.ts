@@ -1,7 +1,7 @@
 // Minimal capture reader for filter tests: classic pcap (both byte orders, µs and ns)
 // and pcapng (SHB/IDB/EPB/SPB, both byte orders). Returns the link type of the first
 // interface and the captured bytes of each packet. Throws on a malformed file, naming it.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface Capture { linkType: number; packets: Uint8Array[] }
 
@@ -53,4 +53,25 @@ function readPcapng(path: string, data: Uint8Array, view: DataView): Capture {
     pos += len;
   }
   return { linkType: linkTypes[0] ?? -1, packets };
+}
+
+/** Writes `packets` as a classic little-endian microsecond pcap (Ethernet), packet i at i µs. */
+export function writeCapture(path: string, packets: readonly Uint8Array[]): void {
+  const parts: Buffer[] = [];
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0);
+  header.writeUInt16LE(2, 4);
+  header.writeUInt16LE(4, 6);
+  header.writeUInt32LE(65535, 16);
+  header.writeUInt32LE(LINKTYPE_ETHERNET, 20);
+  parts.push(header);
+  packets.forEach((p, i) => {
+    const rec = Buffer.alloc(16);
+    rec.writeUInt32LE(1, 0);
+    rec.writeUInt32LE(i, 4);
+    rec.writeUInt32LE(p.length, 8);
+    rec.writeUInt32LE(p.length, 12);
+    parts.push(rec, Buffer.from(p));
+  });
+  writeFileSync(path, Buffer.concat(parts));
 }

@@ -34,11 +34,17 @@ test('netmap ports get the interface checks: unknown, down, queue out of range',
   assert.throws(() => parseInterfacePort('netmap:eth0-7', 'in', withNetmap, eth0), /queue 7 is out of range: eth0 has 4 RX queue\(s\)/);
 });
 
-test('VALE ports and pipes go to the kernel with netmap, and are refused without it', () => {
+test("VALE ports and pipes go to the kernel with netmap, and to nmwasm's software ones without it", () => {
   const vale = parseInterfacePort('vale0:p1', 'in', withNetmap, () => ({ exists: false, up: false, rxQueues: 0 })).spec;
   assert.is(vale.kind, 'netmap');
   if (vale.kind === 'netmap') assert.is(vale.nrName, 'vale0:p1');
-  assert.throws(() => parseInterfacePort('vale0:p1', 'in', noNetmap, eth0), /not available yet|netmap/);
+  const soft = parseInterfacePort('vale0:p1', 'in', noNetmap, eth0);
+  assert.is(soft.spec.kind, 'soft');
+  assert.is(soft.reason, "vale0:p1: nmwasm's software pipes/VALE: /dev/netmap is absent");
+  const pipe = parseInterfacePort('eth0{1', 'out', noNetmap, eth0).spec;
+  assert.equal(pipe.kind === 'soft' && [pipe.endpoint, pipe.peer, pipe.tx], ['eth0{1', 'eth0}1', true]);
+  // Host rings have no software form: refused, naming netmap.
+  assert.throws(() => parseInterfacePort('vale0:p1^', 'in', noNetmap, eth0), /host rings/);
 });
 
 test.run();
