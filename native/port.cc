@@ -21,20 +21,10 @@ void Port::setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize, uint6
   for (RingGeometry& g : geos) g.buffersOfs = buffersOfs;
   if (totalBuffers == 0) totalBuffers = uint64_t{rings} * numSlots;
   const uint64_t total = buffersOfs + totalBuffers * bufSize;
-  memory_ = std::make_shared<PacketMemory>(name_, total);
-
+  adoptRings(std::make_shared<PacketMemory>(name_, total), geos);
   for (uint32_t r = 0; r < rings; r++) {
-    auto sh = std::make_unique<RingShadow>();
-    sh->geo = geos[r];
-    sh->slots.resize(numSlots);
-    for (uint32_t i = 0; i < numSlots; i++) sh->slots[i] = ShadowSlot{r * numSlots + i, 0, 0, 0, 0, 0};
-    NetmapRing* ring = guestRing(sh->geo);
-    ring->buf_ofs = static_cast<int64_t>(sh->geo.buffersOfs - sh->geo.ringOfs);
-    ring->num_slots = numSlots;
-    ring->nr_buf_size = bufSize;
-    ring->ringid = static_cast<uint16_t>(r);
-    ring->dir = 1;
-    shadows_.push_back(std::move(sh));
+    RingShadow& sh = *shadows_[r];
+    for (uint32_t i = 0; i < numSlots; i++) sh.slots[i] = ShadowSlot{r * numSlots + i, 0, 0, 0, 0, 0};
   }
 }
 
