@@ -169,6 +169,7 @@ async function run(reqs: RunRequest[]): Promise<number> {
         durationMs: req.durationMs,
         trace: req.trace,
         onEvent: events,
+        deferStart: true,
       });
       engines.push(engine);
       for (const line of req.startup ?? []) process.stderr.write(`${line}\n`);
@@ -180,6 +181,8 @@ async function run(reqs: RunRequest[]): Promise<number> {
     await Promise.allSettled(engines.map((e) => e.done));
     throw err;
   }
+  // Every port of every clause is open: start the workers (a pipe's reader exists before its writer sends).
+  for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));
   if (!reqs[0]!.json) status.start();
   const onSignal = (): void => {

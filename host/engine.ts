@@ -31,6 +31,8 @@ export interface EngineOptions {
   durationMs: number; // 0 = no limit
   trace: boolean;
   numSlots?: number;
+  /** Open the ports now but start the ring workers only at start() (several engines in one host). */
+  deferStart?: boolean;
   /** Receives log lines, fault lines and notices as they happen (one line each). */
   onEvent?: (kind: 'log' | 'fault' | 'notice', ring: number, line: string) => void;
 }
@@ -77,6 +79,7 @@ export class Engine {
   private input!: PortInfo;
   private outputIds: number[] = [];
   private watchdog: NodeJS.Timeout | null = null;
+  private started = false;
   private startedAt = 0;
   private stoppedBy: RunResult['stoppedBy'] = 'eof';
   private settled = false;
@@ -93,6 +96,16 @@ export class Engine {
     });
     this.native = loadNative();
     this.openPorts();
+    if (!opts.deferStart) this.start();
+  }
+
+  /** Starts one ring worker per input ring and the watchdog (once). With `deferStart`, the
+   * caller opens every engine's ports first and then starts them all, so a software pipe
+   * or VALE port has its reader before any writer sends. */
+  start(): void {
+    if (this.started || this.settled) return;
+    this.started = true;
+    const opts = this.opts;
     const statsCount = opts.loaded.description.manifest?.stats.length ?? 0;
     for (let r = 0; r < this.input.rings; r++) {
       const run: RingRun = {
@@ -126,6 +139,11 @@ export class Engine {
   /** Asks every ring to finish its batch and end (SIGINT/SIGTERM, --duration). */
   stop(reason: RunResult['stoppedBy'] = 'signal'): void {
     if (this.stoppedBy === 'eof') this.stoppedBy = reason;
+    if (!this.started) {
+      // Never started (deferStart): nothing runs, close the ports and settle now.
+      this.maybeFinish();
+      return;
+    }
     for (const run of this.rings) {
       Atomics.store(run.control, RingControl.stop, 1);
       Atomics.notify(run.control, RingControl.stop);
