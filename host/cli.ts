@@ -172,8 +172,6 @@ async function run(reqs: RunRequest[]): Promise<number> {
         deferStart: true,
       });
       engines.push(engine);
-      for (const line of req.startup ?? []) process.stderr.write(`${line}\n`);
-      for (const line of engine.portInfo.notices ?? []) process.stderr.write(`warning: ${line}\n`);
     }
   } catch (err) {
     // A later port failed to open: stop the engines already running before reporting it.
@@ -181,7 +179,12 @@ async function run(reqs: RunRequest[]): Promise<number> {
     await Promise.allSettled(engines.map((e) => e.done));
     throw err;
   }
-  // Every port of every clause is open: start the workers (a pipe's reader exists before its writer sends).
+  // Every port of every clause is open: say what was chosen, then start the workers (a pipe's
+  // reader exists before its writer sends).
+  reqs.forEach((req, i) => {
+    for (const line of req.startup ?? []) process.stderr.write(`${line}\n`);
+    for (const line of engines[i]!.portInfo.notices ?? []) process.stderr.write(`warning: ${line}\n`);
+  });
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));
   if (!reqs[0]!.json) status.start();

@@ -140,8 +140,12 @@ export class Engine {
   stop(reason: RunResult['stoppedBy'] = 'signal'): void {
     if (this.stoppedBy === 'eof') this.stoppedBy = reason;
     if (!this.started) {
-      // Never started (deferStart): nothing runs, close the ports and settle now.
-      this.maybeFinish();
+      // Never started (deferStart, and another engine failed to open): nothing ran, so
+      // nothing is committed; an output file being written is removed.
+      if (this.settled) return;
+      this.settled = true;
+      this.abortAll();
+      this.resolve({ rings: [], input: this.input, elapsedMs: 0, stoppedBy: reason, statsNames: [] });
       return;
     }
     for (const run of this.rings) {

@@ -4,7 +4,7 @@
 // writer down instead of dropping, and the chain ends by itself when its source ends.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBundle, pcapRecords, pcaps, root, runCli } from './helpers.ts';
@@ -84,6 +84,9 @@ test('bad software port names and clauses: one line, exit 2', () => {
     [['load', counter, '--port', 'gen:count=1', '+'], /^nmwasm load \(filter 2 of 2\): expected MODULE --port SPEC between the "\+" separators, got nothing$/],
     [['load', counter, '--port', 'gen:count=1', '--bidir', '--to', 'p{1'], /^--bidir: expected a --port that can also send \(an interface, pipe or VALE port\), got "gen:count=1"$/],
   ];
+  // A later clause that cannot open: the earlier clauses never start and leave no file.
+  const partial = join(dir, 'never.pcap');
+  cases.push([['load', counter, '--port', 'gen:count=5', '--out', `pcap:${partial}`, '--to', 'q{1', '+', counter, '--port', 'vale0:a-3'], /^port vale0:a-3: ring 3 is out of range/]);
   for (const [args, expected] of cases) {
     const res = runCli(args);
     assert.is(res.status, 2, `${args.join(' ')}: ${res.stderr}`);
@@ -91,6 +94,7 @@ test('bad software port names and clauses: one line, exit 2', () => {
     assert.is(lines.length, 1, res.stderr);
     assert.match(lines[0]!, expected);
   }
+  assert.not.ok(existsSync(partial), 'no output file after a failed start');
 });
 
 test.run();
