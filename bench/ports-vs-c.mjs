@@ -1,28 +1,41 @@
 // Benchmark: nmwasm (pass-through fixture and the example firewall) against a minimal C
 // receive loop on the same socket type, for AF_PACKET (bench/packet_loop.c, TPACKET_V2) and
 // AF_XDP (bench/xdp_loop.c, libxdp's xsk API, same ring sizes as nmwasm's xdp port), on one
-// veth pair between two network namespaces. The C loops are compiled here with cc -O2.
+// veth pair between two network namespaces. The C programs are compiled here with cc -O2.
 // Usage (root):
-//   node bench/ports-vs-c.mjs [seconds=2] [rounds=3]
+//   node bench/ports-vs-c.mjs [seconds=2] [rounds=3] [--source xdp|packet]
 //
-// Traffic: packet_loop tx blasts 64-byte UDP frames through a TPACKET_V2 TX ring on CPU 0 for
-// `seconds`; the receiver (a C loop, or nmwasm on packet:IF-0 / xdp:IF-0, one ring) runs
-// pinned to CPU 1. Every round measures all six receivers in turn; the medians over `rounds`
-// of packets received per second of sending are printed with what the sender sent, and the
-// ratios nmwasm/C per socket type (of the medians, and the median of each round's ratio).
-// See bench/README.md.
-// NB: on veth every figure is bounded by the sender and the kernel's backlog (see
-// ../shared/README.md section 2): a ratio near 1 means nmwasm keeps up with what C gets; a
-// received rate equal to the sent rate means the receiver was not the bottleneck.
+// Traffic, for `seconds`, from CPU 0; the receiver (a C loop, or nmwasm on packet:IF-0 /
+// xdp:IF-0, one ring) runs pinned to CPU 1.
+//   --source xdp (default): bench/xdp_gen.c, BPF_PROG_RUN in live-frames mode, redirecting
+//     64-byte UDP frames into the sender veth (10-30 Mpps offered). The receiving veth gets
+//     GRO on (veth then runs NAPI, which its ndo_xdp_xmit needs when no XDP program is
+//     attached: the AF_PACKET receivers) and threaded NAPI, its NAPI thread pinned to CPU 1:
+//     CPU 1 does the kernel's receive path and the receiver's loop, and is the bottleneck.
+//   --source packet: packet_loop tx, a TPACKET_V2 TX ring (0.3-0.8 Mpps); offloads off, the
+//     kernel's receive path runs in softirq on CPU 0: every figure is bounded by the sender.
+// Every round measures all six receivers in turn; printed per receiver: the medians over
+// `rounds` of packets received per second of sending and of what the sender sent, and the
+// receiving process's CPU time per received packet (all its threads, Node's included) over
+// the sending interval, with the NAPI thread's for --source xdp; per nmwasm receiver the
+// ratios nmwasm/C of received rates (of the medians, and the median of each round's ratio)
+// and of process CPU per packet. See bench/README.md.
+// NB: a received rate near the sent rate means the receiver was not the bottleneck, and the
+// rate ratio then says nothing about the receivers' ceilings (see ../shared/README.md
+// section 2); the CPU-per-packet ratio does not depend on the sender.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const SECONDS = Number(process.argv[2] ?? 2);
-const ROUNDS = Number(process.argv[3] ?? 3);
+const args = process.argv.slice(2);
+const sourceAt = args.indexOf('--source');
+const SOURCE = sourceAt >= 0 ? args.splice(sourceAt, 2)[1] : 'xdp';
+const SECONDS = Number(args[0] ?? 2);
+const ROUNDS = Number(args[1] ?? 3);
+const RX_CPU = String(cpus().length > 1 ? 1 : 0);
 const CLI = here('../dist/nmwasm.mjs');
 const PASS = here('../filters/build/fixtures/pass.wasm');
 const FIREWALL = here('../filters/build/firewall.wasm');
@@ -50,6 +63,7 @@ function sh(cmd, args) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** Sets up the veth pair; for --source xdp, GRO and threaded NAPI on the receiving end. */
 function setup() {
   for (const ns of [nsS, nsR]) {
     sh('ip', ['netns', 'add', ns]);
@@ -62,6 +76,51 @@ function setup() {
     sh('ip', ['-n', ns, 'link', 'set', 'dev', dev, 'up']);
     spawnSync('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'gro', 'off', 'tso', 'off', 'gso', 'off'], { stdio: 'ignore' });
   }
+  if (SOURCE === 'xdp') {
+    // NB: without NAPI on the peer, veth's ndo_xdp_xmit refuses every frame (-ENXIO, counted
+    // as TX drops of the sender veth); GRO on gives the peer NAPI even with no XDP program.
+    sh('ip', ['netns', 'exec', nsR, 'ethtool', '-K', devB, 'gro', 'on']);
+    sh('ip', ['netns', 'exec', nsR, 'sh', '-c', `echo 1 > /sys/class/net/${devB}/threaded`]);
+  }
+}
+
+/** CPU time (ns) used so far by every live thread of process `pid` (or kernel thread), from
+ * /proc/PID/task/TID/schedstat; null if the process is gone.
+ * NB: /proc/PID/stat's utime+stime come in 10 ms ticks, too coarse for a C loop that uses
+ * ~0.1 s in a 2 s measurement; schedstat is in ns. A thread that exits mid-interval drops out. */
+function cpuNs(pid) {
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  let total = 0;
+  for (const tid of tids) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {} // the thread exited
+  }
+  return total;
+}
+
+/** Pins the receiving veth's NAPI kernel threads (`napi/IF-ID`) to the receivers' CPU and
+ * returns their pids. Called per measurement: an XDP attach can recreate the NAPI instance. */
+function pinNapiThreads() {
+  const prefix = `napi/${devB}-`.slice(0, 15); // comm is cut at 15 characters
+  const pids = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let comm;
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (comm.startsWith(prefix)) pids.push(pid);
+  }
+  if (pids.length === 0) die(`no NAPI thread for ${devB} (threaded NAPI with GRO on expected)`);
+  for (const pid of pids) sh('taskset', ['-pc', RX_CPU, pid]);
+  return pids;
 }
 
 function cleanup() {
@@ -70,14 +129,15 @@ function cleanup() {
 
 /** Starts `argv` in the receiver namespace on CPU 1; resolves with its stdout+stderr at exit. */
 function startReceiver(argv) {
-  const child = spawn('ip', ['netns', 'exec', nsR, 'taskset', '-c', String(cpus().length > 1 ? 1 : 0), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // NB: `ip netns exec` and taskset exec, not fork: child.pid is the receiver itself
+  const child = spawn('ip', ['netns', 'exec', nsR, 'taskset', '-c', RX_CPU, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   children.add(child);
   let exited = false;
   const done = new Promise((resolve) => child.on('exit', () => ((exited = true), children.delete(child), resolve(out))));
-  return { output: () => out, exited: () => exited, done };
+  return { pid: child.pid, output: () => out, exited: () => exited, done };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -87,9 +147,16 @@ async function waitFor(predicate, what) {
   if (!predicate()) die(`timed out waiting for ${what}`);
 }
 
-function send(sender) {
-  const out = sh('ip', ['netns', 'exec', nsS, 'taskset', '-c', '0', sender, 'tx', devA, String(SECONDS)]);
-  return Number(/tx (\d+)/.exec(out)?.[1] ?? 0);
+/** Runs the traffic source for SECONDS while receiver `rx` listens; returns { sent, cpu, napiCpu }:
+ * packets sent, ns of CPU the receiver process and the NAPI threads used meanwhile. */
+function send(loops, rx) {
+  const napi = SOURCE === 'xdp' ? pinNapiThreads() : [];
+  const napiTotal = () => napi.reduce((sum, pid) => sum + (cpuNs(pid) ?? 0), 0);
+  const [cpu0, napi0] = [cpuNs(rx.pid), napiTotal()];
+  const out = sh('ip', ['netns', 'exec', nsS, 'taskset', '-c', '0', loops[SOURCE === 'xdp' ? 'gen' : 'packet'], 'tx', devA, String(SECONDS)]);
+  const [cpu1, napi1] = [cpuNs(rx.pid), napiTotal()];
+  if (cpu0 === null || cpu1 === null) die(`the receiver exited during the measurement: ${rx.output()}`);
+  return { sent: Number(/tx (\d+)/.exec(out)?.[1] ?? 0), cpu: cpu1 - cpu0, napiCpu: napi1 - napi0 };
 }
 
 /** Socket types: how nmwasm names the port, how the C loop says it is ready, what it is. */
@@ -99,26 +166,26 @@ const SOCKETS = {
 };
 
 /** One measurement of receiver `kind` ('c', 'pass', 'firewall') on socket type `socket`:
- * { sent, received } packets. */
+ * { sent, received } packets, { cpu, napiCpu } ns (see send). */
 async function measure(socket, kind, loops) {
   const s = SOCKETS[socket];
   if (kind === 'c') {
     const rx = startReceiver([loops[socket], 'rx', devB, String(SECONDS + 1.5)]);
     if (s.cReady) await waitFor(() => s.cReady.test(rx.output()) || rx.exited(), `${loops[socket]} to open its socket`);
     await sleep(300);
-    const sent = send(loops.packet);
+    const sending = send(loops, rx);
     const out = await rx.done;
-    return { sent, received: Number(/rx (\d+)/.exec(out)?.[1] ?? die(`C receiver: ${out}`)) };
+    return { ...sending, received: Number(/rx (\d+)/.exec(out)?.[1] ?? die(`C receiver: ${out}`)) };
   }
   const args = kind === 'pass' ? [PASS] : [FIREWALL, '--config', RULES];
   const rx = startReceiver([process.execPath, CLI, 'load', ...args, '--port', s.port(devB), '--duration', String(SECONDS + 2), '--json']);
   await waitFor(() => s.nmwasmReady.test(rx.output()) || rx.exited(), 'nmwasm to open its port');
   await sleep(500); // the ring worker instantiates the module
-  const sent = send(loops.packet);
+  const sending = send(loops, rx);
   const out = await rx.done;
   const line = out.split('\n').find((l) => l.startsWith('{'));
   if (!line) die(`nmwasm: ${out}`);
-  return { sent, received: JSON.parse(line).packets };
+  return { ...sending, received: JSON.parse(line).packets };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -132,9 +199,10 @@ function compile(dir, name, libs) {
 
 async function main() {
   if (process.getuid?.() !== 0) die('needs root (network namespaces, AF_PACKET, AF_XDP)');
+  if (SOURCE !== 'xdp' && SOURCE !== 'packet') die(`--source ${SOURCE}: xdp or packet`);
   const dir = mkdtempSync(join(tmpdir(), 'nmwasm-bench-'));
   tempDirs.push(dir);
-  const loops = { packet: compile(dir, 'packet_loop', []), xdp: compile(dir, 'xdp_loop', ['-lxdp', '-lbpf']) };
+  const loops = { packet: compile(dir, 'packet_loop', []), xdp: compile(dir, 'xdp_loop', ['-lxdp', '-lbpf']), gen: compile(dir, 'xdp_gen', ['-lbpf']) };
   setup();
   const runs = Object.keys(SOCKETS).flatMap((socket) => ['c', 'pass', 'firewall'].map((kind) => ({ socket, kind, results: [] })));
   const loadBefore = loadavg();
@@ -143,17 +211,30 @@ async function main() {
   const find = (socket, kind) => runs.find((r) => r.socket === socket && r.kind === kind);
   const rate = (run) => median(run.results.map((r) => r.received)) / SECONDS;
   const sent = (run) => median(run.results.map((r) => r.sent)) / SECONDS;
+  const nsPerPacket = (run, key = 'cpu') => median(run.results.map((r) => r[key] / r.received));
   // the median of each round's nmwasm/C ratio: the two measurements of a round saw about the same load
   const pairedRatio = (run, c) => median(run.results.map((r, i) => r.received / c.results[i].received));
   const load = (l) => l.map((x) => x.toFixed(2)).join(' ');
-  const out = [`veth, ${SECONDS} s x ${ROUNDS} rounds, 64-byte UDP frames, medians; load average ${load(loadBefore)} (start), ${load(loadAfter)} (end)`];
+  const source =
+    SOURCE === 'xdp'
+      ? `source xdp_gen (BPF_PROG_RUN live frames) on CPU 0; CPU 1: receiver + veth NAPI thread (kernel receive path)`
+      : `source packet_loop tx (TPACKET_V2 TX ring) on CPU 0, kernel receive path in its softirq; CPU 1: receiver`;
+  const out = [
+    `veth, ${SECONDS} s x ${ROUNDS} rounds, 64-byte UDP frames, medians; load average ${load(loadBefore)} (start), ${load(loadAfter)} (end)`,
+    source,
+    `CPU/packet: receiving process (all threads)${SOURCE === 'xdp' ? ' + NAPI thread' : ''}, ns per received packet; ratios nmwasm/C`,
+  ];
   for (const [socket, s] of Object.entries(SOCKETS)) {
     const c = find(socket, 'c');
-    const row = (label, run) => `  ${label.padEnd(34)} ${(rate(run) / 1e6).toFixed(3)} Mpps received of ${(sent(run) / 1e6).toFixed(3)} Mpps sent (${((100 * rate(run)) / sent(run)).toFixed(1).padStart(5)}%)`;
+    const cpu = (run) => `${nsPerPacket(run).toFixed(0).padStart(4)}${SOURCE === 'xdp' ? ` + ${nsPerPacket(run, 'napiCpu').toFixed(0).padStart(4)}` : ''} ns/pkt`;
+    const row = (label, run) =>
+      `  ${label.padEnd(34)} ${(rate(run) / 1e6).toFixed(3)} Mpps of ${(sent(run) / 1e6).toFixed(3).padStart(6)} sent (${((100 * rate(run)) / sent(run)).toFixed(1).padStart(5)}%) ${cpu(run)}`;
     out.push(`${s.label}:`);
     out.push(row(`C loop (${s.c})`, c));
-    for (const [label, kind] of [['nmwasm pass.wasm', 'pass'], ['nmwasm firewall.wasm', 'firewall']])
-      out.push(`${row(label, find(socket, kind))}   ratio ${(rate(find(socket, kind)) / rate(c)).toFixed(2)}, paired ${pairedRatio(find(socket, kind), c).toFixed(2)}`);
+    for (const [label, kind] of [['nmwasm pass.wasm', 'pass'], ['nmwasm firewall.wasm', 'firewall']]) {
+      const run = find(socket, kind);
+      out.push(`${row(label, run)}   rate ${(rate(run) / rate(c)).toFixed(2)}, paired ${pairedRatio(run, c).toFixed(2)}; CPU ${(nsPerPacket(run) / nsPerPacket(c)).toFixed(2)}`);
+    }
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

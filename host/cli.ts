@@ -9,7 +9,8 @@ import { loadModule, type LoadedModule, type ModuleDescription } from './module.
 import { readConfig } from './config.ts';
 import { DEFAULT_BATCH_TIMEOUT_MS, Engine, type EngineOptions, type RunResult } from './engine.ts';
 import { StatusLine, summaryJson, summaryText, type SummaryContext } from './stats.ts';
-import type { PlainPortSpec } from './native.ts';
+import { loadNative, type PlainPortSpec } from './native.ts';
+import { PortPool, planSharedPorts } from './portpool.ts';
 
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
@@ -154,6 +155,14 @@ async function run(reqs: RunRequest[]): Promise<number> {
     status.start();
   };
   const engines: Engine[] = [];
+  // An AF_XDP queue used as an input and an output (--bidir) is one port that does both.
+  const planned = planSharedPorts(reqs.flatMap((r) => [r.input, ...r.outputs]));
+  let at = 0;
+  for (const req of reqs) {
+    req.input = planned[at++]!;
+    req.outputs = req.outputs.map(() => planned[at++]!);
+  }
+  const pool = new PortPool(loadNative());
   try {
     for (const req of reqs) {
       const engine = new Engine({
@@ -170,6 +179,7 @@ async function run(reqs: RunRequest[]): Promise<number> {
         trace: req.trace,
         onEvent: events,
         deferStart: true,
+        pool,
       });
       engines.push(engine);
     }
@@ -181,9 +191,15 @@ async function run(reqs: RunRequest[]): Promise<number> {
   }
   // Every port of every clause is open: say what was chosen, then start the workers (a pipe's
   // reader exists before its writer sends).
+  const said = new Set<string>(); // a port shared by two directions is described once
+  const say = (line: string): void => {
+    if (said.has(line)) return;
+    said.add(line);
+    process.stderr.write(`${line}\n`);
+  };
   reqs.forEach((req, i) => {
-    for (const line of req.startup ?? []) process.stderr.write(`${line}\n`);
-    for (const line of engines[i]!.portInfo.notices ?? []) process.stderr.write(`warning: ${line}\n`);
+    for (const line of req.startup ?? []) say(line);
+    for (const line of engines[i]!.portInfo.notices ?? []) say(`warning: ${line}`);
   });
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));
@@ -224,6 +240,11 @@ async function run(reqs: RunRequest[]): Promise<number> {
     process.stdout.write(req.json ? `${JSON.stringify(summaryJson(results[i]!, ctx, req.trace))}\n` : `${summaryText(results[i]!, ctx)}\n`);
   });
   return 0;
+}
+
+/** The input of a bridge (--to): on AF_XDP it takes every frame (xdpKernelClasses off). */
+function bridgeInput(input: PlainPortSpec): PlainPortSpec {
+  return input.kind === 'xdp' ? { ...input, xdpKernelClasses: false } : input;
 }
 
 /** Splits `load` arguments into filter clauses at each lone "+". */
@@ -290,11 +311,13 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const loaded = loadModule(moduleSpec);
   // An unbounded generator with --count generates exactly that many packets.
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
+  // A bridge carries every frame, ARP and ICMP included: an AF_XDP input then leaves nothing to the kernel.
+  if (toTexts.length > 0) input = bridgeInput(input);
   const common = { moduleSpec, loaded, config, configName, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group };
   const reqs: RunRequest[] = [{ ...common, input, outputs, startup: startupLines(portText, input, [...toTexts, ...(outText === undefined ? [] : [outText])], outputs) }];
   if (bidir) {
     // The way back: the --to port as an input, the --port port as its output.
-    const backInput = parsePortSpec(toTexts[0]!, 'in');
+    const backInput = bridgeInput(parsePortSpec(toTexts[0]!, 'in'));
     const backOutputs = [parsePortSpec(portText, 'out')];
     reqs.push({ ...common, input: backInput, outputs: backOutputs, startup: startupLines(toTexts[0]!, backInput, [portText], backOutputs) });
   }

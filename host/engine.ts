@@ -6,6 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { COUNTER_SLOTS, Counter, loadNative, type NativeAddon, type PlainPortSpec, type PortInfo } from './native.ts';
 import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from './errors.ts';
+import { PortPool } from './portpool.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
 import { epochMs, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 
@@ -31,6 +32,8 @@ export interface EngineOptions {
   durationMs: number; // 0 = no limit
   trace: boolean;
   numSlots?: number;
+  /** Opens and closes the ports; shared by the engines of one host (default: one of its own). */
+  pool?: PortPool;
   /** Open the ports now but start the ring workers only at start() (several engines in one host). */
   deferStart?: boolean;
   /** Receives log lines, fault lines and notices as they happen (one line each). */
@@ -75,6 +78,7 @@ export class Engine {
   readonly done: Promise<RunResult>;
   private readonly native: NativeAddon;
   private readonly opened: PortInfo[] = [];
+  private readonly pool: PortPool;
   private readonly rings: RingRun[] = [];
   private input!: PortInfo;
   private outputIds: number[] = [];
@@ -95,6 +99,7 @@ export class Engine {
       this.reject = rej;
     });
     this.native = loadNative();
+    this.pool = opts.pool ?? new PortPool(this.native);
     this.openPorts();
     if (!opts.deferStart) this.start();
   }
@@ -172,7 +177,7 @@ export class Engine {
 
   private openOne(spec: PlainPortSpec, portOpts: { numSlots: number; bufSize: number }): PortInfo {
     try {
-      const info = this.native.openPort(spec, portOpts);
+      const info = this.pool.open(spec, portOpts);
       this.opened.push(info);
       return info;
     } catch (err) {
@@ -331,7 +336,7 @@ export class Engine {
     this.clearWatchdog();
     try {
       // Close outputs after the input so the last packets are flushed, then commit.
-      for (const info of [...this.opened].reverse()) this.native.closePort(info.id);
+      for (const info of [...this.opened].reverse()) this.pool.close(info.id);
       this.opened.length = 0;
     } catch (err) {
       this.abortAll();
@@ -378,7 +383,7 @@ export class Engine {
   private abortAll(): void {
     for (const info of this.opened.splice(0).reverse()) {
       try {
-        this.native.abortPort(info.id);
+        this.pool.abort(info.id);
       } catch {
         // already failing: the first error is the one reported
       }

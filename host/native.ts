@@ -118,6 +118,7 @@ export interface LivePortSpec {
   txSlots: number; // @conf tx-slots, 0 = backend default
   xdpBind: 'zerocopy' | 'copy' | ''; // AF_XDP bind mode, '' = the driver decides
   xdpAttach: 'native' | 'skb' | ''; // AF_XDP attach mode, '' = the driver decides
+  xdpKernelClasses: boolean; // AF_XDP input: ARP/ICMP/ICMPv6 stay with the kernel; false for a bridge (--to): every frame to the filter
 }
 
 export interface PortOptions {

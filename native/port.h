@@ -200,6 +200,7 @@ struct LivePortSpec {
   uint32_t txSlots;    // @conf tx-slots, 0 = backend default
   std::string xdpBind;    // AF_XDP: "zerocopy", "copy" or "" (driver decides)
   std::string xdpAttach;  // AF_XDP: "native", "skb" or "" (driver decides)
+  bool xdpKernelClasses;  // AF_XDP input: ARP/ICMP/ICMPv6 stay with the kernel (false: a bridge takes every frame)
 };
 
 std::shared_ptr<Port> openPacketPort(const LivePortSpec& spec, const PortOptions& opts);  // port_packet.cc

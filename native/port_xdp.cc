@@ -173,15 +173,18 @@ class XdpPort : public Port {
     if (torn_ || !txQueue_) return 0;
     XskQueue& q = *txQueue_;
     reclaimCompletions(q);
-    uint32_t n = count < q.freeFrames.size() ? count : static_cast<uint32_t>(q.freeFrames.size());
+    // NB: with an RX side the socket's freeFrames belong to its RX ring (another thread):
+    // TX frames come from txFree_ only.
+    std::vector<uint32_t>& pool = txSeparate_ ? txFree_ : q.freeFrames;
+    uint32_t n = count < pool.size() ? count : static_cast<uint32_t>(pool.size());
     uint32_t idx = 0;
     while (n > 0 && xsk_ring_prod__reserve(&q.tx, n, &idx) != n) n /= 2;
     if (n == 0) return 0;
     uint8_t* umem = memory()->base() + umemOfs_;
     const uint32_t maxLen = bufSize_ - kHeadroom;
     for (uint32_t k = 0; k < n; k++) {
-      const uint32_t frame = q.freeFrames.back();
-      q.freeFrames.pop_back();
+      const uint32_t frame = pool.back();
+      pool.pop_back();
       // NB: a packet longer than a frame's 1792 data bytes is cut (AF_XDP frames are 2048 bytes).
       const uint32_t len = pkts[k].len < maxLen ? pkts[k].len : maxLen;
       const uint64_t addr = uint64_t{frame} * bufSize_ + kHeadroom;
@@ -248,7 +251,7 @@ class XdpPort : public Port {
     if (err != 0) throwSyscallError(name(), "xsk_umem__create", err, "registering the packet memory as AF_XDP UMEM", "run as root (CAP_NET_RAW) and check ulimit -l");
 
     XdpAttachMode mode = spec_.xdpAttach == "native" ? XdpAttachMode::Native : spec_.xdpAttach == "skb" ? XdpAttachMode::Skb : XdpAttachMode::Auto;
-    if (spec_.rx) iface_ = acquireXdpInterface(name(), spec_.ifname, ifQueues, mode);
+    if (spec_.rx) iface_ = acquireXdpInterface(name(), spec_.ifname, ifQueues, mode, spec_.xdpKernelClasses);
 
     for (size_t k = 0; k < queues_.size(); k++) {
       XskQueue& q = *queues_[k];

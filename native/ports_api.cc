@@ -39,6 +39,7 @@ LivePortSpec liveSpecFrom(Napi::Object spec) {
   l.txSlots = u32(spec, "txSlots");
   l.xdpBind = str(spec, "xdpBind");
   l.xdpAttach = str(spec, "xdpAttach");
+  l.xdpKernelClasses = spec.Get("xdpKernelClasses").ToBoolean().Value();
   return l;
 }
 

@@ -68,10 +68,20 @@ class BpfAsm {
   std::vector<std::pair<int, int>> fixups_;
 };
 
-/** ARP/ICMP/ICMPv6 -> XDP_PASS; the rest -> bpf_redirect_map(xsks, rx_queue_index, XDP_PASS). */
-std::vector<bpf_insn> redirectProgram(int mapFd) {
+/** ARP/ICMP/ICMPv6 -> XDP_PASS (when `kernelClasses`); the rest -> bpf_redirect_map(xsks,
+ * rx_queue_index, XDP_PASS). */
+std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses) {
   enum { kRedirect, kPass, kIpv4, kIpv6 };
   BpfAsm a;
+  if (!kernelClasses) {
+    // A bridge: every frame of a queue with a socket goes to it.
+    a.ldx(BPF_W, 2, 1, offsetof(xdp_md, rx_queue_index));
+    a.ldMapFd(1, mapFd);
+    a.movImm(3, kXdpPass);
+    a.call(BPF_FUNC_redirect_map);
+    a.exit();
+    return a.finish();
+  }
   // NB: byte order: the ethertype is loaded as a little-endian u16 (0x0806 reads 0x0608).
   a.movReg(6, 1);
   a.ldx(BPF_W, 2, 1, offsetof(xdp_md, data));
@@ -220,7 +230,7 @@ bool XdpInterface::reinject(uint32_t queue, const uint8_t* data, uint32_t len) c
 }
 
 std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const std::string& ifname, uint32_t queues,
-                                                  XdpAttachMode mode) {
+                                                  XdpAttachMode mode, bool kernelClasses) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   if (auto existing = r.byIfname[ifname].lock()) {
@@ -228,6 +238,11 @@ std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const
       throw NativeError("EBUSY", port, "", EBUSY,
                         "interface " + ifname + " already carries nmwasm's XDP program in " + (existing->native_ ? "native" : "skb") +
                             " mode for another port: use the same @native/@skb on every port of " + ifname);
+    if (existing->kernelClasses_ != kernelClasses)
+      throw NativeError("EBUSY", port, "", EBUSY,
+                        "interface " + ifname + " already carries nmwasm's XDP program for another port that " +
+                            (existing->kernelClasses_ ? "leaves ARP/ICMP to the kernel" : "takes every frame (a bridge)") +
+                            ": bridge (--to) every input of " + ifname + " or none");
     return existing;
   }
   const int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
@@ -242,7 +257,8 @@ std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const
   if (x->mapFd_ < 0)
     throwSyscallError(port, "bpf_map_create", errno, "creating the XSKMAP for " + ifname, "run as root (CAP_BPF, CAP_NET_ADMIN) or use packet:" + ifname);
   const std::string name = kNamePrefix + std::to_string(getpid());
-  x->progFd_ = loadProgram(port, name.c_str(), redirectProgram(x->mapFd_));
+  x->kernelClasses_ = kernelClasses;
+  x->progFd_ = loadProgram(port, name.c_str(), redirectProgram(x->mapFd_, kernelClasses));
   x->passFd_ = loadProgram(port, "nmwasm_host", {bpf_insn{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, kXdpPass}, bpf_insn{BPF_JMP | BPF_EXIT, 0, 0, 0, 0}});
 
   int err = 0;

@@ -2,7 +2,8 @@
 //
 // The program is built here from BPF instructions (no clang needed at build time)
 // and loaded with libbpf:
-//   ARP, ICMPv4 and ICMPv6 frames        -> XDP_PASS (the kernel answers them)
+//   ARP, ICMPv4 and ICMPv6 frames        -> XDP_PASS (the kernel answers them), unless
+//                                           the ports take every frame (a bridge)
 //   every other frame of queue q         -> the AF_XDP socket of queue q (XSKMAP)
 //   queues without a socket              -> XDP_PASS (they stay with the kernel)
 // It is attached through a BPF link owned by this process: whatever way the
@@ -30,6 +31,8 @@ class XdpInterface {
 
   int ifindex() const { return ifindex_; }
   bool native() const { return native_; }
+  /** Whether ARP/ICMP/ICMPv6 stay with the kernel (else every frame goes to the sockets). */
+  bool kernelClasses() const { return kernelClasses_; }
   /** Points queue `queue`'s entry of the XSKMAP at socket `xskFd` (trusted queue < queues). Throws NativeError. */
   void bindQueue(const std::string& port, uint32_t queue, int xskFd);
   /** Hands one frame to the kernel stack of this interface as if it had arrived on
@@ -39,12 +42,13 @@ class XdpInterface {
   bool reinject(uint32_t queue, const uint8_t* data, uint32_t len) const noexcept;
 
  private:
-  friend std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string&, const std::string&, uint32_t, XdpAttachMode);
+  friend std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string&, const std::string&, uint32_t, XdpAttachMode, bool);
   XdpInterface() = default;
   std::string ifname_;
   int ifindex_ = 0;
   uint32_t queues_ = 0;
   bool native_ = false;
+  bool kernelClasses_ = true;
   int mapFd_ = -1;
   int progFd_ = -1;
   int linkFd_ = -1;
@@ -52,10 +56,12 @@ class XdpInterface {
 };
 
 /** The process's XdpInterface for `ifname` (attached on first use, in `mode`; Auto tries
- * native first, then generic/SKB). `queues` = the interface's RX queue count. Cleans a
- * stale nmwasm program of a dead process first; refuses (EBUSY) an interface that has
- * another XDP program, or one attached in another mode by this process. Throws NativeError. */
+ * native first, then generic/SKB). `queues` = the interface's RX queue count;
+ * `kernelClasses`: ARP/ICMP/ICMPv6 stay with the kernel (false: every frame to the
+ * sockets). Cleans a stale nmwasm program of a dead process first; refuses (EBUSY) an
+ * interface that has another XDP program, or one attached by this process in another
+ * mode or with the other kernelClasses. Throws NativeError. */
 std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const std::string& ifname, uint32_t queues,
-                                                  XdpAttachMode mode);
+                                                  XdpAttachMode mode, bool kernelClasses);
 
 }  // namespace nmwasm

@@ -28,7 +28,7 @@ const valid: [string, PortRole, Record<string, unknown>][] = [
   ['gen:count=5,size=128,flows=4,mix=tcp4:1+udp4:1,seed=9', 'in', gen({ count: 5, sizeMin: 128, sizeMax: 128, flows: 4, mix: [1, 1, 0, 0, 0, 0, 0], seed: 9 })],
 ];
 
-const live = (over: Record<string, unknown>) => ({ kind: 'packet', ifname: 'lo', queue: -1, rings: 1, rx: true, tx: false, rxSlots: 0, txSlots: 0, xdpBind: '', xdpAttach: '', ...over });
+const live = (over: Record<string, unknown>) => ({ kind: 'packet', ifname: 'lo', queue: -1, rings: 1, rx: true, tx: false, rxSlots: 0, txSlots: 0, xdpBind: '', xdpAttach: '', xdpKernelClasses: true, ...over });
 // Interface ports on lo (every Linux machine has it, up, with one RX queue).
 valid.push(
   ['packet:lo-0', 'in', live({ queue: 0 })],

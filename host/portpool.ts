@@ -1,0 +1,77 @@
+// Ports shared by the engines of one host. A kernel interface queue can carry only one
+// AF_XDP socket, so when one `load` uses the same AF_XDP interface as an input and as an
+// output (`--bidir`: A -> B and B -> A), both roles must be ONE port that receives and
+// sends. The CLI plans that before opening anything (planSharedPorts); the pool then opens
+// each planned port once and closes it when its last engine lets go.
+import type { NativeAddon, PlainPortSpec, PortInfo, PortOptions } from './native.ts';
+
+/** Identity of a port that may serve as input and output at once; undefined = never shared. */
+function shareKey(spec: PlainPortSpec): string | undefined {
+  return spec.kind === 'xdp' ? `xdp:${spec.ifname}:${spec.queue}` : undefined;
+}
+
+/** Rewrites the specs of `uses` (inputs and outputs of every engine, in place order) so that an
+ * AF_XDP interface queue used both ways is opened once with both sides: returns the specs to
+ * open instead, index for index. The input's settings win (its ring count, its XDP program mode). */
+export function planSharedPorts(uses: readonly PlainPortSpec[]): PlainPortSpec[] {
+  const merged = new Map<string, PlainPortSpec>();
+  for (const spec of uses) {
+    const key = shareKey(spec);
+    if (key === undefined || spec.kind !== 'xdp') continue;
+    const seen = merged.get(key);
+    if (seen === undefined || seen.kind !== 'xdp') {
+      merged.set(key, spec);
+      continue;
+    }
+    const input = spec.rx ? spec : seen;
+    merged.set(key, { ...input, rx: seen.rx || spec.rx, tx: seen.tx || spec.tx, rings: Math.max(seen.rings, spec.rings), txSlots: Math.max(seen.txSlots, spec.txSlots) });
+  }
+  return uses.map((spec) => {
+    const key = shareKey(spec);
+    return key === undefined ? spec : merged.get(key)!;
+  });
+}
+
+/** Opens ports for engines; a spec object opened twice (planSharedPorts made it shared) gives
+ * the same port, closed or aborted when its last user does so. */
+export class PortPool {
+  private readonly byKey = new Map<string, { info: PortInfo; users: number }>();
+  private readonly keyOf = new Map<number, string>();
+  constructor(private readonly native: NativeAddon) {}
+
+  /** Opens `spec` (or returns the shared port already open for it). Throws the native error. */
+  open(spec: PlainPortSpec, opts: PortOptions): PortInfo {
+    const key = spec.kind === 'xdp' && spec.rx && spec.tx ? shareKey(spec) : undefined;
+    const shared = key === undefined ? undefined : this.byKey.get(key);
+    if (shared) {
+      shared.users++;
+      return shared.info;
+    }
+    const info = this.native.openPort(spec, opts);
+    if (key !== undefined) {
+      this.byKey.set(key, { info, users: 1 });
+      this.keyOf.set(info.id, key);
+    }
+    return info;
+  }
+
+  /** Flushes and closes the port once no other engine uses it. */
+  close(id: number): void {
+    if (this.release(id)) this.native.closePort(id);
+  }
+
+  /** Closes without committing once no other engine uses it. */
+  abort(id: number): void {
+    if (this.release(id)) this.native.abortPort(id);
+  }
+
+  private release(id: number): boolean {
+    const key = this.keyOf.get(id);
+    if (key === undefined) return true;
+    const entry = this.byKey.get(key)!;
+    if (--entry.users > 0) return false;
+    this.byKey.delete(key);
+    this.keyOf.delete(id);
+    return true;
+  }
+}
