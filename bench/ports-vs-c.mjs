@@ -3,26 +3,30 @@
 // AF_XDP (bench/xdp_loop.c, libxdp's xsk API, same ring sizes as nmwasm's xdp port), on one
 // veth pair between two network namespaces. The C programs are compiled here with cc -O2.
 // Usage (root):
-//   node bench/ports-vs-c.mjs [seconds=2] [rounds=3] [--source xdp|packet]
+//   node bench/ports-vs-c.mjs [seconds=2] [rounds=3] [--source xdp|packet] [--raw]
 //
 // Traffic, for `seconds`, from CPU 0; the receiver (a C loop, or nmwasm on packet:IF-0 /
 // xdp:IF-0, one ring) runs pinned to CPU 1.
 //   --source xdp (default): bench/xdp_gen.c, BPF_PROG_RUN in live-frames mode, redirecting
-//     64-byte UDP frames into the sender veth (10-30 Mpps offered). The receiving veth gets
+//     64-byte UDP frames into the sender veth (6-17 Mpps offered). The receiving veth gets
 //     GRO on (veth then runs NAPI, which its ndo_xdp_xmit needs when no XDP program is
 //     attached: the AF_PACKET receivers) and threaded NAPI, its NAPI thread pinned to CPU 1:
-//     CPU 1 does the kernel's receive path and the receiver's loop, and is the bottleneck.
+//     CPU 1 runs the kernel's receive path and the receiver's loop, and is the bottleneck.
 //   --source packet: packet_loop tx, a TPACKET_V2 TX ring (0.3-0.8 Mpps); offloads off, the
 //     kernel's receive path runs in softirq on CPU 0: every figure is bounded by the sender.
-// Every round measures all six receivers in turn; printed per receiver: the medians over
-// `rounds` of packets received per second of sending and of what the sender sent, and the
-// receiving process's CPU time per received packet (all its threads, Node's included) over
-// the sending interval, with the NAPI thread's for --source xdp; per nmwasm receiver the
-// ratios nmwasm/C of received rates (of the medians, and the median of each round's ratio)
-// and of process CPU per packet. See bench/README.md.
+// Every round measures all six receivers in turn. Printed per receiver, medians over the
+// rounds: packets received per second of sending; what the sender sent; the share of it
+// received and of what the receiving veth took in (below 100% the socket's ring overflowed);
+// CPU time per received packet of the receiving process (all its threads, Node's included)
+// and, for --source xdp, of the NAPI thread, over the sending interval; the cross-CPU round
+// trip (xdp_gen probe) around the measurement. Per nmwasm receiver, the ratios nmwasm/C of
+// received rates and of process CPU per packet: of the medians, and "paired", the median
+// of each round's own ratio over the rounds whose two measurements saw the same cross-CPU
+// cost. --raw also prints every measurement. See bench/README.md.
 // NB: a received rate near the sent rate means the receiver was not the bottleneck, and the
 // rate ratio then says nothing about the receivers' ceilings (see ../shared/README.md
-// section 2); the CPU-per-packet ratio does not depend on the sender.
+// section 2). CPU per packet depends on where the kernel's receive path runs (with --source
+// packet each frame is written on CPU 0 and read on CPU 1): compare it within one source.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -31,11 +35,14 @@ import { fileURLToPath } from 'node:url';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const args = process.argv.slice(2);
-const sourceAt = args.indexOf('--source');
-const SOURCE = sourceAt >= 0 ? args.splice(sourceAt, 2)[1] : 'xdp';
+const flag = (name) => (args.includes(name) ? (args.splice(args.indexOf(name), 1), true) : false);
+const option = (name, fallback) => (args.includes(name) ? args.splice(args.indexOf(name), 2)[1] : fallback);
+const SOURCE = option('--source', 'xdp');
+const RAW = flag('--raw');
 const SECONDS = Number(args[0] ?? 2);
 const ROUNDS = Number(args[1] ?? 3);
 const RX_CPU = String(cpus().length > 1 ? 1 : 0);
+const SAME_PLACEMENT = 1.5; // probes within this factor: the same cross-CPU cost (130 vs 470 ns seen)
 const CLI = here('../dist/nmwasm.mjs');
 const PASS = here('../filters/build/fixtures/pass.wasm');
 const FIREWALL = here('../filters/build/firewall.wasm');
@@ -46,7 +53,8 @@ const [nsS, nsR, devA, devB] = [`${tag}s`, `${tag}r`, `${tag}a`, `${tag}b`];
 const children = new Set(); // receivers still running
 const tempDirs = [];
 
-/** Stops our receivers, deletes the namespaces (and so the veth pair) and the compiled loops; exits. */
+/** Stops our receivers, deletes the namespaces (and so the veth pair, with any XDP program
+ * attached to it) and the compiled programs; exits. */
 function finish(code) {
   for (const child of children) child.kill('SIGTERM');
   cleanup();
@@ -63,7 +71,8 @@ function sh(cmd, args) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Sets up the veth pair; for --source xdp, GRO and threaded NAPI on the receiving end. */
+/** Creates the namespaces and the veth pair, offloads off; for --source xdp, GRO and threaded
+ * NAPI on the receiving end. */
 function setup() {
   for (const ns of [nsS, nsR]) {
     sh('ip', ['netns', 'add', ns]);
@@ -77,11 +86,15 @@ function setup() {
     spawnSync('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'gro', 'off', 'tso', 'off', 'gso', 'off'], { stdio: 'ignore' });
   }
   if (SOURCE === 'xdp') {
-    // NB: without NAPI on the peer, veth's ndo_xdp_xmit refuses every frame (-ENXIO, counted
-    // as TX drops of the sender veth); GRO on gives the peer NAPI even with no XDP program.
+    // NB: without NAPI on the peer, veth's ndo_xdp_xmit refuses every frame (-ENXIO, and no
+    // counter moves); GRO on gives the peer NAPI even with no XDP program attached.
     sh('ip', ['netns', 'exec', nsR, 'ethtool', '-K', devB, 'gro', 'on']);
     sh('ip', ['netns', 'exec', nsR, 'sh', '-c', `echo 1 > /sys/class/net/${devB}/threaded`]);
   }
+}
+
+function cleanup() {
+  for (const ns of [nsS, nsR]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
 }
 
 /** CPU time (ns) used so far by every live thread of process `pid` (or kernel thread), from
@@ -104,6 +117,13 @@ function cpuNs(pid) {
   return total;
 }
 
+/** Time (ns) CPU RX_CPU has not been idle so far, steal included, from /proc/stat (10 ms ticks). */
+function receiverCpuBusyNs() {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${RX_CPU} `));
+  const [user, nice, system, , , irq, softirq, steal] = line.split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) * 1e7; // USER_HZ = 100
+}
+
 /** Pins the receiving veth's NAPI kernel threads (`napi/IF-ID`) to the receivers' CPU and
  * returns their pids. Called per measurement: an XDP attach can recreate the NAPI instance. */
 function pinNapiThreads() {
@@ -123,8 +143,15 @@ function pinNapiThreads() {
   return pids;
 }
 
-function cleanup() {
-  for (const ns of [nsS, nsR]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+/** Frames the receiving veth has taken in so far (rx_packets: for --source xdp, the frames its
+ * NAPI pulled from its 256-slot queue; frames that found the queue full are not in). */
+function vethReceived() {
+  return Number(sh('ip', ['netns', 'exec', nsR, 'cat', `/sys/class/net/${devB}/statistics/rx_packets`]));
+}
+
+/** Round trip (ns) of a cache line between CPU 0 and the receivers' CPU (xdp_gen probe). */
+function probe(loops) {
+  return Number(/probe (\d+)/.exec(sh(loops.gen, ['probe', '0', RX_CPU]))?.[1] ?? die('xdp_gen probe printed nothing'));
 }
 
 /** Starts `argv` in the receiver namespace on CPU 1; resolves with its stdout+stderr at exit. */
@@ -147,16 +174,24 @@ async function waitFor(predicate, what) {
   if (!predicate()) die(`timed out waiting for ${what}`);
 }
 
-/** Runs the traffic source for SECONDS while receiver `rx` listens; returns { sent, cpu, napiCpu }:
- * packets sent, ns of CPU the receiver process and the NAPI threads used meanwhile. */
+/** Runs the traffic source for SECONDS while receiver `rx` listens. Returns { sent, veth, cpu,
+ * napiCpu, others, probes }: packets sent and taken in by the receiving veth; ns of CPU the
+ * receiver process, the NAPI threads and everything else on the receivers' CPU used
+ * meanwhile; the cross-CPU round trip (ns) before and after. */
 function send(loops, rx) {
   const napi = SOURCE === 'xdp' ? pinNapiThreads() : [];
-  const napiTotal = () => napi.reduce((sum, pid) => sum + (cpuNs(pid) ?? 0), 0);
-  const [cpu0, napi0] = [cpuNs(rx.pid), napiTotal()];
+  const napiNs = () => napi.reduce((sum, pid) => sum + (cpuNs(pid) ?? 0), 0);
+  const probeBefore = probe(loops);
+  const veth0 = vethReceived();
+  const [cpu0, napi0, busy0] = [cpuNs(rx.pid), napiNs(), receiverCpuBusyNs()];
   const out = sh('ip', ['netns', 'exec', nsS, 'taskset', '-c', '0', loops[SOURCE === 'xdp' ? 'gen' : 'packet'], 'tx', devA, String(SECONDS)]);
-  const [cpu1, napi1] = [cpuNs(rx.pid), napiTotal()];
+  const [cpu1, napi1, busy1] = [cpuNs(rx.pid), napiNs(), receiverCpuBusyNs()];
+  const veth = vethReceived() - veth0;
   if (cpu0 === null || cpu1 === null) die(`the receiver exited during the measurement: ${rx.output()}`);
-  return { sent: Number(/tx (\d+)/.exec(out)?.[1] ?? 0), cpu: cpu1 - cpu0, napiCpu: napi1 - napi0 };
+  if (veth === 0) die(`${devB} took in no frame (with --source xdp, veth refuses redirected frames unless the peer runs NAPI)`);
+  const [cpu, napiCpu] = [cpu1 - cpu0, napi1 - napi0];
+  const others = Math.max(0, busy1 - busy0 - cpu - napiCpu);
+  return { sent: Number(/tx (\d+)/.exec(out)?.[1] ?? 0), veth, cpu, napiCpu, others, probes: [probeBefore, probe(loops)] };
 }
 
 /** Socket types: how nmwasm names the port, how the C loop says it is ready, what it is. */
@@ -166,7 +201,7 @@ const SOCKETS = {
 };
 
 /** One measurement of receiver `kind` ('c', 'pass', 'firewall') on socket type `socket`:
- * { sent, received } packets, { cpu, napiCpu } ns (see send). */
+ * send()'s figures and `received`, the packets the receiver got. */
 async function measure(socket, kind, loops) {
   const s = SOCKETS[socket];
   if (kind === 'c') {
@@ -189,6 +224,70 @@ async function measure(socket, kind, loops) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const spread = (xs) => Math.max(...xs) / Math.min(...xs);
+
+/** Per-measurement figures, each a number per round. */
+const perPacket = (r, key) => r[key] / r.received;
+const FIGURES = {
+  rate: (r) => r.received / SECONDS,
+  sent: (r) => r.sent / SECONDS,
+  ofSent: (r) => (100 * r.received) / r.sent,
+  ofVeth: (r) => (100 * r.received) / r.veth,
+  cpu: (r) => perPacket(r, 'cpu'),
+  napi: (r) => perPacket(r, 'napiCpu'),
+  probe: (r) => Math.max(...r.probes),
+  others: (r) => (100 * r.others) / (SECONDS * 1e9),
+};
+
+/** The text report: a header, then per socket type the C loop and the two nmwasm rows. */
+function report(runs, loadBefore, loadAfter) {
+  const find = (socket, kind) => runs.find((r) => r.socket === socket && r.kind === kind);
+  const med = (run, figure) => median(run.results.map(FIGURES[figure]));
+  // each round's nmwasm/C ratio of `figure`, over the rounds whose two measurements saw the
+  // same cross-CPU cost (probes within SAME_PLACEMENT): their median and how many there were
+  const paired = (run, c, figure) => {
+    const ratios = run.results
+      .map((r, i) => [r, c.results[i]])
+      .filter(([r, rc]) => spread([...r.probes, ...rc.probes]) <= SAME_PLACEMENT)
+      .map(([r, rc]) => FIGURES[figure](r) / FIGURES[figure](rc));
+    return ratios.length ? `${median(ratios).toFixed(2)} (${ratios.length}/${ROUNDS})` : `n/a (0/${ROUNDS})`;
+  };
+  const load = (l) => l.map((x) => x.toFixed(2)).join(' ');
+  const xdp = SOURCE === 'xdp';
+  const out = [
+    `veth, ${SECONDS} s x ${ROUNDS} rounds, 64-byte UDP frames, medians; load average ${load(loadBefore)} (start), ${load(loadAfter)} (end)`,
+    xdp
+      ? 'source: xdp_gen (BPF_PROG_RUN live frames) on CPU 0; CPU 1: receiver + veth NAPI thread (kernel receive path)'
+      : 'source: packet_loop tx (TPACKET_V2 TX ring) on CPU 0, kernel receive path in softirq there; CPU 1: receiver',
+    `columns: received of sent Mpps (share of sent, of what the veth took in); CPU ns per received packet, receiving process${xdp ? ' + NAPI thread' : ''}; cross-CPU round trip`,
+  ];
+  const row = (label, run) =>
+    `  ${label.padEnd(34)} ${(med(run, 'rate') / 1e6).toFixed(3)} of ${(med(run, 'sent') / 1e6).toFixed(3).padStart(6)} Mpps (${med(run, 'ofSent').toFixed(1).padStart(5)}%, ${med(run, 'ofVeth').toFixed(1).padStart(5)}%) ` +
+    `${med(run, 'cpu').toFixed(0).padStart(4)}${xdp ? ` + ${med(run, 'napi').toFixed(0).padStart(4)}` : ''} ns ${med(run, 'probe').toFixed(0).padStart(4)} ns`;
+  for (const [socket, s] of Object.entries(SOCKETS)) {
+    const c = find(socket, 'c');
+    out.push(`${s.label}:`);
+    out.push(row(`C loop (${s.c})`, c));
+    for (const [label, kind] of [['nmwasm pass.wasm', 'pass'], ['nmwasm firewall.wasm', 'firewall']]) {
+      const run = find(socket, kind);
+      const ratio = (figure) => (med(run, figure) / med(c, figure)).toFixed(2);
+      out.push(`${row(label, run)}   rate ${ratio('rate')}, paired ${paired(run, c, 'rate')}; CPU ${ratio('cpu')}, paired ${paired(run, c, 'cpu')}`);
+    }
+  }
+  const others = runs.flatMap((run) => run.results.map(FIGURES.others));
+  out.push(`other tasks, interrupts and steal on CPU ${RX_CPU} during the measurements: median ${median(others).toFixed(1)}%, max ${Math.max(...others).toFixed(1)}% of the CPU`);
+  if (RAW)
+    for (let round = 0; round < ROUNDS; round++)
+      for (const run of runs) {
+        const r = run.results[round];
+        out.push(
+          `  round ${round + 1} ${SOCKETS[run.socket].label} ${run.kind}: ${(FIGURES.rate(r) / 1e6).toFixed(3)} of ${(FIGURES.sent(r) / 1e6).toFixed(3)} Mpps, ` +
+            `${FIGURES.ofVeth(r).toFixed(1)}% of veth's, ${FIGURES.cpu(r).toFixed(0)}${xdp ? ` + ${FIGURES.napi(r).toFixed(0)}` : ''} ns/packet, ` +
+            `probes ${r.probes.join('/')} ns, others ${FIGURES.others(r).toFixed(1)}%`,
+        );
+      }
+  return out.join('\n');
+}
 
 function compile(dir, name, libs) {
   const out = join(dir, name);
@@ -200,43 +299,19 @@ function compile(dir, name, libs) {
 async function main() {
   if (process.getuid?.() !== 0) die('needs root (network namespaces, AF_PACKET, AF_XDP)');
   if (SOURCE !== 'xdp' && SOURCE !== 'packet') die(`--source ${SOURCE}: xdp or packet`);
+  if (!(SECONDS > 0 && ROUNDS >= 1) || args.length > 2) die(`usage: ports-vs-c.mjs [seconds] [rounds] [--source xdp|packet] [--raw]`);
   const dir = mkdtempSync(join(tmpdir(), 'nmwasm-bench-'));
   tempDirs.push(dir);
-  const loops = { packet: compile(dir, 'packet_loop', []), xdp: compile(dir, 'xdp_loop', ['-lxdp', '-lbpf']), gen: compile(dir, 'xdp_gen', ['-lbpf']) };
+  const loops = {
+    packet: compile(dir, 'packet_loop', []),
+    xdp: compile(dir, 'xdp_loop', ['-lxdp', '-lbpf']),
+    gen: compile(dir, 'xdp_gen', ['-lbpf', '-pthread']),
+  };
   setup();
   const runs = Object.keys(SOCKETS).flatMap((socket) => ['c', 'pass', 'firewall'].map((kind) => ({ socket, kind, results: [] })));
   const loadBefore = loadavg();
   for (let round = 0; round < ROUNDS; round++) for (const run of runs) run.results.push(await measure(run.socket, run.kind, loops));
-  const loadAfter = loadavg();
-  const find = (socket, kind) => runs.find((r) => r.socket === socket && r.kind === kind);
-  const rate = (run) => median(run.results.map((r) => r.received)) / SECONDS;
-  const sent = (run) => median(run.results.map((r) => r.sent)) / SECONDS;
-  const nsPerPacket = (run, key = 'cpu') => median(run.results.map((r) => r[key] / r.received));
-  // the median of each round's nmwasm/C ratio: the two measurements of a round saw about the same load
-  const pairedRatio = (run, c) => median(run.results.map((r, i) => r.received / c.results[i].received));
-  const load = (l) => l.map((x) => x.toFixed(2)).join(' ');
-  const source =
-    SOURCE === 'xdp'
-      ? `source xdp_gen (BPF_PROG_RUN live frames) on CPU 0; CPU 1: receiver + veth NAPI thread (kernel receive path)`
-      : `source packet_loop tx (TPACKET_V2 TX ring) on CPU 0, kernel receive path in its softirq; CPU 1: receiver`;
-  const out = [
-    `veth, ${SECONDS} s x ${ROUNDS} rounds, 64-byte UDP frames, medians; load average ${load(loadBefore)} (start), ${load(loadAfter)} (end)`,
-    source,
-    `CPU/packet: receiving process (all threads)${SOURCE === 'xdp' ? ' + NAPI thread' : ''}, ns per received packet; ratios nmwasm/C`,
-  ];
-  for (const [socket, s] of Object.entries(SOCKETS)) {
-    const c = find(socket, 'c');
-    const cpu = (run) => `${nsPerPacket(run).toFixed(0).padStart(4)}${SOURCE === 'xdp' ? ` + ${nsPerPacket(run, 'napiCpu').toFixed(0).padStart(4)}` : ''} ns/pkt`;
-    const row = (label, run) =>
-      `  ${label.padEnd(34)} ${(rate(run) / 1e6).toFixed(3)} Mpps of ${(sent(run) / 1e6).toFixed(3).padStart(6)} sent (${((100 * rate(run)) / sent(run)).toFixed(1).padStart(5)}%) ${cpu(run)}`;
-    out.push(`${s.label}:`);
-    out.push(row(`C loop (${s.c})`, c));
-    for (const [label, kind] of [['nmwasm pass.wasm', 'pass'], ['nmwasm firewall.wasm', 'firewall']]) {
-      const run = find(socket, kind);
-      out.push(`${row(label, run)}   rate ${(rate(run) / rate(c)).toFixed(2)}, paired ${pairedRatio(run, c).toFixed(2)}; CPU ${(nsPerPacket(run) / nsPerPacket(c)).toFixed(2)}`);
-    }
-  }
-  process.stdout.write(`${out.join('\n')}\n`);
+  process.stdout.write(`${report(runs, loadBefore, loadavg())}\n`);
 }
 
 process.on('SIGINT', () => die('interrupted'));
