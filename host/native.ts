@@ -160,9 +160,10 @@ export interface RingHandle {
   /** Completes the `done` slots from the current head (applying the verdicts, or the
    * fault verdict to all of them when `faulted`), publishes head once, refills the ring,
    * and returns the size of the next batch: > 0 slots from the new head, 0 = nothing
-   * now (live ports), -1 = end of a finite source (all slots released). NB: the one
-   * N-API call per batch. */
-  sync(done: number, faulted: boolean): number;
+   * now (live ports), -1 = end of a finite source (all slots released). With `waitMs`, a
+   * port with a descriptor (see wait) that has nothing now is polled up to waitMs and synced
+   * again before returning. NB: the one N-API call per batch, the idle wait included. */
+  sync(done: number, faulted: boolean, waitMs?: number): number;
   /** Final verdicts of every packet, in order, when attached with trace. */
   takeTrace(): Uint8Array;
   /** Blocks until the ring's port may have packets (poll on its descriptor) or `timeoutMs`

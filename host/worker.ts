@@ -251,18 +251,22 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   // After a respawn the batch the dead worker left in flight is delivered again by this first
   // sync (native re-attach semantics), from the same head: it gets the fault verdict below.
   let first = state[RingState.first]!;
-  let n = ring.sync(0, false);
+  let n = ring.sync(0, false, LIVE_WAIT_MS);
   const limit = data.countLimit;
+  // A live port (or a software port) has a descriptor: sync itself polls it when nothing is
+  // there (NB: one N-API call per batch, the wait included); without one (gen, pcap) an empty
+  // sync waits on the stop flag here.
+  const hasDescriptor = ring.wait(0) >= 0;
   for (;;) {
     if (n < 0) return; // end of a finite source, every slot released
     if (Atomics.load(control, RingControl.stop) !== 0) return;
     if (limit > 0 && counters[Counter.pass]! + counters[Counter.drop]! + counters[Counter.host]! + counters[Counter.forward]! >= limit) return;
     if (!healthy && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
     if (n === 0) {
-      // Nothing now: a live port blocks in poll on its descriptor (ring.wait, at most
-      // LIVE_WAIT_MS so the stop flag is seen); a port without one waits on the stop flag.
-      if (ring.wait(LIVE_WAIT_MS) < 0) Atomics.wait(control, RingControl.stop, 0, IDLE_WAIT_MS);
-      n = ring.sync(0, false);
+      // Nothing for LIVE_WAIT_MS (sync polled the descriptor that long, so the stop flag is
+      // seen); a port without a descriptor waits on the stop flag instead.
+      if (!hasDescriptor) Atomics.wait(control, RingControl.stop, 0, IDLE_WAIT_MS);
+      n = ring.sync(0, false, LIVE_WAIT_MS);
       if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
       continue;
     }
@@ -287,7 +291,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       }
     }
     const violationsBefore = counters[Counter.violations]!;
-    const next = ring.sync(n, faulted);
+    const next = ring.sync(n, faulted, LIVE_WAIT_MS);
     first = (first + n) % numSlots;
     state[RingState.first] = first;
     if (!faulted && counters[Counter.violations]! > violationsBefore) {

@@ -115,7 +115,18 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
       RingAttachment& a = live(env);
       const uint32_t done = info[0].As<Napi::Number>().Uint32Value();
       const bool faulted = info[1].ToBoolean().Value();
-      return Napi::Number::New(env, syncRing(a, done, faulted));
+      int32_t next = syncRing(a, done, faulted);
+      // NB: the idle wait folded into the same N-API call (one crossing per batch, not three):
+      // nothing now on a port with a descriptor -> poll it up to waitMs, then sync again.
+      const int waitMs = info.Length() > 2 ? info[2].As<Napi::Number>().Int32Value() : 0;
+      if (next == 0 && waitMs > 0 && !a.port->closed()) {
+        const int fd = a.port->pollFd(a.ring);
+        if (fd >= 0) {
+          struct pollfd p = {fd, POLLIN, 0};
+          if (::poll(&p, 1, waitMs) > 0) next = syncRing(a, 0, false);
+        }
+      }
+      return Napi::Number::New(env, next);
     });
   }
 
