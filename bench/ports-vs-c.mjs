@@ -197,7 +197,7 @@ function send(loops, rx) {
 /** Socket types: how nmwasm names the port, how the C loop says it is ready, what it is. */
 const SOCKETS = {
   packet: { label: 'AF_PACKET', c: 'TPACKET_V2 ring, one copy', port: (dev) => `packet:${dev}-0`, cReady: null, nmwasmReady: /AF_PACKET cannot take packets/ },
-  xdp: { label: 'AF_XDP', c: 'libxdp xsk, copy mode', port: (dev) => `xdp:${dev}-0`, cReady: /xdp_loop: ready/, nmwasmReady: /AF_XDP (zero-copy|copy) mode/ },
+  xdp: { label: 'AF_XDP', c: 'libxdp xsk, copy mode', port: (dev) => `xdp:${dev}-0@all`, cReady: /xdp_loop: ready/, nmwasmReady: /AF_XDP (zero-copy|copy) mode/ },
 };
 
 /** One measurement of receiver `kind` ('c', 'pass', 'firewall') on socket type `socket`:

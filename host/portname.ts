@@ -51,6 +51,7 @@ export interface PortNameOptions {
   share: string | null; // @share=PORT: use the memory region of PORT
   xdpBind: 'zerocopy' | 'copy' | null; // @zerocopy / @copy (AF_XDP bind flags)
   xdpAttach: 'native' | 'skb' | null; // @native / @skb (XDP program attach mode)
+  xdpAll: boolean; // @all: every frame of the queue to the filter, ARP and ICMP included (AF_XDP)
 }
 
 export interface PortName {
@@ -95,7 +96,7 @@ const IFNAME_CHARS = /[A-Za-z0-9_.]/;
 const IDENT_CHARS = /[A-Za-z0-9_]/;
 const FLAG_LETTERS = 'RTxrtz';
 const SCHEMES: readonly PortScheme[] = ['netmap', 'xdp', 'packet'];
-const OPTION_NAMES = ['conf', 'extmem', 'offset', 'share', 'zerocopy', 'copy', 'native', 'skb'] as const;
+const OPTION_NAMES = ['conf', 'extmem', 'offset', 'share', 'zerocopy', 'copy', 'native', 'skb', 'all'] as const;
 type OptionName = (typeof OPTION_NAMES)[number];
 
 /** Small cursor over the spec that builds positioned errors. */
@@ -289,7 +290,7 @@ const OFFSET_KEYS = ['initial', 'bits'] as const;
 
 /** Reads "@name[=value|:key=value,...]" options up to the end of the spec. */
 function readOptions(s: Scanner): PortNameOptions {
-  const options: PortNameOptions = { conf: null, extmem: null, offset: null, share: null, xdpBind: null, xdpAttach: null };
+  const options: PortNameOptions = { conf: null, extmem: null, offset: null, share: null, xdpBind: null, xdpAttach: null, xdpAll: false };
   const given = new Set<OptionName>();
   while (!s.done) {
     if (s.peek() !== '@') throw s.fail("'@' or the end of the name");
@@ -309,6 +310,10 @@ function readOptions(s: Scanner): PortNameOptions {
         noBody(s, name);
         if (options.xdpBind) throw s.fail("one of '@zerocopy' and '@copy'", nameAt, quote(`@${name}`), `@${options.xdpBind} was given already`);
         options.xdpBind = name;
+        break;
+      case 'all':
+        noBody(s, name);
+        options.xdpAll = true;
         break;
       case 'native':
       case 'skb':
@@ -458,6 +463,7 @@ const FEATURES: readonly Feature[] = [
   { what: '@share', can: ['netmap'], used: (n) => n.options.share !== null },
   { what: '@zerocopy/@copy', can: ['xdp'], used: (n) => n.options.xdpBind !== null },
   { what: '@native/@skb', can: ['xdp'], used: (n) => n.options.xdpAttach !== null },
+  { what: '@all', can: ['xdp'], used: (n) => n.options.xdpAll },
 ];
 
 /** How to write `name` for `backend` (the hint in refusals). */

@@ -272,7 +272,7 @@ export function parseInterfacePort(text: string, role: PortRole, probe: BackendP
     txSlots: conf?.txSlots ?? 0,
     xdpBind: name.options.xdpBind ?? '',
     xdpAttach: name.options.xdpAttach ?? '',
-    xdpKernelClasses: true, // the CLI clears it for a bridge's inputs (--to)
+    xdpKernelClasses: !name.options.xdpAll, // @all, and the CLI for a bridge's inputs (--to), clear it
   };
   return { spec, reason: `${text}: ${reason}` };
 }

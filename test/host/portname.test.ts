@@ -19,7 +19,7 @@ import {
 import { UsageError } from '../../host/errors.ts';
 
 const NO_FLAGS = { rxOnly: false, txOnly: false, exclusive: false, monitorRx: false, monitorTx: false, zcopyMonitor: false };
-const NO_OPTIONS = { conf: null, extmem: null, offset: null, share: null, xdpBind: null, xdpAttach: null };
+const NO_OPTIONS = { conf: null, extmem: null, offset: null, share: null, xdpBind: null, xdpAttach: null, xdpAll: false };
 type Overrides = Omit<Partial<PortName>, 'flags' | 'options'> & { flags?: Partial<PortName['flags']>; options?: Partial<PortName['options']> };
 
 /** The full expected object: an all-hardware bare eth0 changed by `o`. */
@@ -99,6 +99,7 @@ const VALID: Array<[string, Overrides]> = [
   ['eth0@share=netmap:eth1', { options: { share: 'netmap:eth1' } }],
   ['xdp:eth0@zerocopy@native', { scheme: 'xdp', options: { xdpBind: 'zerocopy', xdpAttach: 'native' } }],
   ['eth0-3@skb@copy', { mode: 'one-hw', ring: 3, options: { xdpBind: 'copy', xdpAttach: 'skb' } }],
+  ['xdp:eth0-2@all', { scheme: 'xdp', mode: 'one-hw', ring: 2, options: { xdpAll: true } }],
   ['eth0@conf=2@offset=8@share=vale0:a', { options: { conf: conf({ txRings: 2, rxRings: 2 }), offset: { initial: 8, bits: 64 }, share: 'vale0:a' } }],
   // VALE
   ['vale0:p1', { scheme: 'vale', ifname: 'p1', vale: { switch: 'vale0', port: 'p1' }, mode: 'vale', netmapName: 'vale0:p1' }],
@@ -171,12 +172,12 @@ const INVALID: Array<[string, number, string]> = [
   ["eth0/RT", 5, "port \"eth0/RT\": position 5: expected R (RX rings only) or T (TX rings only), not both, got \"/RT\" (together they select no ring)"],
   ["eth0/z", 5, "port \"eth0/z\": position 5: expected 'z' with 'r' and/or 't', got \"/z\" (z makes an r/t monitor zero-copy: write /rz, /tz or /rtz)"],
   ["eth0//R", 5, "port \"eth0//R\": position 5: expected a flag (R T x r t z), '@' or the end of the name, got \"/\""],
-  ["eth0@", 5, "port \"eth0@\": position 5 (end): expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb) after '@', got end of name"],
+  ["eth0@", 5, "port \"eth0@\": position 5 (end): expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb, all) after '@', got end of name"],
   ["eth0@0", 5, "port \"eth0@0\": position 5: expected a memory region id in 1..65535, got 0"],
   ["eth0@65536", 5, "port \"eth0@65536\": position 5: expected a memory region id in 1..65535, got 65536"],
   ["eth0@2/R", 6, "port \"eth0@2/R\": position 6: expected '@' or the end of the name after the memory region id, got \"/\" (flags go before '@': write NAME/FLAGS@N)"],
-  ["eth0@2@3", 7, "port \"eth0@2@3\": position 7: expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb), got \"3\" (the memory region id @N may be given once, before the options)"],
-  ["eth0@bogus", 5, "port \"eth0@bogus\": position 5: expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb), got \"bogus\""],
+  ["eth0@2@3", 7, "port \"eth0@2@3\": position 7: expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb, all), got \"3\" (the memory region id @N may be given once, before the options)"],
+  ["eth0@bogus", 5, "port \"eth0@bogus\": position 5: expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb, all), got \"bogus\""],
   ["eth0@conf", 9, "port \"eth0@conf\": position 9 (end): expected '=VALUE' or ':KEY=VALUE,...' after '@conf', got end of name"],
   ["eth0@conf=", 10, "port \"eth0@conf=\": position 10 (end): expected a value after '@conf=', got end of name"],
   ["eth0@conf=0", 10, "port \"eth0@conf=0\": position 10: expected an integer 1..65535 for key \"rings\" of @conf, got \"0\""],
@@ -200,6 +201,8 @@ const INVALID: Array<[string, number, string]> = [
   ["eth0@zerocopy@copy", 14, "port \"eth0@zerocopy@copy\": position 14: expected one of '@zerocopy' and '@copy', got \"@copy\" (@zerocopy was given already)"],
   ["eth0@native@skb", 12, "port \"eth0@native@skb\": position 12: expected one of '@native' and '@skb', got \"@skb\" (@native was given already)"],
   ["eth0@copy:x", 9, "port \"eth0@copy:x\": position 9: expected '@' or the end of the name (option \"copy\" takes no value), got \":\""],
+  ["eth0@all=1", 8, "port \"eth0@all=1\": position 8: expected '@' or the end of the name (option \"all\" takes no value), got \"=\""],
+  ["eth0@all@all", 9, "port \"eth0@all@all\": position 9: expected each option at most once, got \"@all\" again"],
   ["eth0@conf;", 9, "port \"eth0@conf;\": position 9: expected '=', ':', '@' or the end of the name after option \"conf\", got \";\""],
   ["eth0-1x", 6, "port \"eth0-1x\": position 6: expected '/', '@' or the end of the name after the ring selector, got \"x\""],
   ["vale0:p1{abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdef", 67, "port \"vale0:p1{abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdef\": position 67 (end): expected a netmap port name of at most 63 characters, got 67 characters in \"vale0:p1{abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdef\""],
@@ -283,6 +286,7 @@ const REFUSALS: Array<[Backend, string, string]> = [
   ['xdp', 'xdp:eth0@conf:slots=1000', 'port "xdp:eth0@conf:slots=1000": AF_XDP needs ring sizes that are powers of two, got 1000 slots; netmap can (netmap:eth0@conf:slots=1000)'],
   ['netmap', 'netmap:eth0@zerocopy', 'port "netmap:eth0@zerocopy": netmap cannot honour @zerocopy/@copy; AF_XDP can (xdp:eth0@zerocopy)'],
   ['packet', 'packet:eth0@skb', 'port "packet:eth0@skb": AF_PACKET cannot honour @native/@skb; AF_XDP can (xdp:eth0@skb)'],
+  ['netmap', 'netmap:eth0-2@all', 'port "netmap:eth0-2@all": netmap cannot honour @all; AF_XDP can (xdp:eth0-2@all)'],
   ['xdp', 'xdp:eth0@offset=8', 'port "xdp:eth0@offset=8": AF_XDP cannot honour @offset; netmap can (netmap:eth0@offset=8)'],
   ['packet', 'packet:eth0@share=netmap:eth1', 'port "packet:eth0@share=netmap:eth1": AF_PACKET cannot honour @share; netmap can (netmap:eth0@share=netmap:eth1)'],
   ['software', 'eth0', "port \"eth0\": nmwasm's software pipes/VALE cannot honour interface rings; netmap can (netmap:eth0); AF_XDP can (xdp:eth0); AF_PACKET can (packet:eth0)"],

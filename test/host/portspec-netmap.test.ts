@@ -1,6 +1,6 @@
 // netmap names reach the netmap backend as register fields when /dev/netmap exists (probed
 // here by hand: this machine has no netmap module), with the interface checks of every
-// kernel port; software-only VALE/pipes are refused as not available yet.
+// kernel port; without /dev/netmap VALE ports and pipes become nmwasm's software ones.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseInterfacePort } from '../../host/portspec.ts';
@@ -45,6 +45,13 @@ test("VALE ports and pipes go to the kernel with netmap, and to nmwasm's softwar
   assert.equal(pipe.kind === 'soft' && [pipe.endpoint, pipe.peer, pipe.tx], ['eth0{1', 'eth0}1', true]);
   // Host rings have no software form: refused, naming netmap.
   assert.throws(() => parseInterfacePort('vale0:p1^', 'in', noNetmap, eth0), /host rings/);
+});
+
+test('AF_XDP: ARP/ICMP stay with the kernel unless @all gives the filter every frame', () => {
+  const plain = parseInterfacePort('xdp:eth0-2', 'in', noNetmap, eth0).spec;
+  const all = parseInterfacePort('xdp:eth0-2@all', 'in', noNetmap, eth0).spec;
+  assert.equal([plain.kind, plain.kind === 'xdp' && plain.xdpKernelClasses], ['xdp', true]);
+  assert.equal([all.kind, all.kind === 'xdp' && all.xdpKernelClasses], ['xdp', false]);
 });
 
 test.run();
