@@ -1,10 +1,11 @@
 // AF_XDP in a namespace pair: ns s [a] --4-queue veth-- [b] ns r, nmwasm in r on b.
 // XPS on the sender steers: CPU 0 sends on TX queue 0, CPU 1 on TX queue 2; on veth the
-// receiver's RX queue is the sender's TX queue. Offloads are off (netlab), IPv6 is off and
-// neighbours are static unless a test flushes them, so the counts must match exactly.
+// receiver's RX queue is the sender's TX queue. Offloads are off (netlab) and IPv6 is off;
+// the @all test sets static neighbours, so its counts are exact.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { cli, ensureBundle, root } from '../cli/helpers.ts';
@@ -86,6 +87,24 @@ t('partial bypass: xdp:IF-2 takes queue 2 only; ARP and ICMP of queue 2 and all 
   assert.is(summary.packets, 6, 'exactly the 6 UDP datagrams of queue 2 reached the filter');
   assert.is(summary.verdicts.drop, 6);
   assert.is(xdpProgram(r, b), '', 'the XDP program is detached after the run');
+});
+
+t('xdp:IF-2@all: ICMP of queue 2 reaches the filter too; DROP silences ping, HOST hands it back to the kernel', async () => {
+  const { s, r, a, b } = pair('a');
+  // Static neighbours on both sides: the pings are exactly 3 echo requests (no ARP through the filter).
+  const mac = (ns: string, dev: string): string => /link\/ether (\S+)/.exec(lab.exec(ns, 'ip', ['link', 'show', 'dev', dev]))![1]!;
+  lab.exec(s, 'ip', ['neigh', 'replace', `${net}.2`, 'lladdr', mac(r, b), 'dev', a, 'nud', 'permanent']);
+  lab.exec(r, 'ip', ['neigh', 'replace', `${net}.1`, 'lladdr', mac(s, a), 'dev', b, 'nud', 'permanent']);
+  const dropped = await startLoad(r, [firewall, '--config', dropAll, '--port', `xdp:${b}-2@all`, '--count', '3']);
+  const silenced = spawnSync('ip', ['netns', 'exec', s, 'taskset', '-c', '1', 'ping', '-c', '3', '-i', '0.2', '-W', '1', `${net}.2`], { encoding: 'utf8' });
+  assert.match(silenced.stdout, /3 packets transmitted, 0 received/, silenced.stdout + silenced.stderr);
+  const first = await dropped.summary();
+  assert.equal([first.packets, first.verdicts.drop], [3, 3], 'the 3 echo requests of queue 2 went to the filter');
+  const hostIcmp = rules('host-icmp.rules', 'host icmp\ndefault drop\n');
+  const handed = await startLoad(r, [firewall, '--config', hostIcmp, '--port', `xdp:${b}-2@all`, '--count', '3']);
+  assert.match(lab.exec(s, 'taskset', ['-c', '1', 'ping', '-c', '3', '-i', '0.2', `${net}.2`]), /3 received/);
+  const second = await handed.summary();
+  assert.equal([second.packets, second.verdicts.host], [3, 3], 'HOST re-injected the echo requests and the kernel answered');
 });
 
 t('a bare xdp:IF opens every queue (one ring each); HOST re-injects into the stack, DROP takes packets from it', async () => {
