@@ -190,9 +190,10 @@ class SoftPort final : public Port {
 
   /** Stops reading and writing (close, abort, destruction); idempotent. */
   void leave() noexcept {
-    for (SoftQueue* q : in_) q->removeReader();
-    in_.clear();
+    // NB: in_ keeps its pointers (the endpoint owns the queues until this port is gone), so a
+    // late rxsync or pollFd after close still finds its queue.
     if (reading_) {
+      for (SoftQueue* q : in_) q->removeReader();
       reading_ = false;
       std::lock_guard<std::mutex> lock(endpointsMu);
       self_->readers--;
