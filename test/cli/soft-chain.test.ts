@@ -76,6 +76,24 @@ test('three filters over a pipe and a VALE switch: the middle one forwards witho
   }
 });
 
+test('a runaway filter in the middle of a chain fails alone: restarted, its packets get the fault verdict, the chain ends', () => {
+  const looping = join(root, 'filters', 'build', 'fixtures', 'infinite-loop.wasm');
+  for (const [onFault, delivered] of [['open', 50000], ['closed', 0]] as const) {
+    const res = runCli([
+      'load', counter, '--port', 'gen:count=50000', '--to', 'h{1', '--json',
+      '+', looping, '--port', 'h}1', '--to', 'h{2', '--on-fault', onFault, '--batch-timeout', '50', '--json',
+      '+', counter, '--port', 'h}2', '--json',
+    ]);
+    assert.is(res.status, 0, res.stderr);
+    assert.match(res.stderr, /timeout fault: a guest call ran \d+ ms \(budget 50 ms\): worker restarted/);
+    const [head, middle, tail] = summaries(res.stdout);
+    assert.ok(head && middle && tail, res.stdout);
+    assert.is(middle!.packets, 50000, `--on-fault ${onFault}: the middle ring kept moving`);
+    assert.is(tail!.packets, delivered, `--on-fault ${onFault}: ${delivered} packets passed on`);
+    assert.is(tail!.stoppedBy, 'eof');
+  }
+});
+
 test('bad software port names and clauses: one line, exit 2', () => {
   const cases: [string[], RegExp][] = [
     [['load', counter, '--port', 'p}1/T'], /^--port "p}1\/T": \/T selects the TX side only, but an input port needs its RX side \(drop \/T\)$/],
