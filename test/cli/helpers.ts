@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 export const root = join(import.meta.dirname, '..', '..');
 export const cli = join(root, 'dist', 'nmwasm.mjs');
-export const pcaps = join(root, '..', 'shared', 'pcaps', 'tcpdump-tests');
+export const pcaps = join(root, 'test', 'pcaps', 'tcpdump-tests');
 export const fixtures = join(root, 'filters', 'build', 'fixtures');
 export const haveNative = existsSync(join(root, 'build', 'Release', 'nmwasm.node'));
 

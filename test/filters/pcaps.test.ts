@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { load } from './harness.ts';
 import { readCapture, LINKTYPE_ETHERNET } from './pcap.ts';
 
-const dir = new URL('../../../shared/pcaps/tcpdump-tests', import.meta.url).pathname;
+const dir = new URL('../pcaps/tcpdump-tests', import.meta.url).pathname;
 const captures: { name: string; packets: Uint8Array[] }[] = [];
 let unreadable = 0;
 for (const name of readdirSync(dir).sort()) {

@@ -1,5 +1,5 @@
 // The firewall (filters/build/firewall.wasm run by `nmwasm test`) against an independent
-// reference over every Ethernet capture of ../shared/pcaps/tcpdump-tests: the same rules
+// reference over every Ethernet capture of test/pcaps/tcpdump-tests: the same rules
 // (test/fixtures/firewall.rules) evaluated by test/lib/rules-reference.ts on the outermost
 // headers tshark decodes (test/lib/tshark.ts, reassembly off). Every packet must get the same
 // verdict, except the ones listed in test/fixtures/firewall-tshark-mismatches.json, each of

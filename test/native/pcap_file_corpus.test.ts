@@ -1,7 +1,7 @@
 // native/pcap_file.{h,cc} against the real tcpdump corpus and tshark/capinfos/mergecap
 // (Debian package tshark). The reader and writer are exercised through test/native/pcap_dump.cc,
 // built here with g++ and AddressSanitizer/UBSan, so an out-of-bounds read on a hostile file
-// fails the test. Needs: g++, tshark, capinfos, mergecap, and shared/ beside the checkout.
+// fails the test. Needs: g++, tshark, capinfos, mergecap, and the corpus in test/pcaps/tcpdump-tests.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const corpusDir = join(root, '..', 'shared', 'pcaps', 'tcpdump-tests');
+const corpusDir = join(root, 'test', 'pcaps', 'tcpdump-tests');
 const work = mkdtempSync(join(tmpdir(), 'nmwasm-pcap-'));
 const driver = join(work, 'pcap_dump');
 const broken = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'broken-pcaps.json'), 'utf8')) as {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Counter } from '../../host/native.ts';
 import { GuestRing, native, newCounters } from './helpers.ts';
 
-const PCAPS = new URL('../../../shared/pcaps/tcpdump-tests', import.meta.url).pathname;
+const PCAPS = new URL('../pcaps/tcpdump-tests', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-pcap-'));
 
 /** One line per frame: cap_len, len, epoch time (ns), md5 of the bytes. */
