@@ -12,7 +12,7 @@ import { parseRules, firstMatch, verdict, type RuleSet } from '../lib/rules-refe
 import { listCaptures, dissectConcatenated, dissect, describePacket, expertMessages, markedMalformed, type CaptureInfo, type TsharkPacket } from '../lib/tshark.ts';
 import { firewallTraces, requireBuilt, root } from './nmwasm-runner.ts';
 
-const corpus = join(root, '..', 'shared', 'pcaps', 'tcpdump-tests');
+const corpus = join(root, 'test', 'pcaps', 'tcpdump-tests');
 const rulesPath = join(root, 'test', 'fixtures', 'firewall.rules');
 const mismatchesPath = join(root, 'test', 'fixtures', 'firewall-tshark-mismatches.json');
 const brokenPath = join(root, 'test', 'fixtures', 'broken-pcaps.json');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { FIELDS, fromFields, parseFieldLines, dissect, dissectConcatenated, listCaptures, markedMalformed, type FieldValues, type TsharkPacket } from '../lib/tshark.ts';
 import { root } from './nmwasm-runner.ts';
 
-const corpus = join(root, '..', 'shared', 'pcaps', 'tcpdump-tests');
+const corpus = join(root, 'test', 'pcaps', 'tcpdump-tests');
 
 function record(values: Partial<Record<(typeof FIELDS)[number], string>>): FieldValues {
   const line = FIELDS.map((f) => values[f] ?? '').join('\t');
