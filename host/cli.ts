@@ -2,8 +2,10 @@
 // and count verdicts, no root needed), `inspect` (print what a module declares). Every
 // input is validated here; a bad one exits 2 with ONE line on stderr and writes no output
 // file. Exit 0 on success, 1 when a run fails after it started.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { UsageError, describeError, exitCodeOf, quote } from './errors.ts';
+import { closest, parseCommandArgs, suggestion, type OptionTable } from './args.ts';
 import { availableSchemes, parseInterfacePort, parsePortSpec } from './portspec.ts';
 import { loadModule, type LoadedModule, type ModuleDescription } from './module.ts';
 import { readConfig } from './config.ts';
@@ -38,45 +40,80 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 
 exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run`;
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | string[] | boolean | undefined>;
 
-/** Parses argv strictly; turns parseArgs errors into one-line UsageErrors. */
-function parse(command: string, args: string[], options: ParseArgsConfig['options']): { values: Values; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-    return { values: values as Values, positionals };
-  } catch (err) {
-    throw new UsageError(`nmwasm ${command}: ${(err as Error).message.split('\n')[0]} (see nmwasm --help)`);
-  }
+// The options of each command (besides --help/-h).
+const LOAD_OPTIONS: OptionTable = {
+  port: { type: 'string', value: 'a port SPEC' },
+  to: { type: 'string', multiple: true, value: 'a port SPEC' },
+  bidir: { type: 'boolean' },
+  out: { type: 'string', value: 'a port SPEC' },
+  config: { type: 'string', value: 'a FILE' },
+  count: { type: 'string', value: 'a number of packets' },
+  duration: { type: 'string', value: 'a number of seconds' },
+  'on-fault': { type: 'string', value: 'open or closed' },
+  'batch-timeout': { type: 'string', value: 'a number of milliseconds' },
+  json: { type: 'boolean' },
+};
+const TEST_OPTIONS: OptionTable = {
+  pcap: { type: 'string', value: 'a capture FILE' },
+  config: { type: 'string', value: 'a FILE' },
+  out: { type: 'string', value: 'a FILE' },
+  json: { type: 'boolean' },
+  trace: { type: 'boolean' },
+  'on-fault': { type: 'string', value: 'open or closed' },
+  'batch-timeout': { type: 'string', value: 'a number of milliseconds' },
+};
+const INSPECT_OPTIONS: OptionTable = { json: { type: 'boolean' } };
+const COMMANDS: Record<string, OptionTable> = { load: LOAD_OPTIONS, test: TEST_OPTIONS, inspect: INSPECT_OPTIONS };
+
+/** Parses argv of `nmwasm command` strictly (host/args.ts): one-line UsageErrors with a suggestion. */
+function parse(command: string, args: string[]): { values: Values; positionals: string[] } {
+  const others: Record<string, string> = {};
+  for (const [name, table] of Object.entries(COMMANDS)) if (name !== command) for (const option of Object.keys(table)) others[option] ??= name;
+  const { values, positionals, help } = parseCommandArgs(command, args, COMMANDS[command]!, others);
+  return { values: { ...values, help }, positionals };
 }
 
 function oneModule(command: string, positionals: string[]): string {
   if (positionals.length === 0) throw new UsageError(`nmwasm ${command}: expected MODULE (a .wasm file or npm package name), got nothing`);
-  if (positionals.length > 1) throw new UsageError(`nmwasm ${command}: expected one MODULE, got ${positionals.length} arguments (${positionals.map((p) => quote(p, 30)).join(' ')})`);
+  if (positionals.length > 1) {
+    // An option written without its dashes ("port gen:") is the usual cause.
+    const options = Object.keys(COMMANDS[command]!);
+    const hint = positionals.slice(1).map((p) => closest(p.replace(/^-+/, ''), options)).find((c) => c !== undefined);
+    throw new UsageError(`nmwasm ${command}: expected one MODULE, got ${positionals.length} arguments (${positionals.map((p) => quote(p, 30)).join(' ')})${hint ? `; did you mean --${hint}?` : ''}`);
+  }
   return positionals[0]!;
 }
 
-/** Parses a decimal integer option in [min, max]. */
-export function integerOption(name: string, text: string | undefined, min: number, max: number): number | undefined {
+/** Parses a decimal integer option in [min, max]; `unit` names what it counts in the error. */
+export function integerOption(name: string, text: string | undefined, min: number, max: number, unit = ''): number | undefined {
   if (text === undefined) return undefined;
   if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`--${name}: expected an integer ${min}..${max}, got ${quote(text)}`);
+    throw new UsageError(`--${name}: expected an integer ${min}..${max}${unit ? ` (${unit})` : ''}, got ${quote(text)}`);
   }
   return Number(text);
 }
 
-/** Parses a positive decimal number of seconds. */
+/** Longest --duration: 10^7 s (115 days); shortest: 1 ms. */
+const SECONDS_MAX = 1e7;
+const SECONDS_MIN = 0.001;
+
+/** Parses a positive decimal number of seconds (0.001..10000000, e.g. 10, 0.5, .25). */
 export function secondsOption(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !(value > 0) || value > 1e7) throw new UsageError(`--${name}: expected a positive number of seconds, got ${quote(text)}`);
+  if (!/^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/.test(text) || !(value >= SECONDS_MIN) || value > SECONDS_MAX) {
+    const why = text.startsWith('-') ? ' (a negative time)' : /^[0-9.]+$/.test(text) && value < SECONDS_MIN ? ' (under 1 ms)' : value > SECONDS_MAX ? ' (over 115 days)' : /[0-9]\s*[a-z]+$/i.test(text) ? ' (no unit: seconds only)' : '';
+    throw new UsageError(`--${name}: expected a positive number of seconds ${SECONDS_MIN}..${SECONDS_MAX} (e.g. 10 or 0.5), got ${quote(text)}${why}`);
+  }
   return value;
 }
 
 function onFaultOption(text: string | undefined): 'open' | 'closed' {
   if (text === undefined || text === 'closed') return 'closed';
   if (text === 'open') return 'open';
-  throw new UsageError(`--on-fault: expected open or closed, got ${quote(text)}`);
+  throw new UsageError(`--on-fault: expected open or closed, got ${quote(text)}${suggestion(text, ['open', 'closed'])}`);
 }
 
 function str(values: Values, key: string): string | undefined {
@@ -102,7 +139,7 @@ function describeText(d: ModuleDescription): string {
 }
 
 function inspect(args: string[]): number {
-  const { values, positionals } = parse('inspect', args, { json: { type: 'boolean' } });
+  const { values, positionals } = parse('inspect', args);
   if (values.help) return help();
   const spec = oneModule('inspect', positionals);
   const { description } = loadModule(spec);
@@ -272,18 +309,7 @@ async function load(args: string[]): Promise<number> {
 
 /** Parses one filter clause of `load` into its run requests (two with --bidir). */
 function loadClause(args: string[], what: string, group: number): RunRequest[] {
-  const { values, positionals } = parse('load', args, {
-    port: { type: 'string' },
-    to: { type: 'string', multiple: true },
-    bidir: { type: 'boolean' },
-    out: { type: 'string', multiple: false },
-    config: { type: 'string' },
-    count: { type: 'string' },
-    duration: { type: 'string' },
-    'on-fault': { type: 'string' },
-    'batch-timeout': { type: 'string' },
-    json: { type: 'boolean' },
-  });
+  const { values, positionals } = parse('load', args);
   if (values.help) {
     help();
     throw new HelpShown();
@@ -302,10 +328,10 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   if (bidir && (input.kind === 'pcap' || input.kind === 'gen')) {
     throw new UsageError(`--bidir: expected a --port that can also send (an interface, pipe or VALE port), got ${quote(portText)}`);
   }
-  const count = integerOption('count', str(values, 'count'), 1, Number.MAX_SAFE_INTEGER) ?? 0;
+  const count = integerOption('count', str(values, 'count'), 1, Number.MAX_SAFE_INTEGER, 'packets') ?? 0;
   const duration = secondsOption('duration', str(values, 'duration'));
   const onFault = onFaultOption(str(values, 'on-fault'));
-  const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000) ?? DEFAULT_BATCH_TIMEOUT_MS;
+  const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec);
@@ -325,15 +351,7 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
 }
 
 async function testCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse('test', args, {
-    pcap: { type: 'string' },
-    config: { type: 'string' },
-    out: { type: 'string' },
-    json: { type: 'boolean' },
-    trace: { type: 'boolean' },
-    'on-fault': { type: 'string' },
-    'batch-timeout': { type: 'string' },
-  });
+  const { values, positionals } = parse('test', args);
   if (values.help) return help();
   const moduleSpec = oneModule('test', positionals);
   const pcap = str(values, 'pcap');
@@ -341,7 +359,7 @@ async function testCommand(args: string[]): Promise<number> {
   const out = str(values, 'out');
   if (out !== undefined && out.length === 0) throw new UsageError('--out: expected a file name, got an empty string');
   const onFault = onFaultOption(str(values, 'on-fault'));
-  const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000) ?? DEFAULT_BATCH_TIMEOUT_MS;
+  const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec);
@@ -388,7 +406,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'help':
         return help();
       default:
-        throw new UsageError(`nmwasm: unknown command ${quote(command)} (expected load, test or inspect; see nmwasm --help)`);
+        throw unknownCommand(command);
     }
   } catch (err) {
     process.stderr.write(`${describeError(err)}\n`);
@@ -396,8 +414,32 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && /(?:cli\.ts|nmwasm(?:\.mjs)?)$/.test(process.argv[1]);
-if (invokedDirectly) {
+/** The error for `nmwasm WORD` when WORD is no command: a typo, an option or a module first. */
+function unknownCommand(word: string): UsageError {
+  const commands = Object.keys(COMMANDS);
+  const expected = '(expected load, test or inspect; see nmwasm --help)';
+  if (word.startsWith('-')) {
+    const name = word.replace(/^-+/, '').split('=')[0]!;
+    const owner = commands.find((c) => name in COMMANDS[c]!);
+    return new UsageError(`nmwasm: expected a command first, got the option ${quote(word, 40)} ${expected}${owner ? `; e.g. nmwasm ${owner} MODULE ${word.split('=')[0]} ...` : ''}`);
+  }
+  if (/\.wasm$/i.test(word)) return new UsageError(`nmwasm: expected a command before MODULE, got ${quote(word, 60)} ${expected}; e.g. nmwasm load ${quote(word, 60)} --port SPEC`);
+  return new UsageError(`nmwasm: unknown command ${quote(word, 40)}${suggestion(word, commands)} ${expected}`);
+}
+
+// The CLI runs when this file is the program: `node dist/nmwasm.mjs`, the npm bin symlink
+// (any name: realpath), `tsx host/cli.ts`; not when a test imports main().
+function isMainModule(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
