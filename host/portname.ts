@@ -3,7 +3,8 @@
 // pipes "NAME{ID" / "NAME}ID" into one plain, fully normalised PortName; chooses the
 // backend for a bare name; refuses what a backend cannot honour, naming one that can.
 // Pure: no I/O. The facts come from netmap's sys/net/netmap.h (API 14), libnetmap.h
-// and netmap(4); the parser is our own, stricter in a few documented places.
+// and netmap(4); the parser is our own, held against libnetmap's (nmreq.c, nmport.c):
+// it accepts what libnetmap accepts, except in a few places docs/PORTS.md marks (nmwasm).
 import { UsageError, quote } from './errors.ts';
 
 export type PortScheme = 'netmap' | 'xdp' | 'packet' | 'vale';
@@ -17,7 +18,7 @@ export interface PortFlags {
   exclusive: boolean; // /x  no other process may bind the rings   NR_EXCLUSIVE
   monitorRx: boolean; // /r  copy monitor of the RX side  NR_MONITOR_RX
   monitorTx: boolean; // /t  copy monitor of the TX side  NR_MONITOR_TX
-  zcopyMonitor: boolean; // /z  the r/t monitor is zero-copy   NR_ZCOPY_MON
+  zcopyMonitor: boolean; // /z  zero-copy monitor of BOTH sides  NR_ZCOPY_MON (netmap sets RX and TX with it, so do we)
 }
 
 /** @conf: ring and slot counts for ports the open itself creates; 0 = the backend decides. */
@@ -92,7 +93,7 @@ export const MEM_ID_MAX = 65535; // nr_mem_id is a uint16_t
 const U16_MAX = 65535;
 const U32_MAX = 4294967295;
 
-const IFNAME_CHARS = /[A-Za-z0-9_.]/;
+const IFNAME_CHARS = /[A-Za-z0-9_.+]/; // '+' too: libnetmap and Linux take it as a name character
 const IDENT_CHARS = /[A-Za-z0-9_]/;
 const FLAG_LETTERS = 'RTxrtz';
 const SCHEMES: readonly PortScheme[] = ['netmap', 'xdp', 'packet'];
@@ -192,8 +193,6 @@ export function parsePortName(spec: string): PortName {
         }
       }
       break;
-    case '+':
-      throw s.fail(`a ring selector ('-N', '^', '^N' or '*')`, s.pos, s.seen(), "write '*' for the hardware and host rings");
     default:
       break;
   }
@@ -240,14 +239,14 @@ function readIfname(s: Scanner, scheme: PortScheme | undefined): string {
   const next = s.peek();
   if (name.length === 0) {
     const hint = next === ':' ? "':' is not allowed in an interface name" : '';
-    throw s.fail("an interface name (letters, digits, '_', '.')", s.pos, s.seen(), hint);
+    throw s.fail("an interface name (letters, digits, '_', '.', '+')", s.pos, s.seen(), hint);
   }
   if (next === ':') {
     const hint = /^vale/.test(name) && scheme ? `VALE ports take no scheme: write ${spaceless(name)}:...` : "':' is not allowed in an interface name";
     throw s.fail("an interface name character, a ring selector, '/', '@' or the end of the name", s.pos, s.seen(), hint);
   }
-  if (next !== '' && !'-^*/@{}+'.includes(next)) {
-    throw s.fail("an interface name character (letters, digits, '_', '.'), a ring selector, '/', '@' or the end of the name", s.pos, s.seen());
+  if (next !== '' && !'-^*/@{}'.includes(next)) {
+    throw s.fail("an interface name character (letters, digits, '_', '.', '+'), a ring selector, '/', '@' or the end of the name", s.pos, s.seen());
   }
   if (name === '.' || name === '..') throw s.fail('an interface name other than "." or ".."', start, quote(name));
   if (name.length > IFNAME_MAX) throw s.fail(`an interface name of at most ${IFNAME_MAX} characters (Linux IFNAMSIZ)`, start + IFNAME_MAX, `${name.length} characters in ${quote(name)}`);
@@ -276,17 +275,19 @@ function readFlags(s: Scanner): PortFlags {
   flags.rxOnly = seen.has('R');
   flags.txOnly = seen.has('T');
   flags.exclusive = seen.has('x');
-  flags.monitorRx = seen.has('r');
-  flags.monitorTx = seen.has('t');
   flags.zcopyMonitor = seen.has('z');
+  // netmap (netmap_monitor.c) turns NR_ZCOPY_MON into a zero-copy monitor of both sides,
+  // whatever r/t say: /z, /rz, /tz and /rtz are one port.
+  flags.monitorRx = seen.has('r') || flags.zcopyMonitor;
+  flags.monitorTx = seen.has('t') || flags.zcopyMonitor;
   if (flags.rxOnly && flags.txOnly) throw s.fail('R (RX rings only) or T (TX rings only), not both', slash + 1, quote(s.spec.slice(slash, s.pos)), 'together they select no ring');
-  if (flags.zcopyMonitor && !flags.monitorRx && !flags.monitorTx) throw s.fail("'z' with 'r' and/or 't'", slash + 1, quote(s.spec.slice(slash, s.pos)), "z makes an r/t monitor zero-copy: write /rz, /tz or /rtz");
   return flags;
 }
 
 const CONF_KEYS = ['rings', 'tx-rings', 'rx-rings', 'host-rings', 'host-tx-rings', 'host-rx-rings', 'slots', 'tx-slots', 'rx-slots'] as const;
 const EXTMEM_KEYS = ['file', 'if-num', 'if-size', 'ring-num', 'ring-size', 'buf-num', 'buf-size'] as const;
 const OFFSET_KEYS = ['initial', 'bits'] as const;
+const SHARE_KEYS = ['port'] as const;
 
 /** Reads "@name[=value|:key=value,...]" options up to the end of the spec. */
 function readOptions(s: Scanner): PortNameOptions {
@@ -322,15 +323,12 @@ function readOptions(s: Scanner): PortNameOptions {
         options.xdpAttach = name;
         break;
       case 'share': {
-        if (delim !== '=') throw s.fail(`'=PORT' after '@share'`);
-        s.pos++;
-        const value = s.run(/[^@]/);
-        if (value.length === 0) throw s.fail("a port name after '@share='");
-        options.share = value;
+        const keys = readKeys(s, 'share', SHARE_KEYS, 'port', 'port');
+        options.share = keys.get('port')!.value;
         break;
       }
       case 'conf': {
-        const keys = readKeys(s, 'conf', CONF_KEYS, 'rings', null);
+        const keys = readKeys(s, 'conf', CONF_KEYS, null, null);
         const num = (key: (typeof CONF_KEYS)[number], max: number): number => keyNumber(s, 'conf', keys, key, 1, max);
         const rings = num('rings', U16_MAX);
         const hostRings = num('host-rings', U16_MAX);
@@ -381,11 +379,16 @@ interface KeyValue {
   at: number; // position of the value
 }
 
-/** Reads "=VALUE" (assigned to `defaultKey`) or ":key=value,key=value" of a multi-key option. */
-function readKeys<K extends string>(s: Scanner, option: string, known: readonly K[], defaultKey: K, mandatory: K | null): Map<K, KeyValue> {
+/** Reads "=VALUE" (assigned to `defaultKey`; libnetmap's NMREQ_OPTK_DEFAULT, null = none, as
+ * for @conf) or ":key=value,key=value" of a multi-key option. */
+function readKeys<K extends string>(s: Scanner, option: string, known: readonly K[], defaultKey: K | null, mandatory: K | null): Map<K, KeyValue> {
   const keys = new Map<K, KeyValue>();
   const delim = s.peek();
-  if (delim === '=') {
+  if (delim === '=' && defaultKey === null) {
+    const example = option === 'conf' && /^[0-9]/.test(s.peek(1)) ? `@conf:rings=${s.spec.slice(s.pos + 1).match(/^[0-9]+/)![0]}` : `@${option}:${known[0]}=N`;
+    throw s.fail(`':KEY=VALUE,...' after '@${option}'`, s.pos, s.seen(), `@${option} has no default key, as in libnetmap: write ${example}`);
+  }
+  if (delim === '=' && defaultKey !== null) {
     s.pos++;
     const at = s.pos;
     const value = s.run(/[^@]/);
@@ -409,7 +412,7 @@ function readKeys<K extends string>(s: Scanner, option: string, known: readonly 
       s.pos++;
     }
   } else {
-    throw s.fail(`'=VALUE' or ':KEY=VALUE,...' after '@${option}'`);
+    throw s.fail(defaultKey === null ? `':KEY=VALUE,...' after '@${option}'` : `'=VALUE' or ':KEY=VALUE,...' after '@${option}'`);
   }
   if (mandatory && !keys.has(mandatory)) throw s.fail(`key ${quote(mandatory)} in @${option}`, s.pos, s.seen(), 'it is mandatory');
   return keys;

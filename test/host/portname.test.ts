@@ -61,6 +61,9 @@ const VALID: Array<[string, Overrides]> = [
   ['enp3s0f1_x', { ifname: 'enp3s0f1_x', netmapName: 'enp3s0f1_x' }],
   ['abcdefghijklmno', { ifname: 'abcdefghijklmno', netmapName: 'abcdefghijklmno' }],
   ['vale0', { ifname: 'vale0', netmapName: 'vale0' }], // no ':' -> an interface called vale0
+  // '+' is a name character in libnetmap (and Linux): not a ring selector
+  ['eth0+', { ifname: 'eth0+', netmapName: 'eth0+' }],
+  ['netmap:a+b-1', { scheme: 'netmap', ifname: 'a+b', netmapName: 'a+b', mode: 'one-hw', ring: 1 }],
   // flags
   ['eth0/R', { flags: { rxOnly: true } }],
   ['eth0/T', { flags: { txOnly: true } }],
@@ -68,17 +71,23 @@ const VALID: Array<[string, Overrides]> = [
   ['eth0/r', { flags: { monitorRx: true } }],
   ['eth0/t', { flags: { monitorTx: true } }],
   ['eth0/rtz', { flags: { monitorRx: true, monitorTx: true, zcopyMonitor: true } }],
-  ['eth0/zt', { flags: { monitorTx: true, zcopyMonitor: true } }],
+  // netmap makes any z a zero-copy monitor of both sides (netmap_monitor.c); netmap's own
+  // test scripts open vale0:v0/z and netmap:pipe{1/z
+  ['eth0/zt', { flags: { monitorRx: true, monitorTx: true, zcopyMonitor: true } }],
+  ['eth0/z', { flags: { monitorRx: true, monitorTx: true, zcopyMonitor: true } }],
+  ['eth0/rz', { flags: { monitorRx: true, monitorTx: true, zcopyMonitor: true } }],
+  ['vale0:v0/z', { scheme: 'vale', ifname: 'v0', vale: { switch: 'vale0', port: 'v0' }, mode: 'vale', netmapName: 'vale0:v0', flags: { monitorRx: true, monitorTx: true, zcopyMonitor: true } }],
+  ['netmap:pipe{1/z', { scheme: 'netmap', ifname: 'pipe', pipe: '1', mode: 'pipe-master', netmapName: 'pipe{1', flags: { monitorRx: true, monitorTx: true, zcopyMonitor: true } }],
   ['eth0/xR', { flags: { exclusive: true, rxOnly: true } }],
   ['eth0-2/R', { mode: 'one-hw', ring: 2, flags: { rxOnly: true } }],
   ['eth0*/T', { mode: 'hw+host', flags: { txOnly: true } }],
   // memory region
   ['eth0@2', { memId: 2 }],
   ['eth0@65535', { memId: 65535 }],
-  ['eth0-1/R@3@conf=2', { mode: 'one-hw', ring: 1, flags: { rxOnly: true }, memId: 3, options: { conf: conf({ txRings: 2, rxRings: 2 }) } }],
+  ['eth0-1/R@3@conf:rings=2', { mode: 'one-hw', ring: 1, flags: { rxOnly: true }, memId: 3, options: { conf: conf({ txRings: 2, rxRings: 2 }) } }],
   // options
   ['eth0@conf:rings=4,slots=1024', { options: { conf: conf({ txRings: 4, rxRings: 4, txSlots: 1024, rxSlots: 1024 }) } }],
-  ['eth0@conf=4', { options: { conf: conf({ txRings: 4, rxRings: 4 }) } }],
+  ['eth0@conf:rings=4', { options: { conf: conf({ txRings: 4, rxRings: 4 }) } }],
   ['eth0@conf:rings=4,tx-rings=2', { options: { conf: conf({ txRings: 2, rxRings: 4 }) } }],
   ['eth0@conf:tx_slots=512,host-rings=1,host-rx-rings=2', { options: { conf: conf({ txSlots: 512, hostTxRings: 1, hostRxRings: 2 }) } }],
   ['eth0@conf:rx-rings=65535,slots=4294967295', { options: { conf: conf({ rxRings: 65535, txSlots: 4294967295, rxSlots: 4294967295 }) } }],
@@ -97,10 +106,11 @@ const VALID: Array<[string, Overrides]> = [
   ['eth0@offset=64', { options: { offset: { initial: 64, bits: 64 } } }],
   ['eth0@offset:initial=0,bits=16', { options: { offset: { initial: 0, bits: 16 } } }],
   ['eth0@share=netmap:eth1', { options: { share: 'netmap:eth1' } }],
+  ['eth0@share:port=vale0:a', { options: { share: 'vale0:a' } }], // libnetmap's key form
   ['xdp:eth0@zerocopy@native', { scheme: 'xdp', options: { xdpBind: 'zerocopy', xdpAttach: 'native' } }],
   ['eth0-3@skb@copy', { mode: 'one-hw', ring: 3, options: { xdpBind: 'copy', xdpAttach: 'skb' } }],
   ['xdp:eth0-2@all', { scheme: 'xdp', mode: 'one-hw', ring: 2, options: { xdpAll: true } }],
-  ['eth0@conf=2@offset=8@share=vale0:a', { options: { conf: conf({ txRings: 2, rxRings: 2 }), offset: { initial: 8, bits: 64 }, share: 'vale0:a' } }],
+  ['eth0@conf:rings=2@offset=8@share=vale0:a', { options: { conf: conf({ txRings: 2, rxRings: 2 }), offset: { initial: 8, bits: 64 }, share: 'vale0:a' } }],
   // VALE
   ['vale0:p1', { scheme: 'vale', ifname: 'p1', vale: { switch: 'vale0', port: 'p1' }, mode: 'vale', netmapName: 'vale0:p1' }],
   ['vale:p1', { scheme: 'vale', ifname: 'p1', vale: { switch: 'vale', port: 'p1' }, mode: 'vale', netmapName: 'vale:p1' }],
@@ -123,7 +133,7 @@ test('every valid form parses into the exact normalised object', () => {
 });
 
 test('the result is plain data: it survives structuredClone (worker messages) unchanged', () => {
-  for (const spec of ['eth0-2/R@conf=4', 'vale0:p1{2@extmem=/f', 'xdp:eth0@zerocopy']) {
+  for (const spec of ['eth0-2/R@conf:rings=4', 'vale0:p1{2@extmem=/f', 'xdp:eth0@zerocopy']) {
     const name = parsePortName(spec);
     assert.equal(structuredClone(name), name, spec);
     assert.is(Object.getPrototypeOf(name), Object.prototype);
@@ -138,20 +148,20 @@ const INVALID: Array<[string, number, string]> = [
   ["eth0-4095", 5, "port \"eth0-4095\": position 5: expected a ring number after '-' in 0..4094, got 4095"],
   ["eth0^x", 5, "port \"eth0^x\": position 5: expected '/', '@' or the end of the name after the ring selector, got \"x\""],
   ["eth0^5000", 5, "port \"eth0^5000\": position 5: expected a host ring number after '^' in 0..4094, got 5000"],
-  ["eth0+", 4, "port \"eth0+\": position 4: expected a ring selector ('-N', '^', '^N' or '*'), got \"+\" (write '*' for the hardware and host rings)"],
+  ["eth0{1+", 6, "port \"eth0{1+\": position 6: expected '-N', '/', '@' or the end of the name, got \"+\""],
   ["eth-a", 4, "port \"eth-a\": position 4: expected a ring number after '-', got \"a\" (interface names cannot contain '-': it selects a ring)"],
   ["eth0-1^", 6, "port \"eth0-1^\": position 6: expected '/', '@' or the end of the name after the ring selector, got \"^\""],
   ["eth0*1", 5, "port \"eth0*1\": position 5: expected '/', '@' or the end of the name after the ring selector, got \"1\""],
   ["eth0**", 5, "port \"eth0**\": position 5: expected '/', '@' or the end of the name after the ring selector, got \"*\""],
-  ["eth0 ", 4, "port \"eth0 \": position 4: expected an interface name character (letters, digits, '_', '.'), a ring selector, '/', '@' or the end of the name, got \" \""],
-  ["eth#0", 3, "port \"eth#0\": position 3: expected an interface name character (letters, digits, '_', '.'), a ring selector, '/', '@' or the end of the name, got \"#\""],
+  ["eth0 ", 4, "port \"eth0 \": position 4: expected an interface name character (letters, digits, '_', '.', '+'), a ring selector, '/', '@' or the end of the name, got \" \""],
+  ["eth#0", 3, "port \"eth#0\": position 3: expected an interface name character (letters, digits, '_', '.', '+'), a ring selector, '/', '@' or the end of the name, got \"#\""],
   ["eth0:1", 0, "port \"eth0:1\": position 0: expected a scheme ('netmap:', 'xdp:', 'packet:'), a VALE port ('valeX:Y') or a bare interface name, got \"eth0:\""],
   ["netmap:vale0:p", 12, "port \"netmap:vale0:p\": position 12: expected an interface name character, a ring selector, '/', '@' or the end of the name, got \":\" (VALE ports take no scheme: write vale0:...)"],
   [".", 0, "port \".\": position 0: expected an interface name other than \".\" or \"..\", got \".\""],
   ["..", 0, "port \"..\": position 0: expected an interface name other than \".\" or \"..\", got \"..\""],
   ["abcdefghijklmnop", 15, "port \"abcdefghijklmnop\": position 15: expected an interface name of at most 15 characters (Linux IFNAMSIZ), got 16 characters in \"abcdefghijklmnop\""],
-  ["netmap:", 7, "port \"netmap:\": position 7 (end): expected an interface name (letters, digits, '_', '.'), got end of name"],
-  ["xdp:-1", 4, "port \"xdp:-1\": position 4: expected an interface name (letters, digits, '_', '.'), got \"-\""],
+  ["netmap:", 7, "port \"netmap:\": position 7 (end): expected an interface name (letters, digits, '_', '.', '+'), got end of name"],
+  ["xdp:-1", 4, "port \"xdp:-1\": position 4: expected an interface name (letters, digits, '_', '.', '+'), got \"-\""],
   ["foo:eth0", 0, "port \"foo:eth0\": position 0: expected a scheme ('netmap:', 'xdp:', 'packet:'), a VALE port ('valeX:Y') or a bare interface name, got \"foo:\""],
   ["pcap:x.pcap", 0, "port \"pcap:x.pcap\": position 0: expected an interface port, got \"pcap:\" (pcap: ports are file/generator ports, parsed by the --port spec reader, not interface names)"],
   ["gen:count=1", 0, "port \"gen:count=1\": position 0: expected an interface port, got \"gen:\" (gen: ports are file/generator ports, parsed by the --port spec reader, not interface names)"],
@@ -170,7 +180,6 @@ const INVALID: Array<[string, number, string]> = [
   ["eth0/Q", 5, "port \"eth0/Q\": position 5: expected a flag (R T x r t z), '@' or the end of the name, got \"Q\""],
   ["eth0/RR", 6, "port \"eth0/RR\": position 6: expected each flag at most once, got \"R\" again"],
   ["eth0/RT", 5, "port \"eth0/RT\": position 5: expected R (RX rings only) or T (TX rings only), not both, got \"/RT\" (together they select no ring)"],
-  ["eth0/z", 5, "port \"eth0/z\": position 5: expected 'z' with 'r' and/or 't', got \"/z\" (z makes an r/t monitor zero-copy: write /rz, /tz or /rtz)"],
   ["eth0//R", 5, "port \"eth0//R\": position 5: expected a flag (R T x r t z), '@' or the end of the name, got \"/\""],
   ["eth0@", 5, "port \"eth0@\": position 5 (end): expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb, all) after '@', got end of name"],
   ["eth0@0", 5, "port \"eth0@0\": position 5: expected a memory region id in 1..65535, got 0"],
@@ -178,25 +187,28 @@ const INVALID: Array<[string, number, string]> = [
   ["eth0@2/R", 6, "port \"eth0@2/R\": position 6: expected '@' or the end of the name after the memory region id, got \"/\" (flags go before '@': write NAME/FLAGS@N)"],
   ["eth0@2@3", 7, "port \"eth0@2@3\": position 7: expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb, all), got \"3\" (the memory region id @N may be given once, before the options)"],
   ["eth0@bogus", 5, "port \"eth0@bogus\": position 5: expected an option name (conf, extmem, offset, share, zerocopy, copy, native, skb, all), got \"bogus\""],
-  ["eth0@conf", 9, "port \"eth0@conf\": position 9 (end): expected '=VALUE' or ':KEY=VALUE,...' after '@conf', got end of name"],
-  ["eth0@conf=", 10, "port \"eth0@conf=\": position 10 (end): expected a value after '@conf=', got end of name"],
-  ["eth0@conf=0", 10, "port \"eth0@conf=0\": position 10: expected an integer 1..65535 for key \"rings\" of @conf, got \"0\""],
-  ["eth0@conf=70000", 10, "port \"eth0@conf=70000\": position 10: expected an integer 1..65535 for key \"rings\" of @conf, got \"70000\""],
+  ["eth0@conf", 9, "port \"eth0@conf\": position 9 (end): expected ':KEY=VALUE,...' after '@conf', got end of name"],
+  // libnetmap: "syntax error: '=' not valid after 'conf'" (conf has no default key)
+  ["eth0@conf=4", 9, "port \"eth0@conf=4\": position 9: expected ':KEY=VALUE,...' after '@conf', got \"=\" (@conf has no default key, as in libnetmap: write @conf:rings=4)"],
+  ["eth0@conf=", 9, "port \"eth0@conf=\": position 9: expected ':KEY=VALUE,...' after '@conf', got \"=\" (@conf has no default key, as in libnetmap: write @conf:rings=N)"],
+  ["eth0@conf:rings=0", 16, "port \"eth0@conf:rings=0\": position 16: expected an integer 1..65535 for key \"rings\" of @conf, got \"0\""],
+  ["eth0@conf:rings=70000", 16, "port \"eth0@conf:rings=70000\": position 16: expected an integer 1..65535 for key \"rings\" of @conf, got \"70000\""],
   ["eth0@conf:", 10, "port \"eth0@conf:\": position 10 (end): expected a key of @conf (rings, tx-rings, rx-rings, host-rings, host-tx-rings, host-rx-rings, slots, tx-slots, rx-slots), got end of name"],
   ["eth0@conf:ringz=4", 10, "port \"eth0@conf:ringz=4\": position 10: expected a key of @conf (rings, tx-rings, rx-rings, host-rings, host-tx-rings, host-rx-rings, slots, tx-slots, rx-slots), got \"ringz\""],
   ["eth0@conf:rings", 15, "port \"eth0@conf:rings\": position 15 (end): expected '=' and a value after key \"rings\" of @conf, got end of name"],
   ["eth0@conf:rings=", 16, "port \"eth0@conf:rings=\": position 16 (end): expected a value for key \"rings\" of @conf, got end of name"],
   ["eth0@conf:rings=4,rings=8", 18, "port \"eth0@conf:rings=4,rings=8\": position 18: expected each key of @conf at most once, got \"rings\" again"],
   ["eth0@conf:slots=x", 16, "port \"eth0@conf:slots=x\": position 16: expected an integer 1..4294967295 for key \"slots\" of @conf, got \"x\""],
-  ["eth0@conf=4@conf=8", 12, "port \"eth0@conf=4@conf=8\": position 12: expected each option at most once, got \"@conf\" again"],
+  ["eth0@conf:rings=4@conf:slots=8", 18, "port \"eth0@conf:rings=4@conf:slots=8\": position 18: expected each option at most once, got \"@conf\" again"],
   ["eth0@extmem", 11, "port \"eth0@extmem\": position 11 (end): expected '=VALUE' or ':KEY=VALUE,...' after '@extmem', got end of name"],
   ["eth0@extmem:if-num=3", 20, "port \"eth0@extmem:if-num=3\": position 20 (end): expected key \"file\" in @extmem, got end of name (it is mandatory)"],
   ["eth0@extmem:file=/f,if-num=-1", 27, "port \"eth0@extmem:file=/f,if-num=-1\": position 27: expected an integer 1..4294967295 for key \"if-num\" of @extmem, got \"-1\""],
   ["eth0@offset:bits=8", 18, "port \"eth0@offset:bits=8\": position 18 (end): expected key \"initial\" in @offset, got end of name (it is mandatory)"],
   ["eth0@offset=x", 12, "port \"eth0@offset=x\": position 12: expected an integer 0..9007199254740991 for key \"initial\" of @offset, got \"x\""],
   ["eth0@offset:initial=0,bits=65", 27, "port \"eth0@offset:initial=0,bits=65\": position 27: expected an integer 1..64 for key \"bits\" of @offset, got \"65\""],
-  ["eth0@share", 10, "port \"eth0@share\": position 10 (end): expected '=PORT' after '@share', got end of name"],
-  ["eth0@share=", 11, "port \"eth0@share=\": position 11 (end): expected a port name after '@share=', got end of name"],
+  ["eth0@share", 10, "port \"eth0@share\": position 10 (end): expected '=VALUE' or ':KEY=VALUE,...' after '@share', got end of name"],
+  ["eth0@share=", 11, "port \"eth0@share=\": position 11 (end): expected a value after '@share=', got end of name"],
+  ["eth0@share:file=x", 11, "port \"eth0@share:file=x\": position 11: expected a key of @share (port), got \"file\""],
   ["eth0@zerocopy=1", 13, "port \"eth0@zerocopy=1\": position 13: expected '@' or the end of the name (option \"zerocopy\" takes no value), got \"=\""],
   ["eth0@zerocopy@copy", 14, "port \"eth0@zerocopy@copy\": position 14: expected one of '@zerocopy' and '@copy', got \"@copy\" (@zerocopy was given already)"],
   ["eth0@native@skb", 12, "port \"eth0@native@skb\": position 12: expected one of '@native' and '@skb', got \"@skb\" (@native was given already)"],
@@ -282,7 +294,8 @@ const REFUSALS: Array<[Backend, string, string]> = [
   ['packet', 'packet:eth0/tz', 'port "packet:eth0/tz": AF_PACKET cannot honour zero-copy monitors (/z); netmap can (netmap:eth0/tz)'],
   ['xdp', 'xdp:eth0{1', "port \"xdp:eth0{1\": AF_XDP cannot honour netmap pipes ({ and }); netmap can (netmap:eth0{1); nmwasm's software pipes/VALE can (eth0{1)"],
   ['packet', 'packet:eth0@2', 'port "packet:eth0@2": AF_PACKET cannot honour memory region ids (@N); netmap can (netmap:eth0@2)'],
-  ['xdp', 'xdp:eth0@conf=4', 'port "xdp:eth0@conf=4": AF_XDP cannot honour @conf ring counts; netmap can (netmap:eth0@conf=4)'],
+  ['xdp', 'xdp:eth0@conf:rings=4', 'port "xdp:eth0@conf:rings=4": AF_XDP cannot honour @conf ring counts; netmap can (netmap:eth0@conf:rings=4)'],
+  ['packet', 'packet:eth0/z', 'port "packet:eth0/z": AF_PACKET cannot honour zero-copy monitors (/z); netmap can (netmap:eth0/z)'],
   ['xdp', 'xdp:eth0@conf:slots=1000', 'port "xdp:eth0@conf:slots=1000": AF_XDP needs ring sizes that are powers of two, got 1000 slots; netmap can (netmap:eth0@conf:slots=1000)'],
   ['netmap', 'netmap:eth0@zerocopy', 'port "netmap:eth0@zerocopy": netmap cannot honour @zerocopy/@copy; AF_XDP can (xdp:eth0@zerocopy)'],
   ['packet', 'packet:eth0@skb', 'port "packet:eth0@skb": AF_PACKET cannot honour @native/@skb; AF_XDP can (xdp:eth0@skb)'],
@@ -310,7 +323,7 @@ test('checkSupported refuses what a backend cannot honour and names one that can
 });
 
 const HONOURED: Array<[Backend, string]> = [
-  ['netmap', 'netmap:eth0*/rtz@2@conf=4@extmem=/f@offset=8@share=eth1'],
+  ['netmap', 'netmap:eth0*/rtz@2@conf:rings=4@extmem=/f@offset=8@share=eth1'],
   ['xdp', 'xdp:eth0-2/R@conf:slots=2048@zerocopy@native'],
   ['xdp', 'xdp:eth0/x'],
   ['packet', 'packet:eth0-1/r@conf:slots=1000'],

@@ -101,6 +101,8 @@ const ENCODED: Array<[string, Partial<NetmapRegisterFields>]> = [
   ['eth0^1/x', { nrName: 'eth0', nrMode: 8, nrRingid: 1, nrFlags: 0x800 }],
   ['eth0*/T@3', { nrName: 'eth0', nrMode: 3, nrFlags: 0x4000, nrMemId: 3 }],
   ['eth0-4094/rtz', { nrName: 'eth0', nrMode: 4, nrRingid: 4094, nrFlags: 0x700 }],
+  ['vale0:v0/z', { nrName: 'vale0:v0', nrMode: 1, nrFlags: 0x700 }], // the kernel adds MONITOR_RX|TX to ZCOPY_MON anyway
+  ['netmap:a+b-1', { nrName: 'a+b', nrMode: 4, nrRingid: 1 }],
   ['vale0:p1@conf:rings=4,slots=1024', { nrName: 'vale0:p1', nrMode: 1, txRings: 4, rxRings: 4, txSlots: 1024, rxSlots: 1024 }],
   ['eth0{7-1', { nrName: 'eth0{7', nrMode: 4, nrRingid: 1 }],
   ['eth0}7@conf:host-tx-rings=2,rx-slots=4096', { nrName: 'eth0}7', nrMode: 1, hostTxRings: 2, rxSlots: 4096 }],
