@@ -236,6 +236,24 @@ test('every invalid form fails with its exact message and position', () => {
   }
 });
 
+// Issue 7, held against libnetmap (nmreq.c/nmport.c) and the kernel, one test per difference.
+test('libnetmap: @conf has no default key, so eth0@conf=4 is refused (write @conf:rings=4)', () => {
+  assert.throws(() => parsePortName('eth0@conf=4'), (err: Error) => err instanceof PortNameError && /@conf has no default key, as in libnetmap: write @conf:rings=4\)$/.test(err.message));
+  assert.equal(parsePortName('eth0@conf:rings=4').options.conf, conf({ txRings: 4, rxRings: 4 }));
+});
+
+test("libnetmap and netmap's test scripts: /z alone is a zero-copy monitor, of both sides like /rz (the kernel sets RX and TX)", () => {
+  const both = { ...NO_FLAGS, monitorRx: true, monitorTx: true, zcopyMonitor: true };
+  for (const spec of ['vale0:v0/z', 'netmap:pipe{1/z', 'eth0/z', 'eth0/rz', 'eth0/tz', 'eth0/rtz']) assert.equal(parsePortName(spec).flags, both, spec);
+});
+
+test("libnetmap: '+' is a name character (eth0+ is the interface eth0+), not a ring selector", () => {
+  const name = parsePortName('eth0+');
+  assert.is(name.ifname, 'eth0+');
+  assert.is(name.mode, 'all-hw');
+  assert.is(name.netmapName, 'eth0+');
+});
+
 const ALL: BackendProbe = { netmap: true, xdp: true, packet: true };
 const NO_NETMAP: BackendProbe = { netmap: false, xdp: true, packet: true };
 const PACKET_ONLY: BackendProbe = { netmap: false, xdp: false, packet: true };
