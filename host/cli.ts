@@ -30,7 +30,7 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 --bidir     with one --to: also run the filter from the --to port back to the --port port
 --out       output port after the --to ports (PASS when there is no --to): ${availableSchemes('out').join(' | ')}
 --config    file handed to the filter's nmwasm_init (at most 960 KiB)
---count     stop after N packets got a verdict;  --duration: stop after S seconds
+--count     stop after N packets got a verdict;  --duration: stop after S seconds (0.001..10000000)
 --on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
 --batch-timeout  budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a slower batch restarts the ring worker
 --json      machine-readable summary on stdout;  --trace (test): every packet's verdict
