@@ -284,6 +284,20 @@ function bridgeInput(input: PlainPortSpec): PlainPortSpec {
   return input.kind === 'xdp' ? { ...input, xdpKernelClasses: false } : input;
 }
 
+/** parsePortSpec, its errors naming the option the spec was given with (portspec.ts says
+ * --port for an input and --out for an output; --to and --bidir's way back differ). */
+function portOption(option: '--port' | '--to' | '--out', text: string, role: 'in' | 'out'): PlainPortSpec {
+  try {
+    return parsePortSpec(text, role);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      const m = /^--(?:port|out)(?=[ :])/.exec(err.message);
+      if (m && m[0] !== option) throw new UsageError(option + err.message.slice(m[0].length));
+    }
+    throw err;
+  }
+}
+
 /** Splits `load` arguments into filter clauses at each lone "+". */
 function splitClauses(args: string[]): string[][] {
   const clauses: string[][] = [[]];
@@ -317,10 +331,10 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const moduleSpec = oneModule('load', positionals);
   const portText = str(values, 'port');
   if (portText === undefined) throw new UsageError(`${what}: expected --port SPEC (${availableSchemes('in').join(' or ')}), got none`);
-  let input = parsePortSpec(portText, 'in');
+  let input = portOption('--port', portText, 'in');
   const outText = str(values, 'out');
   const toTexts = (values.to as unknown as string[] | undefined) ?? [];
-  const outputs = [...toTexts.map((t) => parsePortSpec(t, 'out')), ...(outText === undefined ? [] : [parsePortSpec(outText, 'out')])];
+  const outputs = [...toTexts.map((t) => portOption('--to', t, 'out')), ...(outText === undefined ? [] : [portOption('--out', outText, 'out')])];
   const bidir = values.bidir === true;
   if (bidir && (toTexts.length !== 1 || outText !== undefined)) {
     throw new UsageError(`--bidir: expected exactly one --to port and no --out, got ${toTexts.length} --to${outText !== undefined ? ' and an --out' : ''}`);
@@ -343,8 +357,8 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const reqs: RunRequest[] = [{ ...common, input, outputs, startup: startupLines(portText, input, [...toTexts, ...(outText === undefined ? [] : [outText])], outputs) }];
   if (bidir) {
     // The way back: the --to port as an input, the --port port as its output.
-    const backInput = bridgeInput(parsePortSpec(toTexts[0]!, 'in'));
-    const backOutputs = [parsePortSpec(portText, 'out')];
+    const backInput = bridgeInput(portOption('--to', toTexts[0]!, 'in'));
+    const backOutputs = [portOption('--port', portText, 'out')];
     reqs.push({ ...common, input: backInput, outputs: backOutputs, startup: startupLines(toTexts[0]!, backInput, [portText], backOutputs) });
   }
   return reqs;
@@ -355,7 +369,7 @@ async function testCommand(args: string[]): Promise<number> {
   if (values.help) return help();
   const moduleSpec = oneModule('test', positionals);
   const pcap = str(values, 'pcap');
-  if (pcap === undefined || pcap.length === 0) throw new UsageError('nmwasm test: expected --pcap FILE (a pcap or pcapng capture), got none');
+  if (pcap === undefined || pcap.length === 0) throw new UsageError(`nmwasm test: expected --pcap FILE (a pcap or pcapng capture), got ${pcap === undefined ? 'none' : 'an empty string'}`);
   const out = str(values, 'out');
   if (out !== undefined && out.length === 0) throw new UsageError('--out: expected a file name, got an empty string');
   const onFault = onFaultOption(str(values, 'on-fault'));

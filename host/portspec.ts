@@ -19,6 +19,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { UsageError, quote } from './errors.ts';
+import { suggestion } from './args.ts';
 import { loadNative, type LivePortSpec, type NetmapPortSpec, type PlainPortSpec, type SoftPortSpec } from './native.ts';
 import { chooseBackend, checkSupported, netmapRegisterFields, parsePortName, type BackendProbe, type PortName } from './portname.ts';
 
@@ -94,7 +95,9 @@ export function parsePortSpec(spec: string, role: PortRole): PlainPortSpec {
 
 function unknownScheme(spec: string, role: PortRole): UsageError {
   const known = SCHEMES.map((row) => `${row.scheme}:`).join(' ');
-  return new UsageError(`${optionName(role)} ${quote(spec)}: unknown port scheme (expected one of ${known}; available now: ${availableSchemes(role).join(', ')})`);
+  const colon = spec.indexOf(':');
+  const hint = colon > 0 ? suggestion(spec.slice(0, colon), SCHEMES.map((row) => row.scheme), (c) => quote(`${c}:${spec.slice(colon + 1)}`)) : '';
+  return new UsageError(`${optionName(role)} ${quote(spec)}: unknown port scheme${hint} (expected one of ${known}; available now: ${availableSchemes(role).join(', ')})`);
 }
 
 function parsePcap(rest: string, spec: string, role: PortRole): PlainPortSpec {
@@ -132,7 +135,7 @@ function parseGen(rest: string, spec: string): PlainPortSpec {
     if (eq <= 0) throw new UsageError(`--port ${quote(spec)}: expected OPTION=VALUE (count, size, flows, mix, seed), got ${quote(item)}`);
     const key = item.slice(0, eq);
     const value = item.slice(eq + 1);
-    if (seen.has(key)) throw new UsageError(`--port ${quote(spec)}: option ${key} given twice`);
+    if (seen.has(key)) throw new UsageError(`--port ${quote(spec)}: ${key}: expected once, got it twice`);
     seen.add(key);
     switch (key) {
       case 'count':
@@ -151,7 +154,7 @@ function parseGen(rest: string, spec: string): PlainPortSpec {
         gen.mix = parseMix(value, spec);
         break;
       default:
-        throw new UsageError(`--port ${quote(spec)}: unknown gen option ${quote(key)} (expected count, size, flows, mix, seed)`);
+        throw new UsageError(`--port ${quote(spec)}: unknown gen option ${quote(key)}${suggestion(key, ['count', 'size', 'flows', 'mix', 'seed'])} (expected count, size, flows, mix, seed)`);
     }
   }
   return gen;
