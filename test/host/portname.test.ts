@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   parsePortName,
+  netmapRegisterFields,
   chooseBackend,
   checkSupported,
   PortNameError,
@@ -252,6 +253,66 @@ test("libnetmap: '+' is a name character (eth0+ is the interface eth0+), not a r
   assert.is(name.ifname, 'eth0+');
   assert.is(name.mode, 'all-hw');
   assert.is(name.netmapName, 'eth0+');
+});
+
+// netmap's own parser table (utils/ctrl-api-test.c, nmreq_parse_tests), with what libnetmap's
+// full parse (nmport_parse: header, register, options) gives: [spec, nr_name, nr_mode,
+// nr_ringid, nr_flags, nr_mem_id] or null = refused. Where nmwasm differs on purpose
+// (docs/PORTS.md), the row says what nmwasm does and why.
+type Reg = [name: string, mode: number, ringid: number, flags: number, memId: number];
+const NETMAP_TABLE: Array<[string, Reg | null, string?]> = [
+  ['netmap:eth0', ['eth0', 1, 0, 0, 0]],
+  ['netmap:eth0-1', ['eth0', 4, 1, 0, 0]],
+  ['netmap:eth0-', null],
+  ['netmap:eth0/x', ['eth0', 1, 0, 0x800, 0]],
+  ['netmap:eth0/z', ['eth0', 1, 0, 0x700, 0], 'libnetmap sends 0x400 (ZCOPY_MON); the kernel adds MONITOR_RX|TX to it, nmwasm sends all three'],
+  ['netmap:eth0/r', ['eth0', 1, 0, 0x200, 0]],
+  ['netmap:eth0/t', ['eth0', 1, 0, 0x100, 0]],
+  ['netmap:eth0-2/Tx', ['eth0', 4, 2, 0x4000 | 0x800, 0]],
+  ['netmap:eth0*', ['eth0', 3, 0, 0, 0]],
+  ['netmap:eth0^', ['eth0', 2, 0, 0, 0]],
+  ['netmap:eth0@2', ['eth0', 1, 0, 0, 2]],
+  ['netmap:eth0@2/R', null, '(nmwasm) flags before @N; libnetmap takes either order'],
+  ['netmap:eth0@netmap:lo/R', null],
+  ['netmap:eth0/R@xxx', null],
+  ['netmap:eth0@2/R@2', null, '(nmwasm) flags before @N, @N once; libnetmap takes either'],
+  ['netmap:eth0@2/R@3', null],
+  ['netmap:eth0@', null],
+  ['netmap:', null],
+  ['netmap:^', null],
+  ['netmap:{', null],
+  ['netmap:vale0:0', null],
+  ['eth0', ['eth0', 1, 0, 0, 0], 'a bare name: nmwasm chooses the backend; libnetmap needs netmap:'],
+  ['vale0:0', ['vale0:0', 1, 0, 0, 0]],
+  ['vale:0', ['vale:0', 1, 0, 0, 0]],
+  ['valeXXX:YYY', ['valeXXX:YYY', 1, 0, 0, 0]],
+  ['valeXXX:YYY-4', ['valeXXX:YYY', 4, 4, 0, 0]],
+  ['netmapXXX:eth0', null],
+  ['netmap:14', ['14', 1, 0, 0, 0]],
+  ['netmap:eth0&', null],
+  ['netmap:pipe{0', ['pipe{0', 1, 0, 0, 0]],
+  ['netmap:pipe{in', ['pipe{in', 1, 0, 0, 0]],
+  ['netmap:pipe{in-7', ['pipe{in', 4, 7, 0, 0]],
+  ['vale0:0{0', ['vale0:0{0', 1, 0, 0, 0]],
+  ['netmap:pipe{1}2', null],
+  ['vale0:0@opt', null],
+  ['vale0:0/Tx@opt', null],
+  ['vale0:0-3@opt', null],
+  ['vale0:0@', null],
+  ['', null],
+];
+
+test("netmap's own parser table (ctrl-api-test.c): nmwasm accepts and encodes what libnetmap does", () => {
+  for (const [spec, want, why] of NETMAP_TABLE) {
+    let got: Reg | null = null;
+    try {
+      const f = netmapRegisterFields(parsePortName(spec));
+      got = [f.nrName, f.nrMode, f.nrRingid, f.nrFlags, f.nrMemId];
+    } catch (err) {
+      if (!(err instanceof PortNameError)) throw err;
+    }
+    assert.equal(got, want, `${spec}${why ? ` (${why})` : ''}`);
+  }
 });
 
 const ALL: BackendProbe = { netmap: true, xdp: true, packet: true };
