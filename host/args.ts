@@ -111,7 +111,7 @@ export function parseCommandArgs(command: string, args: readonly string[], table
     else {
       const next = args[i + 1];
       const what = def.value ?? 'a value';
-      if (next === undefined) throw new UsageError(`--${name}: expected ${what} after it, got the end of the command line`);
+      if (next === undefined) throw new UsageError(`--${name}: expected ${what} after it, got nothing`);
       if (isOption(next)) throw new UsageError(`--${name}: expected ${what} after it, got the option ${quote(next, 40)}`);
       if (next === '+') throw new UsageError(`--${name}: expected ${what} after it, got "+" (the separator of load clauses)`);
       value = next;
