@@ -8,6 +8,7 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,12 +33,36 @@ class BpfAsm {
   void movReg(int dst, int src) { emit(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0); }
   void movImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm); }
   void addImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm); }
+  void stx(int size, int dst, int src, int16_t off) { emit(BPF_STX | size | BPF_MEM, dst, src, off, 0); }
+  void st(int size, int dst, int16_t off, int32_t imm) { emit(BPF_ST | size | BPF_MEM, dst, 0, off, imm); }
+  void subImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_SUB | BPF_K, dst, 0, 0, imm); }
+  void lshImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_LSH | BPF_K, dst, 0, 0, imm); }
+  void orImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_OR | BPF_K, dst, 0, 0, imm); }
+  void addReg(int dst, int src) { emit(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0); }
   void jgtReg(int dst, int src, int label) { jump(BPF_JMP | BPF_JGT | BPF_X, dst, src, 0, label); }
+  void jneReg(int dst, int src, int label) { jump(BPF_JMP | BPF_JNE | BPF_X, dst, src, 0, label); }
+  void jneImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JNE | BPF_K, dst, 0, imm, label); }
+  void jgtImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JGT | BPF_K, dst, 0, imm, label); }
+  void jgeImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JGE | BPF_K, dst, 0, imm, label); }
+  void jltImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JLT | BPF_K, dst, 0, imm, label); }
   void jeqImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JEQ | BPF_K, dst, 0, imm, label); }
   void ja(int label) { jump(BPF_JMP | BPF_JA, 0, 0, 0, label); }
   void ldMapFd(int dst, int fd) {
     emit(BPF_LD | BPF_DW | BPF_IMM, dst, BPF_PSEUDO_MAP_FD, 0, fd);
     emit(0, 0, 0, 0, 0);
+  }
+  /** dst = address of byte `off` of the value of array map `fd` (max_entries 1). */
+  void ldMapValue(int dst, int fd, int32_t off) {
+    emit(BPF_LD | BPF_DW | BPF_IMM, dst, BPF_PSEUDO_MAP_VALUE, 0, fd);
+    emit(0, 0, 0, 0, off);
+  }
+  /** r0 = the value of key 0 of map `fd` (or 0); clobbers r1-r5. */
+  void lookupKey0(int fd) {
+    st(BPF_W, 10, -4, 0);
+    movReg(2, 10);
+    addImm(2, -4);
+    ldMapFd(1, fd);
+    call(BPF_FUNC_map_lookup_elem);
   }
   void call(int32_t helper) { emit(BPF_JMP | BPF_CALL, 0, 0, 0, helper); }
   void exit() { emit(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
@@ -70,9 +95,46 @@ class BpfAsm {
 
 /** ARP/ICMP/ICMPv6 -> XDP_PASS (when `kernelClasses`); the rest -> bpf_redirect_map(xsks,
  * rx_queue_index, XDP_PASS). */
-std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses) {
-  enum { kRedirect, kPass, kIpv4, kIpv6 };
+std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses, int guardFd) {
+  enum { kRedirect, kPass, kIpv4, kIpv6, kGuardSkip, kGuardRestore, kGuardKeep };
   BpfAsm a;
+  if (guardFd >= 0) {
+    // skb (generic) mode: a frame nmwasm re-injected meets this program again. It carries
+    // this CPU's nonce in 8 metadata bytes before its data (injectProgram): pass it.
+    a.movReg(6, 1);
+    a.movImm(2, -8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.jneImm(0, 0, kGuardSkip);
+    a.ldx(BPF_W, 9, 6, offsetof(xdp_md, data_meta));
+    a.ldx(BPF_W, 3, 6, offsetof(xdp_md, data));
+    a.movReg(4, 9);
+    a.addImm(4, 8);
+    a.jgtReg(4, 3, kGuardRestore);
+    a.ldx(BPF_DW, 7, 9, 0);
+    a.lookupKey0(guardFd);
+    a.jeqImm(0, 0, kGuardRestore);
+    a.ldx(BPF_DW, 8, 0, 0);
+    a.jeqImm(8, 0, kGuardRestore);
+    a.jneReg(7, 8, kGuardRestore);
+    a.ldx(BPF_DW, 3, 0, 8);  // pending - 1; the nonce ends with the last pending frame
+    a.subImm(3, 1);
+    a.stx(BPF_DW, 0, 3, 8);
+    a.jneImm(3, 0, kGuardKeep);
+    a.st(BPF_DW, 0, 0, 0);
+    a.label(kGuardKeep);
+    a.st(BPF_DW, 9, 0, 0);  // the cookie is used up
+    a.movReg(1, 6);
+    a.movImm(2, 8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.movImm(0, kXdpPass);
+    a.exit();
+    a.label(kGuardRestore);
+    a.movReg(1, 6);
+    a.movImm(2, 8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.label(kGuardSkip);
+    a.movReg(1, 6);
+  }
   if (!kernelClasses) {
     // A bridge: every frame of a queue with a socket goes to it.
     a.ldx(BPF_W, 2, 1, offsetof(xdp_md, rx_queue_index));
@@ -119,18 +181,108 @@ std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses) {
   return a.finish();
 }
 
-int loadProgram(const std::string& port, const char* name, const std::vector<bpf_insn>& insns) {
-  char log[4096] = "";
+/** The re-injection program, run by BPF_PROG_RUN in live-frame mode over a zeroed frame of
+ * kInjectMaxLen bytes, `repeat` = the number of packets staged: frame k takes staged packet
+ * k (a u32 counter at byte 0 of the staging map, then record k at (k+1)*2048: u32 len at +0,
+ * bytes at +8), shrinks to its length, copies it in and returns XDP_PASS (the kernel builds an
+ * skb and delivers it up the stack). With `guardFd` (skb mode) it also writes this CPU's nonce
+ * into 8 metadata bytes so that redirectProgram passes the frame instead of taking it again. */
+std::vector<bpf_insn> injectProgram(int stageFd, int guardFd) {
+  enum { kDrop, kPass, kFresh, kHave };
+  BpfAsm a;
+  a.movReg(6, 1);
+  a.ldMapValue(7, stageFd, 0);
+  a.ldx(BPF_W, 9, 7, 0);  // k
+  a.movReg(3, 9);
+  a.addImm(3, 1);
+  a.stx(BPF_W, 7, 3, 0);
+  a.jgeImm(9, XdpInjector::kBatch, kDrop);
+  a.movReg(2, 9);
+  a.lshImm(2, 11);
+  a.addReg(7, 2);
+  a.ldx(BPF_W, 8, 7, XdpInjector::kRecord);  // len
+  a.jgtImm(8, XdpInjector::kMaxLen, kDrop);
+  a.jltImm(8, 14, kDrop);
+  a.movReg(1, 6);
+  a.movReg(2, 8);
+  a.subImm(2, XdpInjector::kMaxLen);
+  a.call(BPF_FUNC_xdp_adjust_tail);
+  a.jneImm(0, 0, kDrop);
+  a.movReg(1, 6);
+  a.movImm(2, 0);
+  a.movReg(3, 7);
+  a.addImm(3, XdpInjector::kRecord + 8);
+  a.movReg(4, 8);
+  a.call(BPF_FUNC_xdp_store_bytes);
+  a.jneImm(0, 0, kDrop);
+  if (guardFd >= 0) {
+    a.lookupKey0(guardFd);
+    a.jeqImm(0, 0, kPass);
+    a.movReg(7, 0);
+    a.jeqImm(9, 0, kFresh);  // the first frame of a run starts a new nonce on this CPU
+    a.ldx(BPF_DW, 8, 7, 0);
+    a.jneImm(8, 0, kHave);
+    a.label(kFresh);
+    a.call(BPF_FUNC_get_prandom_u32);
+    a.movReg(8, 0);
+    a.lshImm(8, 32);
+    a.call(BPF_FUNC_get_prandom_u32);
+    a.addReg(8, 0);
+    a.orImm(8, 1);
+    a.stx(BPF_DW, 7, 8, 0);
+    a.st(BPF_DW, 7, 8, 0);
+    a.label(kHave);
+    a.movReg(1, 6);
+    a.movImm(2, -8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.jneImm(0, 0, kPass);
+    a.ldx(BPF_W, 2, 6, offsetof(xdp_md, data_meta));
+    a.ldx(BPF_W, 3, 6, offsetof(xdp_md, data));
+    a.movReg(4, 2);
+    a.addImm(4, 8);
+    a.jgtReg(4, 3, kPass);
+    a.stx(BPF_DW, 2, 8, 0);
+    a.ldx(BPF_DW, 3, 7, 8);  // pending + 1
+    a.addImm(3, 1);
+    a.stx(BPF_DW, 7, 3, 8);
+  }
+  a.label(kPass);
+  a.movImm(0, kXdpPass);
+  a.exit();
+  a.label(kDrop);
+  a.movImm(0, 1);  // XDP_DROP
+  a.exit();
+  return a.finish();
+}
+
+/** Loads an XDP program; returns its fd, or -1 with errno. `log` (may be null) gets the
+ * verifier's reasons on failure. */
+int tryLoad(const char* name, const std::vector<bpf_insn>& insns, std::string* log) {
   bpf_prog_load_opts opts{};
   opts.sz = sizeof opts;
   opts.expected_attach_type = BPF_XDP;
-  opts.log_buf = log;
-  opts.log_size = sizeof log;
-  opts.log_level = 1;
   int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, name, "GPL", insns.data(), insns.size(), &opts);
+  if (fd >= 0 || !log) return fd;
+  // NB: only a failure is loaded again with the verifier log: a log too small for a
+  // successful verification would fail the load itself (ENOSPC).
+  const int err = errno;
+  char buf[4096] = "";
+  opts.log_buf = buf;
+  opts.log_size = sizeof buf;
+  opts.log_level = 1;
+  fd = bpf_prog_load(BPF_PROG_TYPE_XDP, name, "GPL", insns.data(), insns.size(), &opts);
+  if (fd >= 0) return fd;
+  *log = buf;
+  errno = err;
+  return -1;
+}
+
+int loadProgram(const std::string& port, const char* name, const std::vector<bpf_insn>& insns) {
+  std::string log;
+  int fd = tryLoad(name, insns, &log);
   if (fd < 0) {
     const int err = errno;
-    throwSyscallError(port, "bpf", err, std::string("loading the XDP program") + (log[0] ? " (verifier: " + std::string(log).substr(0, 300) + ")" : ""),
+    throwSyscallError(port, "bpf", err, std::string("loading the XDP program") + (!log.empty() ? " (verifier: " + log.substr(0, 300) + ")" : ""),
                       "run as root (CAP_BPF and CAP_NET_ADMIN are needed) or use packet:IF");
   }
   return fd;
@@ -201,7 +353,7 @@ Registry& registry() {
 
 XdpInterface::~XdpInterface() {
   // Closing the link detaches the program (the kernel also does it at process exit).
-  for (int fd : {linkFd_, progFd_, passFd_, mapFd_})
+  for (int fd : {linkFd_, progFd_, passFd_, mapFd_, guardFd_})
     if (fd >= 0) close(fd);
 }
 
@@ -227,6 +379,65 @@ bool XdpInterface::reinject(uint32_t queue, const uint8_t* data, uint32_t len) c
   opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
   opts.repeat = 1;
   return bpf_prog_test_run_opts(passFd_, &opts) == 0;
+}
+
+XdpInjector::~XdpInjector() {
+  if (stage_) munmap(stage_, stageBytes_);
+  for (int fd : {progFd_, stageFd_})
+    if (fd >= 0) close(fd);
+}
+
+uint32_t XdpInjector::inject(uint32_t queue, const TxPacket* pkts, uint32_t count) noexcept {
+  static const uint8_t kZeros[kMaxLen] = {};
+  uint32_t ok = 0;
+  for (uint32_t first = 0; first < count; first += kBatch) {
+    const uint32_t n = count - first < kBatch ? count - first : kBatch;
+    uint32_t staged = 0;
+    for (uint32_t k = 0; k < n; k++) {
+      const uint32_t l = pkts[first + k].len < kMaxLen ? pkts[first + k].len : kMaxLen;
+      if (l < 14) continue;  // not a frame: refused
+      uint8_t* rec = stage_ + uint64_t{staged + 1} * kRecord;
+      std::memcpy(rec, &l, 4);
+      std::memcpy(rec + 8, pkts[first + k].data, l);
+      staged++;
+    }
+    if (staged == 0) continue;
+    const uint32_t zero = 0;
+    std::memcpy(stage_, &zero, 4);  // the program's frame counter
+    xdp_md ctx{};
+    ctx.data_end = kMaxLen;
+    ctx.ingress_ifindex = static_cast<uint32_t>(ifindex_);
+    ctx.rx_queue_index = queue;
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof opts;
+    opts.data_in = kZeros;
+    opts.data_size_in = kMaxLen;
+    opts.ctx_in = &ctx;
+    opts.ctx_size_in = sizeof ctx;
+    opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+    opts.repeat = staged;
+    opts.batch_size = staged;
+    if (bpf_prog_test_run_opts(progFd_, &opts) == 0) ok += staged;
+  }
+  return ok;
+}
+
+std::unique_ptr<XdpInjector> XdpInterface::makeInjector() const noexcept {
+  std::unique_ptr<XdpInjector> j(new XdpInjector());
+  j->ifindex_ = ifindex_;
+  const uint32_t valueSize = (XdpInjector::kBatch + 1) * XdpInjector::kRecord;
+  bpf_map_create_opts mopts{};
+  mopts.sz = sizeof mopts;
+  mopts.map_flags = BPF_F_MMAPABLE;
+  j->stageFd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "nmwasm_stage", 4, valueSize, 1, &mopts);
+  if (j->stageFd_ < 0) return nullptr;
+  j->stageBytes_ = (valueSize + 4095) / 4096 * 4096;
+  void* m = mmap(nullptr, j->stageBytes_, PROT_READ | PROT_WRITE, MAP_SHARED, j->stageFd_, 0);
+  if (m == MAP_FAILED) return nullptr;
+  j->stage_ = static_cast<uint8_t*>(m);
+  j->progFd_ = tryLoad("nmwasm_inject", injectProgram(j->stageFd_, native_ ? -1 : guardFd_), nullptr);
+  if (j->progFd_ < 0) return nullptr;
+  return j;
 }
 
 std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const std::string& ifname, uint32_t queues,
@@ -258,16 +469,24 @@ std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const
     throwSyscallError(port, "bpf_map_create", errno, "creating the XSKMAP for " + ifname, "run as root (CAP_BPF, CAP_NET_ADMIN) or use packet:" + ifname);
   const std::string name = kNamePrefix + std::to_string(getpid());
   x->kernelClasses_ = kernelClasses;
-  x->progFd_ = loadProgram(port, name.c_str(), redirectProgram(x->mapFd_, kernelClasses));
+  bpf_map_create_opts gopts{};
+  gopts.sz = sizeof gopts;
+  x->guardFd_ = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "nmwasm_guard", 4, 16, 1, &gopts);
+  if (x->guardFd_ < 0)
+    throwSyscallError(port, "bpf_map_create", errno, "creating the re-injection guard map for " + ifname, "run as root (CAP_BPF, CAP_NET_ADMIN) or use packet:" + ifname);
   x->passFd_ = loadProgram(port, "nmwasm_host", {bpf_insn{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, kXdpPass}, bpf_insn{BPF_JMP | BPF_EXIT, 0, 0, 0, 0}});
 
   int err = 0;
   if (mode != XdpAttachMode::Skb) {
+    x->progFd_ = loadProgram(port, name.c_str(), redirectProgram(x->mapFd_, kernelClasses, -1));
     x->linkFd_ = attachLink(x->progFd_, ifindex, XDP_FLAGS_DRV_MODE);
     err = errno;
     x->native_ = x->linkFd_ >= 0;
   }
   if (x->linkFd_ < 0 && mode != XdpAttachMode::Native) {
+    // skb mode: a re-injected frame passes the program again; this version lets it through.
+    if (x->progFd_ >= 0) close(x->progFd_), x->progFd_ = -1;
+    x->progFd_ = loadProgram(port, name.c_str(), redirectProgram(x->mapFd_, kernelClasses, x->guardFd_));
     x->linkFd_ = attachLink(x->progFd_, ifindex, XDP_FLAGS_SKB_MODE);
     err = errno;
   }
