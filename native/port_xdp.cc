@@ -20,8 +20,8 @@
 // (T = the TX ring size, 2048 or @conf:tx-slots) on queue max(N, 0)'s socket.
 //
 // Verdicts: DROP recycles the frame. PASS without an output and HOST re-inject it into
-// the kernel stack of the interface (XdpInjector, batched; XdpInterface::reinject when the
-// kernel refuses the batched program), then recycle it. ARP, ICMP and ICMPv6 never reach the
+// the kernel stack of the interface (XdpInterface::inject: batched, one BPF_PROG_RUN for up
+// to 256 frames; one a frame when the kernel refuses the batched program), then recycle it. ARP, ICMP and ICMPv6 never reach the
 // filter: the XDP program passes them to the kernel (xdp_program.h).
 #include <net/if.h>
 #include <sys/socket.h>
@@ -61,7 +61,6 @@ struct XskQueue {
   xsk_ring_prod fill{};
   xsk_ring_cons comp{};
   std::vector<uint32_t> freeFrames;  // frames userspace holds that are not in a slot (capacity fixed at open)
-  std::unique_ptr<XdpInjector> injector;  // PASS/HOST to the kernel stack, batched (null: one syscall a frame)
 };
 
 /** RX queues of `ifname` (sysfs queues/rx-*), at least 1. */
@@ -202,11 +201,7 @@ class XdpPort : public Port {
 
   uint32_t toHost(uint32_t ring, const TxPacket* pkts, uint32_t count) noexcept override {
     if (torn_ || !iface_ || ring >= queues_.size()) return 0;
-    XskQueue& q = *queues_[ring];
-    if (q.injector) return q.injector->inject(q.queueId, pkts, count);
-    uint32_t ok = 0;
-    for (uint32_t k = 0; k < count; k++) ok += iface_->reinject(q.queueId, pkts[k].data, pkts[k].len) ? 1 : 0;
-    return ok;
+    return iface_->inject(queues_[ring]->queueId, pkts, count);
   }
 
   bool passesToHost() const override { return spec_.rx; }
@@ -267,8 +262,6 @@ class XdpPort : public Port {
         for (uint32_t f = framesPerRing_; f-- > 0;) q.freeFrames.push_back(firstFrame + f);
         refill(q);
         iface_->bindQueue(name(), q.queueId, q.fd);
-        q.injector = iface_->makeInjector();
-        batchedInjection_ = q.injector != nullptr;
       }
     }
     if (spec_.tx) {
@@ -283,7 +276,7 @@ class XdpPort : public Port {
                                        std::to_string(rings) + " queue(s), fill/RX rings of " + std::to_string(rxSlots_) + " slots"
                                  : std::string(", transmit only")) +
                        (zeroCopyNote_.empty() ? "" : " (" + zeroCopyNote_ + ")") +
-                       (spec_.rx ? std::string(batchedInjection_ ? ", re-injection to the kernel stack batched (up to 256 frames a BPF_PROG_RUN)"
+                       (spec_.rx ? std::string(iface_->batched() ? ", re-injection to the kernel stack batched (up to 256 frames a BPF_PROG_RUN)"
                                                                  : ", re-injection to the kernel stack one frame a system call (the batched program was refused by this kernel)")
                                  : std::string()));
   }
@@ -367,7 +360,6 @@ class XdpPort : public Port {
     torn_ = true;
     if (txQueue_ && txQueue_->xsk) kickTx(*txQueue_);  // what the last batch queued leaves before the socket closes
     for (auto& q : queues_) {
-      q->injector.reset();
       if (q->xsk) xsk_socket__delete(q->xsk), q->xsk = nullptr, q->fd = -1;
     }
     if (umem_) xsk_umem__delete(umem_), umem_ = nullptr;
@@ -389,7 +381,6 @@ class XdpPort : public Port {
   bool txSeparate_ = false;       // TX frames live in txFree_ (the socket's free list feeds its fill ring)
   std::vector<uint32_t> txFree_;
   bool zeroCopy_ = false;
-  bool batchedInjection_ = false;
   std::string zeroCopyNote_;
   std::vector<std::string> notices_;
   std::atomic<bool> torn_{false};

@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,6 +45,11 @@ class BpfAsm {
   void jneImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JNE | BPF_K, dst, 0, imm, label); }
   void jgtImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JGT | BPF_K, dst, 0, imm, label); }
   void jgeImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JGE | BPF_K, dst, 0, imm, label); }
+  void jleReg(int dst, int src, int label) { jump(BPF_JMP | BPF_JLE | BPF_X, dst, src, 0, label); }
+  void ldImm64(int dst, uint64_t v) {
+    emit(BPF_LD | BPF_DW | BPF_IMM, dst, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(v)));
+    emit(0, 0, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(v >> 32)));
+  }
   void jltImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JLT | BPF_K, dst, 0, imm, label); }
   void jeqImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JEQ | BPF_K, dst, 0, imm, label); }
   void ja(int label) { jump(BPF_JMP | BPF_JA, 0, 0, 0, label); }
@@ -95,9 +101,122 @@ class BpfAsm {
 
 /** ARP/ICMP/ICMPv6 -> XDP_PASS (when `kernelClasses`); the rest -> bpf_redirect_map(xsks,
  * rx_queue_index, XDP_PASS). */
-std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses, int guardFd) {
-  enum { kRedirect, kPass, kIpv4, kIpv6, kGuardSkip, kGuardRestore, kGuardKeep };
+/** What the interface's program does besides redirecting: re-injection (stageFd >= 0) and,
+ * in skb mode, the guard (guardFd >= 0). */
+struct ProgramExtras {
+  int guardFd = -1;
+  int stageFd = -1;
+  uint64_t secret[2] = {0, 0};
+};
+
+/** The injection path (XdpInterface::inject): a frame of exactly kTemplateLen bytes that
+ * starts with the 128-bit secret is one of inject's template frames, run by BPF_PROG_RUN:
+ * it takes the next staged packet of its queue (the u32 after the secret = the queue's
+ * first staging element, its counter; record k is element base + 1 + k), grows or shrinks
+ * to its length, copies it in and returns XDP_PASS (the kernel builds an skb and delivers
+ * it up the stack). With a guard it also writes this CPU's nonce into 8 metadata bytes.
+ * Any other frame goes on at label `notInject` with r6 = ctx. */
+void emitInjection(BpfAsm& a, const ProgramExtras& x, int notInject) {
+  enum { kInjDrop = 100, kInjPass, kFresh, kHave };
+  using I = XdpInterface;
+  a.movReg(6, 1);
+  a.ldx(BPF_W, 2, 6, offsetof(xdp_md, data));
+  a.ldx(BPF_W, 3, 6, offsetof(xdp_md, data_end));
+  a.movReg(4, 2);
+  a.addImm(4, I::kTemplateLen);
+  a.jgtReg(4, 3, notInject);
+  a.addImm(4, 1);
+  a.jleReg(4, 3, notInject);  // longer than the template
+  a.ldx(BPF_DW, 5, 2, 0);
+  a.ldImm64(7, x.secret[0]);
+  a.jneReg(5, 7, notInject);
+  a.ldx(BPF_DW, 5, 2, 8);
+  a.ldImm64(7, x.secret[1]);
+  a.jneReg(5, 7, notInject);
+  a.ldx(BPF_W, 9, 2, 16);  // the queue's first staging element
+  a.stx(BPF_W, 10, 9, -4);
+  a.movReg(2, 10);
+  a.addImm(2, -4);
+  a.ldMapFd(1, x.stageFd);
+  a.call(BPF_FUNC_map_lookup_elem);
+  a.jeqImm(0, 0, kInjDrop);
+  a.ldx(BPF_W, 8, 0, 0);  // k, the frame's index in this run
+  a.movReg(3, 8);
+  a.addImm(3, 1);
+  a.stx(BPF_W, 0, 3, 0);
+  a.jgeImm(8, I::kBatch, kInjDrop);
+  a.stx(BPF_W, 10, 8, -8);
+  a.addReg(9, 8);
+  a.addImm(9, 1);
+  a.stx(BPF_W, 10, 9, -4);
+  a.movReg(2, 10);
+  a.addImm(2, -4);
+  a.ldMapFd(1, x.stageFd);
+  a.call(BPF_FUNC_map_lookup_elem);
+  a.jeqImm(0, 0, kInjDrop);
+  a.movReg(7, 0);
+  a.ldx(BPF_W, 8, 7, 0);  // len
+  a.jgtImm(8, I::kMaxLen, kInjDrop);
+  a.jltImm(8, 14, kInjDrop);
+  a.movReg(1, 6);
+  a.movReg(2, 8);
+  a.subImm(2, I::kTemplateLen);
+  a.call(BPF_FUNC_xdp_adjust_tail);
+  a.jneImm(0, 0, kInjDrop);
+  a.movReg(1, 6);
+  a.movImm(2, 0);
+  a.movReg(3, 7);
+  a.addImm(3, 8);
+  a.movReg(4, 8);
+  a.call(BPF_FUNC_xdp_store_bytes);
+  a.jneImm(0, 0, kInjDrop);
+  if (x.guardFd >= 0) {
+    a.ldx(BPF_W, 9, 10, -8);  // k
+    a.lookupKey0(x.guardFd);
+    a.jeqImm(0, 0, kInjPass);
+    a.movReg(7, 0);
+    a.jeqImm(9, 0, kFresh);  // the first frame of a run starts a new nonce on this CPU
+    a.ldx(BPF_DW, 8, 7, 0);
+    a.jneImm(8, 0, kHave);
+    a.label(kFresh);
+    a.call(BPF_FUNC_get_prandom_u32);
+    a.movReg(8, 0);
+    a.lshImm(8, 32);
+    a.call(BPF_FUNC_get_prandom_u32);
+    a.addReg(8, 0);
+    a.orImm(8, 1);
+    a.stx(BPF_DW, 7, 8, 0);
+    a.st(BPF_DW, 7, 8, 0);  // pending = 0
+    a.label(kHave);
+    a.movReg(1, 6);
+    a.movImm(2, -8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.jneImm(0, 0, kInjPass);
+    a.ldx(BPF_W, 2, 6, offsetof(xdp_md, data_meta));
+    a.ldx(BPF_W, 3, 6, offsetof(xdp_md, data));
+    a.movReg(4, 2);
+    a.addImm(4, 8);
+    a.jgtReg(4, 3, kInjPass);
+    a.stx(BPF_DW, 2, 8, 0);
+    a.ldx(BPF_DW, 3, 7, 8);  // pending + 1
+    a.addImm(3, 1);
+    a.stx(BPF_DW, 7, 3, 8);
+  }
+  a.label(kInjPass);
+  a.movImm(0, kXdpPass);
+  a.exit();
+  a.label(kInjDrop);
+  a.movImm(0, 1);  // XDP_DROP
+  a.exit();
+  a.label(notInject);
+  a.movReg(1, 6);
+}
+
+std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses, const ProgramExtras& x) {
+  enum { kRedirect, kPass, kIpv4, kIpv6, kGuardSkip, kGuardRestore, kGuardKeep, kNotInject };
   BpfAsm a;
+  if (x.stageFd >= 0) emitInjection(a, x, kNotInject);
+  const int guardFd = x.guardFd;
   if (guardFd >= 0) {
     // skb (generic) mode: a frame nmwasm re-injected meets this program again. It carries
     // this CPU's nonce in 8 metadata bytes before its data (injectProgram): pass it.
@@ -177,80 +296,6 @@ std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses, int guardFd
   a.exit();
   a.label(kPass);
   a.movImm(0, kXdpPass);
-  a.exit();
-  return a.finish();
-}
-
-/** The re-injection program, run by BPF_PROG_RUN in live-frame mode over a zeroed frame of
- * kInjectMaxLen bytes, `repeat` = the number of packets staged: frame k takes staged packet
- * k (a u32 counter at byte 0 of the staging map, then record k at (k+1)*2048: u32 len at +0,
- * bytes at +8), shrinks to its length, copies it in and returns XDP_PASS (the kernel builds an
- * skb and delivers it up the stack). With `guardFd` (skb mode) it also writes this CPU's nonce
- * into 8 metadata bytes so that redirectProgram passes the frame instead of taking it again. */
-std::vector<bpf_insn> injectProgram(int stageFd, int guardFd) {
-  enum { kDrop, kPass, kFresh, kHave };
-  BpfAsm a;
-  a.movReg(6, 1);
-  a.ldMapValue(7, stageFd, 0);
-  a.ldx(BPF_W, 9, 7, 0);  // k
-  a.movReg(3, 9);
-  a.addImm(3, 1);
-  a.stx(BPF_W, 7, 3, 0);
-  a.jgeImm(9, XdpInjector::kBatch, kDrop);
-  a.movReg(2, 9);
-  a.lshImm(2, 11);
-  a.addReg(7, 2);
-  a.ldx(BPF_W, 8, 7, XdpInjector::kRecord);  // len
-  a.jgtImm(8, XdpInjector::kMaxLen, kDrop);
-  a.jltImm(8, 14, kDrop);
-  a.movReg(1, 6);
-  a.movReg(2, 8);
-  a.subImm(2, XdpInjector::kMaxLen);
-  a.call(BPF_FUNC_xdp_adjust_tail);
-  a.jneImm(0, 0, kDrop);
-  a.movReg(1, 6);
-  a.movImm(2, 0);
-  a.movReg(3, 7);
-  a.addImm(3, XdpInjector::kRecord + 8);
-  a.movReg(4, 8);
-  a.call(BPF_FUNC_xdp_store_bytes);
-  a.jneImm(0, 0, kDrop);
-  if (guardFd >= 0) {
-    a.lookupKey0(guardFd);
-    a.jeqImm(0, 0, kPass);
-    a.movReg(7, 0);
-    a.jeqImm(9, 0, kFresh);  // the first frame of a run starts a new nonce on this CPU
-    a.ldx(BPF_DW, 8, 7, 0);
-    a.jneImm(8, 0, kHave);
-    a.label(kFresh);
-    a.call(BPF_FUNC_get_prandom_u32);
-    a.movReg(8, 0);
-    a.lshImm(8, 32);
-    a.call(BPF_FUNC_get_prandom_u32);
-    a.addReg(8, 0);
-    a.orImm(8, 1);
-    a.stx(BPF_DW, 7, 8, 0);
-    a.st(BPF_DW, 7, 8, 0);
-    a.label(kHave);
-    a.movReg(1, 6);
-    a.movImm(2, -8);
-    a.call(BPF_FUNC_xdp_adjust_meta);
-    a.jneImm(0, 0, kPass);
-    a.ldx(BPF_W, 2, 6, offsetof(xdp_md, data_meta));
-    a.ldx(BPF_W, 3, 6, offsetof(xdp_md, data));
-    a.movReg(4, 2);
-    a.addImm(4, 8);
-    a.jgtReg(4, 3, kPass);
-    a.stx(BPF_DW, 2, 8, 0);
-    a.ldx(BPF_DW, 3, 7, 8);  // pending + 1
-    a.addImm(3, 1);
-    a.stx(BPF_DW, 7, 3, 8);
-  }
-  a.label(kPass);
-  a.movImm(0, kXdpPass);
-  a.exit();
-  a.label(kDrop);
-  a.movImm(0, 1);  // XDP_DROP
   a.exit();
   return a.finish();
 }
@@ -353,7 +398,8 @@ Registry& registry() {
 
 XdpInterface::~XdpInterface() {
   // Closing the link detaches the program (the kernel also does it at process exit).
-  for (int fd : {linkFd_, progFd_, passFd_, mapFd_, guardFd_})
+  if (stage_) munmap(stage_, stageBytes_);
+  for (int fd : {linkFd_, progFd_, passFd_, mapFd_, guardFd_, stageFd_})
     if (fd >= 0) close(fd);
 }
 
@@ -381,37 +427,74 @@ bool XdpInterface::reinject(uint32_t queue, const uint8_t* data, uint32_t len) c
   return bpf_prog_test_run_opts(passFd_, &opts) == 0;
 }
 
-XdpInjector::~XdpInjector() {
-  if (stage_) munmap(stage_, stageBytes_);
-  for (int fd : {progFd_, stageFd_})
-    if (fd >= 0) close(fd);
+void XdpInterface::setupStaging() noexcept {
+  if (getrandom(secret_, sizeof secret_, 0) != static_cast<ssize_t>(sizeof secret_)) return;
+  bpf_map_create_opts opts{};
+  opts.sz = sizeof opts;
+  opts.map_flags = BPF_F_MMAPABLE;
+  const uint32_t entries = queues_ * (kBatch + 1);
+  stageFd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "nmwasm_stage", 4, kRecord, entries, &opts);
+  if (stageFd_ < 0) return;
+  stageBytes_ = (uint64_t{entries} * kRecord + 4095) / 4096 * 4096;
+  void* m = mmap(nullptr, stageBytes_, PROT_READ | PROT_WRITE, MAP_SHARED, stageFd_, 0);
+  if (m == MAP_FAILED) {
+    close(stageFd_), stageFd_ = -1;
+    return;
+  }
+  stage_ = static_cast<uint8_t*>(m);
 }
 
-uint32_t XdpInjector::inject(uint32_t queue, const TxPacket* pkts, uint32_t count) noexcept {
-  static const uint8_t kZeros[kMaxLen] = {};
+int XdpInterface::loadRedirect(const std::string& port, const std::string& name, bool skb) {
+  ProgramExtras x;
+  x.guardFd = skb ? guardFd_ : -1;
+  if (stage_) {
+    x.stageFd = stageFd_;
+    x.secret[0] = secret_[0];
+    x.secret[1] = secret_[1];
+    const int fd = tryLoad(name.c_str(), redirectProgram(mapFd_, kernelClasses_, x), nullptr);
+    if (fd >= 0) return fd;
+    // A kernel without bpf_xdp_store_bytes (< 5.18): no batched re-injection.
+    munmap(stage_, stageBytes_), stage_ = nullptr;
+    close(stageFd_), stageFd_ = -1;
+    x.stageFd = -1;
+  }
+  return loadProgram(port, name.c_str(), redirectProgram(mapFd_, kernelClasses_, x));
+}
+
+uint32_t XdpInterface::inject(uint32_t queue, const TxPacket* pkts, uint32_t count) const noexcept {
+  if (!stage_ || queue >= queues_) {
+    uint32_t ok = 0;
+    for (uint32_t k = 0; k < count; k++) ok += reinject(queue, pkts[k].data, pkts[k].len) ? 1 : 0;
+    return ok;
+  }
+  const uint32_t base = queue * (kBatch + 1);
+  uint8_t* area = stage_ + uint64_t{base} * kRecord;
+  uint8_t tpl[kTemplateLen] = {};  // the template frame: secret, this queue's staging base
+  std::memcpy(tpl, secret_, 16);
+  std::memcpy(tpl + 16, &base, 4);
   uint32_t ok = 0;
   for (uint32_t first = 0; first < count; first += kBatch) {
     const uint32_t n = count - first < kBatch ? count - first : kBatch;
     uint32_t staged = 0;
     for (uint32_t k = 0; k < n; k++) {
-      const uint32_t l = pkts[first + k].len < kMaxLen ? pkts[first + k].len : kMaxLen;
-      if (l < 14) continue;  // not a frame: refused
-      uint8_t* rec = stage_ + uint64_t{staged + 1} * kRecord;
-      std::memcpy(rec, &l, 4);
-      std::memcpy(rec + 8, pkts[first + k].data, l);
+      const TxPacket& p = pkts[first + k];
+      if (p.len < 14) continue;  // not a frame: refused
+      const uint32_t len = p.len < kMaxLen ? p.len : kMaxLen;
+      uint8_t* rec = area + uint64_t{staged + 1} * kRecord;
+      std::memcpy(rec, &len, 4);
+      std::memcpy(rec + 8, p.data, len);
       staged++;
     }
     if (staged == 0) continue;
-    const uint32_t zero = 0;
-    std::memcpy(stage_, &zero, 4);  // the program's frame counter
+    std::memset(area, 0, 4);  // the run's frame counter
     xdp_md ctx{};
-    ctx.data_end = kMaxLen;
+    ctx.data_end = kTemplateLen;
     ctx.ingress_ifindex = static_cast<uint32_t>(ifindex_);
     ctx.rx_queue_index = queue;
     bpf_test_run_opts opts{};
     opts.sz = sizeof opts;
-    opts.data_in = kZeros;
-    opts.data_size_in = kMaxLen;
+    opts.data_in = tpl;
+    opts.data_size_in = kTemplateLen;
     opts.ctx_in = &ctx;
     opts.ctx_size_in = sizeof ctx;
     opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
@@ -420,24 +503,6 @@ uint32_t XdpInjector::inject(uint32_t queue, const TxPacket* pkts, uint32_t coun
     if (bpf_prog_test_run_opts(progFd_, &opts) == 0) ok += staged;
   }
   return ok;
-}
-
-std::unique_ptr<XdpInjector> XdpInterface::makeInjector() const noexcept {
-  std::unique_ptr<XdpInjector> j(new XdpInjector());
-  j->ifindex_ = ifindex_;
-  const uint32_t valueSize = (XdpInjector::kBatch + 1) * XdpInjector::kRecord;
-  bpf_map_create_opts mopts{};
-  mopts.sz = sizeof mopts;
-  mopts.map_flags = BPF_F_MMAPABLE;
-  j->stageFd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "nmwasm_stage", 4, valueSize, 1, &mopts);
-  if (j->stageFd_ < 0) return nullptr;
-  j->stageBytes_ = (valueSize + 4095) / 4096 * 4096;
-  void* m = mmap(nullptr, j->stageBytes_, PROT_READ | PROT_WRITE, MAP_SHARED, j->stageFd_, 0);
-  if (m == MAP_FAILED) return nullptr;
-  j->stage_ = static_cast<uint8_t*>(m);
-  j->progFd_ = tryLoad("nmwasm_inject", injectProgram(j->stageFd_, native_ ? -1 : guardFd_), nullptr);
-  if (j->progFd_ < 0) return nullptr;
-  return j;
 }
 
 std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const std::string& ifname, uint32_t queues,
@@ -476,9 +541,11 @@ std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const
     throwSyscallError(port, "bpf_map_create", errno, "creating the re-injection guard map for " + ifname, "run as root (CAP_BPF, CAP_NET_ADMIN) or use packet:" + ifname);
   x->passFd_ = loadProgram(port, "nmwasm_host", {bpf_insn{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, kXdpPass}, bpf_insn{BPF_JMP | BPF_EXIT, 0, 0, 0, 0}});
 
+  x->setupStaging();
+
   int err = 0;
   if (mode != XdpAttachMode::Skb) {
-    x->progFd_ = loadProgram(port, name.c_str(), redirectProgram(x->mapFd_, kernelClasses, -1));
+    x->progFd_ = x->loadRedirect(port, name, false);
     x->linkFd_ = attachLink(x->progFd_, ifindex, XDP_FLAGS_DRV_MODE);
     err = errno;
     x->native_ = x->linkFd_ >= 0;
@@ -486,7 +553,7 @@ std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const
   if (x->linkFd_ < 0 && mode != XdpAttachMode::Native) {
     // skb mode: a re-injected frame passes the program again; this version lets it through.
     if (x->progFd_ >= 0) close(x->progFd_), x->progFd_ = -1;
-    x->progFd_ = loadProgram(port, name.c_str(), redirectProgram(x->mapFd_, kernelClasses, x->guardFd_));
+    x->progFd_ = x->loadRedirect(port, name, true);
     x->linkFd_ = attachLink(x->progFd_, ifindex, XDP_FLAGS_SKB_MODE);
     err = errno;
   }
