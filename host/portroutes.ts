@@ -16,7 +16,9 @@ export function portLabel(text: string, spec: PlainPortSpec): string {
 function passWithoutOutput(spec: PlainPortSpec): string {
   switch (spec.kind) {
     case 'xdp':
-      return 'kernel stack (re-injected)';
+      // Loopback's checksum offload is fixed on and its packets lose their route when taken:
+      // the stack drops what is re-injected there (docs/PORTS.md).
+      return spec.ifname === 'lo' ? 'kernel stack (re-injected, but on lo the stack drops TCP/UDP: use packet:lo)' : 'kernel stack (re-injected)';
     case 'packet':
       return 'kernel stack (the kernel keeps its copy)';
     case 'netmap':
