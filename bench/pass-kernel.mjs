@@ -19,7 +19,7 @@
 // `--cli` runs another checkout's bundle (e.g. an older one with one system call a frame).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -142,8 +142,9 @@ async function main() {
   if (cc.status !== 0) die(`cc xdp_gen.c failed: ${cc.stderr}`);
   setup();
   const results = Object.fromEntries(VERDICTS.map((v) => [v, []]));
+  const loadBefore = loadavg()[0].toFixed(1);
   for (let round = 0; round < ROUNDS; round++) for (const v of VERDICTS) results[v].push(await measure(v, gen, dir));
-  const lines = [`nmwasm ${CLI} on xdp:IF-0/R of a veth, ${SECONDS} s x ${ROUNDS} rounds, 64-byte UDP from xdp_gen on CPU 0, nmwasm on CPU ${RX_CPU}; medians`];
+  const lines = [`nmwasm ${CLI} on xdp:IF-0/R of a veth, ${SECONDS} s x ${ROUNDS} rounds, 64-byte UDP from xdp_gen on CPU 0, nmwasm on CPU ${RX_CPU}; medians; load average ${loadBefore} -> ${loadavg()[0].toFixed(1)} (${cpus().length} CPUs)`];
   for (const v of VERDICTS) {
     const r = results[v];
     lines.push(
