@@ -6,6 +6,10 @@
 //                                           the ports take every frame (a bridge)
 //   every other frame of queue q         -> the AF_XDP socket of queue q (XSKMAP)
 //   queues without a socket              -> XDP_PASS (they stay with the kernel)
+//   inject's template frames (60 bytes,  -> filled with a staged packet, XDP_PASS: the
+//     starting with a 128-bit secret)       packet goes up the stack (XdpInterface::inject)
+//   skb mode: a frame carrying this CPU's -> XDP_PASS (a re-injected frame meeting the
+//     re-injection nonce in its metadata    program again must not go back to the filter)
 // It is attached through a BPF link owned by this process: whatever way the
 // process ends (exit, signal, SIGKILL, crash) the kernel closes the link and
 // detaches the program. A program named "nmwasm_<pid>" left attached the old way
