@@ -13,6 +13,7 @@ import { DEFAULT_BATCH_TIMEOUT_MS, Engine, type EngineOptions, type RunResult } 
 import { StatusLine, summaryJson, summaryText, type SummaryContext } from './stats.ts';
 import { loadNative, type PlainPortSpec } from './native.ts';
 import { PortPool, planSharedPorts } from './portpool.ts';
+import { portRouteLines } from './portroutes.ts';
 
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
@@ -169,7 +170,7 @@ interface RunRequest {
 class HelpShown extends Error {}
 
 /** Start-up lines: the backend chosen for each interface, pipe or VALE port and why; what
- * AF_PACKET cannot do. */
+ * AF_PACKET cannot do; where PASS and DROP go on each port (host/portroutes.ts). */
 function startupLines(portText: string, input: PlainPortSpec, outTexts: string[], outputs: PlainPortSpec[]): string[] {
   const lines: string[] = [];
   const chosen = (text: string, spec: PlainPortSpec, role: 'in' | 'out'): void => {
@@ -181,6 +182,7 @@ function startupLines(portText: string, input: PlainPortSpec, outTexts: string[]
     const what = outputs.length > 0 ? 'DROP only keeps a packet from reaching the --to/--out ports (inline-copy mode)' : 'the filter watches a copy (monitor mode)';
     lines.push(`${input.name}: AF_PACKET cannot take packets away from the kernel: the kernel still receives every frame of ${input.ifname}; ${what}`);
   }
+  lines.push(...portRouteLines(portText, input, outTexts, outputs));
   return lines;
 }
 

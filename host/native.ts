@@ -36,6 +36,7 @@ export const Counter = {
   // written by native, in RingHandle.sync
   outSwapped: 20, // of outPackets: moved to the output by buffer swap, no copy (ports sharing memory)
   outDrops: 21, // packets an output refused (its queue stayed full, too long for it, ...)
+  hostRefused: 22, // PASS (no output) or HOST packets the host stack refused (AF_XDP re-injection failed)
 } as const;
 export const COUNTER_SLOTS = 24;
 

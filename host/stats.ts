@@ -20,6 +20,7 @@ export interface Totals {
   outBytes: number;
   outSwapped: number;
   outDrops: number;
+  hostRefused: number;
   expected: number;
   logSuppressed: number;
   faults: { traps: number; timeouts: number; violations: number; violationSlots: number; badReturns: number; initFaults: number; crashes: number; restarts: number };
@@ -29,7 +30,7 @@ export interface Totals {
 export function sumCounters(rings: readonly RingRun[]): Totals {
   const t: Totals = {
     packets: 0, bytes: 0, batches: 0, wasmCalls: 0, pass: 0, drop: 0, host: 0, forward: 0, faultVerdicts: 0,
-    outPackets: 0, outBytes: 0, outSwapped: 0, outDrops: 0, expected: 0, logSuppressed: 0,
+    outPackets: 0, outBytes: 0, outSwapped: 0, outDrops: 0, hostRefused: 0, expected: 0, logSuppressed: 0,
     faults: { traps: 0, timeouts: 0, violations: 0, violationSlots: 0, badReturns: 0, initFaults: 0, crashes: 0, restarts: 0 },
   };
   for (const { counters: c, state: s } of rings) {
@@ -46,6 +47,7 @@ export function sumCounters(rings: readonly RingRun[]): Totals {
     t.outBytes += c[Counter.outBytes]!;
     t.outSwapped += c[Counter.outSwapped]!;
     t.outDrops += c[Counter.outDrops]!;
+    t.hostRefused += c[Counter.hostRefused]!;
     t.expected += c[Counter.expected]!;
     t.logSuppressed += c[Counter.logSuppressed]!;
     t.faults.traps += c[Counter.traps]!;
@@ -155,6 +157,7 @@ export function summaryJson(result: RunResult, ctx: SummaryContext, withTrace: b
     wasmCalls: t.wasmCalls,
     verdicts: { pass: t.pass, drop: t.drop, host: t.host, forward: t.forward },
     faultVerdicts: t.faultVerdicts,
+    hostRefused: t.hostRefused,
     faults: t.faults,
     out: { packets: t.outPackets, bytes: t.outBytes, zeroCopy: t.outSwapped, drops: t.outDrops },
     logSuppressed: t.logSuppressed,
@@ -185,6 +188,7 @@ export function summaryText(result: RunResult, ctx: SummaryContext): string {
   if (totalFaults(t) > 0 || f.restarts > 0 || f.violationSlots > 0) {
     lines.push(`faults: traps ${f.traps}, timeouts ${f.timeouts}, violations ${f.violations} (${f.violationSlots} slots), bad returns ${f.badReturns}, init ${f.initFaults}, worker crashes ${f.crashes}; restarts ${f.restarts}`);
   }
+  if (t.hostRefused > 0) lines.push(`host stack: ${t.hostRefused} packets (PASS or HOST) refused by the kernel when handed back (re-injection failed)`);
   if (ctx.outputs.length > 0) {
     const how = t.outSwapped > 0 ? `, ${t.outSwapped} of them zero-copy` : '';
     const lost = t.outDrops > 0 ? `; ${t.outDrops} not accepted by an output (queue full or frame too long)` : '';

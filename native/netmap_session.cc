@@ -87,10 +87,16 @@ void NetmapSession::locateRings(const RegisterPlan& plan) {
   const netmap_if& nif = *nif_;
   const auto* ringOfs = reinterpret_cast<const int64_t*>(reinterpret_cast<const uint8_t*>(nif_) + sizeof(netmap_if));
   const bool rxOnly = plan.flags & NR_RX_RINGS_ONLY, txOnly = plan.flags & NR_TX_RINGS_ONLY;
+  // An interface's hardware RX rings hand what the filter passes (PASS without an output,
+  // HOST) to the host stack: NR_FORWARD on the ring, NS_FORWARD on the slot, and netmap
+  // copies the slot up at the next rxsync (transparent mode; its nm_may_forward_up needs
+  // host rings to exist on the adapter, not to be bound). VALE ports and pipes have no
+  // host stack. With eth0* the host RX rings get NR_FORWARD too (as before: to the NIC).
+  const bool stack = hasHostStack(plan.name);
   auto add = [&](bool rx, bool host, uint32_t first, uint32_t last) {
     for (uint32_t i = first; i < last; i++) {
       auto* ring = reinterpret_cast<netmap_ring*>(reinterpret_cast<uint8_t*>(nif_) + ringOfs[ring_ofs_index(nif, rx, host, i)]);
-      if (rx) rx_.push_back(RxState{ring, ring->head});
+      if (rx) rx_.push_back(RxState{ring, ring->head, stack && (!host || plan.mode == NR_REG_NIC_SW)});
       else tx_.push_back(TxState{ring});
     }
   };
@@ -108,10 +114,17 @@ void NetmapSession::locateRings(const RegisterPlan& plan) {
     case NR_REG_NIC_SW: bind(false, false); bind(true, false); break;
     default: bind(false, false); break;
   }
-  // Host rings bound too: a HOST verdict can go the other way with NS_FORWARD.
-  forward_ = plan.mode == NR_REG_NIC_SW;
-  if (forward_)
-    for (RxState& s : rx_) s.ring->flags |= NR_FORWARD;
+  forward_ = false;
+  for (RxState& s : rx_)
+    if (s.forward) {
+      s.ring->flags |= NR_FORWARD;
+      forward_ = true;
+    }
+}
+
+bool NetmapSession::hasHostStack(const char* name) {
+  const std::string n = name;
+  return n.rfind("vale", 0) != 0 && n.find_first_of("{}") == std::string::npos;
 }
 
 void NetmapSession::sync(unsigned long request) noexcept {
@@ -120,8 +133,8 @@ void NetmapSession::sync(unsigned long request) noexcept {
 }
 
 bool NetmapSession::markForward(uint32_t r, uint32_t bufIdx, uint32_t* cursor) noexcept {
-  if (!forward_) return false;
   RxState& s = rx_[r];
+  if (!s.forward) return false;
   for (uint32_t i = *cursor; i != s.taken; i = i + 1 == s.ring->num_slots ? 0 : i + 1) {
     netmap_slot* slot = ringSlot(s.ring, i);
     if (slot->buf_idx == bufIdx) {

@@ -66,7 +66,8 @@ class NetmapSession {
   PortCounts portInfo(const char* name);
   /** Stage 3: NETMAP_REQ_REGISTER of `plan` with the extmem option: netmap places its
    * objects inside [base, base+pools size). Then locates netmap_if (nr_offset) and the
-   * bound rings; sets NR_FORWARD on the RX rings when host rings are bound. Throws. */
+   * bound rings; sets NR_FORWARD on the RX rings that hand packets to the host stack
+   * (an interface's hardware rings; with NR_REG_NIC_SW its host rings too). Throws. */
   void registerPort(const RegisterPlan& plan, uint8_t* base, const nmreq_pools_info& pools);
 
   int fd() const { return fd_; }
@@ -75,7 +76,12 @@ class NetmapSession {
   uint32_t txRings() const { return static_cast<uint32_t>(tx_.size()); }
   netmap_ring* rxRing(uint32_t i) const { return rx_[i].ring; }
   netmap_ring* txRing(uint32_t i) const { return tx_[i].ring; }
+  /** Whether some bound RX ring forwards NS_FORWARD slots (forwardsRing). */
   bool forwards() const { return forward_; }
+  /** Whether RX ring `r` has NR_FORWARD: markForward works there. */
+  bool forwardsRing(uint32_t r) const { return rx_[r].forward; }
+  /** Whether netmap port `name` has a host stack (an interface, not a VALE port or a pipe). Pure. */
+  static bool hasHostStack(const char* name);
   /** Address of buffer `idx` of `ring` (trusted index). */
   static uint8_t* bufferOf(netmap_ring* ring, uint32_t idx) {
     return reinterpret_cast<uint8_t*>(ring) + ring->buf_ofs + static_cast<uint64_t>(idx) * ring->nr_buf_size;
@@ -98,7 +104,7 @@ class NetmapSession {
     return n;
   }
   /** Marks NS_FORWARD on the taken, unreleased slot of RX ring `r` holding buffer `bufIdx`
-   * (searching from `*cursor`, which it advances); no-op unless forwards(). */
+   * (searching from `*cursor`, which it advances); no-op unless forwardsRing(r). */
   bool markForward(uint32_t r, uint32_t bufIdx, uint32_t* cursor) noexcept;
   /** First taken, unreleased slot of RX ring `r` (the start for markForward). */
   uint32_t releaseStart(uint32_t r) const { return rx_[r].ring->head; }
@@ -138,6 +144,7 @@ class NetmapSession {
   struct RxState {
     netmap_ring* ring = nullptr;
     uint32_t taken = 0;  // next slot to hand out; [head, taken) are with the filter
+    bool forward = false;  // NR_FORWARD set: NS_FORWARD slots go to the host stack (or, on a host ring, the NIC)
   };
   struct TxState {
     netmap_ring* ring = nullptr;

@@ -138,6 +138,10 @@ class Port {
    * netmap: NS_FORWARD). Returns the number accepted. Default: none (counted only; on
    * AF_PACKET the kernel already has its own copy). Never throws or allocates. */
   virtual uint32_t toHost(uint32_t ring, const TxPacket* pkts, uint32_t count) noexcept { return 0; }
+  /** Whether PASS without an output continues to the host stack through toHost (AF_XDP,
+   * netmap hardware rings); false: the kernel keeps its own copy anyway (AF_PACKET) or
+   * there is no host stack (files, generator, software ports), so PASS is counted only. */
+  virtual bool passesToHost() const { return false; }
   /** One-line warnings for the start-up messages (offloads that merge frames, ...). */
   virtual std::vector<std::string> notices() const { return {}; }
 

@@ -13,8 +13,9 @@
 //      packet window shows the kernel's own buffers (no copy on receive);
 //   6. per ring: the shadow's buffersOfs = the kernel buffer pool (ring + buf_ofs).
 // rxsync takes kernel slots [cur, tail) into the shadow with buf_idx = the kernel's;
-// rxrelease gives them back (head = cur); toHost marks NS_FORWARD (host rings bound:
-// NR_REG_NIC_SW sets NR_FORWARD on the RX rings); transmit copies into TX ring 0.
+// rxrelease gives them back (head = cur); toHost (HOST, and PASS without an output) marks
+// NS_FORWARD on an interface's hardware RX rings, which carry NR_FORWARD, so netmap hands
+// the packet to the host stack at the next rxsync; transmit copies into TX ring 0.
 #include "port_netmap.h"
 
 #include <sys/stat.h>
@@ -76,6 +77,8 @@ class NetmapPort : public Port {
   }
 
   uint32_t transmit(const TxPacket* pkts, uint32_t count) noexcept override { return session_.transmit(pkts, count); }
+
+  bool passesToHost() const override { return spec_.rx && session_.forwards(); }
 
  private:
   netmap::RegisterPlan plan() const {

@@ -19,9 +19,9 @@
 // at the next sync. Transmit (an output port, --to/--out) has its own T frames
 // (T = the TX ring size, 2048 or @conf:tx-slots) on queue max(N, 0)'s socket.
 //
-// Verdicts: PASS without an output and DROP both recycle the frame: the packet was
-// taken from the kernel, so it is gone. HOST re-injects the frame into the kernel stack
-// of the interface (XdpInterface::reinject). ARP, ICMP and ICMPv6 never reach the
+// Verdicts: DROP recycles the frame. PASS without an output and HOST re-inject it into
+// the kernel stack of the interface (XdpInterface::inject: batched, one BPF_PROG_RUN for up
+// to 256 frames; one a frame when the kernel refuses the batched program), then recycle it. ARP, ICMP and ICMPv6 never reach the
 // filter: the XDP program passes them to the kernel (xdp_program.h).
 #include <net/if.h>
 #include <sys/socket.h>
@@ -201,10 +201,10 @@ class XdpPort : public Port {
 
   uint32_t toHost(uint32_t ring, const TxPacket* pkts, uint32_t count) noexcept override {
     if (torn_ || !iface_ || ring >= queues_.size()) return 0;
-    uint32_t ok = 0;
-    for (uint32_t k = 0; k < count; k++) ok += iface_->reinject(queues_[ring]->queueId, pkts[k].data, pkts[k].len) ? 1 : 0;
-    return ok;
+    return iface_->inject(queues_[ring]->queueId, pkts, count);
   }
+
+  bool passesToHost() const override { return spec_.rx; }
 
   int pollFd(uint32_t ring) const override { return ring < rings() && !torn_ ? queues_[ring]->fd : -1; }
 
@@ -275,7 +275,10 @@ class XdpPort : public Port {
                        (spec_.rx ? std::string(", XDP program in ") + (iface_->native() ? "native" : "skb (generic)") + " mode, " +
                                        std::to_string(rings) + " queue(s), fill/RX rings of " + std::to_string(rxSlots_) + " slots"
                                  : std::string(", transmit only")) +
-                       (zeroCopyNote_.empty() ? "" : " (" + zeroCopyNote_ + ")"));
+                       (zeroCopyNote_.empty() ? "" : " (" + zeroCopyNote_ + ")") +
+                       (spec_.rx ? std::string(iface_->batched() ? ", re-injection to the kernel stack batched (up to 256 frames a BPF_PROG_RUN)"
+                                                                 : ", re-injection to the kernel stack one frame a system call (the batched program was refused by this kernel)")
+                                 : std::string()));
   }
 
   /** Binds one socket, zero-copy first when allowed; retries EBUSY for ~3 s. Only the
@@ -356,8 +359,9 @@ class XdpPort : public Port {
     if (torn_) return;
     torn_ = true;
     if (txQueue_ && txQueue_->xsk) kickTx(*txQueue_);  // what the last batch queued leaves before the socket closes
-    for (auto& q : queues_)
+    for (auto& q : queues_) {
       if (q->xsk) xsk_socket__delete(q->xsk), q->xsk = nullptr, q->fd = -1;
+    }
     if (umem_) xsk_umem__delete(umem_), umem_ = nullptr;
     iface_.reset();  // the last port on the interface detaches the program
   }

@@ -70,6 +70,7 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     if (v == kVerdictPass) {
       pass++;
       if (numOutputs > 0) out = 0;
+      else if (a.passToHost) a.toHost[hostCount++] = TxPacket{port.bufferAt(geo, s.bufIdx), len, len, s.tsNs};  // continues to the host stack
     } else if (v == kVerdictDrop) {
       drop++;
     } else if (v == kVerdictHost) {
@@ -113,7 +114,10 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     c[Counter::outDrops] += txCount[o] - sent;
     c[Counter::outBytes] += static_cast<double>(bytes);
   }
-  if (hostCount > 0) port.toHost(a.ring, a.toHost.data(), hostCount);
+  if (hostCount > 0) {
+    const uint32_t accepted = port.toHost(a.ring, a.toHost.data(), hostCount);
+    if (a.hostStack) c[Counter::hostRefused] += hostCount - accepted;  // else HOST is counted only
+  }
   c[Counter::pass] += static_cast<double>(pass);
   c[Counter::drop] += static_cast<double>(drop);
   c[Counter::host] += static_cast<double>(host);
@@ -187,6 +191,8 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
   }
   a->txBytes.resize(outputs.size());
   a->toHost.resize(sh.geo.numSlots);
+  a->hostStack = port->passesToHost();
+  a->passToHost = a->hostStack && outputs.empty();
   a->outputs = std::move(outputs);
   counters[Counter::expected] = static_cast<double>(port->expected());
   {

@@ -14,7 +14,7 @@ namespace nmwasm {
 /** Counter slot indices; must match `Counter` in host/native.ts. */
 namespace Counter {
 constexpr int packets = 0, bytes = 1, batches = 2, pass = 3, drop = 4, host = 5, forward = 6, faultVerdicts = 7,
-              violations = 8, outPackets = 9, outBytes = 10, eof = 11, expected = 12, outSwapped = 20, outDrops = 21;
+              violations = 8, outPackets = 9, outBytes = 10, eof = 11, expected = 12, outSwapped = 20, outDrops = 21, hostRefused = 22;
 constexpr int slots = 24;
 }  // namespace Counter
 
@@ -30,6 +30,8 @@ struct RingAttachment {
   std::vector<std::vector<SwapPacket>> swapTx; // per zero-copy output, num_slots entries
   std::vector<uint64_t> txBytes;               // per output, bytes of the batch being sent
   std::vector<TxPacket> toHost;                // HOST packets of the batch (num_slots entries, allocated once)
+  bool hostStack = false;                      // the port hands packets to a host stack (Port::passesToHost)
+  bool passToHost = false;                     // hostStack and no output: PASS goes to toHost too
   double* counters = nullptr;                  // Counter::slots doubles (a SharedArrayBuffer)
   uint8_t faultVerdict = kVerdictDrop;
   uint64_t generation = 0;
@@ -50,7 +52,8 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
  * host's len. Otherwise a violating slot counts in violations AND faultVerdicts (it
  * got the fault verdict) AND pass or drop, and also leaves with the host's len.
  * packets/bytes count each packet once, when first delivered; PASS without an output
- * is counted only. The guest's len is accepted when unchanged or in 14..nr_buf_size
+ * goes to the host stack with the HOST packets when the port has one (Port::passesToHost),
+ * else is counted only; packets the host stack refused count in hostRefused. The guest's len is accepted when unchanged or in 14..nr_buf_size
  * (a captured runt shorter than 14 bytes is not a violation while the filter leaves
  * it alone).
  * Returns the next batch's size (> 0), 0 (nothing now) or -1 (the

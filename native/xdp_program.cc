@@ -8,6 +8,8 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,12 +34,41 @@ class BpfAsm {
   void movReg(int dst, int src) { emit(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0); }
   void movImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm); }
   void addImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm); }
+  void stx(int size, int dst, int src, int16_t off) { emit(BPF_STX | size | BPF_MEM, dst, src, off, 0); }
+  void st(int size, int dst, int16_t off, int32_t imm) { emit(BPF_ST | size | BPF_MEM, dst, 0, off, imm); }
+  void subImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_SUB | BPF_K, dst, 0, 0, imm); }
+  void lshImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_LSH | BPF_K, dst, 0, 0, imm); }
+  void orImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_OR | BPF_K, dst, 0, 0, imm); }
+  void addReg(int dst, int src) { emit(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0); }
   void jgtReg(int dst, int src, int label) { jump(BPF_JMP | BPF_JGT | BPF_X, dst, src, 0, label); }
+  void jneReg(int dst, int src, int label) { jump(BPF_JMP | BPF_JNE | BPF_X, dst, src, 0, label); }
+  void jneImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JNE | BPF_K, dst, 0, imm, label); }
+  void jgtImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JGT | BPF_K, dst, 0, imm, label); }
+  void jgeImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JGE | BPF_K, dst, 0, imm, label); }
+  void jleReg(int dst, int src, int label) { jump(BPF_JMP | BPF_JLE | BPF_X, dst, src, 0, label); }
+  void ldImm64(int dst, uint64_t v) {
+    emit(BPF_LD | BPF_DW | BPF_IMM, dst, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(v)));
+    emit(0, 0, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(v >> 32)));
+  }
+  void jltImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JLT | BPF_K, dst, 0, imm, label); }
   void jeqImm(int dst, int32_t imm, int label) { jump(BPF_JMP | BPF_JEQ | BPF_K, dst, 0, imm, label); }
   void ja(int label) { jump(BPF_JMP | BPF_JA, 0, 0, 0, label); }
   void ldMapFd(int dst, int fd) {
     emit(BPF_LD | BPF_DW | BPF_IMM, dst, BPF_PSEUDO_MAP_FD, 0, fd);
     emit(0, 0, 0, 0, 0);
+  }
+  /** dst = address of byte `off` of the value of array map `fd` (max_entries 1). */
+  void ldMapValue(int dst, int fd, int32_t off) {
+    emit(BPF_LD | BPF_DW | BPF_IMM, dst, BPF_PSEUDO_MAP_VALUE, 0, fd);
+    emit(0, 0, 0, 0, off);
+  }
+  /** r0 = the value of key 0 of map `fd` (or 0); clobbers r1-r5. */
+  void lookupKey0(int fd) {
+    st(BPF_W, 10, -4, 0);
+    movReg(2, 10);
+    addImm(2, -4);
+    ldMapFd(1, fd);
+    call(BPF_FUNC_map_lookup_elem);
   }
   void call(int32_t helper) { emit(BPF_JMP | BPF_CALL, 0, 0, 0, helper); }
   void exit() { emit(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
@@ -70,9 +101,159 @@ class BpfAsm {
 
 /** ARP/ICMP/ICMPv6 -> XDP_PASS (when `kernelClasses`); the rest -> bpf_redirect_map(xsks,
  * rx_queue_index, XDP_PASS). */
-std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses) {
-  enum { kRedirect, kPass, kIpv4, kIpv6 };
+/** What the interface's program does besides redirecting: re-injection (stageFd >= 0) and,
+ * in skb mode, the guard (guardFd >= 0). */
+struct ProgramExtras {
+  int guardFd = -1;
+  int stageFd = -1;
+  uint64_t secret[2] = {0, 0};
+};
+
+/** The injection path (XdpInterface::inject): a frame of exactly kTemplateLen bytes that
+ * starts with the 128-bit secret is one of inject's template frames, run by BPF_PROG_RUN:
+ * it takes the next staged packet of its queue (the u32 after the secret = the queue's
+ * first staging element, its counter; record k is element base + 1 + k), grows or shrinks
+ * to its length, copies it in and returns XDP_PASS (the kernel builds an skb and delivers
+ * it up the stack). With a guard it also writes this CPU's nonce into 8 metadata bytes.
+ * Any other frame goes on at label `notInject` with r6 = ctx. */
+void emitInjection(BpfAsm& a, const ProgramExtras& x, int notInject) {
+  enum { kInjDrop = 100, kInjPass, kFresh, kHave };
+  using I = XdpInterface;
+  a.movReg(6, 1);
+  a.ldx(BPF_W, 2, 6, offsetof(xdp_md, data));
+  a.ldx(BPF_W, 3, 6, offsetof(xdp_md, data_end));
+  a.movReg(4, 2);
+  a.addImm(4, I::kTemplateLen);
+  a.jgtReg(4, 3, notInject);
+  a.addImm(4, 1);
+  a.jleReg(4, 3, notInject);  // longer than the template
+  a.ldx(BPF_DW, 5, 2, 0);
+  a.ldImm64(7, x.secret[0]);
+  a.jneReg(5, 7, notInject);
+  a.ldx(BPF_DW, 5, 2, 8);
+  a.ldImm64(7, x.secret[1]);
+  a.jneReg(5, 7, notInject);
+  a.ldx(BPF_W, 9, 2, 16);  // the queue's first staging element
+  a.stx(BPF_W, 10, 9, -4);
+  a.movReg(2, 10);
+  a.addImm(2, -4);
+  a.ldMapFd(1, x.stageFd);
+  a.call(BPF_FUNC_map_lookup_elem);
+  a.jeqImm(0, 0, kInjDrop);
+  a.ldx(BPF_W, 8, 0, 0);  // k, the frame's index in this run
+  a.movReg(3, 8);
+  a.addImm(3, 1);
+  a.stx(BPF_W, 0, 3, 0);
+  a.jgeImm(8, I::kBatch, kInjDrop);
+  a.stx(BPF_W, 10, 8, -8);
+  a.addReg(9, 8);
+  a.addImm(9, 1);
+  a.stx(BPF_W, 10, 9, -4);
+  a.movReg(2, 10);
+  a.addImm(2, -4);
+  a.ldMapFd(1, x.stageFd);
+  a.call(BPF_FUNC_map_lookup_elem);
+  a.jeqImm(0, 0, kInjDrop);
+  a.movReg(7, 0);
+  a.ldx(BPF_W, 8, 7, 0);  // len
+  a.jgtImm(8, I::kMaxLen, kInjDrop);
+  a.jltImm(8, 14, kInjDrop);
+  a.movReg(1, 6);
+  a.movReg(2, 8);
+  a.subImm(2, I::kTemplateLen);
+  a.call(BPF_FUNC_xdp_adjust_tail);
+  a.jneImm(0, 0, kInjDrop);
+  a.movReg(1, 6);
+  a.movImm(2, 0);
+  a.movReg(3, 7);
+  a.addImm(3, 8);
+  a.movReg(4, 8);
+  a.call(BPF_FUNC_xdp_store_bytes);
+  a.jneImm(0, 0, kInjDrop);
+  if (x.guardFd >= 0) {
+    a.ldx(BPF_W, 9, 10, -8);  // k
+    a.lookupKey0(x.guardFd);
+    a.jeqImm(0, 0, kInjPass);
+    a.movReg(7, 0);
+    a.jeqImm(9, 0, kFresh);  // the first frame of a run starts a new nonce on this CPU
+    a.ldx(BPF_DW, 8, 7, 0);
+    a.jneImm(8, 0, kHave);
+    a.label(kFresh);
+    a.call(BPF_FUNC_get_prandom_u32);
+    a.movReg(8, 0);
+    a.lshImm(8, 32);
+    a.call(BPF_FUNC_get_prandom_u32);
+    a.addReg(8, 0);
+    a.orImm(8, 1);
+    a.stx(BPF_DW, 7, 8, 0);
+    a.st(BPF_DW, 7, 8, 0);  // pending = 0
+    a.label(kHave);
+    a.movReg(1, 6);
+    a.movImm(2, -8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.jneImm(0, 0, kInjPass);
+    a.ldx(BPF_W, 2, 6, offsetof(xdp_md, data_meta));
+    a.ldx(BPF_W, 3, 6, offsetof(xdp_md, data));
+    a.movReg(4, 2);
+    a.addImm(4, 8);
+    a.jgtReg(4, 3, kInjPass);
+    a.stx(BPF_DW, 2, 8, 0);
+    a.ldx(BPF_DW, 3, 7, 8);  // pending + 1
+    a.addImm(3, 1);
+    a.stx(BPF_DW, 7, 3, 8);
+  }
+  a.label(kInjPass);
+  a.movImm(0, kXdpPass);
+  a.exit();
+  a.label(kInjDrop);
+  a.movImm(0, 1);  // XDP_DROP
+  a.exit();
+  a.label(notInject);
+  a.movReg(1, 6);
+}
+
+std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses, const ProgramExtras& x) {
+  enum { kRedirect, kPass, kIpv4, kIpv6, kGuardSkip, kGuardRestore, kGuardKeep, kNotInject };
   BpfAsm a;
+  if (x.stageFd >= 0) emitInjection(a, x, kNotInject);
+  const int guardFd = x.guardFd;
+  if (guardFd >= 0) {
+    // skb (generic) mode: a frame nmwasm re-injected meets this program again. It carries
+    // this CPU's nonce in 8 metadata bytes before its data (injectProgram): pass it.
+    a.movReg(6, 1);
+    a.movImm(2, -8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.jneImm(0, 0, kGuardSkip);
+    a.ldx(BPF_W, 9, 6, offsetof(xdp_md, data_meta));
+    a.ldx(BPF_W, 3, 6, offsetof(xdp_md, data));
+    a.movReg(4, 9);
+    a.addImm(4, 8);
+    a.jgtReg(4, 3, kGuardRestore);
+    a.ldx(BPF_DW, 7, 9, 0);
+    a.lookupKey0(guardFd);
+    a.jeqImm(0, 0, kGuardRestore);
+    a.ldx(BPF_DW, 8, 0, 0);
+    a.jeqImm(8, 0, kGuardRestore);
+    a.jneReg(7, 8, kGuardRestore);
+    a.ldx(BPF_DW, 3, 0, 8);  // pending - 1; the nonce ends with the last pending frame
+    a.subImm(3, 1);
+    a.stx(BPF_DW, 0, 3, 8);
+    a.jneImm(3, 0, kGuardKeep);
+    a.st(BPF_DW, 0, 0, 0);
+    a.label(kGuardKeep);
+    a.st(BPF_DW, 9, 0, 0);  // the cookie is used up
+    a.movReg(1, 6);
+    a.movImm(2, 8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.movImm(0, kXdpPass);
+    a.exit();
+    a.label(kGuardRestore);
+    a.movReg(1, 6);
+    a.movImm(2, 8);
+    a.call(BPF_FUNC_xdp_adjust_meta);
+    a.label(kGuardSkip);
+    a.movReg(1, 6);
+  }
   if (!kernelClasses) {
     // A bridge: every frame of a queue with a socket goes to it.
     a.ldx(BPF_W, 2, 1, offsetof(xdp_md, rx_queue_index));
@@ -119,18 +300,34 @@ std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses) {
   return a.finish();
 }
 
-int loadProgram(const std::string& port, const char* name, const std::vector<bpf_insn>& insns) {
-  char log[4096] = "";
+/** Loads an XDP program; returns its fd, or -1 with errno. `log` (may be null) gets the
+ * verifier's reasons on failure. */
+int tryLoad(const char* name, const std::vector<bpf_insn>& insns, std::string* log) {
   bpf_prog_load_opts opts{};
   opts.sz = sizeof opts;
   opts.expected_attach_type = BPF_XDP;
-  opts.log_buf = log;
-  opts.log_size = sizeof log;
-  opts.log_level = 1;
   int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, name, "GPL", insns.data(), insns.size(), &opts);
+  if (fd >= 0 || !log) return fd;
+  // NB: only a failure is loaded again with the verifier log: a log too small for a
+  // successful verification would fail the load itself (ENOSPC).
+  const int err = errno;
+  char buf[4096] = "";
+  opts.log_buf = buf;
+  opts.log_size = sizeof buf;
+  opts.log_level = 1;
+  fd = bpf_prog_load(BPF_PROG_TYPE_XDP, name, "GPL", insns.data(), insns.size(), &opts);
+  if (fd >= 0) return fd;
+  *log = buf;
+  errno = err;
+  return -1;
+}
+
+int loadProgram(const std::string& port, const char* name, const std::vector<bpf_insn>& insns) {
+  std::string log;
+  int fd = tryLoad(name, insns, &log);
   if (fd < 0) {
     const int err = errno;
-    throwSyscallError(port, "bpf", err, std::string("loading the XDP program") + (log[0] ? " (verifier: " + std::string(log).substr(0, 300) + ")" : ""),
+    throwSyscallError(port, "bpf", err, std::string("loading the XDP program") + (!log.empty() ? " (verifier: " + log.substr(0, 300) + ")" : ""),
                       "run as root (CAP_BPF and CAP_NET_ADMIN are needed) or use packet:IF");
   }
   return fd;
@@ -201,7 +398,8 @@ Registry& registry() {
 
 XdpInterface::~XdpInterface() {
   // Closing the link detaches the program (the kernel also does it at process exit).
-  for (int fd : {linkFd_, progFd_, passFd_, mapFd_})
+  if (stage_) munmap(stage_, stageBytes_);
+  for (int fd : {linkFd_, progFd_, passFd_, mapFd_, guardFd_, stageFd_})
     if (fd >= 0) close(fd);
 }
 
@@ -227,6 +425,84 @@ bool XdpInterface::reinject(uint32_t queue, const uint8_t* data, uint32_t len) c
   opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
   opts.repeat = 1;
   return bpf_prog_test_run_opts(passFd_, &opts) == 0;
+}
+
+void XdpInterface::setupStaging() noexcept {
+  if (getrandom(secret_, sizeof secret_, 0) != static_cast<ssize_t>(sizeof secret_)) return;
+  bpf_map_create_opts opts{};
+  opts.sz = sizeof opts;
+  opts.map_flags = BPF_F_MMAPABLE;
+  const uint32_t entries = queues_ * (kBatch + 1);
+  stageFd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "nmwasm_stage", 4, kRecord, entries, &opts);
+  if (stageFd_ < 0) return;
+  stageBytes_ = (uint64_t{entries} * kRecord + 4095) / 4096 * 4096;
+  void* m = mmap(nullptr, stageBytes_, PROT_READ | PROT_WRITE, MAP_SHARED, stageFd_, 0);
+  if (m == MAP_FAILED) {
+    close(stageFd_), stageFd_ = -1;
+    return;
+  }
+  stage_ = static_cast<uint8_t*>(m);
+}
+
+int XdpInterface::loadRedirect(const std::string& port, const std::string& name, bool skb) {
+  ProgramExtras x;
+  x.guardFd = skb ? guardFd_ : -1;
+  if (stage_) {
+    x.stageFd = stageFd_;
+    x.secret[0] = secret_[0];
+    x.secret[1] = secret_[1];
+    const int fd = tryLoad(name.c_str(), redirectProgram(mapFd_, kernelClasses_, x), nullptr);
+    if (fd >= 0) return fd;
+    // A kernel without bpf_xdp_store_bytes (< 5.18): no batched re-injection.
+    munmap(stage_, stageBytes_), stage_ = nullptr;
+    close(stageFd_), stageFd_ = -1;
+    x.stageFd = -1;
+  }
+  return loadProgram(port, name.c_str(), redirectProgram(mapFd_, kernelClasses_, x));
+}
+
+uint32_t XdpInterface::inject(uint32_t queue, const TxPacket* pkts, uint32_t count) const noexcept {
+  if (!stage_ || queue >= queues_) {
+    uint32_t ok = 0;
+    for (uint32_t k = 0; k < count; k++) ok += reinject(queue, pkts[k].data, pkts[k].len) ? 1 : 0;
+    return ok;
+  }
+  const uint32_t base = queue * (kBatch + 1);
+  uint8_t* area = stage_ + uint64_t{base} * kRecord;
+  uint8_t tpl[kTemplateLen] = {};  // the template frame: secret, this queue's staging base
+  std::memcpy(tpl, secret_, 16);
+  std::memcpy(tpl + 16, &base, 4);
+  uint32_t ok = 0;
+  for (uint32_t first = 0; first < count; first += kBatch) {
+    const uint32_t n = count - first < kBatch ? count - first : kBatch;
+    uint32_t staged = 0;
+    for (uint32_t k = 0; k < n; k++) {
+      const TxPacket& p = pkts[first + k];
+      if (p.len < 14) continue;  // not a frame: refused
+      const uint32_t len = p.len < kMaxLen ? p.len : kMaxLen;
+      uint8_t* rec = area + uint64_t{staged + 1} * kRecord;
+      std::memcpy(rec, &len, 4);
+      std::memcpy(rec + 8, p.data, len);
+      staged++;
+    }
+    if (staged == 0) continue;
+    std::memset(area, 0, 4);  // the run's frame counter
+    xdp_md ctx{};
+    ctx.data_end = kTemplateLen;
+    ctx.ingress_ifindex = static_cast<uint32_t>(ifindex_);
+    ctx.rx_queue_index = queue;
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof opts;
+    opts.data_in = tpl;
+    opts.data_size_in = kTemplateLen;
+    opts.ctx_in = &ctx;
+    opts.ctx_size_in = sizeof ctx;
+    opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+    opts.repeat = staged;
+    opts.batch_size = staged;
+    if (bpf_prog_test_run_opts(progFd_, &opts) == 0) ok += staged;
+  }
+  return ok;
 }
 
 std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const std::string& ifname, uint32_t queues,
@@ -258,16 +534,26 @@ std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const
     throwSyscallError(port, "bpf_map_create", errno, "creating the XSKMAP for " + ifname, "run as root (CAP_BPF, CAP_NET_ADMIN) or use packet:" + ifname);
   const std::string name = kNamePrefix + std::to_string(getpid());
   x->kernelClasses_ = kernelClasses;
-  x->progFd_ = loadProgram(port, name.c_str(), redirectProgram(x->mapFd_, kernelClasses));
+  bpf_map_create_opts gopts{};
+  gopts.sz = sizeof gopts;
+  x->guardFd_ = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "nmwasm_guard", 4, 16, 1, &gopts);
+  if (x->guardFd_ < 0)
+    throwSyscallError(port, "bpf_map_create", errno, "creating the re-injection guard map for " + ifname, "run as root (CAP_BPF, CAP_NET_ADMIN) or use packet:" + ifname);
   x->passFd_ = loadProgram(port, "nmwasm_host", {bpf_insn{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, kXdpPass}, bpf_insn{BPF_JMP | BPF_EXIT, 0, 0, 0, 0}});
+
+  x->setupStaging();
 
   int err = 0;
   if (mode != XdpAttachMode::Skb) {
+    x->progFd_ = x->loadRedirect(port, name, false);
     x->linkFd_ = attachLink(x->progFd_, ifindex, XDP_FLAGS_DRV_MODE);
     err = errno;
     x->native_ = x->linkFd_ >= 0;
   }
   if (x->linkFd_ < 0 && mode != XdpAttachMode::Native) {
+    // skb mode: a re-injected frame passes the program again; this version lets it through.
+    if (x->progFd_ >= 0) close(x->progFd_), x->progFd_ = -1;
+    x->progFd_ = x->loadRedirect(port, name, true);
     x->linkFd_ = attachLink(x->progFd_, ifindex, XDP_FLAGS_SKB_MODE);
     err = errno;
   }

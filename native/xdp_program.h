@@ -6,6 +6,10 @@
 //                                           the ports take every frame (a bridge)
 //   every other frame of queue q         -> the AF_XDP socket of queue q (XSKMAP)
 //   queues without a socket              -> XDP_PASS (they stay with the kernel)
+//   inject's template frames (60 bytes,  -> filled with a staged packet, XDP_PASS: the
+//     starting with a 128-bit secret)       packet goes up the stack (XdpInterface::inject)
+//   skb mode: a frame carrying this CPU's -> XDP_PASS (a re-injected frame meeting the
+//     re-injection nonce in its metadata    program again must not go back to the filter)
 // It is attached through a BPF link owned by this process: whatever way the
 // process ends (exit, signal, SIGKILL, crash) the kernel closes the link and
 // detaches the program. A program named "nmwasm_<pid>" left attached the old way
@@ -18,6 +22,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include "port.h"  // TxPacket
 
 namespace nmwasm {
 
@@ -40,10 +46,33 @@ class XdpInterface {
    * Returns false if the kernel refused it. NB: one system call per frame; meant for
    * the filter's HOST verdict, not for bulk traffic. Never throws. */
   bool reinject(uint32_t queue, const uint8_t* data, uint32_t len) const noexcept;
+  /** Hands `count` packets of `queue` to the kernel stack of this interface (PASS without an
+   * output, HOST), as if they had just arrived there; returns how many the kernel took.
+   * Batched when batched(): the packets are copied into this queue's part of a staging map
+   * mapped into this process (no system call), then one BPF_PROG_RUN in live-frame mode
+   * (BPF_F_TEST_XDP_LIVE_FRAMES) runs the interface's own program over up to kBatch
+   * template frames; the program recognises the template by a 128-bit secret, fills each
+   * frame with the next staged packet and returns XDP_PASS. NB: the program is the one
+   * attached to the interface, so the kernel's XDP dispatcher already holds it and the run
+   * costs no synchronize_rcu (a separate program would cost two per call). Otherwise one
+   * reinject (one system call) a packet. One caller per queue at a time; never throws or
+   * allocates; packets shorter than 14 bytes are refused, longer than kMaxLen cut. */
+  uint32_t inject(uint32_t queue, const TxPacket* pkts, uint32_t count) const noexcept;
+  bool batched() const { return stage_ != nullptr; }
+
+  static constexpr uint32_t kBatch = 256;      // packets per BPF_PROG_RUN (the kernel's maximum batch_size)
+  static constexpr uint32_t kRecord = 2048;    // staging map element: u32 len at +0, bytes at +8
+  static constexpr uint32_t kMaxLen = 1792;    // the longest packet (an AF_XDP frame's data)
+  static constexpr uint32_t kTemplateLen = 60; // the frame a BPF_PROG_RUN starts from
 
  private:
   friend std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string&, const std::string&, uint32_t, XdpAttachMode, bool);
   XdpInterface() = default;
+  /** Creates and maps the staging map and the secret; leaves stage_ null if it cannot. */
+  void setupStaging() noexcept;
+  /** Loads the interface's program (with the injection path while stage_ is set, dropping it
+   * if this kernel refuses it; with the guard when `skb`). Throws NativeError. */
+  int loadRedirect(const std::string& port, const std::string& name, bool skb);
   std::string ifname_;
   int ifindex_ = 0;
   uint32_t queues_ = 0;
@@ -53,6 +82,11 @@ class XdpInterface {
   int progFd_ = -1;
   int linkFd_ = -1;
   int passFd_ = -1;  // the XDP_PASS program used by reinject
+  int guardFd_ = -1; // per-CPU {nonce, pending} that lets re-injected frames through the program in skb mode
+  int stageFd_ = -1; // staging array: per queue q, element q*(kBatch+1) = counter, then kBatch records
+  uint8_t* stage_ = nullptr;  // the staging map, mmap()ed (null: not batched)
+  size_t stageBytes_ = 0;
+  uint64_t secret_[2] = {0, 0};  // marks the template frames of inject's runs
 };
 
 /** The process's XdpInterface for `ifname` (attached on first use, in `mode`; Auto tries

@@ -244,6 +244,12 @@ int main(int argc, char** argv) {
   NetmapSys sys{fakeOpen, fakeIoctl, fakeClose, &f};
   std::string name;
   RegisterPlan plan = cmd == "register" && argc == 13 ? planOf(argv + 2, name) : simplePlan("eth0", cmd == "host" ? NR_REG_NIC_SW : NR_REG_ALL_NIC);
+  if (cmd == "host-one") {
+    // eth0-2/R: one hardware ring, RX only (the firewall on one bypassed queue).
+    plan = simplePlan("eth0", NR_REG_ONE_NIC);
+    plan.ringid = 2;
+    plan.flags = NR_RX_RINGS_ONLY;
+  }
   if (cmd == "absent") f.devicePresent = false;
   if (cmd == "size") {
     // size RX_RINGS TX_RINGS SLOTS GUEST_RINGS GUEST_SLOTS: packet memory of such a port.
@@ -300,7 +306,7 @@ int main(int argc, char** argv) {
                   f.pending[0].size(), s.rxRing(0)->head);
       return 0;
     }
-    if (cmd == "host") {
+    if (cmd == "host" || cmd == "host-one") {
       // 6 packets on hardware RX ring 0; verdicts HOST for the 2nd and 5th: NS_FORWARD on those.
       for (int i = 0; i < 6; i++) f.pending[0].push_back(100);
       std::vector<uint32_t> bufs;

@@ -2,7 +2,7 @@
 // native/port_netmap.cc) against a fake netmap kernel (test/native/netmap_fake.cc, built
 // here with g++): register requests encoded from parsed port names, the extmem region,
 // ring lookup through netmap_if.ring_ofs[], RX through a shadow, NS_FORWARD for HOST
-// verdicts, TX copies. /dev/netmap cannot exist on this machine: nothing here touches a
+// verdicts and PASS without an output (hardware rings of an interface), TX copies. /dev/netmap cannot exist on this machine: nothing here touches a
 // real netmap kernel (docs/PORTS.md "netmap backend" lists what that leaves unverified).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -31,8 +31,8 @@ function register(spec: string): Record<string, any> {
 
 test('register requests: header, mode, ring, flags as the fake kernel decoded them; rings bound', () => {
   const cases: Array<[string, { name: string; mode: number; ringid: number; flags: number; rx: number; tx: number; forwards: boolean }]> = [
-    ['netmap:eth0', { name: 'eth0', mode: NR_REG.ALL_NIC, ringid: 0, flags: 0, rx: 4, tx: 4, forwards: false }],
-    ['netmap:eth0-2/R', { name: 'eth0', mode: NR_REG.ONE_NIC, ringid: 2, flags: NR_FLAG.RX_RINGS_ONLY, rx: 1, tx: 0, forwards: false }],
+    ['netmap:eth0', { name: 'eth0', mode: NR_REG.ALL_NIC, ringid: 0, flags: 0, rx: 4, tx: 4, forwards: true }],
+    ['netmap:eth0-2/R', { name: 'eth0', mode: NR_REG.ONE_NIC, ringid: 2, flags: NR_FLAG.RX_RINGS_ONLY, rx: 1, tx: 0, forwards: true }],
     ['netmap:eth0^', { name: 'eth0', mode: NR_REG.SW, ringid: 0, flags: 0, rx: 1, tx: 1, forwards: false }],
     ['netmap:eth0*', { name: 'eth0', mode: NR_REG.NIC_SW, ringid: 0, flags: 0, rx: 5, tx: 5, forwards: true }],
     ['vale0:p1', { name: 'vale0:p1', mode: NR_REG.ALL_NIC, ringid: 0, flags: 0, rx: 4, tx: 4, forwards: false }],
@@ -78,6 +78,15 @@ test('HOST verdict: NS_FORWARD on exactly those slots; the kernel forwards them 
   assert.is(out.taken, 6);
   assert.equal(out.marked, [true, true, false]);
   assert.is(out.ringForward, true);
+  assert.is(out.count, 2);
+  assert.equal(out.forwarded, out.expected);
+});
+
+test('PASS to the kernel on one bypassed queue (eth0-2/R): NR_FORWARD on the ring, NS_FORWARD slots go up at the next sync', () => {
+  const out = run('host-one');
+  assert.is(out.taken, 6);
+  assert.equal(out.marked, [true, true, false]);
+  assert.is(out.ringForward, true, 'the hardware RX ring carries NR_FORWARD without the host rings bound');
   assert.is(out.count, 2);
   assert.equal(out.forwarded, out.expected);
 });
