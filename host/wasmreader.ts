@@ -62,8 +62,9 @@ const MAX_ITEMS = 100_000; // per vector; far above any real filter
 const VALTYPES: Record<number, ValType> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref' };
 const EXTERN_KINDS: ExternKind[] = ['func', 'table', 'memory', 'global'];
 
-/** A cursor over [pos, end) of a byte array; every read is bounds checked. */
-class Cursor {
+/** A cursor over [pos, end) of a byte array; every read is bounds checked (also used by
+ * host/wasm-rewrite.ts). */
+export class Cursor {
   constructor(
     readonly bytes: Uint8Array,
     public pos: number,
