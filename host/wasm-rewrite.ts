@@ -31,7 +31,7 @@ export interface RewriteOptions {
 }
 
 export interface RewriteResult {
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
   /** Bulk instructions replaced by helper calls. */
   replaced: number;
   /** Helper functions appended. */
@@ -409,7 +409,7 @@ function withSize(body: Uint8Array): Uint8Array {
   return concat([new Uint8Array(uleb(body.length)), body]);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);

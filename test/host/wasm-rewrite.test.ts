@@ -10,12 +10,12 @@ import binaryen from 'binaryen';
 import { CHUNK, rewriteModule } from '../../host/wasm-rewrite.ts';
 
 /** Compiles WAT text with binaryen (bulk memory and reference types on). */
-function wat(text: string): Uint8Array {
+function wat(text: string): Uint8Array<ArrayBuffer> {
   const mod = binaryen.parseText(text);
   try {
     const F = binaryen.Features;
     mod.setFeatures(F.MutableGlobals | F.BulkMemory | F.BulkMemoryOpt | F.ReferenceTypes | F.SignExt | F.NontrappingFPToInt | F.SIMD128 | F.Atomics);
-    return mod.emitBinary();
+    return new Uint8Array(mod.emitBinary());
   } finally {
     mod.dispose();
   }
@@ -59,7 +59,7 @@ const BULK = wat(`(module
 
 type Ops = Record<string, (...args: number[]) => number | void> & { memory: WebAssembly.Memory };
 
-function instantiate(bytes: Uint8Array): Ops {
+function instantiate(bytes: Uint8Array<ArrayBuffer>): Ops {
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
   const ops = inst.exports as unknown as Ops;
   // The same pseudo-random memory content in both instances.
@@ -199,12 +199,12 @@ test('SIMD, atomics, sign extension and saturating truncation decode; the module
 
 /** A module over a 128 MiB shared memory whose `run` is a chain of `n` memory.fill over all
  * of it, fill k writing the byte k: the first byte tells how far the chain got. */
-function fillChain(n: number): Uint8Array {
+function fillChain(n: number): Uint8Array<ArrayBuffer> {
   const fills = Array.from({ length: n }, (_, k) => `(memory.fill (i32.const 0) (i32.const ${k + 1}) (i32.const ${128 << 20}))`).join('\n');
   return wat(`(module (import "env" "memory" (memory 2048 2048 shared)) (func (export "run") ${fills}))`);
 }
 
-async function terminateInChain(bytes: Uint8Array, chain: number): Promise<{ reached: number; exitMs: number }> {
+async function terminateInChain(bytes: Uint8Array<ArrayBuffer>, chain: number): Promise<{ reached: number; exitMs: number }> {
   const memory = new WebAssembly.Memory({ initial: 2048, maximum: 2048, shared: true });
   const view = new Uint8Array(memory.buffer);
   const worker = new Worker(
