@@ -116,7 +116,8 @@ function leaveGuest(): void {
 function errorText(err: unknown): string {
   if (err instanceof AbortTrap) return err.message; // escaped when raised
   if (err instanceof WebAssembly.RuntimeError) return `trap: ${printable(err.message)}`;
-  if (err instanceof RangeError) return `trap: ${printable(err.message)}${OUT_OF_MEMORY.test(err.message) ? ADDRESS_SPACE_HINT : ''}`; // stack overflow, out of memory
+  if (err instanceof RangeError && OUT_OF_MEMORY.test(err.message)) return `${printable(err.message)}${ADDRESS_SPACE_HINT}`;
+  if (err instanceof RangeError) return `trap: ${printable(err.message)}`; // stack overflow
   return printable(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }
 
