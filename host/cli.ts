@@ -113,7 +113,7 @@ function describeText(d: ModuleDescription): string {
   const p = (text: string): string => printable(text, 200);
   const mem = `memory ${d.memory.initialPages} pages (${(d.memory.initialPages * 65536) / (1 << 20)} MiB)${d.memory.maxPages !== undefined ? `, max ${d.memory.maxPages}` : ''}`;
   const lines = [`${p(d.path)}: nmwasm ABI v${d.abiVersion}, ${d.bytes} bytes, ${mem}${d.hasStart ? ', start function' : ''}`, 'exports:'];
-  if (d.boundedInstructions > 0) lines.push(`bulk instructions bounded: ${d.boundedInstructions} (docs/SANDBOX.md)`);
+  if (d.boundedInstructions > 0) lines.splice(1, 0, `bulk instructions bounded: ${d.boundedInstructions} (docs/SANDBOX.md)`);
   for (const e of d.exports) lines.push(`  ${p(e.name)}: ${e.signature ?? e.kind}`);
   lines.push(d.imports.length ? 'imports:' : 'imports: none');
   for (const i of d.imports) lines.push(`  ${i.module}.${i.name}: ${i.signature}`);
