@@ -2,13 +2,15 @@
 // huge memory.fill instructions is stopped by the watchdog and the host finishes the capture
 // and exits. Before the load-time rewrite each "terminated" worker ran its chain to the end
 // (about 45 ms per 128 MiB fill, so minutes for this one) and kept the process alive: the
-// run below then hit runCli's 60 s hang guard (status null).
+// run below then hit runCli's 60 s hang guard (status null). Also: the hint when `ulimit -v`
+// leaves no room for the ~10 GiB address-space reservation of a wasm memory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBundle, runCli, pcaps, haveNative } from './helpers.ts';
+import { spawnSync } from 'node:child_process';
+import { ensureBundle, runCli, pcaps, haveNative, cli, fixtures } from './helpers.ts';
 import { abiModule, sleb, verdictLoopBody } from '../host/wasm-builder.ts';
 
 ensureBundle();
@@ -28,6 +30,15 @@ test('a chain of huge memory.fill in nmwasm_process is stopped; the host finishe
   const summary = JSON.parse(res.stdout);
   assert.is(summary.packets, 130);
   assert.is(summary.verdicts.drop, 130); // all fault verdicts (--on-fault closed)
+});
+
+test('under ulimit -v an instance that cannot reserve its address space is explained', () => {
+  if (!haveNative) return;
+  // 6 GB of address space: enough for node, not for a wasm memory's ~10 GiB reservation.
+  const res = spawnSync('sh', ['-c', `ulimit -v 6000000 && exec "${process.execPath}" "${cli}" test "${join(fixtures, 'pass.wasm')}" --pcap "${capture}"`], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(res.status, 2, res.stderr);
+  assert.match(res.stderr, /Out of memory.*each filter instance reserves about 10 GiB of virtual address space .*raise `ulimit -v`/);
+  assert.is(res.stderr.trimEnd().split('\n').length, 1, res.stderr);
 });
 
 test.run();
