@@ -280,7 +280,7 @@ export class Engine {
     }
     run.state[RingState.workerCrashes]!++;
     if (run.state[RingState.workerCrashes]! > MAX_CRASHES) {
-      this.fail(new Error(`ring ${run.ring}: worker died ${MAX_CRASHES} times (last: ${why})`));
+      this.fail(new Error(`${this.clause(run.ring)}: worker died ${MAX_CRASHES} times (last: ${why})`));
       return;
     }
     const backoffMs = recordFault(run.state, epochMs());
