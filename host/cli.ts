@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { UsageError, describeError, exitCodeOf, quote } from './errors.ts';
 import { closest, parseCommandArgs, suggestion, type OptionTable } from './args.ts';
 import { availableSchemes, parseInterfacePort, parsePortSpec } from './portspec.ts';
-import { loadModule, type LoadedModule, type ModuleDescription } from './module.ts';
+import { DEFAULT_LIMITS, LIMIT_BOUNDS, loadModule, type LoadedModule, type ModuleDescription, type ModuleLimits } from './module.ts';
+import { jsonPrintable, printable, safeLine } from './text.ts';
 import { readConfig } from './config.ts';
 import { DEFAULT_BATCH_TIMEOUT_MS, Engine, type EngineOptions, type RunResult } from './engine.ts';
 import { StatusLine, summaryJson, summaryText, type SummaryContext } from './stats.ts';
@@ -23,6 +24,7 @@ usage:
                      [+ MODULE --port SPEC ...]...
   nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
   nmwasm inspect MODULE [--json]
+  (load, test and inspect also take the module limits below)
 
 MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an npm package
             whose package.json has "nmwasm": {"module": "path.wasm"}
@@ -35,6 +37,9 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 --on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
 --batch-timeout  budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a slower batch restarts the ring worker
 --json      machine-readable summary on stdout;  --trace (test): every packet's verdict
+--max-memory MIB  linear memory a module may use above the host's 64 MiB (default ${DEFAULT_LIMITS.memoryMiB})
+--max-table N     elements per table (default ${DEFAULT_LIMITS.tableElements});  --max-code MIB: code section (default ${DEFAULT_LIMITS.codeMiB})
+--max-data MIB    data segments together (default ${DEFAULT_LIMITS.dataMiB}); a module over a limit is refused (docs/ABI.md section 7)
 +           starts another filter clause in the same host, e.g. a chain over software pipes:
             load fw.wasm --port pcap:in.pcap --to 'p{1' + counter.wasm --port 'p}1' --out pcap:out.pcap
             (without /dev/netmap, pipes and VALE ports are nmwasm's own: zero copy between them)
@@ -42,6 +47,14 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run`;
 
 type Values = Record<string, string | string[] | boolean | undefined>;
+
+/** The --max-* options, shared by load, test and inspect. */
+const LIMIT_OPTIONS: OptionTable = {
+  'max-memory': { type: 'string', value: 'a number of MiB' },
+  'max-table': { type: 'string', value: 'a number of table elements' },
+  'max-code': { type: 'string', value: 'a number of MiB' },
+  'max-data': { type: 'string', value: 'a number of MiB' },
+};
 
 // The options of each command (besides --help/-h).
 const LOAD_OPTIONS: OptionTable = {
@@ -55,6 +68,7 @@ const LOAD_OPTIONS: OptionTable = {
   'on-fault': { type: 'string', value: 'open or closed' },
   'batch-timeout': { type: 'string', value: 'a number of milliseconds' },
   json: { type: 'boolean' },
+  ...LIMIT_OPTIONS,
 };
 const TEST_OPTIONS: OptionTable = {
   pcap: { type: 'string', value: 'a capture FILE' },
@@ -64,8 +78,9 @@ const TEST_OPTIONS: OptionTable = {
   trace: { type: 'boolean' },
   'on-fault': { type: 'string', value: 'open or closed' },
   'batch-timeout': { type: 'string', value: 'a number of milliseconds' },
+  ...LIMIT_OPTIONS,
 };
-const INSPECT_OPTIONS: OptionTable = { json: { type: 'boolean' } };
+const INSPECT_OPTIONS: OptionTable = { json: { type: 'boolean' }, ...LIMIT_OPTIONS };
 const COMMANDS: Record<string, OptionTable> = { load: LOAD_OPTIONS, test: TEST_OPTIONS, inspect: INSPECT_OPTIONS };
 
 /** Parses argv of `nmwasm command` strictly (host/args.ts): one-line UsageErrors with a suggestion. */
@@ -117,24 +132,37 @@ function onFaultOption(text: string | undefined): 'open' | 'closed' {
   throw new UsageError(`--on-fault: expected open or closed, got ${quote(text)}${suggestion(text, ['open', 'closed'])}`);
 }
 
+/** The module limits from the --max-* options (defaults for the absent ones). */
+function limitsOption(values: Values): ModuleLimits {
+  return {
+    memoryMiB: integerOption('max-memory', str(values, 'max-memory'), 1, LIMIT_BOUNDS.memoryMiB) ?? DEFAULT_LIMITS.memoryMiB,
+    tableElements: integerOption('max-table', str(values, 'max-table'), 1, LIMIT_BOUNDS.tableElements) ?? DEFAULT_LIMITS.tableElements,
+    codeMiB: integerOption('max-code', str(values, 'max-code'), 1, LIMIT_BOUNDS.codeMiB) ?? DEFAULT_LIMITS.codeMiB,
+    dataMiB: integerOption('max-data', str(values, 'max-data'), 1, LIMIT_BOUNDS.dataMiB) ?? DEFAULT_LIMITS.dataMiB,
+  };
+}
+
 function str(values: Values, key: string): string | undefined {
   const v = values[key];
   return typeof v === 'string' ? v : undefined;
 }
 
 // ---- inspect ---------------------------------------------------------------------------
+/** The module description as text; every name and manifest string from the module is escaped. */
 function describeText(d: ModuleDescription): string {
+  const p = (text: string): string => printable(text, 200);
   const mem = `memory ${d.memory.initialPages} pages (${(d.memory.initialPages * 65536) / (1 << 20)} MiB)${d.memory.maxPages !== undefined ? `, max ${d.memory.maxPages}` : ''}`;
-  const lines = [`${d.path}: nmwasm ABI v${d.abiVersion}, ${d.bytes} bytes, ${mem}${d.hasStart ? ', start function' : ''}`, 'exports:'];
-  for (const e of d.exports) lines.push(`  ${e.name}: ${e.signature ?? e.kind}`);
+  const lines = [`${p(d.path)}: nmwasm ABI v${d.abiVersion}, ${d.bytes} bytes, ${mem}${d.hasStart ? ', start function' : ''}`, 'exports:'];
+  if (d.boundedInstructions > 0) lines.splice(1, 0, `bulk instructions bounded: ${d.boundedInstructions} (docs/SANDBOX.md)`);
+  for (const e of d.exports) lines.push(`  ${p(e.name)}: ${e.signature ?? e.kind}`);
   lines.push(d.imports.length ? 'imports:' : 'imports: none');
   for (const i of d.imports) lines.push(`  ${i.module}.${i.name}: ${i.signature}`);
   const m = d.manifest;
   if (!m) lines.push('manifest: none');
   else {
-    lines.push(`manifest: ${m.name ?? '(unnamed)'}${m.version ? ` ${m.version}` : ''}${m.description ? ` - ${m.description}` : ''}`);
-    if (m.config) lines.push(`  config: ${m.config}`);
-    if (m.stats.length) lines.push(`  stats: ${m.stats.join(', ')}`);
+    lines.push(`manifest: ${m.name !== undefined ? p(m.name) : '(unnamed)'}${m.version ? ` ${p(m.version)}` : ''}${m.description ? ` - ${p(m.description)}` : ''}`);
+    if (m.config) lines.push(`  config: ${p(m.config)}`);
+    if (m.stats.length) lines.push(`  stats: ${m.stats.map(p).join(', ')}`);
   }
   return lines.join('\n');
 }
@@ -143,8 +171,8 @@ function inspect(args: string[]): number {
   const { values, positionals } = parse('inspect', args);
   if (values.help) return help();
   const spec = oneModule('inspect', positionals);
-  const { description } = loadModule(spec);
-  process.stdout.write(values.json ? `${JSON.stringify(description, null, 2)}\n` : `${describeText(description)}\n`);
+  const { description } = loadModule(spec, limitsOption(values));
+  process.stdout.write(values.json ? `${jsonPrintable(JSON.stringify(description, null, 2))}\n` : `${describeText(description)}\n`);
   return 0;
 }
 
@@ -190,7 +218,7 @@ function startupLines(portText: string, input: PlainPortSpec, outTexts: string[]
 async function run(reqs: RunRequest[]): Promise<number> {
   const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
     status.stop();
-    process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${line}\n`);
+    process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${safeLine(line)}\n`);
     status.start();
   };
   const engines: Engine[] = [];
@@ -276,7 +304,7 @@ async function run(reqs: RunRequest[]): Promise<number> {
   }
   reqs.forEach((req, i) => {
     const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name) };
-    process.stdout.write(req.json ? `${JSON.stringify(summaryJson(results[i]!, ctx, req.trace))}\n` : `${summaryText(results[i]!, ctx)}\n`);
+    process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaryJson(results[i]!, ctx, req.trace)))}\n` : `${summaryText(results[i]!, ctx)}\n`);
   });
   return 0;
 }
@@ -350,7 +378,7 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
   const configName = str(values, 'config');
   const config = readConfig(configName);
-  const loaded = loadModule(moduleSpec);
+  const loaded = loadModule(moduleSpec, limitsOption(values));
   // An unbounded generator with --count generates exactly that many packets.
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
   // A bridge carries every frame, ARP and ICMP included: an AF_XDP input then leaves nothing to the kernel.
@@ -378,7 +406,7 @@ async function testCommand(args: string[]): Promise<number> {
   const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
   const configName = str(values, 'config');
   const config = readConfig(configName);
-  const loaded = loadModule(moduleSpec);
+  const loaded = loadModule(moduleSpec, limitsOption(values));
   return run([{
     moduleSpec,
     loaded,

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { COUNTER_SLOTS, Counter, loadNative, type NativeAddon, type PlainPortSpec, type PortInfo } from './native.ts';
 import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from './errors.ts';
 import { PortPool } from './portpool.ts';
+import { printable } from './text.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
 import { epochMs, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 
@@ -236,7 +237,7 @@ export class Engine {
       case 'start-failed': {
         run.done = true;
         const what = msg.reason === 'init-rejected' ? `configuration rejected by the filter's nmwasm_init: ${msg.message}` : msg.message;
-        const subject = msg.reason === 'init-rejected' && this.opts.configName ? `--config ${this.opts.configName}` : this.opts.moduleName;
+        const subject = msg.reason === 'init-rejected' && this.opts.configName ? `--config ${printable(this.opts.configName, 120)}` : this.opts.moduleName;
         this.fail(new UsageError(`${subject}: ${what}`));
         return;
       }
@@ -247,10 +248,10 @@ export class Engine {
         else if (this.heldLogs.length < 20) this.heldLogs.push({ ring: msg.ring, line: msg.line });
         return;
       case 'fault':
-        this.opts.onEvent?.('fault', msg.ring, `ring ${msg.ring}: ${msg.kind} fault: ${msg.message}; fault verdicts for ${msg.backoffMs} ms, then a fresh instance`);
+        this.opts.onEvent?.('fault', msg.ring, `${this.clause(msg.ring)}: ${msg.kind} fault: ${msg.message}; fault verdicts for ${msg.backoffMs} ms, then a fresh instance`);
         return;
       case 'notice':
-        this.opts.onEvent?.('notice', msg.ring, `ring ${msg.ring}: ${msg.message}`);
+        this.opts.onEvent?.('notice', msg.ring, `${this.clause(msg.ring)}: ${msg.message}`);
         return;
       case 'done':
         run.done = true;
@@ -266,6 +267,11 @@ export class Engine {
     }
   }
 
+  /** Names a ring's clause in fault lines: "MODULE on PORT ring N" (module and port as given). */
+  private clause(ring: number): string {
+    return `${printable(this.opts.moduleName, 120)} on ${printable(this.opts.input.name, 120)} ring ${ring}`;
+  }
+
   private onCrash(run: RingRun, why: string): void {
     if (this.settled || run.done) return;
     if (!run.ready) {
@@ -274,11 +280,11 @@ export class Engine {
     }
     run.state[RingState.workerCrashes]!++;
     if (run.state[RingState.workerCrashes]! > MAX_CRASHES) {
-      this.fail(new Error(`ring ${run.ring}: worker died ${MAX_CRASHES} times (last: ${why})`));
+      this.fail(new Error(`${this.clause(run.ring)}: worker died ${MAX_CRASHES} times (last: ${why})`));
       return;
     }
     const backoffMs = recordFault(run.state, epochMs());
-    this.opts.onEvent?.('fault', run.ring, `ring ${run.ring}: crash fault: worker died (${why}); fault verdicts for ${backoffMs} ms, then a fresh instance`);
+    this.opts.onEvent?.('fault', run.ring, `${this.clause(run.ring)}: crash fault: worker died (${why}); fault verdicts for ${backoffMs} ms, then a fresh instance`);
     run.worker = null;
     this.spawn(run, true);
   }
@@ -314,7 +320,7 @@ export class Engine {
     run.counters[Counter.batchStartedAt] = 0;
     run.counters[Counter.failed] = 1;
     const backoffMs = recordFault(run.state, epochMs());
-    this.opts.onEvent?.('fault', run.ring, `ring ${run.ring}: timeout fault: a guest call ran ${Math.round(elapsed)} ms (budget ${this.opts.batchTimeoutMs} ms): worker restarted; fault verdicts for ${backoffMs} ms, then a fresh instance`);
+    this.opts.onEvent?.('fault', run.ring, `${this.clause(run.ring)}: timeout fault: a guest call ran ${Math.round(elapsed)} ms (budget ${this.opts.batchTimeoutMs} ms): worker restarted; fault verdicts for ${backoffMs} ms, then a fresh instance`);
     if (Atomics.load(run.control, RingControl.stop) !== 0) {
       run.done = true; // stopping anyway: do not respawn
       this.maybeFinish();

@@ -2,6 +2,7 @@
 // A UsageError is a bad input (exit status 2); a native error is an Error from the
 // addon carrying {code, port, syscall, errno} (see host/native.ts NativeErrorFields).
 import type { NativeErrorFields } from './native.ts';
+import { safeLine } from './text.ts';
 
 /** Exit status of a usage error (bad file, bad argument, module refused, config rejected). */
 export const USAGE_EXIT = 2;
@@ -12,7 +13,7 @@ export const RUNTIME_EXIT = 1;
 export class UsageError extends Error {
   readonly exitCode = USAGE_EXIT;
   constructor(message: string) {
-    super(oneLine(message));
+    super(safeLine(oneLine(message))); // never a control character on the terminal, whatever got in
     this.name = 'UsageError';
   }
 }
@@ -56,12 +57,12 @@ export function isUsageNativeError(err: Error & NativeErrorFields): boolean {
   return USAGE_CODES.test(err.code);
 }
 
-/** One line for any thrown value, for the CLI's stderr. */
+/** One printable line for any thrown value, for the CLI's stderr. */
 export function describeError(err: unknown): string {
   if (err instanceof UsageError) return err.message;
-  if (isNativeError(err)) return formatNativeError(err);
-  if (err instanceof Error) return oneLine(`${err.name === 'Error' ? 'error' : err.name}: ${err.message}`);
-  return oneLine(`error: ${String(err)}`);
+  if (isNativeError(err)) return safeLine(formatNativeError(err));
+  if (err instanceof Error) return safeLine(oneLine(`${err.name === 'Error' ? 'error' : err.name}: ${err.message}`));
+  return safeLine(oneLine(`error: ${String(err)}`));
 }
 
 /** Exit status for any thrown value. */

@@ -1,12 +1,17 @@
 // Loading and validating a filter module against the ring ABI v1 (docs/ABI.md): read the
 // file (or resolve an npm package that declares one), check the magic, compile it, then
-// check exports, imports, memory and data segments with host/wasmreader.ts, and read the
-// `nmwasm.manifest` custom section. The result is a plain description used by `inspect`
-// and by the engine, plus the compiled WebAssembly.Module (cloneable to ring workers).
+// check exports, imports, memory and data segments with host/wasmreader.ts, enforce the
+// resource limits (memory, table, code and data size; docs/ABI.md section 7), read the
+// `nmwasm.manifest` custom section, then rewrite the bulk instructions so that no single
+// guest instruction runs long (host/wasm-rewrite.ts, docs/SANDBOX.md). The result is a
+// plain description used by `inspect` and by the engine, plus the compiled rewritten
+// WebAssembly.Module (cloneable to ring workers).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { UsageError, oneLine, quote } from './errors.ts';
 import { formatFuncType, readWasmBinary, WasmFormatError, type FuncType, type WasmBinary } from './wasmreader.ts';
+import { rewriteModule, RewriteError } from './wasm-rewrite.ts';
+import { printable } from './text.ts';
 
 export const ABI_VERSION = 1;
 export const NMWASM_CONFIG_BASE = 0x10000;
@@ -17,6 +22,27 @@ export const WASM_PAGE = 65536;
 export const MIN_PAGES = NMWASM_DATA_BASE / WASM_PAGE; // 1024
 const MAX_MODULE_BYTES = 64 << 20;
 const MAX_STATS = 64;
+const MiB = 1 << 20;
+
+/** Resource limits of one module (docs/ABI.md section 7); the CLI flags raise or lower them. */
+export interface ModuleLimits {
+  /** Linear memory above NMWASM_DATA_BASE, in MiB (--max-memory): static data, stack, heap. */
+  memoryMiB: number;
+  /** Elements of each table (--max-table). */
+  tableElements: number;
+  /** Bytes of the code section, in MiB (--max-code). */
+  codeMiB: number;
+  /** Bytes of all data segments together, in MiB (--max-data). */
+  dataMiB: number;
+}
+export const DEFAULT_LIMITS: Readonly<ModuleLimits> = { memoryMiB: 128, tableElements: 65_536, codeMiB: 4, dataMiB: 16 };
+/** Upper bounds of the flags: memory stays below 4 GiB (65536 pages), V8's table limit. */
+export const LIMIT_BOUNDS = { memoryMiB: 4096 - 64 - 1, tableElements: 10_000_000, codeMiB: 64, dataMiB: 64 } as const;
+
+/** The largest memory a module may have, in pages: the host's 64 MiB plus --max-memory. */
+export function maxMemoryPages(limits: ModuleLimits): number {
+  return MIN_PAGES + limits.memoryMiB * (MiB / WASM_PAGE);
+}
 
 /** The exports a v1 module may have, with their exact types. */
 const ABI_EXPORTS: Record<string, { type: FuncType; required: boolean }> = {
@@ -48,6 +74,8 @@ export interface ModuleDescription {
   exports: { name: string; kind: string; signature?: string }[];
   imports: { module: string; name: string; signature: string }[];
   memory: { initialPages: number; maxPages?: number };
+  /** Bulk instructions (memory.fill/copy/init, table.fill/copy/init) replaced by chunked helpers. */
+  boundedInstructions: number;
   hasInit: boolean;
   hasStats: boolean;
   hasStart: boolean;
@@ -100,18 +128,35 @@ function modulePathFromPackage(spec: string, pkgDir: string, pkgJson: string): s
   return file;
 }
 
-/** Reads, compiles and validates a module (path or package name); throws a one-line UsageError
- * naming the file and the broken rule. */
-export function loadModule(spec: string): LoadedModule {
+/** Reads, compiles and validates a module (path or package name) against the ABI and `limits`,
+ * and compiles its rewritten form (bulk instructions bounded, limits written into memory and
+ * table declarations without a maximum); throws a one-line UsageError naming the file and the
+ * broken rule (and the flag that raises a limit). */
+export function loadModule(spec: string, limits: ModuleLimits = DEFAULT_LIMITS): LoadedModule {
   const path = resolveModulePath(spec);
   const bytes = readModuleFile(spec, path);
+  try {
+    new WebAssembly.Module(bytes); // V8 validates; its message names the original byte offsets
+  } catch (err) {
+    throw new UsageError(`${spec}: invalid WebAssembly module: ${printable((err as Error).message.replace(/^WebAssembly\.Module\(\): /, ''))}`);
+  }
+  const description = validateModuleBytes(spec, bytes, limits);
+  let rewritten: Uint8Array<ArrayBuffer>;
+  try {
+    const r = rewriteModule(bytes, { maxMemoryPages: maxMemoryPages(limits), maxTableElements: limits.tableElements });
+    rewritten = r.bytes;
+    description.boundedInstructions = r.replaced;
+  } catch (err) {
+    if (err instanceof RewriteError || err instanceof WasmFormatError) throw new UsageError(`${spec}: cannot bound the module's bulk instructions: ${err.message} (see docs/SANDBOX.md)`);
+    throw err;
+  }
   let module: WebAssembly.Module;
   try {
-    module = new WebAssembly.Module(bytes);
+    module = new WebAssembly.Module(rewritten);
   } catch (err) {
-    throw new UsageError(`${spec}: invalid WebAssembly module: ${(err as Error).message.replace(/^WebAssembly\.Module\(\): /, '')}`);
+    throw new Error(`${spec}: internal error: the rewritten module does not compile: ${(err as Error).message}`);
   }
-  return { description: validateModuleBytes(spec, bytes), module };
+  return { description, module };
 }
 
 function readModuleFile(spec: string, path: string): Uint8Array<ArrayBuffer> {
@@ -147,13 +192,14 @@ export function checkMagic(spec: string, bytes: Uint8Array): void {
   if (version !== 1) throw new UsageError(`${spec}: unsupported WebAssembly binary version (expected 1, got ${version >>> 0})`);
 }
 
-/** Validates a module's binary against ABI v1 and returns its description. `spec` names it in errors. */
-export function validateModuleBytes(spec: string, bytes: Uint8Array): ModuleDescription {
+/** Validates a module's binary against ABI v1 and `limits` and returns its description. `spec`
+ * names it in errors; names from the module are escaped (host/text.ts printable). */
+export function validateModuleBytes(spec: string, bytes: Uint8Array, limits: ModuleLimits = DEFAULT_LIMITS): ModuleDescription {
   let bin: WasmBinary;
   try {
     bin = readWasmBinary(bytes);
   } catch (err) {
-    if (err instanceof WasmFormatError) throw new UsageError(`${spec}: malformed WebAssembly module: ${err.message}`);
+    if (err instanceof WasmFormatError) throw new UsageError(`${spec}: malformed WebAssembly module: ${printable(err.message)}`);
     throw err;
   }
   const fail: (message: string) => never = (message) => {
@@ -165,7 +211,7 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array): ModuleDesc
   const funcTypes: FuncType[] = [];
   const imports: ModuleDescription['imports'] = [];
   for (const imp of bin.imports) {
-    const label = `${imp.module}.${imp.name}`;
+    const label = printable(`${imp.module}.${imp.name}`, 120);
     if (imp.desc.kind === 'memory') fail(`memory must be defined and exported by the module, not imported (got import ${label})`);
     if (imp.desc.kind !== 'func') fail(`forbidden import ${label} (a ${imp.desc.kind}; allowed: env.abort, env.nmwasm_log, env.nmwasm_now)`);
     const expected = imp.module === 'env' ? ABI_IMPORTS[imp.name] : undefined;
@@ -173,7 +219,7 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array): ModuleDesc
     const type = typeOf(imp.desc.typeIndex);
     if (!sameType(type, expected)) fail(`import ${label} has type ${formatFuncType(type)}, expected ${formatFuncType(expected)}`);
     funcTypes.push(type);
-    imports.push({ module: imp.module, name: imp.name, signature: formatFuncType(type) });
+    imports.push({ module: imp.module, name: imp.name, signature: formatFuncType(type) }); // only the three ABI names get here
   }
   for (const typeIndex of bin.functions) funcTypes.push(typeOf(typeIndex));
 
@@ -184,34 +230,36 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array): ModuleDesc
   if (memory.memory64) fail('memory must be 32-bit (memory64 is not supported)');
   if (memory.min < MIN_PAGES) fail(`memory initial size must be at least ${MIN_PAGES} pages (64 MiB; build with --memoryBase 67108864), got ${memory.min}`);
   if (memory.max !== undefined && memory.max < memory.min) fail(`memory maximum ${memory.max} is below its initial size ${memory.min}`);
+  checkLimits(spec, bin, limits);
 
   // Exports.
   const exports: ModuleDescription['exports'] = [];
   const found = new Map<string, FuncType>();
   let memoryExported = false;
   for (const exp of bin.exports) {
+    const expName = printable(exp.name, 120);
     if (exp.kind === 'memory') {
       if (exp.name === 'memory') memoryExported = true;
       exports.push({ name: exp.name, kind: 'memory' });
       continue;
     }
     if (exp.kind !== 'func') {
-      if (exp.name.startsWith('nmwasm_')) fail(`export ${exp.name} must be a function, got a ${exp.kind}`);
+      if (exp.name.startsWith('nmwasm_')) fail(`export ${expName} must be a function, got a ${exp.kind}`);
       exports.push({ name: exp.name, kind: exp.kind });
       continue;
     }
-    const type = funcTypes[exp.index] ?? fail(`export ${exp.name} refers to function ${exp.index}, which does not exist`);
+    const type = funcTypes[exp.index] ?? fail(`export ${expName} refers to function ${exp.index}, which does not exist`);
     exports.push({ name: exp.name, kind: 'func', signature: formatFuncType(type) });
     if (!exp.name.startsWith('nmwasm_')) continue;
     const abi = Object.hasOwn(ABI_EXPORTS, exp.name) ? ABI_EXPORTS[exp.name] : undefined;
-    if (!abi) fail(`unknown export ${exp.name} (built against another ABI version? v${ABI_VERSION} knows ${Object.keys(ABI_EXPORTS).join(', ')})`);
-    if (!sameType(type, abi.type)) fail(`export ${exp.name} has type ${formatFuncType(type)}, expected ${formatFuncType(abi.type)}`);
+    if (!abi) fail(`unknown export ${expName} (built against another ABI version? v${ABI_VERSION} knows ${Object.keys(ABI_EXPORTS).join(', ')})`);
+    if (!sameType(type, abi.type)) fail(`export ${expName} has type ${formatFuncType(type)}, expected ${formatFuncType(abi.type)}`);
     found.set(exp.name, type);
   }
   if (!memoryExported) fail('memory must be exported as "memory"');
   if (!found.has('nmwasm_abi_v1')) {
     const other = bin.exports.find((e) => /^nmwasm_abi_v\d+$/.test(e.name));
-    fail(`missing the ABI marker export nmwasm_abi_v1: () -> ()${other ? ` (found ${other.name})` : ''}`);
+    fail(`missing the ABI marker export nmwasm_abi_v1: () -> ()${other ? ` (found ${other.name})` : ''}`); // other.name matched /^nmwasm_abi_v\d+$/
   }
   for (const [name, abi] of Object.entries(ABI_EXPORTS)) {
     if (abi.required && !found.has(name)) fail(`missing required export ${name}: ${formatFuncType(abi.type)}`);
@@ -236,12 +284,36 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array): ModuleDesc
     exports,
     imports,
     memory: memory.max === undefined ? { initialPages: memory.min } : { initialPages: memory.min, maxPages: memory.max },
+    boundedInstructions: 0,
     hasInit: found.has('nmwasm_init'),
     hasStats,
     hasStart: bin.start !== undefined,
     manifest,
   };
   return desc;
+}
+
+/** Refuses a module over one of `limits`, naming the limit and the flag that raises it. */
+function checkLimits(spec: string, bin: WasmBinary, limits: ModuleLimits): void {
+  const over = (what: string, limit: string, flag: string): never => {
+    throw new UsageError(`${spec}: ${what} exceeds the limit of ${limit} (raise it with ${flag}; docs/ABI.md section 7)`);
+  };
+  const memory = bin.memories[0]!;
+  const pages = maxMemoryPages(limits);
+  const limitText = `${pages} pages = 64 MiB host area + ${limits.memoryMiB} MiB`;
+  if (memory.min > pages) over(`memory initial size ${memory.min} pages (${mib(memory.min * WASM_PAGE)})`, limitText, '--max-memory MIB');
+  if (memory.max !== undefined && memory.max > pages) over(`memory maximum ${memory.max} pages (${mib(memory.max * WASM_PAGE)})`, limitText, '--max-memory MIB');
+  for (const [i, table] of bin.tables.entries()) {
+    if (table.min > limits.tableElements) over(`table ${i} initial size ${table.min} elements`, `${limits.tableElements} elements`, '--max-table N');
+    if (table.max !== undefined && table.max > limits.tableElements) over(`table ${i} maximum ${table.max} elements`, `${limits.tableElements} elements`, '--max-table N');
+  }
+  if (bin.codeBytes > limits.codeMiB * MiB) over(`code section of ${bin.codeBytes} bytes (${mib(bin.codeBytes)})`, `${limits.codeMiB} MiB`, '--max-code MIB');
+  const dataBytes = bin.data.reduce((sum, d) => sum + d.size, 0);
+  if (dataBytes > limits.dataMiB * MiB) over(`data segments of ${dataBytes} bytes (${mib(dataBytes)})`, `${limits.dataMiB} MiB`, '--max-data MIB');
+}
+
+function mib(bytes: number): string {
+  return `${Math.round((bytes / MiB) * 10) / 10} MiB`;
 }
 
 function sameType(a: FuncType, b: FuncType): boolean {
@@ -266,7 +338,7 @@ function readManifest(spec: string, bin: WasmBinary): Manifest | null {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return bad(`expected JSON, got ${oneLine((err as Error).message)}`);
+    return bad(`expected JSON, got ${printable(oneLine((err as Error).message), 160)}`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return bad(`expected a JSON object, got ${Array.isArray(json) ? 'an array' : String(json === null ? 'null' : typeof json)}`);
   const obj = json as Record<string, unknown>;
@@ -275,11 +347,18 @@ function readManifest(spec: string, bin: WasmBinary): Manifest | null {
     const value = obj[key];
     if (value === undefined) continue;
     if (typeof value !== 'string') bad(`"${key}" must be a string, got ${typeof value}`);
+    // Shown by inspect and in summaries: escaped at display (printable), kept as written here.
     manifest[key] = value as string;
   }
   if (obj.stats !== undefined) {
     if (!Array.isArray(obj.stats) || !obj.stats.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 64)) bad('"stats" must be an array of counter names (strings of 1..64 characters)');
     if ((obj.stats as string[]).length > MAX_STATS) bad(`"stats" lists ${(obj.stats as string[]).length} counters, at most ${MAX_STATS} allowed`);
+    const names = obj.stats as string[];
+    // A stat name becomes a summary key and a word of the summary line: printable, unique.
+    const unprintable = names.find((n) => printable(n, 64) !== n || n.trim() !== n || n.includes(' '));
+    if (unprintable !== undefined) bad(`"stats" names must be printable and without spaces or backslashes, got ${JSON.stringify(printable(unprintable, 64))}`);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined) bad(`"stats" lists ${JSON.stringify(dup)} twice`);
     manifest.stats = [...(obj.stats as string[])];
   }
   return manifest;

@@ -140,7 +140,7 @@ export interface SummaryContext {
 /** The machine-readable summary (--json). */
 export function summaryJson(result: RunResult, ctx: SummaryContext, withTrace: boolean): Record<string, unknown> {
   const t = sumCounters(result.rings);
-  const filterStats: Record<string, number> = {};
+  const filterStats: Record<string, number> = Object.create(null); // a stat may be named "__proto__"
   result.statsNames.forEach((name, i) => {
     filterStats[name] = result.rings.reduce((sum, r) => sum + (r.stats[i] ?? 0), 0);
   });

@@ -1,7 +1,7 @@
 // A small, bounded reader for the WebAssembly binary format (core spec 1.0 plus the
-// threads/memory64 limit flags): it extracts just what the ABI checks need -- types,
-// imports, functions, memories, exports, the start function, data segment offsets and
-// custom sections. Every length and count is checked against the bytes that remain, so
+// threads/memory64 limit flags, exception tags): it extracts just what the ABI checks and
+// the resource limits need -- types, imports, functions, tables, memories, exports, the
+// start function, the code size, data segment offsets and sizes, and custom sections. Every length and count is checked against the bytes that remain, so
 // a hostile file cannot make it loop, allocate much, or read out of bounds.
 
 export type ValType = 'i32' | 'i64' | 'f32' | 'f64' | 'v128' | 'funcref' | 'externref';
@@ -19,13 +19,14 @@ export type ImportDesc =
   | { kind: 'func'; typeIndex: number }
   | { kind: 'table' }
   | { kind: 'memory'; limits: Limits }
-  | { kind: 'global' };
+  | { kind: 'global' }
+  | { kind: 'tag' };
 export interface WasmImport {
   module: string;
   name: string;
   desc: ImportDesc;
 }
-export type ExternKind = 'func' | 'table' | 'memory' | 'global';
+export type ExternKind = 'func' | 'table' | 'memory' | 'global' | 'tag';
 export interface WasmExport {
   name: string;
   kind: ExternKind;
@@ -47,9 +48,12 @@ export interface WasmBinary {
   imports: WasmImport[];
   /** Type index of every function defined in the module (not imported). */
   functions: number[];
+  tables: Limits[];
   memories: Limits[];
   exports: WasmExport[];
   start?: number;
+  /** Bytes of the code section's content (0 without one). */
+  codeBytes: number;
   data: DataSegment[];
   customs: CustomSection[];
 }
@@ -57,13 +61,14 @@ export interface WasmBinary {
 /** Thrown for a malformed binary; the message says where and what. */
 export class WasmFormatError extends Error {}
 
-const MAX_ITEMS = 100_000; // per vector; far above any real filter
+const MAX_ITEMS = 1_000_000; // per vector: V8's own largest limit (functions, types); counts are also bounded by the bytes left
 
 const VALTYPES: Record<number, ValType> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref' };
-const EXTERN_KINDS: ExternKind[] = ['func', 'table', 'memory', 'global'];
+const EXTERN_KINDS: ExternKind[] = ['func', 'table', 'memory', 'global', 'tag'];
 
-/** A cursor over [pos, end) of a byte array; every read is bounds checked. */
-class Cursor {
+/** A cursor over [pos, end) of a byte array; every read is bounds checked (also used by
+ * host/wasm-rewrite.ts). */
+export class Cursor {
   constructor(
     readonly bytes: Uint8Array,
     public pos: number,
@@ -179,7 +184,7 @@ const SECTION_NAMES = ['custom', 'type', 'import', 'function', 'table', 'memory'
 /** Parses the sections of a WebAssembly binary (magic and version already checked by the caller
  * or here). Throws WasmFormatError naming the section and byte offset of the first problem. */
 export function readWasmBinary(bytes: Uint8Array): WasmBinary {
-  const out: WasmBinary = { types: [], imports: [], functions: [], memories: [], exports: [], data: [], customs: [] };
+  const out: WasmBinary = { types: [], imports: [], functions: [], tables: [], memories: [], exports: [], codeBytes: 0, data: [], customs: [] };
   const top = new Cursor(bytes, 0, bytes.length, 'header');
   const magic = top.take(8);
   if (magic[0] !== 0 || magic[1] !== 0x61 || magic[2] !== 0x73 || magic[3] !== 0x6d) top.fail('not a WebAssembly module');
@@ -231,12 +236,19 @@ function readSection(id: number, c: Cursor, out: WasmBinary): void {
         else if (kind === 1) { c.valType(); c.limits(); desc = { kind: 'table' }; }
         else if (kind === 2) desc = { kind: 'memory', limits: c.limits() };
         else if (kind === 3) { c.valType(); c.byte(); desc = { kind: 'global' }; }
+        else if (kind === 4) { c.byte(); c.uleb(); desc = { kind: 'tag' }; }
         else return c.fail(`unknown import kind ${kind} for ${module}.${name}`);
         out.imports.push({ module, name, desc });
       }
       return;
     case 3:
       for (let n = c.count(); n > 0; n--) out.functions.push(c.uleb());
+      return;
+    case 4:
+      for (let n = c.count(3); n > 0; n--) {
+        c.valType();
+        out.tables.push(c.limits());
+      }
       return;
     case 5:
       for (let n = c.count(2); n > 0; n--) out.memories.push(c.limits());
@@ -267,8 +279,12 @@ function readSection(id: number, c: Cursor, out: WasmBinary): void {
         out.data.push(offset === undefined ? { mode: 'active', memoryIndex, size } : { mode: 'active', memoryIndex, offset, size });
       }
       return;
+    case 10:
+      out.codeBytes = c.end - c.pos;
+      c.pos = c.end;
+      return;
     default:
-      // table, global, element, code, datacount, tag: not needed by the ABI checks.
+      // global, element, datacount, tag: not needed by the ABI checks.
       c.pos = c.end;
   }
 }

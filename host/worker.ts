@@ -10,6 +10,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Counter, loadNative, type RingHandle } from './native.ts';
 import { NMWASM_CONFIG_BASE, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
+import { printable } from './text.ts';
 import { epochMs, Phase, recordFault, RingControl, RingState, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 
 const LOG_MAX_BYTES = 1024;
@@ -67,9 +68,10 @@ function readAsString(ptr: number): string | null {
 const imports = {
   env: {
     abort(msg: number, file: number, line: number, col: number): never {
-      const text = readAsString(msg) ?? `message at 0x${(msg >>> 0).toString(16)} not readable`;
+      // Guest text: escaped to one printable line (a module must not forge host lines).
+      const text = printable(readAsString(msg) ?? `message at 0x${(msg >>> 0).toString(16)} not readable`);
       const where = readAsString(file);
-      throw new AbortTrap(`abort: ${text}${where ? ` at ${where}:${line}:${col}` : ''}`);
+      throw new AbortTrap(`abort: ${text}${where ? ` at ${printable(where, 120)}:${line >>> 0}:${col >>> 0}` : ''}`);
     },
     nmwasm_log(ptr: number, len: number): void {
       const now = performance.now();
@@ -88,7 +90,7 @@ const imports = {
       len = Math.min(len >>> 0, LOG_MAX_BYTES);
       if (ptr > bytes.length) return;
       const end = Math.min(ptr + len, bytes.length);
-      lastLogLine = utf8.decode(bytes.subarray(ptr, end)).replace(/[\r\n]+/g, ' ');
+      lastLogLine = printable(utf8.decode(bytes.subarray(ptr, end)), LOG_MAX_BYTES); // guest text: one printable line
       post({ type: 'log', ring: data.ring, line: lastLogLine });
     },
     nmwasm_now(): number {
@@ -112,11 +114,17 @@ function leaveGuest(): void {
 }
 
 function errorText(err: unknown): string {
-  if (err instanceof AbortTrap) return err.message;
-  if (err instanceof WebAssembly.RuntimeError) return `trap: ${err.message}`;
-  if (err instanceof RangeError) return `trap: ${err.message}`; // stack overflow
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  if (err instanceof AbortTrap) return err.message; // escaped when raised
+  if (err instanceof WebAssembly.RuntimeError) return `trap: ${printable(err.message)}`;
+  if (err instanceof RangeError && OUT_OF_MEMORY.test(err.message)) return `${printable(err.message)}${ADDRESS_SPACE_HINT}`;
+  if (err instanceof RangeError) return `trap: ${printable(err.message)}`; // stack overflow
+  return printable(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }
+
+// V8 reserves about 10 GiB of virtual address space per wasm memory (8 GiB + guard regions,
+// so bounds checks cost nothing); under `ulimit -v` instantiation then fails as "Out of memory".
+const OUT_OF_MEMORY = /out of memory|cannot allocate/i;
+const ADDRESS_SPACE_HINT = ' (each filter instance reserves about 10 GiB of virtual address space for its memory, however little it uses: raise `ulimit -v` to at least 10 GiB per ring plus the host, or lift it)';
 
 // ---- instance lifecycle -------------------------------------------------------------
 interface StartResult {

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModule, validateModuleBytes, resolveModulePath, checkMagic } from '../../host/module.ts';
+import { loadModule, validateModuleBytes, resolveModulePath, checkMagic, DEFAULT_LIMITS } from '../../host/module.ts';
 import { UsageError } from '../../host/errors.ts';
 import { abiModule, buildModule } from './wasm-builder.ts';
 
@@ -142,6 +142,80 @@ test('a package name resolves through node_modules and package.json "nmwasm".mod
   writeFileSync(join(escape, 'package.json'), JSON.stringify({ nmwasm: { module: '../../x.wasm' } }));
   assert.throws(() => resolveModulePath('escape', root), /must lie inside the package/);
   assert.throws(() => resolveModulePath('absent-pkg', root), /absent-pkg: no such file, and no npm package of that name/);
+});
+
+// ---- resource limits (docs/ABI.md section 7) ------------------------------------------
+test('a module over a resource limit is refused with one line naming the limit and its flag', () => {
+  const bigCode = abiModule({ extraFuncs: [{ params: [], results: [], body: new Array(Math.floor(1.2 * (1 << 20))).fill(0x01) }] }); // 1.2 MiB of nop
+  const cases: [string, Uint8Array, RegExp, Partial<typeof DEFAULT_LIMITS>?][] = [
+    ['4 GiB maximum', abiModule({ memory: { min: 1025, max: 65536 } }), /memory maximum 65536 pages \(4096 MiB\) exceeds the limit of 3072 pages = 64 MiB host area \+ 128 MiB \(raise it with --max-memory MIB/],
+    ['large initial memory', abiModule({ memory: { min: 4000 } }), /memory initial size 4000 pages .* exceeds the limit of 3072 pages .*--max-memory MIB/],
+    ['10 million table elements', abiModule({ tables: [{ min: 10_000_000 }] }), /table 0 initial size 10000000 elements exceeds the limit of 65536 elements \(raise it with --max-table N/],
+    ['table maximum', abiModule({ tables: [{ min: 1, max: 100_000 }] }), /table 0 maximum 100000 elements exceeds the limit of 65536 elements .*--max-table N/],
+    ['code', bigCode, /code section of \d+ bytes \(1\.2 MiB\) exceeds the limit of 1 MiB \(raise it with --max-code MIB/, { codeMiB: 1 }],
+    ['data', abiModule({ data: [{ offset: 0x4000000, bytes: new Array(1.5 * (1 << 20)).fill(7) }] }), /data segments of 1572864 bytes \(1\.5 MiB\) exceeds the limit of 1 MiB \(raise it with --max-data MIB/, { dataMiB: 1 }],
+  ];
+  for (const [name, bytes, pattern, limits] of cases) {
+    const file = join(dir, `limit-${name.replace(/\W+/g, '-')}.wasm`);
+    writeFileSync(file, bytes);
+    try {
+      loadModule(file, { ...DEFAULT_LIMITS, ...limits });
+      assert.unreachable(`${name}: accepted`);
+    } catch (err) {
+      assert.instance(err, UsageError, name);
+      assert.not.match((err as Error).message, /\n/, name);
+      assert.match((err as Error).message, pattern, name);
+    }
+  }
+  // Raising the limit admits it.
+  const file = join(dir, 'limit-raised.wasm');
+  writeFileSync(file, abiModule({ memory: { min: 1025, max: 65520 } }));
+  assert.is(loadModule(file, { ...DEFAULT_LIMITS, memoryMiB: 4031 }).description.memory.maxPages, 65520);
+});
+
+test('a memory and a table without a maximum get the limits: growing past them fails', () => {
+  const file = join(dir, 'unbounded.wasm');
+  writeFileSync(file, abiModule({ tables: [{ min: 1 }] }));
+  const { module } = loadModule(file, { ...DEFAULT_LIMITS, memoryMiB: 2, tableElements: 10 });
+  const inst = new WebAssembly.Instance(module, { env: { abort() {}, nmwasm_log() {}, nmwasm_now: () => 0 } });
+  const memory = inst.exports.memory as WebAssembly.Memory;
+  assert.throws(() => memory.grow(1024 + 32 - 1025 + 1), RangeError); // one page past 64 MiB + 2 MiB
+  memory.grow(1024 + 32 - 1025);
+  assert.is(memory.buffer.byteLength, (1024 + 32) * 65536);
+});
+
+test('a valid module with 100,001 functions loads; an exception tag export is accepted', () => {
+  const many = abiModule({ extraFuncs: Array.from({ length: 100_001 }, () => ({ params: [], results: [] })) });
+  const file = join(dir, 'many.wasm');
+  writeFileSync(file, many);
+  assert.is(loadModule(file).description.exports.length, 4);
+  const tagFile = join(dir, 'tag.wasm');
+  writeFileSync(tagFile, abiModule({ tags: 1, exports: [{ name: 'oops', kind: 'tag', index: 0 }] }));
+  const tag = loadModule(tagFile).description;
+  assert.ok(tag.exports.some((e) => e.name === 'oops' && e.kind === 'tag'));
+});
+
+test('manifest stat names: "__proto__" is kept, duplicates and control characters are refused', () => {
+  const stats = (names: string[]): Uint8Array => abiModule({ extraFuncs: [{ export: 'nmwasm_stats', params: [], results: ['i32'] }], customs: [{ name: 'nmwasm.manifest', payload: JSON.stringify({ stats: names }) }] });
+  assert.equal(validateModuleBytes('m', stats(['__proto__', 'b'])).manifest?.stats, ['__proto__', 'b']);
+  refused(stats(['a', 'a']), /"stats" lists "a" twice/);
+  refused(stats(['a\u001b[2Jb']), /"stats" names must be printable .*got "a\\\\x1b\[2Jb"/);
+});
+
+test('names from a hostile module are escaped in refusals: one printable line', () => {
+  const evil = 'nmwasm_\u001b]0;pwned\u0007\nnmwasm: forged';
+  for (const bytes of [abiModule({ extraFuncs: [{ export: evil, params: [], results: [] }] }), abiModule({ imports: [{ module: 'env', name: evil, params: [], results: [] }] })]) {
+    const file = join(dir, `evil${Math.random().toString(36).slice(2)}.wasm`);
+    writeFileSync(file, bytes);
+    try {
+      loadModule(file);
+      assert.unreachable('accepted');
+    } catch (err) {
+      const message = (err as Error).message;
+      assert.match(message, /nmwasm_\\x1b\]0;pwned\\x07\\x0anmwasm: forged/);
+      assert.not.match(message, /[\u0000-\u001f\u007f-\u009f]/);
+    }
+  }
 });
 
 const fixtures = join(import.meta.dirname, '..', '..', 'filters', 'build', 'fixtures');

@@ -24,7 +24,9 @@ export interface ModuleSpec {
   memoryExport?: string | null;
   data?: { offset: number; bytes: number[]; global?: boolean }[];
   customs?: { name: string; payload: string | Uint8Array }[];
-  exports?: { name: string; kind: 'func' | 'memory' | 'global'; index: number }[];
+  exports?: { name: string; kind: 'func' | 'memory' | 'global' | 'tag'; index: number }[];
+  tables?: { min: number; max?: number }[]; // funcref tables
+  tags?: number; // number of exception tags of type () -> ()
   globals?: number; // number of immutable i32 globals (value 0)
   start?: number;
 }
@@ -79,6 +81,7 @@ export function buildModule(spec: ModuleSpec): Uint8Array {
   });
   const funcImports = imports.filter((i) => (i.kind ?? 'func') === 'func').length;
   const funcTypeIdx = spec.funcs.map((f) => typeIndex(f.params, f.results));
+  const tagType = spec.tags ? typeIndex([], []) : 0;
   const typeSection = types.map((key) => {
     const [p, r] = key.split('>') as [string, string];
     const ps = p ? (p.split(',') as VT[]) : [];
@@ -91,31 +94,36 @@ export function buildModule(spec: ModuleSpec): Uint8Array {
   });
   const memory = spec.memory === undefined ? { min: 1024 } : spec.memory;
   if (memory && spec.memoryExport !== null) exports.push([...str(spec.memoryExport ?? 'memory'), 0x02, 0x00]);
-  for (const e of spec.exports ?? []) exports.push([...str(e.name), e.kind === 'func' ? 0 : e.kind === 'memory' ? 2 : 3, ...uleb(e.index)]);
+  for (const e of spec.exports ?? []) exports.push([...str(e.name), { func: 0, memory: 2, global: 3, tag: 4 }[e.kind], ...uleb(e.index)]);
   const code = spec.funcs.map((f) => {
     const locals = (f.locals ?? []).map((t) => [1, VT_CODE[t]]);
     const body = f.body ?? f.results.flatMap(zeroOf);
     const bytes = [...vec(locals), ...body, 0x0b];
     return [...uleb(bytes.length), ...bytes];
   });
-  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  out.push(...section(1, vec(typeSection)));
-  if (importEntries.length) out.push(...section(2, vec(importEntries)));
-  out.push(...section(3, vec(funcTypeIdx.map((i) => uleb(i)))));
+  let out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const add = (bytes: number[]): void => {
+    out = out.concat(bytes); // not push(...bytes): a large section would overflow the stack
+  };
+  add(section(1, vec(typeSection)));
+  if (importEntries.length) add(section(2, vec(importEntries)));
+  add(section(3, vec(funcTypeIdx.map((i) => uleb(i)))));
+  if (spec.tables?.length) add(section(4, vec(spec.tables.map((t) => [0x70, t.max !== undefined ? 1 : 0, ...uleb(t.min), ...(t.max !== undefined ? uleb(t.max) : [])]))));
   if (memory) {
     const flags = (memory.max !== undefined ? 1 : 0) | (memory.shared ? 2 : 0);
-    out.push(...section(5, vec([[flags, ...uleb(memory.min), ...(memory.max !== undefined ? uleb(memory.max) : [])]])));
+    add(section(5, vec([[flags, ...uleb(memory.min), ...(memory.max !== undefined ? uleb(memory.max) : [])]])));
   }
-  if (spec.globals) out.push(...section(6, vec(Array.from({ length: spec.globals }, () => [0x7f, 0x00, 0x41, 0x00, 0x0b]))));
-  out.push(...section(7, vec(exports)));
-  if (spec.start !== undefined) out.push(...section(8, uleb(spec.start)));
-  out.push(...section(10, vec(code)));
+  if (spec.tags) add(section(13, vec(Array.from({ length: spec.tags }, () => [0x00, ...uleb(tagType)]))));
+  if (spec.globals) add(section(6, vec(Array.from({ length: spec.globals }, () => [0x7f, 0x00, 0x41, 0x00, 0x0b]))));
+  add(section(7, vec(exports)));
+  if (spec.start !== undefined) add(section(8, uleb(spec.start)));
+  add(section(10, vec(code)));
   if (spec.data?.length) {
-    out.push(...section(11, vec(spec.data.map((d) => [0x00, ...(d.global ? [0x23, 0x00] : [0x41, ...sleb(d.offset | 0)]), 0x0b, ...uleb(d.bytes.length), ...d.bytes]))));
+    add(section(11, vec(spec.data.map((d) => [0x00, ...(d.global ? [0x23, 0x00] : [0x41, ...sleb(d.offset | 0)]), 0x0b, ...uleb(d.bytes.length), ...d.bytes]))));
   }
   for (const c of spec.customs ?? []) {
     const payload = typeof c.payload === 'string' ? [...new TextEncoder().encode(c.payload)] : [...c.payload];
-    out.push(...section(0, [...str(c.name), ...payload]));
+    add(section(0, [...str(c.name), ...payload]));
   }
   return new Uint8Array(out);
 }
