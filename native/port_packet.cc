@@ -20,6 +20,8 @@
 //
 // AF_PACKET cannot take packets away from the kernel: the stack still gets its own copy
 // of every received frame (the host prints this at start when the filter drops/forwards).
+// Link: the kernel marks the sockets ENETDOWN when the link goes down or the interface is
+// deleted (POLLERR, handled in pollError); LinkWatch tells down, up again and deleted apart.
 #include <arpa/inet.h>
 #include <linux/ethtool.h>
 #include <linux/filter.h>
@@ -37,6 +39,7 @@
 #include <dirent.h>
 
 #include "errors.h"
+#include "link_watch.h"
 #include "port.h"
 
 namespace nmwasm {
@@ -91,7 +94,19 @@ class PacketPort : public Port {
   }
   ~PacketPort() override { release(); }
 
-  int pollFd(uint32_t ring) const override { return ring < rx_.size() ? rxFd_[ring] : -1; }
+  int pollFd(uint32_t ring) const override { return ring < rx_.size() && !link_.gone() ? rxFd_[ring] : -1; }
+  uint8_t checkLink() noexcept override { return link_.check(); }
+  bool linkGone() const noexcept override { return link_.gone(); }
+  /** The kernel sets ENETDOWN on the socket when the link goes down or the interface is deleted
+   * (packet_notifier): poll() then reports POLLERR until SO_ERROR is read. */
+  void pollError(uint32_t ring) noexcept override {
+    if (ring < rxFd_.size()) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(rxFd_[ring], SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+    link_.check();
+  }
   std::vector<std::string> notices() const override { return notices_; }
   bool canTransmit() const override { return txFd_ >= 0; }
 
@@ -234,6 +249,7 @@ class PacketPort : public Port {
   void checkInterface() {
     ifindex_ = if_nametoindex(spec_.ifname.c_str());
     if (ifindex_ == 0) throw NativeError("ENODEV", name(), "if_nametoindex", errno, "no interface named " + spec_.ifname + ": list them with ip link");
+    link_.watch(spec_.ifname, ifindex_);
     const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
     ifreq ifr{};
@@ -325,6 +341,7 @@ class PacketPort : public Port {
   std::vector<int> fds_;  // every socket (rings, sinks, tx), closed at destruction
   std::vector<std::pair<uint8_t*, size_t>> maps_;
   std::vector<std::string> notices_;
+  LinkWatch link_;
 };
 
 }  // namespace

@@ -212,7 +212,8 @@ int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted) {
   if (done > 0) completeSlots(a, sh, done, faulted);
 
   const uint32_t numSlots = sh.geo.numSlots;
-  const bool closed = a.port->closed();
+  // A deleted interface ends the port like a close: what is in the ring still gets its verdicts.
+  const bool closed = a.port->closed() || a.port->linkGone();
   if (!sh.exhausted && !closed) {
     const uint32_t space = numSlots - 1 - sh.filled();
     if (space > 0) {
