@@ -341,7 +341,10 @@ export class Engine {
       try {
         const seen = this.native.portLink(port.id);
         link = seen.link;
-        if (i === 0) this.oversize = seen.oversize;
+        if (i === 0 && seen.oversize > this.oversize) {
+          if (this.oversize === 0) this.opts.onEvent?.('notice', -1, `${port.name}: the kernel drops frames longer than the port's frames hold (1792 bytes on AF_XDP); counted in the summary (oversize): lower the MTU`);
+          this.oversize = seen.oversize;
+        }
       } catch {
         continue; // closed meanwhile (a shared port its other engine closed)
       }

@@ -47,6 +47,9 @@ namespace nmwasm {
 namespace {
 
 constexpr uint32_t kFrameSize = 2048;               // a 1518-byte frame + tpacket2 header fits
+// Where the kernel puts an Ethernet frame in an RX frame: TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - 14
+// (tpacket_rcv's macoff): received frames longer than kFrameSize - kRxDataOffset are cut.
+constexpr uint32_t kRxDataOffset = TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - ETH_HLEN;
 constexpr uint32_t kBlockSize = 1u << 16;           // 32 frames a block
 constexpr uint32_t kDefaultRxFrames = 4096;
 constexpr uint32_t kDefaultTxFrames = 2048;
@@ -262,7 +265,16 @@ class PacketPort : public Port {
     ethtool_value flags{ETHTOOL_GFLAGS, 0};
     ifr.ifr_data = reinterpret_cast<char*>(&flags);
     const bool lroOn = ioctl(fd, SIOCETHTOOL, &ifr) == 0 && (flags.data & ETH_FLAG_LRO) != 0;
+    ifr.ifr_data = nullptr;
+    const int mtu = ioctl(fd, SIOCGIFMTU, &ifr) == 0 ? ifr.ifr_mtu : 0;
     ::close(fd);
+    // NB: the kernel puts a frame's data kRxDataOffset bytes into a 2048-byte ring frame and
+    // cuts what does not fit: with a larger MTU the filter (and a --to port) get cut frames.
+    const int maxMtu = static_cast<int>(kFrameSize - kRxDataOffset) - ETH_HLEN;
+    if (spec_.rx && mtu > maxMtu)
+      notices_.push_back(name() + ": MTU " + std::to_string(mtu) + " of " + spec_.ifname + ": frames over " + std::to_string(kFrameSize - kRxDataOffset) +
+                         " bytes reach the filter cut to that length (2048-byte AF_PACKET ring frames); lower it: ip link set " + spec_.ifname + " mtu " +
+                         std::to_string(maxMtu));
     if (!up) throw NativeError("ENETDOWN", name(), "", 0, "interface " + spec_.ifname + " is down: bring it up with ip link set " + spec_.ifname + " up");
     if (spec_.rx && (groOn || lroOn)) {
       notices_.push_back(name() + ": " + (groOn && lroOn ? "GRO and LRO are" : groOn ? "GRO is" : "LRO is") + " on for " + spec_.ifname +

@@ -168,6 +168,22 @@ t('xdp: frames longer than a frame (MTU raised while running) are counted and re
   assert.is(await exited(run), 0, run.output());
   const summary = summaries(run)[0]!;
   assert.equal([summary.packets, summary.oversize], [10, 20], run.output());
+  assert.equal(lines(run, /kernel drops frames longer/).length, 1, run.output());
+});
+
+t('packet: an MTU over what the ring frames hold is said at start (frames would reach the filter cut)', async () => {
+  const { s, r, a, b, ip } = pair('k');
+  lab.exec(r, 'ip', ['link', 'set', b, 'mtu', '9000']);
+  lab.exec(s, 'ip', ['link', 'set', a, 'mtu', '9000']);
+  const run = await startLoad(r, [pass, '--port', `packet:${b}`, '--batch-timeout', '5000', '--json'], /AF_PACKET cannot take packets away/);
+  sendUdp(s, ip, 3, 4000);
+  await new Promise((res) => setTimeout(res, 500));
+  run.child.kill('SIGTERM');
+  assert.is(await exited(run), 0, run.output());
+  assert.equal(lines(run, /MTU/), [`warning: packet:${b}: MTU 9000 of ${b}: frames over 1982 bytes reach the filter cut to that length (2048-byte AF_PACKET ring frames); lower it: ip link set ${b} mtu 1968`], run.output());
+  const summary = summaries(run)[0]!;
+  assert.is(summary.packets, 3);
+  assert.is((summary as unknown as { bytes: number }).bytes, 3 * 1982, 'each 4042-byte frame arrived cut to 1982 bytes');
 });
 
 test.after(() => lab.cleanup());
