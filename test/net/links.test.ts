@@ -107,6 +107,23 @@ t('packet: link down is reported once, up again once; the rings do not spin whil
   assert.is(summaries(run)[0]!.packets, 5, 'the 5 datagrams sent after the link came back');
 });
 
+t('xdp: link down is reported once, up again once; the queue takes traffic again after', async () => {
+  const { s, r, a, b, ip } = pair('u');
+  const run = await startLoad(r, [pass, '--port', `xdp:${b}`, '--batch-timeout', '5000', '--json'], /AF_XDP (copy|zero-copy) mode/);
+  lab.exec(s, 'ip', ['link', 'set', a, 'down']); // the peer: b loses its carrier
+  await until('the link down line', () => lines(run, /link down/).length > 0);
+  lab.exec(s, 'ip', ['link', 'set', a, 'up']);
+  await until('the link up line', () => lines(run, /link up again/).length > 0);
+  const mac = /link\/ether ([0-9a-f:]+)/.exec(lab.exec(r, 'ip', ['link', 'show', 'dev', b]))![1]!;
+  lab.exec(s, 'ip', ['neigh', 'replace', `${ip}.2`, 'lladdr', mac, 'dev', a, 'nud', 'permanent']);
+  sendUdp(s, ip, 5, 100);
+  await new Promise((res) => setTimeout(res, 500));
+  run.child.kill('SIGTERM');
+  assert.is(await exited(run), 0, run.output());
+  assert.equal(lines(run, /link (down|up)/), [`xdp:${b}: link down`, `xdp:${b}: link up again`], run.output());
+  assert.is(summaries(run)[0]!.packets, 5, 'the 5 datagrams sent after the link came back');
+});
+
 t('packet: a deleted input ends the only clause: one line, its summary, exit 1', async () => {
   const { s, r, b } = pair('x');
   const run = await startLoad(r, [pass, '--port', `packet:${b}`, '--batch-timeout', '5000', '--json'], /AF_PACKET cannot take packets away/);
