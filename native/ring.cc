@@ -22,9 +22,9 @@ namespace {
 /** Polls `fd` (the port's descriptor for `ring`) up to `waitMs`: true when a sync may find
  * packets. POLLERR/POLLHUP/POLLNVAL (an AF_PACKET socket whose link went down or was
  * deleted, ...) are not data: the port clears the error and looks at its link
- * (Port::pollError), then the rest of `waitMs` is slept, so an error that persists can
- * never turn the idle wait into a busy loop; true then, so that the caller's sync sees
- * what is left (or -1 for a deleted interface). */
+ * (Port::pollError), then `waitMs` is slept, so an error that persists can never turn
+ * the idle wait into a busy loop; true then, so that the caller's sync sees what is left
+ * (or -1 for a deleted interface). */
 bool pollReady(Port& port, uint32_t ring, int fd, int waitMs) {
   struct pollfd p = {fd, POLLIN, 0};
   if (::poll(&p, 1, waitMs) <= 0) return false;
