@@ -184,20 +184,24 @@ class XdpPort : public Port {
     // NB: with an RX side the socket's freeFrames belong to its RX ring (another thread):
     // TX frames come from txFree_ only.
     std::vector<uint32_t>& pool = txSeparate_ ? txFree_ : q.freeFrames;
-    uint32_t n = count < pool.size() ? count : static_cast<uint32_t>(pool.size());
+    const uint32_t maxLen = bufSize_ - kHeadroom;
+    const uint32_t window = count < pool.size() ? count : static_cast<uint32_t>(pool.size());
+    // NB: a packet longer than a frame's 1792 data bytes is refused (the caller counts it in
+    // out drops), never cut: AF_XDP frames are 2048 bytes.
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < window; k++) n += pkts[k].len <= maxLen ? 1 : 0;
     uint32_t idx = 0;
     while (n > 0 && xsk_ring_prod__reserve(&q.tx, n, &idx) != n) n /= 2;
     if (n == 0) return 0;
     uint8_t* umem = memory()->base() + umemOfs_;
-    const uint32_t maxLen = bufSize_ - kHeadroom;
-    for (uint32_t k = 0; k < n; k++) {
+    for (uint32_t k = 0, j = 0; j < n; k++) {
+      if (pkts[k].len > maxLen) continue;
       const uint32_t frame = pool.back();
       pool.pop_back();
-      // NB: a packet longer than a frame's 1792 data bytes is cut (AF_XDP frames are 2048 bytes).
-      const uint32_t len = pkts[k].len < maxLen ? pkts[k].len : maxLen;
+      const uint32_t len = pkts[k].len;
       const uint64_t addr = uint64_t{frame} * bufSize_ + kHeadroom;
       std::memcpy(umem + addr, pkts[k].data, len);
-      xdp_desc* d = xsk_ring_prod__tx_desc(&q.tx, idx + k);
+      xdp_desc* d = xsk_ring_prod__tx_desc(&q.tx, idx + j++);
       d->addr = addr;
       d->len = len;
       d->options = 0;

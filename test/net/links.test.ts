@@ -3,7 +3,8 @@
 // hold, frames too long for them. Namespace pairs: ns s [a] --veth-- [b] ns r, nmwasm in r.
 // IPv6 is off and neighbours are static, so the only frames are the ones a test sends.
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
@@ -14,6 +15,7 @@ const t = rootTest();
 const lab = new NetLab('nl');
 const net = (n: number): string => `10.${80 + n}.${process.pid % 250}`;
 const pass = join(root, 'filters/build/fixtures/pass.wasm');
+const dir = mkdtempSync(join(tmpdir(), 'nmwasm-links-'));
 let pairs = 0;
 
 interface Summary {
@@ -203,6 +205,41 @@ t('packet: an MTU over what the ring frames hold is said at start (frames would 
   assert.is((summary as unknown as { bytes: number }).bytes, 3 * 1982, 'each 4042-byte frame arrived cut to 1982 bytes');
 });
 
-test.after(() => lab.cleanup());
+t('xdp: an output refuses (counts as out drops) a packet longer than its frames, never sends it cut', async () => {
+  const { s, r, a, b } = pair('c');
+  // A capture of 3 frames of 100 bytes and 2 of 3000 (ethertype 0x88b5, local experimental).
+  const file = join(dir, 'big.pcap');
+  const frame = (len: number): Buffer => {
+    const f = Buffer.alloc(len, 0x55);
+    Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5]).copy(f);
+    return f;
+  };
+  const records = [100, 3000, 100, 3000, 100].map((len) => {
+    const h = Buffer.alloc(16);
+    h.writeUInt32LE(len, 8);
+    h.writeUInt32LE(len, 12);
+    return Buffer.concat([h, frame(len)]);
+  });
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0);
+  header.writeUInt16LE(2, 4);
+  header.writeUInt16LE(4, 6);
+  header.writeUInt32LE(65535, 16);
+  header.writeUInt32LE(1, 20);
+  writeFileSync(file, Buffer.concat([header, ...records]));
+  const dump = lab.start(s, 'tcpdump', ['-n', '-i', a, '-c', '3', 'ether proto 0x88b5']);
+  await until('tcpdump to listen', () => /listening on/.test(dump.output()));
+  const res = spawnSync('ip', ['netns', 'exec', r, process.execPath, cli, 'load', pass, '--port', `pcap:${file}`, '--out', `xdp:${b}`, '--json'], { encoding: 'utf8', timeout: 30_000 });
+  assert.is(res.status, 0, res.stderr);
+  const summary = JSON.parse(res.stdout.split('\n').find((l) => l.startsWith('{'))!) as Summary;
+  assert.equal([summary.out.packets, summary.out.drops], [3, 2], res.stdout);
+  await until('tcpdump to see the 3 short frames', () => dump.child.exitCode !== null, 10_000);
+  assert.not.match(dump.output(), /length (17[0-9]{2}|3000)/, 'no frame went out cut (or whole)');
+});
+
+test.after(() => {
+  lab.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 test.run();
