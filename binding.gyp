@@ -26,6 +26,7 @@
         "native/port_gen.cc",
         "native/port_pcap.cc",
         "native/port_packet.cc",
+        "native/link_watch.cc",
         "native/netmap_session.cc",
         "native/port_netmap.cc",
         "native/port_soft.cc",

@@ -306,7 +306,8 @@ async function run(reqs: RunRequest[]): Promise<number> {
     const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name) };
     process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaryJson(results[i]!, ctx, req.trace)))}\n` : `${summaryText(results[i]!, ctx)}\n`);
   });
-  return 0;
+  // A clause ended by a deleted interface failed (the others ran on): exit 1.
+  return results.some((r) => r.stoppedBy === 'link') ? 1 : 0;
 }
 
 /** The input of a bridge (--to): on AF_XDP it takes every frame (xdpKernelClasses off). */

@@ -4,7 +4,7 @@
 // open), stops on EOF / --count / --duration / stop(), and closes the ports: closePort
 // commits an --out file; a failed run aborts them so it writes no output file.
 import { Worker } from 'node:worker_threads';
-import { COUNTER_SLOTS, Counter, loadNative, type NativeAddon, type PlainPortSpec, type PortInfo } from './native.ts';
+import { COUNTER_SLOTS, Counter, LinkState, loadNative, type NativeAddon, type PlainPortSpec, type PortInfo } from './native.ts';
 import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from './errors.ts';
 import { PortPool } from './portpool.ts';
 import { printable } from './text.ts';
@@ -19,6 +19,8 @@ export const DEFAULT_NUM_SLOTS = 1024;
 export const BUF_SIZE = 2048;
 const WATCHDOG_MS = 20;
 const MAX_CRASHES = 10;
+/** How often the link monitor looks at the interfaces of live ports (one ioctl each). */
+const LINK_CHECK_MS = 250;
 
 export interface EngineOptions {
   loaded: LoadedModule;
@@ -59,8 +61,9 @@ export interface RunResult {
   rings: RingRun[];
   input: PortInfo;
   elapsedMs: number;
-  stoppedBy: 'eof' | 'count' | 'duration' | 'signal';
+  stoppedBy: 'eof' | 'count' | 'duration' | 'signal' | 'link'; // link: an interface of the clause was deleted (exit 1)
   statsNames: string[];
+  oversize: number; // frames the input's kernel dropped for being longer than its frames (AF_XDP)
 }
 
 /** Creates a ring worker. In the bundle this file is dist/nmwasm.mjs next to dist/worker.mjs;
@@ -87,6 +90,8 @@ export class Engine {
   private started = false;
   private startedAt = 0;
   private stoppedBy: RunResult['stoppedBy'] = 'eof';
+  private linkCheckedAt = 0;
+  private oversize = 0;
   private settled = false;
   private readonly heldLogs: { ring: number; line: string }[] = [];
   private resolve!: (r: RunResult) => void;
@@ -151,7 +156,7 @@ export class Engine {
       if (this.settled) return;
       this.settled = true;
       this.abortAll();
-      this.resolve({ rings: [], input: this.input, elapsedMs: 0, stoppedBy: reason, statsNames: [] });
+      this.resolve({ rings: [], input: this.input, elapsedMs: 0, stoppedBy: reason, statsNames: [], oversize: 0 });
       return;
     }
     for (const run of this.rings) {
@@ -304,6 +309,7 @@ export class Engine {
       if (Atomics.compareExchange(run.control, RingControl.phase, Phase.inGuest, Phase.killed) !== Phase.inGuest) continue;
       this.onTimeout(run, now - started);
     }
+    if (now - this.linkCheckedAt >= LINK_CHECK_MS) this.checkLinks(now);
     if (this.opts.count > 0 && this.rings.length > 1 && this.processed() >= this.opts.count) this.stop('count');
     if (this.opts.durationMs > 0 && now - this.startedAt >= this.opts.durationMs) this.stop('duration');
   }
@@ -329,6 +335,32 @@ export class Engine {
     this.spawn(run, true);
   }
 
+  /** Link monitor (main thread, every LINK_CHECK_MS and once at the end): reports each change of
+   * an interface of this clause once per host ("NAME: link down", "NAME: link up again"); a
+   * deleted interface ends the clause (stoppedBy 'link', exit 1); the input's kernel drops of
+   * frames too long for its frames are kept for the summary. */
+  private checkLinks(now: number): void {
+    this.linkCheckedAt = now;
+    const ports = [{ id: this.input.id, name: this.opts.input.name }, ...this.outputIds.map((id, i) => ({ id, name: this.opts.outputs[i]!.name }))];
+    for (const [i, port] of ports.entries()) {
+      let link: number;
+      try {
+        const seen = this.native.portLink(port.id);
+        link = seen.link;
+        if (i === 0 && seen.oversize > this.oversize) {
+          if (this.oversize === 0) this.opts.onEvent?.('notice', -1, `${port.name}: the kernel drops frames longer than the port's frames hold (1792 bytes on AF_XDP); counted in the summary (oversize): lower the MTU`);
+          this.oversize = seen.oversize;
+        }
+      } catch {
+        continue; // closed meanwhile (a shared port its other engine closed)
+      }
+      if (link === LinkState.gone) this.stop('link');
+      if (!this.pool.linkChanged(port.name, link)) continue;
+      const what = link === LinkState.gone ? 'interface deleted: its clause ended' : link === LinkState.down ? 'link down' : 'link up again';
+      this.opts.onEvent?.('notice', -1, `${port.name}: ${what}`);
+    }
+  }
+
   /** Packets that got a verdict, over all rings. */
   processed(): number {
     let sum = 0;
@@ -340,6 +372,7 @@ export class Engine {
     if (this.settled || !this.rings.every((r) => r.done)) return;
     this.settled = true;
     this.clearWatchdog();
+    this.checkLinks(epochMs()); // a deletion that ended the rings before the monitor saw it
     try {
       // Close outputs after the input so the last packets are flushed, then commit.
       for (const info of [...this.opened].reverse()) this.pool.close(info.id);
@@ -356,6 +389,7 @@ export class Engine {
       elapsedMs: epochMs() - this.startedAt,
       stoppedBy,
       statsNames: this.opts.loaded.description.manifest?.stats ?? [],
+      oversize: this.oversize,
     });
   }
 

@@ -175,8 +175,19 @@ export interface RingHandle {
   detach(): void;
 }
 
+/** Link states of portLink (mirrors LinkState in native/link_watch.h). */
+export const LinkState = { up: 0, down: 1, gone: 2 } as const;
+
+export interface PortLink {
+  link: number; // LinkState: up (also every port without an interface), down (not up or no carrier), gone (deleted: the port ended)
+  oversize: number; // frames the kernel dropped because they are longer than the port's frames (AF_XDP), since open
+}
+
 export interface NativeAddon {
   openPort(spec: PlainPortSpec, opts: PortOptions): PortInfo;
+  /** Looks at the port's interface now (slow path: an ioctl; the engine's link monitor calls it
+   * every 250 ms). Once gone, the port's rings end (sync returns -1 after the last batch). */
+  portLink(id: number): PortLink;
   /** Flushes and closes; an output file is renamed into place only here. */
   closePort(id: number): void;
   /** Closes without committing: an output file being written is removed. */

@@ -37,7 +37,16 @@ export function planSharedPorts(uses: readonly PlainPortSpec[]): PlainPortSpec[]
 export class PortPool {
   private readonly byKey = new Map<string, { info: PortInfo; users: number }>();
   private readonly keyOf = new Map<number, string>();
+  private readonly linkSeen = new Map<string, number>();
   constructor(private readonly native: NativeAddon) {}
+
+  /** Records link state `state` of the port named `name`; true when it differs from the last
+   * one recorded (up at first), so that a port watched by two engines is reported once. */
+  linkChanged(name: string, state: number): boolean {
+    if ((this.linkSeen.get(name) ?? 0) === state) return false;
+    this.linkSeen.set(name, state);
+    return true;
+  }
 
   /** Opens `spec` (or returns the shared port already open for it). Throws the native error. */
   open(spec: PlainPortSpec, opts: PortOptions): PortInfo {

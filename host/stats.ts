@@ -161,6 +161,7 @@ export function summaryJson(result: RunResult, ctx: SummaryContext, withTrace: b
     faults: t.faults,
     out: { packets: t.outPackets, bytes: t.outBytes, zeroCopy: t.outSwapped, drops: t.outDrops },
     logSuppressed: t.logSuppressed,
+    oversize: result.oversize ?? 0,
     filterStats,
   };
   if (withTrace) {
@@ -198,6 +199,7 @@ export function summaryText(result: RunResult, ctx: SummaryContext): string {
     const values = result.statsNames.map((name, i) => `${name} ${result.rings.reduce((sum, r) => sum + (r.stats[i] ?? 0), 0)}`);
     lines.push(`filter: ${values.join(', ')}`);
   }
+  if ((result.oversize ?? 0) > 0) lines.push(`oversize: the kernel dropped ${result.oversize} frames of ${ctx.port} longer than its frames hold (1792 bytes on AF_XDP): neither the filter nor the stack got them; lower the MTU`);
   if (t.logSuppressed > 0) lines.push(`log: ${t.logSuppressed} lines suppressed by the rate limit (20 lines/s per ring)`);
   return lines.join('\n');
 }

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);  // deleted by N-API when the env goes away
   exports.Set("openPort", Napi::Function::New(env, openPortJs, "openPort"));
   exports.Set("closePort", Napi::Function::New(env, closePortJs, "closePort"));
+  exports.Set("portLink", Napi::Function::New(env, portLinkJs, "portLink"));
   exports.Set("abortPort", Napi::Function::New(env, abortPortJs, "abortPort"));
   exports.Set("attachRing", Napi::Function::New(env, attachRingJs, "attachRing"));
   exports.Set("backends", Napi::Function::New(env, backendsJs, "backends"));

@@ -15,6 +15,8 @@ struct AddonData {
 Napi::Value openPortJs(const Napi::CallbackInfo& info);
 Napi::Value closePortJs(const Napi::CallbackInfo& info);
 Napi::Value abortPortJs(const Napi::CallbackInfo& info);
+/** portLink(id): {link: LinkState, oversize: frames dropped for their size}; checks the link now. */
+Napi::Value portLinkJs(const Napi::CallbackInfo& info);
 Napi::Value backendsJs(const Napi::CallbackInfo& info);
 // ring.cc
 Napi::Function defineRingHandleClass(Napi::Env env);

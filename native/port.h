@@ -144,6 +144,18 @@ class Port {
   virtual bool passesToHost() const { return false; }
   /** One-line warnings for the start-up messages (offloads that merge frames, ...). */
   virtual std::vector<std::string> notices() const { return {}; }
+  /** Looks at the port's interface now and returns its LinkState (link_watch.h): up, down
+   * or gone (deleted: the port then ends, syncRing returns -1). Slow path: the main
+   * thread's link monitor and poll errors only. Never throws. Default: always up. */
+  virtual uint8_t checkLink() noexcept { return 0; }
+  /** True once checkLink found the interface deleted (an atomic load, once per sync). */
+  virtual bool linkGone() const noexcept { return false; }
+  /** poll() on pollFd(ring) reported POLLERR/POLLHUP/POLLNVAL: clear the socket error and look
+   * at the link (ring thread, slow path). Never throws. */
+  virtual void pollError(uint32_t ring) noexcept {}
+  /** Frames the kernel dropped because they did not fit a buffer (AF_XDP frames over 1792
+   * bytes), since open; the main thread reads it at the end. Default 0. */
+  virtual uint64_t oversizeDrops() const noexcept { return 0; }
 
   // ---- lifecycle --------------------------------------------------------
   /** Flushes and closes (an output file is committed). May throw NativeError. */

@@ -20,6 +20,8 @@
 //
 // AF_PACKET cannot take packets away from the kernel: the stack still gets its own copy
 // of every received frame (the host prints this at start when the filter drops/forwards).
+// Link: the kernel marks the sockets ENETDOWN when the link goes down or the interface is
+// deleted (POLLERR, handled in pollError); LinkWatch tells down, up again and deleted apart.
 #include <arpa/inet.h>
 #include <linux/ethtool.h>
 #include <linux/filter.h>
@@ -37,6 +39,7 @@
 #include <dirent.h>
 
 #include "errors.h"
+#include "link_watch.h"
 #include "port.h"
 
 namespace nmwasm {
@@ -44,6 +47,9 @@ namespace nmwasm {
 namespace {
 
 constexpr uint32_t kFrameSize = 2048;               // a 1518-byte frame + tpacket2 header fits
+// Where the kernel puts an Ethernet frame in an RX frame: TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - 14
+// (tpacket_rcv's macoff): received frames longer than kFrameSize - kRxDataOffset are cut.
+constexpr uint32_t kRxDataOffset = TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - ETH_HLEN;
 constexpr uint32_t kBlockSize = 1u << 16;           // 32 frames a block
 constexpr uint32_t kDefaultRxFrames = 4096;
 constexpr uint32_t kDefaultTxFrames = 2048;
@@ -91,7 +97,19 @@ class PacketPort : public Port {
   }
   ~PacketPort() override { release(); }
 
-  int pollFd(uint32_t ring) const override { return ring < rx_.size() ? rxFd_[ring] : -1; }
+  int pollFd(uint32_t ring) const override { return ring < rx_.size() && !link_.gone() ? rxFd_[ring] : -1; }
+  uint8_t checkLink() noexcept override { return link_.check(); }
+  bool linkGone() const noexcept override { return link_.gone(); }
+  /** The kernel sets ENETDOWN on the socket when the link goes down or the interface is deleted
+   * (packet_notifier): poll() then reports POLLERR until SO_ERROR is read. */
+  void pollError(uint32_t ring) noexcept override {
+    if (ring < rxFd_.size()) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(rxFd_[ring], SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+    link_.check();
+  }
   std::vector<std::string> notices() const override { return notices_; }
   bool canTransmit() const override { return txFd_ >= 0; }
 
@@ -234,6 +252,7 @@ class PacketPort : public Port {
   void checkInterface() {
     ifindex_ = if_nametoindex(spec_.ifname.c_str());
     if (ifindex_ == 0) throw NativeError("ENODEV", name(), "if_nametoindex", errno, "no interface named " + spec_.ifname + ": list them with ip link");
+    link_.watch(spec_.ifname, ifindex_);
     const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
     ifreq ifr{};
@@ -246,7 +265,16 @@ class PacketPort : public Port {
     ethtool_value flags{ETHTOOL_GFLAGS, 0};
     ifr.ifr_data = reinterpret_cast<char*>(&flags);
     const bool lroOn = ioctl(fd, SIOCETHTOOL, &ifr) == 0 && (flags.data & ETH_FLAG_LRO) != 0;
+    ifr.ifr_data = nullptr;
+    const int mtu = ioctl(fd, SIOCGIFMTU, &ifr) == 0 ? ifr.ifr_mtu : 0;
     ::close(fd);
+    // NB: the kernel puts a frame's data kRxDataOffset bytes into a 2048-byte ring frame and
+    // cuts what does not fit: with a larger MTU the filter (and a --to port) get cut frames.
+    const int maxMtu = static_cast<int>(kFrameSize - kRxDataOffset) - ETH_HLEN;
+    if (spec_.rx && mtu > maxMtu)
+      notices_.push_back(name() + ": MTU " + std::to_string(mtu) + " of " + spec_.ifname + ": frames over " + std::to_string(kFrameSize - kRxDataOffset) +
+                         " bytes reach the filter cut to that length (2048-byte AF_PACKET ring frames); lower it: ip link set " + spec_.ifname + " mtu " +
+                         std::to_string(maxMtu));
     if (!up) throw NativeError("ENETDOWN", name(), "", 0, "interface " + spec_.ifname + " is down: bring it up with ip link set " + spec_.ifname + " up");
     if (spec_.rx && (groOn || lroOn)) {
       notices_.push_back(name() + ": " + (groOn && lroOn ? "GRO and LRO are" : groOn ? "GRO is" : "LRO is") + " on for " + spec_.ifname +
@@ -325,6 +353,7 @@ class PacketPort : public Port {
   std::vector<int> fds_;  // every socket (rings, sinks, tx), closed at destruction
   std::vector<std::pair<uint8_t*, size_t>> maps_;
   std::vector<std::string> notices_;
+  LinkWatch link_;
 };
 
 }  // namespace

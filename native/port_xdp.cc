@@ -23,6 +23,9 @@
 // the kernel stack of the interface (XdpInterface::inject: batched, one BPF_PROG_RUN for up
 // to 256 frames; one a frame when the kernel refuses the batched program), then recycle it. ARP, ICMP and ICMPv6 never reach the
 // filter: the XDP program passes them to the kernel (xdp_program.h).
+// Size: an input refuses an interface whose MTU makes frames longer than 1792 bytes; frames
+// the kernel still drops for their size (MTU raised later, VLAN tags) are counted
+// (oversizeDrops). Link: LinkWatch, checked by the main thread's link monitor.
 #include <net/if.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -37,6 +40,7 @@
 #include <thread>
 
 #include "errors.h"
+#include "link_watch.h"
 #include "port.h"
 #include "xdp_program.h"
 
@@ -88,6 +92,10 @@ class XdpPort : public Port {
   XdpPort(const LivePortSpec& spec, const PortOptions& opts) : Port(spec.name, "xdp"), spec_(spec), bufSize_(opts.bufSize) {
     if (!spec.rx && !spec.tx) throw NativeError("EINVAL", spec.name, "", 0, "an AF_XDP port needs its receive or its transmit side");
     const uint32_t ifQueues = rxQueueCount(spec.ifname);
+    const unsigned ifindex = if_nametoindex(spec.ifname.c_str());
+    if (ifindex == 0) throwSyscallError(spec.name, "if_nametoindex", errno, "looking up interface " + spec.ifname, "check the name with ip link show");
+    link_.watch(spec.ifname, ifindex);
+    if (spec.rx) checkMtu();
     std::vector<uint32_t> queueIds;
     if (spec.rx && spec.queue < 0)
       for (uint32_t q = 0; q < spec.rings; q++) queueIds.push_back(q);
@@ -176,20 +184,24 @@ class XdpPort : public Port {
     // NB: with an RX side the socket's freeFrames belong to its RX ring (another thread):
     // TX frames come from txFree_ only.
     std::vector<uint32_t>& pool = txSeparate_ ? txFree_ : q.freeFrames;
-    uint32_t n = count < pool.size() ? count : static_cast<uint32_t>(pool.size());
+    const uint32_t maxLen = bufSize_ - kHeadroom;
+    const uint32_t window = count < pool.size() ? count : static_cast<uint32_t>(pool.size());
+    // NB: a packet longer than a frame's 1792 data bytes is refused (the caller counts it in
+    // out drops), never cut: AF_XDP frames are 2048 bytes.
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < window; k++) n += pkts[k].len <= maxLen ? 1 : 0;
     uint32_t idx = 0;
     while (n > 0 && xsk_ring_prod__reserve(&q.tx, n, &idx) != n) n /= 2;
     if (n == 0) return 0;
     uint8_t* umem = memory()->base() + umemOfs_;
-    const uint32_t maxLen = bufSize_ - kHeadroom;
-    for (uint32_t k = 0; k < n; k++) {
+    for (uint32_t k = 0, j = 0; j < n; k++) {
+      if (pkts[k].len > maxLen) continue;
       const uint32_t frame = pool.back();
       pool.pop_back();
-      // NB: a packet longer than a frame's 1792 data bytes is cut (AF_XDP frames are 2048 bytes).
-      const uint32_t len = pkts[k].len < maxLen ? pkts[k].len : maxLen;
+      const uint32_t len = pkts[k].len;
       const uint64_t addr = uint64_t{frame} * bufSize_ + kHeadroom;
       std::memcpy(umem + addr, pkts[k].data, len);
-      xdp_desc* d = xsk_ring_prod__tx_desc(&q.tx, idx + k);
+      xdp_desc* d = xsk_ring_prod__tx_desc(&q.tx, idx + j++);
       d->addr = addr;
       d->len = len;
       d->options = 0;
@@ -208,6 +220,20 @@ class XdpPort : public Port {
 
   int pollFd(uint32_t ring) const override { return ring < rings() && !torn_ ? queues_[ring]->fd : -1; }
 
+  // NB: a deleted interface unbinds the sockets without waking poll() (xsk_notifier): only
+  // the main thread's periodic checkLink finds it.
+  uint8_t checkLink() noexcept override { return link_.check(); }
+  bool linkGone() const noexcept override { return link_.gone(); }
+  void pollError(uint32_t ring) noexcept override { link_.check(); }
+
+  /** Frames the kernel could not put in a frame of ours: rx_dropped minus the drops for an
+   * empty fill ring (XDP_STATISTICS of each socket; copy mode: a frame over 1792 bytes). */
+  uint64_t oversizeDrops() const noexcept override {
+    std::lock_guard<std::mutex> lock(txMu_);
+    if (torn_) return oversizeAtTeardown_;
+    return currentOversize();
+  }
+
   std::vector<std::string> notices() const override { return notices_; }
 
  protected:
@@ -215,6 +241,30 @@ class XdpPort : public Port {
   void onAbort() noexcept override { teardown(); }
 
  private:
+  uint64_t currentOversize() const noexcept {
+    uint64_t sum = 0;
+    for (const auto& q : queues_) {
+      if (q->fd < 0) continue;
+      xdp_statistics st{};
+      socklen_t len = sizeof st;
+      if (getsockopt(q->fd, SOL_XDP, XDP_STATISTICS, &st, &len) != 0) continue;
+      if (st.rx_dropped > st.rx_fill_ring_empty_descs) sum += st.rx_dropped - st.rx_fill_ring_empty_descs;
+    }
+    return sum;
+  }
+
+  /** Refuses an interface whose MTU makes frames longer than a frame's 1792 data bytes: the
+   * kernel would drop them (nobody, neither the filter nor the stack, would get them). */
+  void checkMtu() const {
+    const uint32_t mtu = link_.mtu();
+    const uint32_t maxMtu = bufSize_ - kHeadroom - 14;  // the Ethernet header is not part of the MTU
+    if (mtu <= maxMtu) return;
+    throw NativeError("EINVAL", name(), "", 0,
+                      "MTU " + std::to_string(mtu) + " of " + spec_.ifname + " is larger than AF_XDP frames hold (" + std::to_string(bufSize_) +
+                          "-byte frames, " + std::to_string(bufSize_ - kHeadroom) + " bytes of packet: MTU at most " + std::to_string(maxMtu) +
+                          "): lower it with ip link set " + spec_.ifname + " mtu " + std::to_string(maxMtu) + ", or use packet:" + spec_.ifname);
+  }
+
   /** The RX/fill ring size: @conf rx-slots, else the largest of 8192/4096/2048 whose
    * frames fit the packet window. Throws NativeError when nothing fits. */
   uint32_t chooseRxSlots(uint32_t rings, uint32_t numSlots) const {
@@ -357,6 +407,7 @@ class XdpPort : public Port {
     for (uint32_t r = 0; r < rings(); r++) locks.emplace_back(shadow(r).mu);
     std::lock_guard<std::mutex> txLock(txMu_);
     if (torn_) return;
+    oversizeAtTeardown_ = currentOversize();
     torn_ = true;
     if (txQueue_ && txQueue_->xsk) kickTx(*txQueue_);  // what the last batch queued leaves before the socket closes
     for (auto& q : queues_) {
@@ -376,7 +427,7 @@ class XdpPort : public Port {
   xsk_umem* umem_ = nullptr;
   std::vector<std::unique_ptr<XskQueue>> queues_;
   std::shared_ptr<XdpInterface> iface_;
-  std::mutex txMu_;
+  mutable std::mutex txMu_;
   XskQueue* txQueue_ = nullptr;
   bool txSeparate_ = false;       // TX frames live in txFree_ (the socket's free list feeds its fill ring)
   std::vector<uint32_t> txFree_;
@@ -384,6 +435,8 @@ class XdpPort : public Port {
   std::string zeroCopyNote_;
   std::vector<std::string> notices_;
   std::atomic<bool> torn_{false};
+  LinkWatch link_;
+  uint64_t oversizeAtTeardown_ = 0;
 };
 
 }  // namespace

@@ -145,6 +145,17 @@ Napi::Value closePortJs(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value portLinkJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guardEntry(env, [&]() -> Napi::Value {
+    std::shared_ptr<Port> port = findPort(info[0].As<Napi::Number>().Uint32Value());
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("link", Napi::Number::New(env, port->checkLink()));
+    out.Set("oversize", Napi::Number::New(env, static_cast<double>(port->oversizeDrops())));
+    return out;
+  });
+}
+
 Napi::Value abortPortJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guardEntry(env, [&]() -> Napi::Value {

@@ -6,6 +6,7 @@
 // because a worker can be terminated while it is inside one of them. The handle's
 // destructor (the finalizer) only frees native memory and never throws.
 #include <poll.h>
+#include <time.h>
 
 #include <cstring>
 
@@ -17,6 +18,24 @@
 namespace nmwasm {
 
 namespace {
+
+/** Polls `fd` (the port's descriptor for `ring`) up to `waitMs`: true when a sync may find
+ * packets. POLLERR/POLLHUP/POLLNVAL (an AF_PACKET socket whose link went down or was
+ * deleted, ...) are not data: the port clears the error and looks at its link
+ * (Port::pollError), then `waitMs` is slept, so an error that persists can never turn
+ * the idle wait into a busy loop; true then, so that the caller's sync sees what is left
+ * (or -1 for a deleted interface). */
+bool pollReady(Port& port, uint32_t ring, int fd, int waitMs) {
+  struct pollfd p = {fd, POLLIN, 0};
+  if (::poll(&p, 1, waitMs) <= 0) return false;
+  if ((p.revents & (POLLERR | POLLHUP | POLLNVAL)) == 0) return (p.revents & POLLIN) != 0;
+  port.pollError(ring);
+  if (waitMs > 0) {
+    struct timespec rest = {waitMs / 1000, (waitMs % 1000) * 1000000L};
+    ::nanosleep(&rest, nullptr);
+  }
+  return true;
+}
 
 class RingHandle : public Napi::ObjectWrap<RingHandle> {
  public:
@@ -121,10 +140,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
       const int waitMs = info.Length() > 2 ? info[2].As<Napi::Number>().Int32Value() : 0;
       if (next == 0 && waitMs > 0 && !a.port->closed()) {
         const int fd = a.port->pollFd(a.ring);
-        if (fd >= 0) {
-          struct pollfd p = {fd, POLLIN, 0};
-          if (::poll(&p, 1, waitMs) > 0) next = syncRing(a, 0, false);
-        }
+        if (fd >= 0 && pollReady(*a.port, a.ring, fd, waitMs)) next = syncRing(a, 0, false);
       }
       return Napi::Number::New(env, next);
     });
@@ -151,9 +167,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
       if (fd < 0) return Napi::Number::New(env, -1);
       int timeoutMs = info[0].As<Napi::Number>().Int32Value();
       if (timeoutMs < 0) timeoutMs = 0;
-      struct pollfd p = {fd, POLLIN, 0};
-      const int rc = ::poll(&p, 1, timeoutMs);
-      return Napi::Number::New(env, rc > 0 && (p.revents & POLLIN) != 0 ? 1 : 0);
+      return Napi::Number::New(env, pollReady(*a.port, a.ring, fd, timeoutMs) ? 1 : 0);
     });
   }
 

@@ -219,6 +219,9 @@ int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted) {
 
   const uint32_t numSlots = sh.geo.numSlots;
   const bool closed = a.port->closed();
+  // A deleted interface ends the port once what the kernel had already handed over (its rings
+  // stay mapped until close) has been taken and has got its verdicts.
+  const bool gone = a.port->linkGone();
   if (!sh.exhausted && !closed) {
     const uint32_t space = numSlots - 1 - sh.filled();
     if (space > 0) {
@@ -238,7 +241,7 @@ int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted) {
     a.counters[Counter::eof] = 1;
     return -1;
   }
-  return closed ? -1 : 0;
+  return closed || gone ? -1 : 0;
 }
 
 std::vector<uint8_t> takeTrace(RingAttachment& a) {

@@ -57,7 +57,8 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
  * (a captured runt shorter than 14 bytes is not a violation while the filter leaves
  * it alone).
  * Returns the next batch's size (> 0), 0 (nothing now) or -1 (the
- * finite source is exhausted and every slot released, or the port was closed).
+ * finite source is exhausted and every slot released, or the port was closed or its
+ * interface deleted: Port::linkGone).
  * Throws NativeError ESTALE only when the ring was attached again since `a`;
  * nothing in the per-packet part throws or allocates (except trace growth). */
 int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted);
