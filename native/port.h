@@ -222,6 +222,7 @@ struct SoftPortSpec {
   uint32_t rings;        // @conf rings of the endpoint, 0 = default (1)
   uint32_t slots;        // @conf slots, 0 = default (1024)
   bool exclusive;        // /x: no other input may read the endpoint
+  uint32_t memId;        // @N: the endpoint's buffers in shared memory region N (zero copy); 0 = a private pool
   bool rx;               // an input (--port)
   bool tx;               // an output (--to, --out)
 };

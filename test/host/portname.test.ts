@@ -316,6 +316,7 @@ const HONOURED: Array<[Backend, string]> = [
   ['packet', 'packet:eth0-1/r@conf:slots=1000'],
   ['software', 'vale0:p1-1/T@conf:rings=2,slots=512'],
   ['software', 'eth0}3/x'],
+  ['software', 'p{1-0/x@3@conf:slots=256'],
 ];
 
 test('checkSupported accepts what a backend honours', () => {
