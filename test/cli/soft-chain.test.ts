@@ -84,19 +84,19 @@ const pass = join(root, 'filters', 'build', 'fixtures', 'pass.wasm');
 const stomper = join(root, 'filters', 'build', 'fixtures', 'stomp-rings.wasm');
 const mixed = join(root, 'filters', 'build', 'fixtures', 'mixed-violation.wasm');
 
-for (const mem of ['', '@4']) {
-  test(`a stomper on one pipe cannot change the verdicts of a good filter on another${mem ? ` (both in memory region ${mem})` : ''}: the good clause's counts are exact`, () => {
+for (const [kind, mem] of [['pipe', ''], ['pipe', '@4'], ['VALE', '']] as const) {
+  test(`a stomper on one ${kind} port cannot change the verdicts of a good filter on another${mem ? ` (both in memory region ${mem})` : ''}: the good clause's counts are exact`, () => {
     const n = 1000000;
-    const res = runCli([
-      'load', pass, '--port', `gen:count=${n}`, '--to', `g{1${mem}`, '--json',
-      '+', pass, '--port', `g}1${mem}`, '--json',
-      '+', pass, '--port', `gen:count=${n}`, '--to', `s{1${mem}`, '--json',
-      '+', stomper, '--port', `s}1${mem}`, '--json',
-    ]);
+    // pipes: each clause has its own pipe; VALE: one generator floods both ports of a switch.
+    const feeds = kind === 'pipe'
+      ? ['load', pass, '--port', `gen:count=${n}`, '--to', `g{1${mem}`, '--json', '+', pass, '--port', `gen:count=${n}`, '--to', `s{1${mem}`, '--json']
+      : ['load', pass, '--port', `gen:count=${n}`, '--to', `vale5:src${mem}`, '--json'];
+    const [goodPort, badPort] = kind === 'pipe' ? [`g}1${mem}`, `s}1${mem}`] : [`vale5:g${mem}`, `vale5:s${mem}`];
+    const res = runCli([...feeds, '+', pass, '--port', goodPort, '--json', '+', stomper, '--port', badPort, '--json']);
     assert.is(res.status, 0, res.stderr);
     const all = summaries(res.stdout);
-    const good = all.find((s) => s.port.startsWith('g}1'));
-    const bad = all.find((s) => s.port.startsWith('s}1'));
+    const good = all.find((s) => s.port === goodPort);
+    const bad = all.find((s) => s.port === badPort);
     assert.ok(good && bad, res.stdout);
     assert.is(bad!.packets, n, 'the stomper ran over its whole input');
     assert.is(good!.packets, n);
