@@ -62,7 +62,7 @@ std::shared_ptr<SoftEndpoint> endpointFor(const std::string& port, const std::st
                             " slots: give every opener the same @conf (or none)");
     if (memId != ep->memId)
       throw NativeError("EINVAL", port, "", 0,
-                        name + " is already open in " + memText(ep->memId) + ", not in " + memText(memId) + ": give every opener of it the same @N (or none)");
+                        name + " is already open in " + memText(ep->memId) + ", not in " + memText(memId) + ": give every opener of it the same @N, or none of them one");
     return ep;
   }
   ep = std::make_shared<SoftEndpoint>();

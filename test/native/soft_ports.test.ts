@@ -315,7 +315,7 @@ test('refusals: ring out of range, conflicting @conf, a second reader of a /x po
   const priv = native.openPort(soft('t11}a', 'in'), opts);
   e = err(() => native.openPort(soft('t11{a@3', 'out'), opts));
   assert.is(e.code, 'EINVAL');
-  assert.match(e.message, /t11}a is already open in a private buffer pool, not in memory region @3: give every opener of it the same @N \(or none\)/);
+  assert.match(e.message, /t11}a is already open in a private buffer pool, not in memory region @3: give every opener of it the same @N, or none of them one/);
   native.closePort(priv.id);
   // Nothing leaked: the same pool still serves a normal port.
   native.closePort(native.openPort(soft('t10}b', 'in'), opts).id);
