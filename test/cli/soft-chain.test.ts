@@ -108,11 +108,13 @@ for (const [kind, mem] of [['pipe', ''], ['pipe', '@4'], ['VALE', '']] as const)
 }
 
 test('a batch that breaks the ABI on some slots only gets the fault verdict on every slot (--on-fault closed: 0 passes)', () => {
-  // d: duplicated buf_idx, s: swapped pair, u: half the verdicts unset, l: one len out of range.
-  for (const mode of ['d', 's', 'u', 'l']) {
+  // d: duplicated buf_idx, s: swapped pair, u: half the verdicts unset, l: one len out of
+  // range (mixed-violation.wasm); p: a passive data segment copied over a slot (memory.init).
+  for (const mode of ['d', 's', 'u', 'l', 'p']) {
     const config = join(dir, `mixed-${mode}.cfg`);
     writeFileSync(config, mode);
-    const res = runCli(['load', mixed, '--config', config, '--port', 'gen:count=5000', '--to', `m{${mode}`, '--on-fault', 'closed', '--json', '+', counter, '--port', `m}${mode}`, '--json']);
+    const module = mode === 'p' ? join(root, 'filters', 'build', 'fixtures', 'passive-over-ring.wasm') : mixed;
+    const res = runCli(['load', module, '--config', config, '--port', 'gen:count=5000', '--to', `m{${mode}`, '--on-fault', 'closed', '--json', '+', counter, '--port', `m}${mode}`, '--json']);
     assert.is(res.status, 0, res.stderr);
     const [filter, after] = summaries(res.stdout);
     assert.ok(filter && after, res.stdout);
