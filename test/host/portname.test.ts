@@ -114,6 +114,7 @@ const VALID: Array<[string, Overrides]> = [
   ['eth0{1', { pipe: '1', mode: 'pipe-master', netmapName: 'eth0{1' }],
   ['eth0}1', { pipe: '1', mode: 'pipe-slave', netmapName: 'eth0}1' }],
   ['p{web/T', { ifname: 'p', pipe: 'web', mode: 'pipe-master', flags: { txOnly: true }, netmapName: 'p{web' }],
+  ['p{1@2', { ifname: 'p', pipe: '1', mode: 'pipe-master', memId: 2, netmapName: 'p{1' }],
   ['netmap:eth0{7-1', { scheme: 'netmap', pipe: '7', mode: 'pipe-master', ring: 1, netmapName: 'eth0{7' }],
   ['vale0:p1{2', { scheme: 'vale', ifname: 'p1', vale: { switch: 'vale0', port: 'p1' }, pipe: '2', mode: 'pipe-master', netmapName: 'vale0:p1{2' }],
 ];
