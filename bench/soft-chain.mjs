@@ -6,11 +6,15 @@
 // gen:count=PACKETS with pass-through filters (filters/build/fixtures/pass.wasm):
 //   one    gen -> pass
 //   two    gen -> pass -> p{1 | p}1 -> pass             the hop into the pipe copies (gen has its own memory)
-//   three  gen -> pass -> p{1 | p}1 -> pass -> p{2 | p}2 -> pass
-//                                                        the second hop swaps buffers (soft -> soft)
+//   three  gen -> pass -> p{1@1 | p}1@1 -> pass -> p{2@1 | p}2@1 -> pass
+//                                                        the second hop swaps buffers (soft -> soft,
+//                                                        one shared memory region @1)
+//   priv   gen -> pass -> p{1 | p}1 -> pass -> p{2 | p}2 -> pass
+//                                                        the second hop copies (private pools, the default)
 // The figure is CPU time of the whole process (every thread, process.cpuUsage) per packet:
-// two - one = a copy hop plus its stage, three - two = a zero-copy hop plus its stage. The
-// script prints both per frame size, and their ratio (zero-copy hop / copy hop). Rounds
+// two - one = a copy hop plus its stage, three - two = a zero-copy hop plus its stage,
+// priv - two = a soft-to-soft hop between private pools plus its stage. The script prints
+// them per frame size, and the ratio (zero-copy hop / copy hop). Rounds
 // alternate the three hosts; medians. NB: CPU time, not wall time: the machine has 2 cores
 // for up to 3 ring workers plus the main thread.
 import { existsSync } from 'node:fs';
@@ -35,7 +39,8 @@ const { main } = await import(CLI);
 const HOSTS = {
   one: (gen) => [PASS, '--port', gen, '--json'],
   two: (gen) => [PASS, '--port', gen, '--to', 'b{1', '--json', '+', PASS, '--port', 'b}1', '--json'],
-  three: (gen) => [PASS, '--port', gen, '--to', 'b{1', '--json', '+', PASS, '--port', 'b}1', '--to', 'b{2', '--json', '+', PASS, '--port', 'b}2', '--json'],
+  three: (gen) => [PASS, '--port', gen, '--to', 'b{1@1', '--json', '+', PASS, '--port', 'b}1@1', '--to', 'b{2@1', '--json', '+', PASS, '--port', 'b}2@1', '--json'],
+  priv: (gen) => [PASS, '--port', gen, '--to', 'b{1', '--json', '+', PASS, '--port', 'b}1', '--to', 'b{2', '--json', '+', PASS, '--port', 'b}2', '--json'],
 };
 
 /** Runs one host; returns CPU ns per packet and the summaries' zero-copy and drop counts. */
@@ -70,7 +75,7 @@ const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 const out = [`${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${PACKETS} packets per host, ${ROUNDS} rounds, medians of process CPU ns/packet; load average ${load()} (start)`];
 for (const size of [64, 1518]) {
-  const results = { one: [], two: [], three: [] };
+  const results = { one: [], two: [], three: [], priv: [] };
   let zeroCopy = 0;
   let drops = 0;
   for (let r = 0; r < ROUNDS; r++) {
@@ -81,12 +86,14 @@ for (const size of [64, 1518]) {
       drops += res.drops;
     }
   }
-  const [one, two, three] = ['one', 'two', 'three'].map((h) => median(results[h]));
+  const [one, two, three, priv] = ['one', 'two', 'three', 'priv'].map((h) => median(results[h]));
   const copyHop = two - one;
   const swapHop = three - two;
+  const privHop = priv - two;
   out.push(
-    `${String(size).padStart(4)}-byte frames: one ${one.toFixed(1)}, two ${two.toFixed(1)}, three ${three.toFixed(1)} ns/packet; ` +
-      `copy hop + stage ${copyHop.toFixed(1)}, zero-copy hop + stage ${swapHop.toFixed(1)} ns/packet (ratio ${(swapHop / copyHop).toFixed(2)}); ` +
+    `${String(size).padStart(4)}-byte frames: one ${one.toFixed(1)}, two ${two.toFixed(1)}, three ${three.toFixed(1)}, priv ${priv.toFixed(1)} ns/packet; ` +
+      `copy hop + stage ${copyHop.toFixed(1)}, zero-copy hop + stage ${swapHop.toFixed(1)} ns/packet (ratio ${(swapHop / copyHop).toFixed(2)}), ` +
+      `private soft hop + stage ${privHop.toFixed(1)} ns/packet; ` +
       `zero-copy packets in three: ${zeroCopy} of ${PACKETS}; refused by a full queue: ${drops}`,
   );
 }

@@ -42,7 +42,8 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 --max-data MIB    data segments together (default ${DEFAULT_LIMITS.dataMiB}); a module over a limit is refused (docs/ABI.md section 7)
 +           starts another filter clause in the same host, e.g. a chain over software pipes:
             load fw.wasm --port pcap:in.pcap --to 'p{1' + counter.wasm --port 'p}1' --out pcap:out.pcap
-            (without /dev/netmap, pipes and VALE ports are nmwasm's own: zero copy between them)
+            (without /dev/netmap, pipes and VALE ports are nmwasm's own: each filter sees only its
+             own rings; packets are copied per hop, or moved between ports of one region @N)
 
 exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run`;
 

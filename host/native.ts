@@ -79,6 +79,7 @@ export interface SoftPortSpec {
   rings: number; // @conf rings, 0 = default (1); the first opener of an endpoint decides
   slots: number; // @conf slots 64..16384, 0 = default (1024)
   exclusive: boolean; // /x: no other input may read this endpoint
+  memId: number; // @N: buffers in shared memory region N (zero copy between its ports); 0 = a private pool (copy at the boundary)
   rx: boolean; // an input (--port)
   tx: boolean; // an output (--to, --out)
 }

@@ -458,7 +458,7 @@ const FEATURES: readonly Feature[] = [
   { what: 'exclusive binding (/x)', can: ['netmap', 'xdp', 'software'], used: (n) => n.flags.exclusive },
   { what: 'zero-copy monitors (/z)', can: ['netmap'], used: (n) => n.flags.zcopyMonitor },
   { what: 'monitors (/r, /t)', can: ['netmap', 'packet'], used: (n) => n.flags.monitorRx || n.flags.monitorTx },
-  { what: 'memory region ids (@N)', can: ['netmap'], used: (n) => n.memId !== null },
+  { what: 'memory region ids (@N)', can: ['netmap', 'software'], used: (n) => n.memId !== null },
   { what: '@conf ring counts', can: ['netmap', 'software'], used: (n) => !!n.options.conf && (n.options.conf.txRings + n.options.conf.rxRings + n.options.conf.hostTxRings + n.options.conf.hostRxRings) > 0 },
   { what: '@conf slot counts', can: ['netmap', 'xdp', 'packet', 'software'], used: (n) => !!n.options.conf && n.options.conf.txSlots + n.options.conf.rxSlots > 0 },
   { what: '@extmem', can: ['netmap'], used: (n) => n.options.extmem !== null },

@@ -294,7 +294,7 @@ function softPortSpec(where: string, text: string, name: PortName, role: PortRol
   if (slots !== 0 && (slots < SOFT_SLOTS_MIN || slots > SOFT_SLOTS_MAX)) {
     throw new UsageError(`${where}: @conf: expected ${SOFT_SLOTS_MIN}..${SOFT_SLOTS_MAX} slots for a software port, got ${slots}`);
   }
-  const base = { kind: 'soft' as const, name: text, ring: name.ring ?? -1, rings, slots, exclusive: name.flags.exclusive, rx: role === 'in', tx: role === 'out' };
+  const base = { kind: 'soft' as const, name: text, ring: name.ring ?? -1, rings, slots, exclusive: name.flags.exclusive, memId: name.memId ?? 0, rx: role === 'in', tx: role === 'out' };
   if (name.pipe !== null) {
     // netmapName is "PARENT{ID" or "PARENT}ID": the parent (an interface or a VALE port) only names the pipe.
     const side = name.mode === 'pipe-master' ? '{' : '}';

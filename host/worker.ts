@@ -260,6 +260,14 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   // sync (native re-attach semantics), from the same head: it gets the fault verdict below.
   let first = state[RingState.first]!;
   let n = ring.sync(0, false, LIVE_WAIT_MS);
+  if (data.resume && n > 0) {
+    // The hung batch gets its fault verdicts NOW, before the restart check below: once the
+    // back-off has expired a fresh instance would otherwise process it as a new batch.
+    const next = ring.sync(n, true, LIVE_WAIT_MS);
+    first = (first + n) % numSlots;
+    state[RingState.first] = first;
+    n = next;
+  }
   const limit = data.countLimit;
   // A live port (or a software port) has a descriptor: sync itself polls it when nothing is
   // there (NB: one N-API call per batch, the wait included); without one (gen, pcap) an empty

@@ -88,7 +88,8 @@ class Port {
   const std::string& kind() const { return kind_; }
   uint32_t rings() const { return static_cast<uint32_t>(shadows_.size()); }
   size_t memSize() const { return memory_ ? memory_->size() : 0; }
-  /** The port's packet memory; several ports may share one (software pipes and VALE). */
+  /** The port's packet memory. A software port's is layered: its own rings in front of a
+   * buffer pool that other software ports may share (memory()->pool()). */
   PacketMemory* memory() const { return memory_.get(); }
   RingShadow& shadow(uint32_t ring) { return *shadows_[ring]; }
   /** Native address of buffer `bufIdx` (trusted index). */
@@ -171,7 +172,7 @@ class Port {
    * `totalBuffers` (0 = rings*numSlots) sizes a larger pool for a backend that hands
    * buffers around itself (AF_XDP's UMEM); it then sets each slot's bufIdx in rxsync. */
   void setupRings(uint32_t rings, uint32_t numSlots, uint32_t bufSize, uint64_t totalBuffers = 0);
-  /** For ports in a shared memory (software pipes/VALE): adopts `memory` and one shadow per
+  /** For software pipes/VALE: adopts `memory` (layered over a buffer pool) and one shadow per
    * geometry; the caller sets every shadow slot's bufIdx (buffers it allocated there). */
   void adoptRings(std::shared_ptr<PacketMemory> memory, const std::vector<RingGeometry>& geos);
   virtual void onClose() {}
@@ -238,6 +239,7 @@ struct SoftPortSpec {
   uint32_t rings;        // @conf rings of the endpoint, 0 = default (1)
   uint32_t slots;        // @conf slots, 0 = default (1024)
   bool exclusive;        // /x: no other input may read the endpoint
+  uint32_t memId;        // @N: the endpoint's buffers in shared memory region N (zero copy); 0 = a private pool
   bool rx;               // an input (--port)
   bool tx;               // an output (--to, --out)
 };

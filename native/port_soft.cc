@@ -1,6 +1,8 @@
 // Software pipes (`NAME{ID` / `NAME}ID`) and VALE ports (`valeX:Y`): nmwasm's own, for
-// when /dev/netmap is absent. Ports in one process only; all of them share the
-// SoftDomain memory, so moving a packet between them is a buffer swap.
+// when /dev/netmap is absent. Ports in one process only. Each input port has rings of its
+// own (a private memfd no other guest maps); each endpoint has a buffer pool of its own
+// unless opened in a shared memory region (`@N`), see soft_domain.h. Moving a packet
+// between two ports on one pool is a buffer swap, else a copy.
 //
 // An endpoint is one named end ("p}1", "vale0:a"): its inbound queues, one per ring,
 // created by the first port that needs them and shared by every later one. A port opened
@@ -34,6 +36,8 @@ struct SoftEndpoint : SoftSink {
   bool joined = false;
   uint32_t readers = 0;     // input ports reading it (under endpointsMu)
   bool exclusive = false;   // one of them asked for /x
+  uint32_t memId = 0;       // @N: shared memory region N; 0 = a private pool
+  std::shared_ptr<SoftDomain> pool;  // its queues' (and readers' rings') buffers
   ~SoftEndpoint() {
     if (joined) sw->leave(swIndex);  // before the queues go: the switch stops pushing into them
   }
@@ -42,10 +46,13 @@ struct SoftEndpoint : SoftSink {
 std::mutex endpointsMu;
 std::map<std::string, std::weak_ptr<SoftEndpoint>> endpoints;
 
-/** The endpoint `name`, created with `rings`/`slots` (0 = default) on first use. A later
- * open asking for other explicit counts is refused: the first opener decides. */
+std::string memText(uint32_t memId) { return memId == 0 ? "a private buffer pool" : "memory region @" + std::to_string(memId); }
+
+/** The endpoint `name`, created with `rings`/`slots` (0 = default) and its pool (`memId`
+ * 0 = private) on first use. A later open asking for other explicit counts is refused (the
+ * first opener decides), and so is one with another `memId` (every opener must agree). */
 std::shared_ptr<SoftEndpoint> endpointFor(const std::string& port, const std::string& name, const std::string& sw, uint32_t rings, uint32_t slots,
-                                          const std::shared_ptr<SoftDomain>& domain) {
+                                          uint32_t memId) {
   std::lock_guard<std::mutex> lock(endpointsMu);
   std::shared_ptr<SoftEndpoint> ep = endpoints[name].lock();
   if (ep) {
@@ -53,12 +60,18 @@ std::shared_ptr<SoftEndpoint> endpointFor(const std::string& port, const std::st
       throw NativeError("EINVAL", port, "", 0,
                         name + " is already open with " + std::to_string(ep->rings) + " ring(s) of " + std::to_string(ep->slots) +
                             " slots: give every opener the same @conf (or none)");
+    if (memId != ep->memId)
+      throw NativeError("EINVAL", port, "", 0,
+                        name + " is already open in " + memText(ep->memId) + ", not in " + memText(memId) + ": give every opener of it the same @N, or none of them one");
     return ep;
   }
   ep = std::make_shared<SoftEndpoint>();
   ep->name = name;
   ep->rings = rings != 0 ? rings : 1;
   ep->slots = slots != 0 ? slots : kDefaultSoftSlots;
+  ep->memId = memId;
+  ep->pool = memId != 0 ? SoftDomain::shared(memId) : SoftDomain::makePrivate(name);
+  const std::shared_ptr<SoftDomain>& domain = ep->pool;
   if (!sw.empty()) {
     ep->sw = ValeSwitch::get(sw);
     ep->group = &ep->sw->group;
@@ -74,21 +87,19 @@ std::shared_ptr<SoftEndpoint> endpointFor(const std::string& port, const std::st
 
 class SoftPort final : public Port {
  public:
-  explicit SoftPort(const SoftPortSpec& spec) : Port(spec.name, spec.sw.empty() ? "pipe" : "vale"), domain_(SoftDomain::instance()) {
-    std::vector<RingGeometry> geos;  // allocated, not yet owned by a shadow
+  explicit SoftPort(const SoftPortSpec& spec) : Port(spec.name, spec.sw.empty() ? "pipe" : "vale") {
     try {
-      if (spec.rx) openInput(spec, geos);
-      else adoptRings(domain_->memory(), {});
+      if (spec.rx) openInput(spec);
       if (spec.tx) {
-        target_ = spec.sw.empty() ? endpointFor(spec.name, spec.peer, "", spec.rings, spec.slots, domain_)
-                                  : (self_ ? self_ : endpointFor(spec.name, spec.endpoint, spec.sw, spec.rings, spec.slots, domain_));
+        target_ = spec.sw.empty() ? endpointFor(spec.name, spec.peer, "", spec.rings, spec.slots, spec.memId)
+                                  : (self_ ? self_ : endpointFor(spec.name, spec.endpoint, spec.sw, spec.rings, spec.slots, spec.memId));
+        if (!spec.rx) adoptRings(target_->pool->memory(), {});  // an output only: no rings, its target's pool
         scratch_.resize(ValeSwitch::kMaxBatch);
         target_->group->hadWriter.store(true, std::memory_order_release);
         target_->group->writers.fetch_add(1, std::memory_order_acq_rel);
         writing_ = true;
       }
     } catch (...) {
-      for (const RingGeometry& g : geos) domain_->freeRing(g);
       release();
       throw;
     }
@@ -106,7 +117,10 @@ class SoftPort final : public Port {
   int pollFd(uint32_t ring) const override { return in_[ring]->eventFd(); }
 
   bool canTransmit() const override { return writing_; }
-  bool canSwapWith(const Port& from) const override { return writing_ && from.memory() == memory(); }
+  /** Zero copy only from a port whose buffers are in the target endpoint's pool. */
+  bool canSwapWith(const Port& from) const override {
+    return writing_ && from.memory() != nullptr && from.memory()->pool() == target_->pool->memory().get();
+  }
 
   uint32_t transmit(const TxPacket* pkts, uint32_t count) noexcept override {
     std::lock_guard<std::mutex> lock(txMu_);
@@ -114,7 +128,7 @@ class SoftPort final : public Port {
     uint32_t n = 0;
     for (uint32_t k = 0; k < count; k++) {
       if (pkts[k].len > kSoftBufSize) continue;  // larger than a buffer: not sent
-      scratch_[n++] = SoftItem{nullptr, pkts[k].data, pkts[k].len, pkts[k].origLen, pkts[k].tsNs};
+      scratch_[n++] = SoftItem{nullptr, pkts[k].data, pkts[k].len, pkts[k].origLen, pkts[k].tsNs, nullptr};
     }
     uint32_t swapped = 0;
     return deliver(n, &swapped);
@@ -122,10 +136,12 @@ class SoftPort final : public Port {
 
   uint32_t transmitSwap(const SwapPacket* pkts, uint32_t count, uint32_t* swapped) noexcept override {
     std::lock_guard<std::mutex> lock(txMu_);
+    const SoftDomain* pool = target_->pool.get();
     if (count > scratch_.size()) count = static_cast<uint32_t>(scratch_.size());
     for (uint32_t k = 0; k < count; k++) {
       ShadowSlot* s = pkts[k].slot;
-      scratch_[k] = SoftItem{s, domain_->buffer(s->bufIdx), pkts[k].len, pkts[k].len == s->len ? s->origLen : pkts[k].len, s->tsNs};
+      // canSwapWith checked that the sender's buffers are in target_'s pool.
+      scratch_[k] = SoftItem{s, pool->buffer(s->bufIdx), pkts[k].len, pkts[k].len == s->len ? s->origLen : pkts[k].len, s->tsNs, pool};
     }
     *swapped = 0;
     return deliver(count, swapped);
@@ -137,8 +153,8 @@ class SoftPort final : public Port {
 
  private:
   /** Input side: registers as a reader of the endpoint and builds its rings. */
-  void openInput(const SoftPortSpec& spec, std::vector<RingGeometry>& geos) {
-    self_ = endpointFor(spec.name, spec.endpoint, spec.sw, spec.rings, spec.slots, domain_);
+  void openInput(const SoftPortSpec& spec) {
+    self_ = endpointFor(spec.name, spec.endpoint, spec.sw, spec.rings, spec.slots, spec.memId);
     if (spec.ring >= 0 && static_cast<uint32_t>(spec.ring) >= self_->rings)
       throw NativeError("ERANGE", spec.name, "", 0,
                         "ring " + std::to_string(spec.ring) + " is out of range: " + self_->name + " has " + std::to_string(self_->rings) +
@@ -155,13 +171,15 @@ class SoftPort final : public Port {
     }
     const uint32_t first = spec.ring >= 0 ? static_cast<uint32_t>(spec.ring) : 0;
     const uint32_t count = spec.ring >= 0 ? 1 : self_->rings;
-    for (uint32_t r = 0; r < count; r++) geos.push_back(domain_->allocRing(spec.name, self_->slots));
-    adoptRings(domain_->memory(), geos);
-    geos.clear();  // owned by the shadows from here on
+    // The rings live in a memory of this port's own (the front of a layered memory over the
+    // endpoint's pool): no other port's guest maps them.
+    uint64_t ringBytes = 0;
+    const std::vector<RingGeometry> geos = softRingLayout(spec.name, count, self_->slots, &ringBytes);
+    adoptRings(std::make_shared<PacketMemory>(spec.name + " rings", ringBytes, self_->pool->memory(), kSoftRingArea), geos);
     for (uint32_t r = 0; r < count; r++) {
       RingShadow& sh = shadow(r);
       std::vector<uint32_t> bufs(sh.geo.numSlots);
-      domain_->allocBuffers(spec.name, sh.geo.numSlots, bufs.data());
+      self_->pool->allocBuffers(spec.name, sh.geo.numSlots, bufs.data());
       for (uint32_t i = 0; i < sh.geo.numSlots; i++) sh.slots[i] = ShadowSlot{bufs[i], 0, 0, 0, 0, 0};
       buffered_ = r + 1;
       in_.push_back(self_->queues[first + r].get());
@@ -209,19 +227,14 @@ class SoftPort final : public Port {
     }
   }
 
-  /** Gives the rings' buffers and areas back to the domain. */
+  /** Gives the rings' buffers back to the endpoint's pool (the ring memory goes with the port). */
   void release() noexcept {
     leave();
-    for (uint32_t r = 0; r < rings(); r++) {
-      RingShadow& sh = shadow(r);
-      if (r < buffered_)
-        for (const ShadowSlot& s : sh.slots) domain_->freeBuffers(&s.bufIdx, 1);
-      domain_->freeRing(sh.geo);
-    }
+    for (uint32_t r = 0; r < buffered_; r++)
+      for (const ShadowSlot& s : shadow(r).slots) self_->pool->freeBuffers(&s.bufIdx, 1);
     buffered_ = 0;
   }
 
-  std::shared_ptr<SoftDomain> domain_;
   std::shared_ptr<SoftEndpoint> self_;    // input: the endpoint read
   std::shared_ptr<SoftEndpoint> target_;  // output: the endpoint (pipe peer, or own VALE port) written
   std::vector<SoftQueue*> in_;            // input: the queue of each ring

@@ -72,6 +72,7 @@ SoftPortSpec softSpecFrom(Napi::Object spec) {
   s.rings = u32(spec, "rings");
   s.slots = u32(spec, "slots");
   s.exclusive = spec.Get("exclusive").ToBoolean().Value();
+  s.memId = u32(spec, "memId");
   s.rx = spec.Get("rx").ToBoolean().Value();
   s.tx = spec.Get("tx").ToBoolean().Value();
   return s;

@@ -42,30 +42,33 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
   uint64_t pass = 0, drop = 0, host = 0, forward = 0, faultVerdicts = 0, violations = 0;
   uint32_t hostCount = 0;
 
+  // Pass 1: read and check what the guest wrote (each guest field exactly once: the guest's
+  // copy is untrusted). A batch with any violation gets the fault verdict on EVERY slot and
+  // the guest's lengths are discarded (docs/ABI.md section 6): a module that broke the ABI
+  // anywhere in the batch is not trusted on the rest of it either.
   uint32_t i = sh.head;
-  for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
-    const ShadowSlot& s = sh.slots[i];  // NB: s.bufIdx may change in transmitSwap below, after this loop
-    uint8_t v = a.faultVerdict;
-    uint32_t len = s.len;
-    if (faulted) {
-      // The fault verdict applies whatever the guest left: its slots and verdicts are not
-      // read, so nothing counts as a violation, and the packet keeps the host's length.
-      faultVerdicts++;
-    } else {
-      // NB: read each guest field exactly once; the guest's copy is untrusted.
+  if (!faulted) {
+    for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
       const volatile NetmapSlot& g = gslots[i];
       const uint32_t guestBuf = g.buf_idx;
       const uint32_t guestLen = g.len;
       const uint8_t guestVerdict = verdicts[i];
+      const ShadowSlot& s = sh.slots[i];
       const bool lenOk = guestLen == s.len || (guestLen >= kMinPacketLen && guestLen <= geo.bufSize);
-      if (guestBuf != s.bufIdx || !lenOk || !verdictValid(guestVerdict, numOutputs)) {
-        violations++;
-        faultVerdicts++;
-      } else {
-        v = guestVerdict;
-        len = guestLen;
-      }
+      if (guestBuf != s.bufIdx || !lenOk || !verdictValid(guestVerdict, numOutputs)) violations++;
+      a.verdictScratch[k] = guestVerdict;
+      a.lenScratch[k] = static_cast<uint16_t>(guestLen);
     }
+  }
+  const bool whole = faulted || violations > 0;
+  if (whole) faultVerdicts = done;
+
+  // Pass 2: apply the verdicts.
+  i = sh.head;
+  for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
+    const ShadowSlot& s = sh.slots[i];  // NB: s.bufIdx may change in transmitSwap below, after this loop
+    const uint8_t v = whole ? a.faultVerdict : a.verdictScratch[k];
+    const uint32_t len = whole ? s.len : a.lenScratch[k];
     uint32_t out = UINT32_MAX;
     if (v == kVerdictPass) {
       pass++;
@@ -193,6 +196,8 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
   a->toHost.resize(sh.geo.numSlots);
   a->hostStack = port->passesToHost();
   a->passToHost = a->hostStack && outputs.empty();
+  a->verdictScratch.resize(sh.geo.numSlots);
+  a->lenScratch.resize(sh.geo.numSlots);
   a->outputs = std::move(outputs);
   counters[Counter::expected] = static_cast<double>(port->expected());
   {

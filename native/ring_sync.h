@@ -32,6 +32,8 @@ struct RingAttachment {
   std::vector<TxPacket> toHost;                // HOST packets of the batch (num_slots entries, allocated once)
   bool hostStack = false;                      // the port hands packets to a host stack (Port::passesToHost)
   bool passToHost = false;                     // hostStack and no output: PASS goes to toHost too
+  std::vector<uint8_t> verdictScratch;         // the guest's verdicts of the batch, read once (num_slots entries)
+  std::vector<uint16_t> lenScratch;            // the guest's lengths of the batch, read once (num_slots entries)
   double* counters = nullptr;                  // Counter::slots doubles (a SharedArrayBuffer)
   uint8_t faultVerdict = kVerdictDrop;
   uint64_t generation = 0;
@@ -49,8 +51,10 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
  * publishes the next batch. When `faulted` (the batch gets the fault verdict: trap,
  * timeout, failed instance), the guest's slots and verdicts are not read: every slot
  * counts in faultVerdicts and pass or drop, never in violations, and leaves with the
- * host's len. Otherwise a violating slot counts in violations AND faultVerdicts (it
- * got the fault verdict) AND pass or drop, and also leaves with the host's len.
+ * host's len. Otherwise the guest's slots are checked first: when ANY slot of the batch
+ * violates the ABI (changed buf_idx, len out of range, invalid or unset verdict), EVERY
+ * slot of the batch gets the fault verdict and the host's len (the guest's changes are
+ * discarded); each violating slot counts in violations, every slot in faultVerdicts.
  * packets/bytes count each packet once, when first delivered; PASS without an output
  * goes to the host stack with the HOST packets when the port has one (Port::passesToHost),
  * else is counted only; packets the host stack refused count in hostRefused. The guest's len is accepted when unchanged or in 14..nr_buf_size

@@ -62,7 +62,7 @@ uint32_t SoftQueue::push(const SoftItem* items, uint32_t count, std::chrono::ste
     if (tail >= n) tail -= n;
     ShadowSlot& q = slots_[tail];
     const SoftItem& it = items[done];
-    if (it.slot != nullptr) {
+    if (it.slot != nullptr && it.pool == domain_.get()) {
       // NB: the zero-copy move: the queue takes the sender's buffer, the sender's slot gets
       // the queue's free one (netmap's buf_idx swap with NS_BUF_CHANGED).
       const uint32_t mine = q.bufIdx;

@@ -1,7 +1,8 @@
 // The inbound queue of one ring of a software port (pipe end or VALE port): packets sent
 // to the port wait here until the ring worker of the port's input takes them. Every queue
-// slot always owns one buffer of the SoftDomain; a packet moves in and out by swapping
-// buffer indices (zero copy) or, from a port outside the domain, by one copy in.
+// slot always owns one buffer of the endpoint's pool (SoftDomain); a packet moves in by
+// swapping buffer indices (zero copy) from a port on the same pool, else by one copy in;
+// it moves out to the reader's ring (same pool) by a swap.
 //
 // Locking: the queue mutex is a leaf lock (nothing else is locked while it is held), so a
 // sender holding its own ring's lock can push into any queue without lock-order cycles.
@@ -31,14 +32,16 @@ struct WriterGroup {
   std::atomic<bool> hadWriter{false};
 };
 
-/** One packet pushed into a queue: with `slot` (a ring slot in the same domain) its buffer
- * moves into the queue and the slot gets the queue's free buffer; without, `data` is copied. */
+/** One packet pushed into a queue: with `slot` and a `pool` that is the queue's own, its
+ * buffer moves into the queue and the slot gets the queue's free buffer; otherwise `data`
+ * is copied (a queue on another pool never takes a foreign buffer index). */
 struct SoftItem {
   ShadowSlot* slot;
   const uint8_t* data;
   uint32_t len;
   uint32_t origLen;
   uint64_t tsNs;
+  const SoftDomain* pool;  // the pool `slot`'s buffer belongs to (nullptr without slot)
 };
 
 /** How long a sender waits for space in a full queue that has a reader before dropping the
@@ -47,7 +50,8 @@ constexpr std::chrono::milliseconds kSoftTxWait{1000};
 
 class SoftQueue {
  public:
-  /** Allocates `numSlots` buffers of `domain` and an eventfd; throws NativeError naming `port`. */
+  /** Allocates `numSlots` buffers of `domain` (the endpoint's pool) and an eventfd; throws
+   * NativeError naming `port`. */
   SoftQueue(std::shared_ptr<SoftDomain> domain, const std::string& port, uint32_t numSlots, WriterGroup* group);
   ~SoftQueue();
   SoftQueue(const SoftQueue&) = delete;

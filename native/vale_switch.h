@@ -3,7 +3,8 @@
 // teaches the switch that its source MAC lives behind Y; it goes to the port its
 // destination MAC was learnt on, or to every other port when the destination is
 // broadcast, multicast or unknown (flooding). A unicast packet moves by buffer swap (zero
-// copy) when it comes from a software port; a flooded one is copied into each port.
+// copy) when it comes from a software port on the receiving port's buffer pool (one memory
+// region @N); otherwise, and when flooded to several ports, it is copied into each.
 // A packet is never sent back to the port it came from.
 #pragma once
 

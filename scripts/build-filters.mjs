@@ -104,6 +104,7 @@ async function compileAs(entry, outFile, target) {
 function compileWat(path) {
   const mod = binaryen.parseText(readFileSync(path, 'utf8'));
   try {
+    mod.setFeatures(mod.getFeatures() | binaryen.Features.BulkMemory); // passive segments, memory.init (as asc emits them)
     if (!mod.validate()) throw new Error(`${path}: binaryen validation failed`);
     return Buffer.from(mod.emitBinary());
   } finally { mod.dispose(); }

@@ -4,7 +4,7 @@
 // writer down instead of dropping, and the chain ends by itself when its source ends.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBundle, pcapRecords, pcaps, root, runCli } from './helpers.ts';
@@ -18,7 +18,9 @@ interface Summary {
   port: string;
   packets: number;
   verdicts: { pass: number; drop: number; host: number; forward: number };
+  faultVerdicts: number;
   out: { packets: number; zeroCopy: number; drops: number };
+  faults: { traps: number; timeouts: number; violations: number; violationSlots: number };
   stoppedBy: string;
 }
 const summaries = (stdout: string): Summary[] => stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Summary);
@@ -45,14 +47,15 @@ for (const capture of ['pim-packet-assortment.pcap', 'afs.pcap', 'AoE_Linux.pcap
   });
 }
 
-test('three filters over a pipe and a VALE switch: the middle one forwards without copying, nothing is lost to a full queue', () => {
-  const out = join(dir, 'vale.pcap');
-  const direct = join(dir, 'direct.pcap');
+for (const [mem, moved] of [['@1', 200000], ['', 0]] as const) {
+test(`three filters over a pipe and a VALE switch${mem ? ` in memory region ${mem}: the middle one forwards without copying` : ' (private pools): every hop copies'}, nothing is lost to a full queue`, () => {
+  const out = join(dir, `vale${mem}.pcap`);
+  const direct = join(dir, `direct${mem}.pcap`);
   const gen = 'gen:count=200000,size=64-1518,seed=7';
   const res = runCli([
-    'load', counter, '--port', gen, '--to', 'c{1', '--json',
-    '+', counter, '--port', 'c}1', '--to', 'vale3:in', '--json',
-    '+', counter, '--port', 'vale3:out', '--out', `pcap:${out}`, '--json',
+    'load', counter, '--port', gen, '--to', `c{1${mem}`, '--json',
+    '+', counter, '--port', `c}1${mem}`, '--to', `vale3:in${mem}`, '--json',
+    '+', counter, '--port', `vale3:out${mem}`, '--out', `pcap:${out}`, '--json',
   ]);
   assert.is(res.status, 0, res.stderr);
   const [head, middle, tail] = summaries(res.stdout);
@@ -60,7 +63,7 @@ test('three filters over a pipe and a VALE switch: the middle one forwards witho
   assert.is(head.out.packets, 200000);
   assert.is(head.out.zeroCopy, 0, 'gen has its own memory: one copy into the pipe');
   assert.is(middle.packets, 200000);
-  assert.is(middle.out.zeroCopy, 200000, 'pipe -> VALE port: every packet moved by buffer swap');
+  assert.is(middle.out.zeroCopy, moved, mem ? 'pipe -> VALE port in one region: every packet moved by buffer swap' : 'private pools: copied at each boundary');
   assert.is(tail.packets, 200000);
   for (const s of [head, middle, tail]) assert.is(s.out.drops, 0, `${s.port}: a full queue must hold the writer back, not drop`);
   assert.is(pcapRecords(out), 200000);
@@ -73,6 +76,53 @@ test('three filters over a pipe and a VALE switch: the middle one forwards witho
   // Timestamps differ (gen stamps the time it made the packet); compare records without them.
   for (let at = 24; at < a.length; at += 16 + a.readUInt32LE(at + 8)) {
     assert.ok(a.subarray(at + 8, at + 16 + a.readUInt32LE(at + 8)).equals(b.subarray(at + 8, at + 16 + b.readUInt32LE(at + 8))), `record at ${at}`);
+  }
+});
+}
+
+const pass = join(root, 'filters', 'build', 'fixtures', 'pass.wasm');
+const stomper = join(root, 'filters', 'build', 'fixtures', 'stomp-rings.wasm');
+const mixed = join(root, 'filters', 'build', 'fixtures', 'mixed-violation.wasm');
+
+for (const [kind, mem] of [['pipe', ''], ['pipe', '@4'], ['VALE', '']] as const) {
+  test(`a stomper on one ${kind} port cannot change the verdicts of a good filter on another${mem ? ` (both in memory region ${mem})` : ''}: the good clause's counts are exact`, () => {
+    const n = 1000000;
+    // pipes: each clause has its own pipe; VALE: one generator floods both ports of a switch.
+    const feeds = kind === 'pipe'
+      ? ['load', pass, '--port', `gen:count=${n}`, '--to', `g{1${mem}`, '--json', '+', pass, '--port', `gen:count=${n}`, '--to', `s{1${mem}`, '--json']
+      : ['load', pass, '--port', `gen:count=${n}`, '--to', `vale5:src${mem}`, '--json'];
+    const [goodPort, badPort] = kind === 'pipe' ? [`g}1${mem}`, `s}1${mem}`] : [`vale5:g${mem}`, `vale5:s${mem}`];
+    const res = runCli([...feeds, '+', pass, '--port', goodPort, '--json', '+', stomper, '--port', badPort, '--json']);
+    assert.is(res.status, 0, res.stderr);
+    const all = summaries(res.stdout);
+    const good = all.find((s) => s.port === goodPort);
+    const bad = all.find((s) => s.port === badPort);
+    assert.ok(good && bad, res.stdout);
+    assert.is(bad!.packets, n, 'the stomper ran over its whole input');
+    assert.is(good!.packets, n);
+    assert.is(good!.verdicts.pass, n, `good clause: ${JSON.stringify(good!.verdicts)} ${JSON.stringify(good!.faults)}`);
+    assert.is(good!.verdicts.drop, 0);
+    assert.is(good!.faultVerdicts, 0);
+    assert.is(good!.faults.violationSlots, 0);
+  });
+}
+
+test('a batch that breaks the ABI on some slots only gets the fault verdict on every slot (--on-fault closed: 0 passes)', () => {
+  // d: duplicated buf_idx, s: swapped pair, u: half the verdicts unset, l: one len out of
+  // range (mixed-violation.wasm); p: a passive data segment copied over a slot (memory.init).
+  for (const mode of ['d', 's', 'u', 'l', 'p']) {
+    const config = join(dir, `mixed-${mode}.cfg`);
+    writeFileSync(config, mode);
+    const module = mode === 'p' ? join(root, 'filters', 'build', 'fixtures', 'passive-over-ring.wasm') : mixed;
+    const res = runCli(['load', module, '--config', config, '--port', 'gen:count=5000', '--to', `m{${mode}`, '--on-fault', 'closed', '--json', '+', counter, '--port', `m}${mode}`, '--json']);
+    assert.is(res.status, 0, res.stderr);
+    const [filter, after] = summaries(res.stdout);
+    assert.ok(filter && after, res.stdout);
+    assert.is(filter.verdicts.pass, 0, `mode ${mode}: ${JSON.stringify(filter.verdicts)}`);
+    assert.is(filter.verdicts.drop, 5000);
+    assert.is(filter.faultVerdicts, 5000);
+    assert.ok(filter.faults.violations >= 1, `mode ${mode}: faulted`);
+    assert.is(after.packets, 0, `mode ${mode}: nothing passed on`);
   }
 });
 

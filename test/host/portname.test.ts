@@ -125,6 +125,7 @@ const VALID: Array<[string, Overrides]> = [
   ['eth0{1', { pipe: '1', mode: 'pipe-master', netmapName: 'eth0{1' }],
   ['eth0}1', { pipe: '1', mode: 'pipe-slave', netmapName: 'eth0}1' }],
   ['p{web/T', { ifname: 'p', pipe: 'web', mode: 'pipe-master', flags: { txOnly: true }, netmapName: 'p{web' }],
+  ['p{1@2', { ifname: 'p', pipe: '1', mode: 'pipe-master', memId: 2, netmapName: 'p{1' }],
   ['netmap:eth0{7-1', { scheme: 'netmap', pipe: '7', mode: 'pipe-master', ring: 1, netmapName: 'eth0{7' }],
   ['vale0:p1{2', { scheme: 'vale', ifname: 'p1', vale: { switch: 'vale0', port: 'p1' }, pipe: '2', mode: 'pipe-master', netmapName: 'vale0:p1{2' }],
 ];
@@ -408,6 +409,7 @@ const HONOURED: Array<[Backend, string]> = [
   ['packet', 'packet:eth0-1/r@conf:slots=1000'],
   ['software', 'vale0:p1-1/T@conf:rings=2,slots=512'],
   ['software', 'eth0}3/x'],
+  ['software', 'p{1-0/x@3@conf:slots=256'],
 ];
 
 test('checkSupported accepts what a backend honours', () => {

@@ -54,7 +54,7 @@ test('sync hands batches of at most num_slots-1, verdicts pre-filled with 0xFF, 
   native.closePort(port.id);
 });
 
-test('a hostile guest: changed buf_idx, len 0, len 4000, unset or invalid verdicts are violations; the shadow wins', () => {
+test('a hostile guest: changed buf_idx, len 0, len 4000, unset or invalid verdicts are violations; the whole batch gets the fault verdict; the shadow wins', () => {
   const { port, guest, counters, handle } = openAndAttach(genSpec({ count: 0 }), { numSlots: 64, trace: true });
   const n = handle.sync(0, false);
   const slots = guest.batchSlots(n);
@@ -73,12 +73,12 @@ test('a hostile guest: changed buf_idx, len 0, len 4000, unset or invalid verdic
   const next = handle.sync(n, false);
   assert.ok(next > 0);
   assert.is(counters[Counter.violations], 6);
-  assert.is(counters[Counter.faultVerdicts], 6);
-  assert.is(counters[Counter.drop], 6); // fault verdict: closed
-  assert.is(counters[Counter.pass], n - 6);
+  assert.is(counters[Counter.faultVerdicts], n); // every slot of the batch, the valid ones too
+  assert.is(counters[Counter.drop], n); // fault verdict: closed
+  assert.is(counters[Counter.pass], 0);
   const trace = handle.takeTrace();
   assert.is(trace.length, n);
-  assert.equal(Array.from(trace.subarray(0, 7)), [0, 0, 0, 0, 0, 0, 1]);
+  assert.ok(trace.every((v) => v === 0));
   // the next pass over the same slots shows the host's values again
   assert.is(guest.head, (slots[0]! + n) % 64);
   let m = next;
@@ -91,6 +91,52 @@ test('a hostile guest: changed buf_idx, len 0, len 4000, unset or invalid verdic
   assert.is(counters[Counter.violations], 6);
   assert.ok(origLen >= 60);
   native.closePort(port.id);
+});
+
+test('one violating slot in a batch: every valid slot gets the fault verdict too and leaves with its host length', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nmwasm-ring-'));
+  const outPath = join(dir, 'out.pcap');
+  const out = native.openPort({ kind: 'pcap-out', name: `pcap-out:${outPath}`, path: outPath }, { numSlots: 64, bufSize: 2048 });
+  // closed: DROP. The guest says PASS (FORWARD 0) everywhere and shortens every packet to 14
+  // bytes, but duplicates one buf_idx (the last slot claims the first slot's buffer).
+  const { port, guest, counters, handle } = openAndAttach(genSpec({ count: 0 }), { numSlots: 64, faultVerdict: 0, outputs: [out.id] });
+  const n = handle.sync(0, false);
+  const slots = guest.batchSlots(n);
+  const dv = guest.dv();
+  for (const i of slots) {
+    guest.setVerdict(i, 0x80);
+    dv.setUint16(guest.slotAddr(i) + 4, 14, true);
+  }
+  dv.setUint32(guest.slotAddr(slots[n - 1]!), guest.bufIdx(slots[0]!), true);
+  handle.sync(n, false);
+  assert.is(counters[Counter.violations], 1);
+  assert.is(counters[Counter.faultVerdicts], n);
+  assert.is(counters[Counter.drop], n);
+  assert.is(counters[Counter.forward] + counters[Counter.pass], 0);
+  assert.is(counters[Counter.outPackets], 0);
+  // open: PASS with the host's lengths, not the guest's 14
+  const b = openAndAttach(genSpec({ count: 0 }), { numSlots: 64, faultVerdict: 1, outputs: [out.id] });
+  const m = b.handle.sync(0, false);
+  const bs = b.guest.batchSlots(m);
+  const lens = bs.map((i) => b.guest.len(i));
+  for (const i of bs) {
+    b.guest.setVerdict(i, 0x00);
+    b.guest.dv().setUint16(b.guest.slotAddr(i) + 4, 14, true);
+  }
+  b.guest.setVerdict(bs[m >> 1]!, 0xff); // half-way: one verdict left unset
+  b.handle.sync(m, false);
+  assert.is(b.counters[Counter.violations], 1);
+  assert.is(b.counters[Counter.faultVerdicts], m);
+  assert.is(b.counters[Counter.pass], m);
+  assert.is(b.counters[Counter.drop], 0);
+  assert.is(b.counters[Counter.outPackets], m);
+  assert.is(b.counters[Counter.outBytes], lens.reduce((x, y) => x + y, 0));
+  b.handle.detach();
+  handle.detach();
+  native.closePort(b.port.id);
+  native.closePort(port.id);
+  native.closePort(out.id);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('faulted = true gives every slot of the batch the fault verdict (open: PASS)', () => {

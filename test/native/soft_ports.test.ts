@@ -11,7 +11,10 @@ import { Counter } from '../../host/native.ts';
 import { parsePortSpec } from '../../host/portspec.ts';
 import { bytes, ETH_IPV4 } from '../filters/frames.ts';
 import { writeCapture } from '../filters/pcap.ts';
-import { drain, genSpec, native, openAndAttach, type GuestRing } from './helpers.ts';
+import { drain, genSpec, native, openAndAttach, WINDOW_BASE, type GuestRing } from './helpers.ts';
+
+const RING_AREA = 4 << 20; // native/soft_domain.h kSoftRingArea
+const WINDOW_END = 0x4000000; // NMWASM_DATA_BASE
 
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-soft-'));
 const soft = (text: string, role: 'in' | 'out') => parsePortSpec(text, role);
@@ -39,18 +42,18 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('/dev/netmap is absent here, so pipe and VALE names get the software backend', () => {
   assert.not.ok(existsSync('/dev/netmap'));
-  assert.equal(soft('p{1', 'out'), { kind: 'soft', name: 'p{1', ring: -1, rings: 0, slots: 0, exclusive: false, rx: false, tx: true, endpoint: 'p{1', peer: 'p}1', switch: '' });
+  assert.equal(soft('p{1', 'out'), { kind: 'soft', name: 'p{1', ring: -1, rings: 0, slots: 0, exclusive: false, memId: 0, rx: false, tx: true, endpoint: 'p{1', peer: 'p}1', switch: '' });
   assert.equal(soft('vale0:a-1/x@conf:rings=2,slots=256', 'in'), {
-    kind: 'soft', name: 'vale0:a-1/x@conf:rings=2,slots=256', ring: 1, rings: 2, slots: 256, exclusive: true, rx: true, tx: false, endpoint: 'vale0:a', peer: '', switch: 'vale0',
+    kind: 'soft', name: 'vale0:a-1/x@conf:rings=2,slots=256', ring: 1, rings: 2, slots: 256, exclusive: true, memId: 0, rx: true, tx: false, endpoint: 'vale0:a', peer: '', switch: 'vale0',
   });
   assert.equal((soft('eth0}web', 'in') as { endpoint: string; peer: string }).peer, 'eth0{web');
 });
 
-test('a pipe: copied in from gen, moved on by buffer swap, bytes and order kept, ends when its writers leave', () => {
-  const intoA = native.openPort(soft('t1{a', 'out'), { numSlots: 256, bufSize: 2048 });
-  const intoB = native.openPort(soft('t1{b', 'out'), { numSlots: 256, bufSize: 2048 });
-  const readA = openAndAttach(soft('t1}a', 'in'), { outputs: [intoB.id] });
-  const readB = openAndAttach(soft('t1}b', 'in'));
+test('pipes in one memory region (@1): copied in from gen, moved on by buffer swap, bytes and order kept, ends when its writers leave', () => {
+  const intoA = native.openPort(soft('t1{a@1', 'out'), { numSlots: 256, bufSize: 2048 });
+  const intoB = native.openPort(soft('t1{b@1', 'out'), { numSlots: 256, bufSize: 2048 });
+  const readA = openAndAttach(soft('t1}a@1', 'in'), { outputs: [intoB.id] });
+  const readB = openAndAttach(soft('t1}b@1', 'in'));
   const gen = openAndAttach(genSpec({ count: 600 }), { outputs: [intoA.id] });
   const sent = drain(gen.guest, () => 1).map(hex);
   assert.is(sent.length, 600);
@@ -93,6 +96,76 @@ test('a pipe: copied in from gen, moved on by buffer swap, bytes and order kept,
     p.handle.detach();
     native.closePort(p.port.id);
   }
+});
+
+test('pipes by default (private buffer pools): every hop copies, bytes and order kept', () => {
+  const intoA = native.openPort(soft('t2{a', 'out'), { numSlots: 256, bufSize: 2048 });
+  const intoB = native.openPort(soft('t2{b', 'out'), { numSlots: 256, bufSize: 2048 });
+  const readA = openAndAttach(soft('t2}a', 'in'), { outputs: [intoB.id] });
+  const readB = openAndAttach(soft('t2}b', 'in'));
+  const gen = openAndAttach(genSpec({ count: 600 }), { outputs: [intoA.id] });
+  const sent = drain(gen.guest, () => 1).map(hex);
+  assert.equal(drain(readA.guest, () => 1).map(hex), sent);
+  assert.is(readA.counters[Counter.outPackets], 600);
+  assert.is(readA.counters[Counter.outSwapped], 0, 'another endpoint, another pool: one copy at the boundary');
+  assert.equal(drain(readB.guest, () => 0).map(hex), sent);
+  for (const p of [readA, readB, gen]) {
+    p.handle.detach();
+    native.closePort(p.port.id);
+  }
+  native.closePort(intoA.id);
+  native.closePort(intoB.id);
+});
+
+/** Two clauses' input ports fed the same 300 packets; the stomper's guest writes 0x01 over
+ * its whole ring area (every ring header, slot and verdict byte it could reach) and `bufFill`
+ * over its whole buffer area, after the good guest has set its verdicts. */
+function stompTest(suffix: string, bufFill: number | null): void {
+  const intoGood = native.openPort(soft(`t12{good${suffix}`, 'out'), { numSlots: 256, bufSize: 2048 });
+  const intoBad = native.openPort(soft(`t12{bad${suffix}`, 'out'), { numSlots: 256, bufSize: 2048 });
+  const good = openAndAttach(soft(`t12}good${suffix}`, 'in'));
+  const bad = openAndAttach(soft(`t12}bad${suffix}`, 'in'));
+  const feed = (into: number) => {
+    const gen = openAndAttach(genSpec({ count: 300 }), { outputs: [into] });
+    const sent = drain(gen.guest, () => 1).map(hex);
+    gen.handle.detach();
+    native.closePort(gen.port.id);
+    return sent;
+  };
+  const sent = feed(intoGood.id);
+  feed(intoBad.id);
+  const n = good.handle.sync(0, false);
+  const m = bad.handle.sync(0, false);
+  assert.is(n, 300);
+  assert.is(m, 300);
+  batch(good.guest, n, 0); // the good filter drops everything
+  const view = bad.guest.view();
+  view.fill(0x01, WINDOW_BASE, WINDOW_BASE + RING_AREA); // PASS everywhere, buf_idx 0x01010101, len 257
+  if (bufFill !== null) view.fill(bufFill, WINDOW_BASE + RING_AREA, WINDOW_END);
+  const pkts = good.guest.batchSlots(n).map((i) => good.guest.packet(i)); // after the stomp
+  good.handle.sync(n, false);
+  assert.is(good.counters[Counter.violations], 0, 'nothing the stomper wrote reached the good ring');
+  assert.is(good.counters[Counter.faultVerdicts], 0);
+  assert.is(good.counters[Counter.drop], n);
+  assert.is(good.counters[Counter.pass], 0);
+  // private pools: the stomper cannot reach the good port's packets either
+  if (bufFill !== null) assert.equal(pkts.map(hex), sent);
+  bad.handle.sync(m, false);
+  assert.is(bad.counters[Counter.violations], m, 'the stomper broke its own ring only');
+  for (const p of [good, bad]) {
+    p.handle.detach();
+    native.closePort(p.port.id);
+  }
+  native.closePort(intoGood.id);
+  native.closePort(intoBad.id);
+}
+
+test('isolation: a guest that writes over its whole window cannot change another port\'s verdicts, ring or packets (private pools)', () => {
+  stompTest('', 0xee);
+});
+
+test('isolation: in a shared memory region (@5) the rings and verdicts of another port stay out of reach too', () => {
+  stompTest('@5', null); // the buffers are shared by choice (documented): only the rings are checked
 });
 
 test('a full pipe without a reader refuses the rest at once and counts it', () => {
@@ -150,13 +223,14 @@ test('VALE: floods unknown and broadcast destinations, learns sources, never sen
   }
 });
 
-test('VALE: a unicast packet from a software port moves by buffer swap, a flood to several ports is copied', () => {
-  const into = native.openPort(soft('t5{in', 'out'), { numSlots: 256, bufSize: 2048 });
-  const toSwitch = native.openPort(soft('vale8:a', 'out'), { numSlots: 256, bufSize: 2048 });
-  const relay = openAndAttach(soft('t5}in', 'in'), { outputs: [toSwitch.id] });
-  const b = openAndAttach(soft('vale8:b', 'in'));
-  const c = openAndAttach(soft('vale8:c', 'in'));
-  const fromB = native.openPort(soft('vale8:b', 'out'), { numSlots: 256, bufSize: 2048 });
+test('VALE in one memory region (@2): a unicast packet from a software port moves by buffer swap, a flood to several ports is copied', () => {
+  // Every port in memory region 2: one pool, so a unicast can move without a copy.
+  const into = native.openPort(soft('t5{in@2', 'out'), { numSlots: 256, bufSize: 2048 });
+  const toSwitch = native.openPort(soft('vale8:a@2', 'out'), { numSlots: 256, bufSize: 2048 });
+  const relay = openAndAttach(soft('t5}in@2', 'in'), { outputs: [toSwitch.id] });
+  const b = openAndAttach(soft('vale8:b@2', 'in'));
+  const c = openAndAttach(soft('vale8:c@2', 'in'));
+  const fromB = native.openPort(soft('vale8:b@2', 'out'), { numSlots: 256, bufSize: 2048 });
   // Teach the switch where MAC b lives.
   const teach = pcapPort('vale8-teach', [frame(MAC.a, MAC.b, 9)], [fromB.id]);
   drain(teach.guest, () => 1, false);
@@ -177,7 +251,7 @@ test('VALE: a unicast packet from a software port moves by buffer swap, a flood 
   for (const id of [into.id, toSwitch.id, fromB.id]) native.closePort(id);
 });
 
-test('a guest that rewrites buf_idx on a software port is a violation: the packet gets the fault verdict, no buffer changes hands', () => {
+test('a guest that rewrites buf_idx on a software port is a violation: the whole batch gets the fault verdict, no buffer changes hands', () => {
   const into = native.openPort(soft('t6{a', 'out'), { numSlots: 256, bufSize: 2048 });
   const onward = native.openPort(soft('t6{b', 'out'), { numSlots: 256, bufSize: 2048 });
   const reader = openAndAttach(soft('t6}a', 'in'), { outputs: [onward.id] });
@@ -189,15 +263,14 @@ test('a guest that rewrites buf_idx on a software port is a violation: the packe
   const slots = reader.guest.batchSlots(n);
   const before = slots.map((i) => reader.guest.bufIdx(i));
   for (const i of slots) reader.guest.setVerdict(i, 1);
-  // Steal another buffer of the shared memory (one some other ring owns).
+  // Claim another buffer index (one some other ring owns).
   reader.guest.dv().setUint32(reader.guest.slotAddr(slots[0]!), before[1]! + 5000, true);
   reader.handle.sync(n, false);
   assert.is(reader.counters[Counter.violations], 1);
-  assert.is(reader.counters[Counter.faultVerdicts], 1);
-  assert.is(reader.counters[Counter.outPackets], 3);
-  assert.is(sink.handle.sync(0, false), 3);
-  const sinkBufs = sink.guest.batchSlots(3).map((i) => sink.guest.bufIdx(i));
-  assert.equal(sinkBufs, before.slice(1), 'only the three valid packets moved, with their own buffers');
+  assert.is(reader.counters[Counter.faultVerdicts], 4);
+  assert.is(reader.counters[Counter.drop], 4);
+  assert.is(reader.counters[Counter.outPackets], 0);
+  assert.is(sink.handle.sync(0, false), 0, 'nothing of the faulting batch moved on');
   for (const p of [reader, sink, gen]) {
     p.handle.detach();
     native.closePort(p.port.id);
@@ -237,7 +310,13 @@ test('refusals: ring out of range, conflicting @conf, a second reader of a /x po
 
   e = err(() => native.openPort(soft('t10}a@conf:slots=16384,rings=2', 'in'), opts));
   assert.is(e.code, 'ENOSPC');
-  assert.match(e.message, /buffer pool is short: 16384 buffers needed, \d+ of 30208 free: open fewer software ports or use @conf:slots=256/);
+  assert.match(e.message, /buffer pool is short: 16384 buffers needed, \d+ of 30208 free: open fewer software ports on this pool or use @conf:slots=256/);
+  // Another memory region than the endpoint's: refused, naming both.
+  const priv = native.openPort(soft('t11}a', 'in'), opts);
+  e = err(() => native.openPort(soft('t11{a@3', 'out'), opts));
+  assert.is(e.code, 'EINVAL');
+  assert.match(e.message, /t11}a is already open in a private buffer pool, not in memory region @3: give every opener of it the same @N, or none of them one/);
+  native.closePort(priv.id);
   // Nothing leaked: the same pool still serves a normal port.
   native.closePort(native.openPort(soft('t10}b', 'in'), opts).id);
 });

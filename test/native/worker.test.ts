@@ -3,8 +3,10 @@
 // and continues, with the port still open.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Counter } from '../../host/native.ts';
+import { RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, type RingWorkerData } from '../../host/ringshared.ts';
 import { genSpec, native, newCounters } from './helpers.ts';
 
 // The worker: attach, map into its own memory, pass every packet; after `batches`
@@ -59,6 +61,51 @@ test('terminate a worker while attached, attach again from a new worker, continu
   assert.is(counters[Counter.packets], 5000);
   assert.is(counters[Counter.eof], 1);
   native.closePort(port.id); // still open until now
+});
+
+test('a respawned ring worker (host/worker.ts) gives the hung batch its fault verdicts even when the back-off has already expired', async () => {
+  // The dead worker's batch: delivered to a handle that never completes it (as a worker the
+  // watchdog terminated inside nmwasm_process leaves it).
+  const port = native.openPort(genSpec({ count: 1000 }), { numSlots: 256, bufSize: 2048 });
+  const counters = newCounters();
+  const dead = native.attachRing(port.id, 0, { outputs: [], counters, faultVerdict: 0, trace: false });
+  const hung = dead.sync(0, false);
+  assert.is(hung, 255);
+  const state = new Float64Array(new SharedArrayBuffer(RING_STATE_SLOTS * 8));
+  state[RingState.failedUntil] = 0; // the back-off ran out before the new worker got going
+  const data: RingWorkerData = {
+    portId: port.id,
+    ring: 0,
+    outputs: [],
+    module: new WebAssembly.Module(readFileSync(new URL('../../filters/build/fixtures/pass.wasm', import.meta.url))),
+    config: new Uint8Array(0),
+    counters: counters.buffer as SharedArrayBuffer,
+    control: new SharedArrayBuffer(RING_CONTROL_SLOTS * 4),
+    state: state.buffer as SharedArrayBuffer,
+    stats: new SharedArrayBuffer(8),
+    statsCount: 0,
+    faultVerdict: 0,
+    trace: false,
+    countLimit: 0,
+    resume: true,
+  };
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const workerTs = new URL('../../host/worker.ts', import.meta.url).href;
+  const source = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerTs)}); });`;
+  const worker = new Worker(source, { eval: true, workerData: data });
+  const done = await new Promise<{ type: string; message?: string }>((resolve, reject) => {
+    worker.on('message', (m: { type: string }) => {
+      if (m.type === 'done' || m.type === 'fatal') resolve(m);
+    });
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  assert.is(done.type, 'done', done.message);
+  assert.ok(counters[Counter.faultVerdicts]! >= hung, `fault verdicts ${counters[Counter.faultVerdicts]} < the hung batch of ${hung}`);
+  assert.is(counters[Counter.drop], counters[Counter.faultVerdicts]);
+  assert.is(counters[Counter.pass]! + counters[Counter.drop]!, 1000);
+  assert.is(counters[Counter.restarts], 1, 'the fresh instance took over after the hung batch');
+  native.closePort(port.id);
 });
 
 test.run();
