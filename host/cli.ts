@@ -8,7 +8,7 @@ import { availableSchemes, parseInterfacePort, parsePortSpec } from './portspec.
 import { loadModule, type LoadedModule, type ModuleDescription } from './module.ts';
 import { readConfig } from './config.ts';
 import { DEFAULT_BATCH_TIMEOUT_MS, Engine, type EngineOptions, type RunResult } from './engine.ts';
-import { StatusLine, summaryJson, summaryText, type SummaryContext } from './stats.ts';
+import { StatusLine, sumCounters, summaryJson, summaryText, type SummaryContext } from './stats.ts';
 import { loadNative, type PlainPortSpec } from './native.ts';
 import { PortPool, planSharedPorts } from './portpool.ts';
 
@@ -36,7 +36,8 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
             load fw.wasm --port pcap:in.pcap --to 'p{1' + counter.wasm --port 'p}1' --out pcap:out.pcap
             (without /dev/netmap, pipes and VALE ports are nmwasm's own: zero copy between them)
 
-exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run`;
+exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run
+            (test: also when the filter faulted, i.e. any packet got the fault verdict)`;
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -147,8 +148,9 @@ function startupLines(portText: string, input: PlainPortSpec, outTexts: string[]
   return lines;
 }
 
-/** Runs one engine per request (two for --bidir), all stopped together; one summary each. */
-async function run(reqs: RunRequest[]): Promise<number> {
+/** Runs one engine per request (two for --bidir), all stopped together; prints one summary
+ * each and returns the results in request order. */
+async function run(reqs: RunRequest[]): Promise<RunResult[]> {
   const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
     status.stop();
     process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${line}\n`);
@@ -236,10 +238,10 @@ async function run(reqs: RunRequest[]): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
   reqs.forEach((req, i) => {
-    const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name) };
+    const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
     process.stdout.write(req.json ? `${JSON.stringify(summaryJson(results[i]!, ctx, req.trace))}\n` : `${summaryText(results[i]!, ctx)}\n`);
   });
-  return 0;
+  return results;
 }
 
 /** The input of a bridge (--to): on AF_XDP it takes every frame (xdpKernelClasses off). */
@@ -267,7 +269,8 @@ async function load(args: string[]): Promise<number> {
     if (clause.length === 0) throw new UsageError(`${what}: expected MODULE --port SPEC between the "+" separators, got nothing`);
     reqs.push(...loadClause(clause, what, i));
   });
-  return run(reqs);
+  await run(reqs);
+  return 0;
 }
 
 /** Parses one filter clause of `load` into its run requests (two with --bidir). */
@@ -345,7 +348,7 @@ async function testCommand(args: string[]): Promise<number> {
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec);
-  return run([{
+  const [result] = await run([{
     moduleSpec,
     loaded,
     config,
@@ -359,6 +362,18 @@ async function testCommand(args: string[]): Promise<number> {
     json: values.json === true,
     trace: values.trace === true,
   }]);
+  return testVerdict(pcap, result!);
+}
+
+/** `nmwasm test` fails (exit 1, one line on stderr) when the filter faulted: a packet that got
+ * the fault verdict was not judged by the filter. */
+function testVerdict(pcap: string, result: RunResult): number {
+  const t = sumCounters(result.rings);
+  const f = t.faults;
+  const faults = f.traps + f.timeouts + f.violations + f.badReturns + f.initFaults + f.crashes;
+  if (t.faultVerdicts === 0 && faults === 0) return 0;
+  process.stderr.write(`nmwasm test: the filter faulted ${faults} time(s) on ${quote(pcap)}: ${t.faultVerdicts} of ${t.packets} packets got the fault verdict instead of the filter's (exit status 1)\n`);
+  return 1;
 }
 
 function help(): number {
