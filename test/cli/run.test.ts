@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBundle, runCli, startCli, pcaps, pcapRecords, fixtures, haveNative, root } from './helpers.ts';
+import { ensureBundle, runCli, startCli, pcaps, pcapRecords, fixtures, haveNative, root, untilRunning } from './helpers.ts';
 import { abiModule, verdictLoopBody } from '../host/wasm-builder.ts';
 
 ensureBundle();
@@ -228,7 +228,17 @@ test('SIGTERM: every packet taken got a verdict, also one stuck in a guest call 
   if (!haveNative) return;
   for (const [module, extra] of [[drop, []], [loop, ['--batch-timeout', '500']]] as const) {
     const run = startCli(['load', module, '--port', 'gen:', ...extra, '--json']);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (module === loop) {
+      // After the first timeout fault a fresh instance starts (100 ms back-off) and loops again:
+      // the stop lands while it is stuck, and the watchdog's kill leaves a batch in flight.
+      let stderr = '';
+      run.child.stderr!.on('data', (d) => (stderr += d));
+      while (!/timeout fault/.test(stderr) && run.child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } else {
+      await untilRunning(run.child);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
     run.child.kill('SIGTERM');
     const res = await run.done;
     assert.is(res.status, 0, res.stderr);
@@ -266,7 +276,8 @@ test('SIGINT stops cleanly with a final summary and commits the --out file', asy
   if (!haveNative) return;
   const out = join(dir, 'interrupted.pcap');
   const run = startCli(['load', pass, '--port', 'gen:', '--out', `pcap:${out}`, '--json']);
-  await new Promise((resolve) => setTimeout(resolve, 700));
+  await untilRunning(run.child);
+  await new Promise((resolve) => setTimeout(resolve, 300));
   run.child.kill('SIGINT');
   const res = await run.done;
   assert.is(res.status, 0, res.stderr);
