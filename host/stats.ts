@@ -1,7 +1,8 @@
 // Run statistics for people and machines: a status line once a second on a TTY (with a
 // progress bar for finite inputs), and the final summary as text or as JSON (--json):
-// counts per verdict class (pass + drop + host + forward + fault = packets), faults by kind, the filter's own stats by manifest names and,
-// with --trace, every packet's final verdict.
+// counts per verdict class (pass + drop + host + forward + fault = packets), faults by
+// kind, the filter's own stats by manifest names and, with --trace, every packet's final
+// verdict.
 import { Counter } from './native.ts';
 import { RingState } from './ringshared.ts';
 import type { RingRun, RunResult } from './engine.ts';
