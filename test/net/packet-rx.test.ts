@@ -103,6 +103,20 @@ t('--count over several rings of a live port: exactly N frames taken from the ke
   assert.is(summary.verdicts.pass, 300);
 });
 
+t('SIGTERM during a flood: every frame taken from the kernel got its verdict', async () => {
+  const { s, r } = pair('f');
+  const run = lab.start(r, process.execPath, [cli, 'load', join(root, 'filters/build/fixtures/pass.wasm'), '--port', `packet:${lab.tag}fb`, '--batch-timeout', '5000', '--json']);
+  await until('nmwasm to open its port', () => /AF_PACKET cannot take packets away/.test(run.output()) || run.child.exitCode !== null);
+  const flood = lab.start(s, 'ping', ['-f', '-c', '1000000', '-s', '100', `${net}.2`]);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  run.child.kill('SIGTERM');
+  const summary = await jsonSummary<Summary>(run);
+  flood.child.kill('SIGKILL');
+  assert.is(summary.stoppedBy, 'signal');
+  assert.ok(summary.packets > 0, 'the flood reached the filter');
+  assert.is(summary.verdicts.pass, summary.packets, `${summary.packets} packets, ${summary.verdicts.pass} verdicts`);
+});
+
 test.after(() => {
   lab.cleanup();
   rmSync(dir, { recursive: true, force: true });
