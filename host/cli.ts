@@ -11,7 +11,7 @@ import { DEFAULT_LIMITS, LIMIT_BOUNDS, loadModule, type LoadedModule, type Modul
 import { jsonPrintable, printable, safeLine } from './text.ts';
 import { readConfig } from './config.ts';
 import { DEFAULT_BATCH_TIMEOUT_MS, Engine, type EngineOptions, type RunResult } from './engine.ts';
-import { StatusLine, summaryJson, summaryText, type SummaryContext } from './stats.ts';
+import { StatusLine, sumCounters, summaryJson, summaryText, type SummaryContext } from './stats.ts';
 import { loadNative, type PlainPortSpec } from './native.ts';
 import { PortPool, planSharedPorts } from './portpool.ts';
 import { portRouteLines } from './portroutes.ts';
@@ -45,7 +45,8 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
             (without /dev/netmap, pipes and VALE ports are nmwasm's own: each filter sees only its
              own rings; packets are copied per hop, or moved between ports of one region @N)
 
-exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run`;
+exit status: 0 success, 2 bad input (one line on stderr), 1 failure during the run
+            (test: also when the filter faulted, i.e. any packet got the fault verdict)`;
 
 type Values = Record<string, string | string[] | boolean | undefined>;
 
@@ -215,8 +216,9 @@ function startupLines(portText: string, input: PlainPortSpec, outTexts: string[]
   return lines;
 }
 
-/** Runs one engine per request (two for --bidir), all stopped together; one summary each. */
-async function run(reqs: RunRequest[]): Promise<number> {
+/** Runs one engine per request (two for --bidir), all stopped together; prints one summary
+ * each and returns the results in request order. */
+async function run(reqs: RunRequest[]): Promise<RunResult[]> {
   const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
     status.stop();
     process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${safeLine(line)}\n`);
@@ -304,11 +306,10 @@ async function run(reqs: RunRequest[]): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
   reqs.forEach((req, i) => {
-    const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name) };
+    const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
     process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaryJson(results[i]!, ctx, req.trace)))}\n` : `${summaryText(results[i]!, ctx)}\n`);
   });
-  // A clause ended by a deleted interface failed (the others ran on): exit 1.
-  return results.some((r) => r.stoppedBy === 'link') ? 1 : 0;
+  return results;
 }
 
 /** The input of a bridge (--to): on AF_XDP it takes every frame (xdpKernelClasses off). */
@@ -350,7 +351,9 @@ async function load(args: string[]): Promise<number> {
     if (clause.length === 0) throw new UsageError(`${what}: expected MODULE --port SPEC between the "+" separators, got nothing`);
     reqs.push(...loadClause(clause, what, i));
   });
-  return run(reqs);
+  const results = await run(reqs);
+  // A clause ended by a deleted interface failed (the others ran on): exit 1.
+  return results.some((r) => r.stoppedBy === 'link') ? 1 : 0;
 }
 
 /** Parses one filter clause of `load` into its run requests (two with --bidir). */
@@ -409,7 +412,7 @@ async function testCommand(args: string[]): Promise<number> {
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec, limitsOption(values));
-  return run([{
+  const [result] = await run([{
     moduleSpec,
     loaded,
     config,
@@ -423,6 +426,18 @@ async function testCommand(args: string[]): Promise<number> {
     json: values.json === true,
     trace: values.trace === true,
   }]);
+  return testVerdict(pcap, result!);
+}
+
+/** `nmwasm test` fails (exit 1, one line on stderr) when the filter faulted: a packet that got
+ * the fault verdict was not judged by the filter. */
+function testVerdict(pcap: string, result: RunResult): number {
+  const t = sumCounters(result.rings);
+  const f = t.faults;
+  const faults = f.traps + f.timeouts + f.violations + f.badReturns + f.initFaults + f.crashes;
+  if (t.faultVerdicts === 0 && faults === 0) return 0;
+  process.stderr.write(`nmwasm test: the filter faulted ${faults} time(s) on ${quote(pcap)}: ${t.faultVerdicts} of ${t.packets} packets got the fault verdict instead of the filter's (exit status 1)\n`);
+  return 1;
 }
 
 function help(): number {

@@ -3,6 +3,9 @@
 // older than --batch-timeout gets its worker terminated and replaced; the port stays
 // open), stops on EOF / --count / --duration / stop(), and closes the ports: closePort
 // commits an --out file; a failed run aborts them so it writes no output file.
+// Counts add up at every stop: the rings take packets from the input only while the run's
+// budget (--count, shared by the rings, zeroed by stop()) allows, and every packet taken
+// gets a verdict before its ring ends, so packets == pass+drop+host+forward+fault.
 import { Worker } from 'node:worker_threads';
 import { COUNTER_SLOTS, Counter, LinkState, loadNative, type NativeAddon, type PlainPortSpec, type PortInfo } from './native.ts';
 import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from './errors.ts';
@@ -21,6 +24,7 @@ const WATCHDOG_MS = 20;
 const MAX_CRASHES = 10;
 /** How often the link monitor looks at the interfaces of live ports (one ioctl each). */
 const LINK_CHECK_MS = 250;
+const NO_LIMIT = 2n ** 63n - 1n;
 
 export interface EngineOptions {
   loaded: LoadedModule;
@@ -92,6 +96,8 @@ export class Engine {
   private stoppedBy: RunResult['stoppedBy'] = 'eof';
   private linkCheckedAt = 0;
   private oversize = 0;
+  /** Packets the rings may still take from the input (RingWorkerData.budget); 0 once stopping. */
+  private readonly budget = new BigInt64Array(new SharedArrayBuffer(8));
   private settled = false;
   private readonly heldLogs: { ring: number; line: string }[] = [];
   private resolve!: (r: RunResult) => void;
@@ -105,6 +111,7 @@ export class Engine {
       this.reject = rej;
     });
     this.native = loadNative();
+    Atomics.store(this.budget, 0, opts.count > 0 ? BigInt(opts.count) : NO_LIMIT);
     this.pool = opts.pool ?? new PortPool(this.native);
     this.openPorts();
     if (!opts.deferStart) this.start();
@@ -147,9 +154,11 @@ export class Engine {
     return this.input;
   }
 
-  /** Asks every ring to finish its batch and end (SIGINT/SIGTERM, --duration). */
+  /** Asks every ring to give the batch in hand its verdicts and end (SIGINT/SIGTERM,
+   * --duration, --count): the budget goes to 0 first, so no ring takes another packet. */
   stop(reason: RunResult['stoppedBy'] = 'signal'): void {
     if (this.stoppedBy === 'eof') this.stoppedBy = reason;
+    Atomics.store(this.budget, 0, 0n);
     if (!this.started) {
       // Never started (deferStart, and another engine failed to open): nothing ran, so
       // nothing is committed; an output file being written is removed.
@@ -209,7 +218,7 @@ export class Engine {
       statsCount,
       faultVerdict: this.opts.onFault === 'open' ? 1 : 0,
       trace: this.opts.trace,
-      countLimit: this.input.rings === 1 ? this.opts.count : 0,
+      budget: this.budget.buffer as SharedArrayBuffer,
       resume,
     };
     Atomics.store(run.control, RingControl.phase, Phase.idle);
@@ -310,7 +319,9 @@ export class Engine {
       this.onTimeout(run, now - started);
     }
     if (now - this.linkCheckedAt >= LINK_CHECK_MS) this.checkLinks(now);
-    if (this.opts.count > 0 && this.rings.length > 1 && this.processed() >= this.opts.count) this.stop('count');
+    // The rings took exactly --count packets between them (the budget); the run stops once
+    // every one of them has its verdict.
+    if (this.opts.count > 0 && this.processed() >= this.opts.count) this.stop('count');
     if (this.opts.durationMs > 0 && now - this.startedAt >= this.opts.durationMs) this.stop('duration');
   }
 
@@ -327,11 +338,8 @@ export class Engine {
     run.counters[Counter.failed] = 1;
     const backoffMs = recordFault(run.state, epochMs());
     this.opts.onEvent?.('fault', run.ring, `${this.clause(run.ring)}: timeout fault: a guest call ran ${Math.round(elapsed)} ms (budget ${this.opts.batchTimeoutMs} ms): worker restarted; fault verdicts for ${backoffMs} ms, then a fresh instance`);
-    if (Atomics.load(run.control, RingControl.stop) !== 0) {
-      run.done = true; // stopping anyway: do not respawn
-      this.maybeFinish();
-      return;
-    }
+    // Even when stopping: the new worker gives the batch the old one left in flight the fault
+    // verdict (its packets were taken from the port), then sees the stop and ends.
     this.spawn(run, true);
   }
 
@@ -361,10 +369,10 @@ export class Engine {
     }
   }
 
-  /** Packets that got a verdict, over all rings. */
+  /** Packets that got a verdict (the filter's or the fault verdict), over all rings. */
   processed(): number {
     let sum = 0;
-    for (const run of this.rings) sum += run.counters[Counter.pass]! + run.counters[Counter.drop]! + run.counters[Counter.host]! + run.counters[Counter.forward]!;
+    for (const { counters: c } of this.rings) sum += c[Counter.pass]! + c[Counter.drop]! + c[Counter.host]! + c[Counter.forward]! + c[Counter.faultVerdicts]!;
     return sum;
   }
 

@@ -19,7 +19,7 @@ export const Counter = {
   drop: 4,
   host: 5,
   forward: 6,
-  faultVerdicts: 7, // packets that got the fault verdict (part of pass or drop too)
+  faultVerdicts: 7, // packets that got the fault verdict (not in pass or drop: pass+drop+host+forward+faultVerdicts = completed packets)
   violations: 8, // slots whose buf_idx/len/verdict broke the ABI; never counted in a batch synced with faulted = true
   outPackets: 9, // packets written to an output port
   outBytes: 10,
@@ -150,7 +150,14 @@ export interface AttachOptions {
   counters: Float64Array; // COUNTER_SLOTS entries over a SharedArrayBuffer
   faultVerdict: 0 | 1; // DROP or PASS
   trace: boolean; // record each packet's final verdict (nmwasm test)
+  /** Packets the run may still take from its input, shared by its rings (one entry over a
+   * SharedArrayBuffer): sync claims from it before refilling the ring, so the run takes
+   * exactly this many; set it to 0 to take no more (a stop). Left out: no limit. */
+  budget?: BigInt64Array;
 }
+
+/** RingHandle.sync's answer when nothing is in hand because the budget is spent. */
+export const SYNC_NO_BUDGET = -2;
 
 export interface RingHandle {
   /** mmap the port's packet memory at byte `offset` of the wasm memory viewed by `view`
@@ -162,7 +169,8 @@ export interface RingHandle {
   /** Completes the `done` slots from the current head (applying the verdicts, or the
    * fault verdict to all of them when `faulted`), publishes head once, refills the ring,
    * and returns the size of the next batch: > 0 slots from the new head, 0 = nothing
-   * now (live ports), -1 = end of a finite source (all slots released). With `waitMs`, a
+   * now (live ports), SYNC_NO_BUDGET = nothing in hand and the attach budget is spent (no
+   * wait then), -1 = end of a finite source (all slots released). With `waitMs`, a
    * port with a descriptor (see wait) that has nothing now is polled up to waitMs and synced
    * again before returning. NB: the one N-API call per batch, the idle wait included. */
   sync(done: number, faulted: boolean, waitMs?: number): number;

@@ -8,7 +8,7 @@
 /** Int32Array slots of a ring's control buffer. */
 export const RingControl = {
   phase: 0, // Phase: written with Atomics by the worker (enter/leave guest) and by the watchdog (claim a kill)
-  stop: 1, // 1 = finish the current batch and end (set by the main thread, Atomics.notify'd)
+  stop: 1, // 1 = give the batch in hand its verdicts and end (set by the main thread after it zeroed the budget, Atomics.notify'd)
   go: 2, // 1 = every ring's first instance is ready: start taking traffic
 } as const;
 export const RING_CONTROL_SLOTS = 4;
@@ -69,8 +69,9 @@ export interface RingWorkerData {
   statsCount: number;
   faultVerdict: 0 | 1;
   trace: boolean;
-  /** Packets (pass+drop+host+forward) after which this ring stops; 0 = no limit. */
-  countLimit: number;
+  /** The run's budget (AttachOptions.budget): one BigInt64 shared by every ring of the run,
+   * packets it may still take from its input (--count, else 2^63-1); 0 once stopping. */
+  budget: SharedArrayBuffer;
   /** false: first start (init failures are usage errors, wait for `go`); true: respawn after a
    * timeout or crash (starts failed: the re-delivered batch in flight gets the fault verdict). */
   resume: boolean;

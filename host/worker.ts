@@ -8,7 +8,7 @@
 // NB: the batch path (runBatches' loop) allocates nothing: no closures, objects or strings;
 // counters are typed-array stores; the only N-API call is ring.sync.
 import { parentPort, workerData } from 'node:worker_threads';
-import { Counter, loadNative, type RingHandle } from './native.ts';
+import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
 import { NMWASM_CONFIG_BASE, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { printable } from './text.ts';
 import { epochMs, Phase, recordFault, RingControl, RingState, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
@@ -255,6 +255,10 @@ function restartInstance(ring: RingHandle, memSize: number): void {
 }
 
 // ---- the batch loop -----------------------------------------------------------------
+/** Runs batches until the source ends or the run stops. Every packet the ring takes from
+ * the port gets a verdict: at a stop the batch in hand is processed (or given the fault
+ * verdict) like any other and completed before the ring ends; the main thread zeroed the
+ * budget first, so that last sync takes nothing more. */
 function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdictPtr: number, memSize: number): void {
   // After a respawn the batch the dead worker left in flight is delivered again by this first
   // sync (native re-attach semantics), from the same head: it gets the fault verdict below.
@@ -268,20 +272,22 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
     state[RingState.first] = first;
     n = next;
   }
-  const limit = data.countLimit;
   // A live port (or a software port) has a descriptor: sync itself polls it when nothing is
   // there (NB: one N-API call per batch, the wait included); without one (gen, pcap) an empty
   // sync waits on the stop flag here.
   const hasDescriptor = ring.wait(0) >= 0;
   for (;;) {
-    if (n < 0) return; // end of a finite source, every slot released
-    if (Atomics.load(control, RingControl.stop) !== 0) return;
-    if (limit > 0 && counters[Counter.pass]! + counters[Counter.drop]! + counters[Counter.host]! + counters[Counter.forward]! >= limit) return;
-    if (!healthy && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
-    if (n === 0) {
+    if (n === -1) return; // end of a finite source (or the port closed), every slot released
+    const stopping = Atomics.load(control, RingControl.stop) !== 0;
+    if (!healthy && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
+    if (n <= 0) {
+      // Nothing in hand: a stop ends the ring here, every packet it took has its verdict.
+      if (stopping) return;
       // Nothing for LIVE_WAIT_MS (sync polled the descriptor that long, so the stop flag is
-      // seen); a port without a descriptor waits on the stop flag instead.
-      if (!hasDescriptor) Atomics.wait(control, RingControl.stop, 0, IDLE_WAIT_MS);
+      // seen); a port without a descriptor, or a spent budget (--count reached: the main
+      // thread stops the run once every ring's verdicts are in), waits on the stop flag.
+      if (n === SYNC_NO_BUDGET) Atomics.wait(control, RingControl.stop, 0, LIVE_WAIT_MS);
+      else if (!hasDescriptor) Atomics.wait(control, RingControl.stop, 0, IDLE_WAIT_MS);
       n = ring.sync(0, false, LIVE_WAIT_MS);
       if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
       continue;
@@ -322,7 +328,7 @@ function main(): void {
   const native = loadNative();
   let ring: RingHandle;
   try {
-    ring = native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace });
+    ring = native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace, budget: new BigInt64Array(data.budget) });
   } catch (err) {
     postFatal(err);
     return;

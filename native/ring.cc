@@ -48,7 +48,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
   }
 
   explicit RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHandle>(info) {
-    if (info.Length() != 2 || !info[0].IsExternal())
+    if (info.Length() != 3 || !info[0].IsExternal())
       throw Napi::TypeError::New(info.Env(), "RingHandle cannot be constructed from JS: use attachRing(portId, ring, opts)");
     attachment_.reset(info[0].As<Napi::External<RingAttachment>>().Data());
     portName_ = attachment_->port->name();
@@ -56,6 +56,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     // NB: a raw napi_ref, not Napi::ObjectReference, whose Reset() throws when N-API fails.
     env_ = info.Env();
     if (napi_create_reference(env_, info[1], 1, &countersRef_) != napi_ok) countersRef_ = nullptr;
+    if (info[2].IsTypedArray() && napi_create_reference(env_, info[2], 1, &budgetRef_) != napi_ok) budgetRef_ = nullptr;
   }
 
   ~RingHandle() override { releaseCounters(); }
@@ -69,11 +70,12 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
     return *attachment_;
   }
 
-  /** Drops the reference that keeps the counters alive; never throws (plain C call). */
+  /** Drops the references that keep the counters and the budget alive; never throws (plain C calls). */
   void releaseCounters() noexcept {
-    if (countersRef_ == nullptr) return;
-    napi_delete_reference(env_, countersRef_);
+    if (countersRef_ != nullptr) napi_delete_reference(env_, countersRef_);
+    if (budgetRef_ != nullptr) napi_delete_reference(env_, budgetRef_);
     countersRef_ = nullptr;
+    budgetRef_ = nullptr;
   }
 
   /** Checks view/offset and returns the address where the packet memory goes. */
@@ -182,6 +184,7 @@ class RingHandle : public Napi::ObjectWrap<RingHandle> {
   uint32_t ring_ = 0;
   napi_env env_ = nullptr;
   napi_ref countersRef_ = nullptr;  // keeps the counters' SharedArrayBuffer alive while attached
+  napi_ref budgetRef_ = nullptr;    // and the run's budget (opts.budget), when given
 };
 
 }  // namespace
@@ -214,9 +217,18 @@ Napi::Value attachRingJs(const Napi::CallbackInfo& info) {
                                                            std::to_string(counters.ElementLength()));
     const uint8_t faultVerdict = opts.Get("faultVerdict").As<Napi::Number>().Uint32Value() == 1 ? kVerdictPass : kVerdictDrop;
     const bool trace = opts.Get("trace").ToBoolean().Value();
-    std::unique_ptr<RingAttachment> a = attachRing(port, ring, std::move(outputs), counters.Data(), faultVerdict, trace);
+    // The run's budget (--count, and 0 once stopping): one int64 shared by its rings.
+    Napi::Value budgetValue = opts.Get("budget");
+    int64_t* budget = nullptr;
+    if (!budgetValue.IsUndefined()) {
+      if (!budgetValue.IsTypedArray() || budgetValue.As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array ||
+          budgetValue.As<Napi::BigInt64Array>().ElementLength() < 1)
+        throw NativeError("EINVAL", port->name(), "", 0, "budget must be a BigInt64Array of at least 1 entry (over a SharedArrayBuffer), or left out");
+      budget = budgetValue.As<Napi::BigInt64Array>().Data();
+    }
+    std::unique_ptr<RingAttachment> a = attachRing(port, ring, std::move(outputs), counters.Data(), faultVerdict, trace, budget);
     Napi::External<RingAttachment> ext = Napi::External<RingAttachment>::New(env, a.get());
-    Napi::Object handle = env.GetInstanceData<AddonData>()->ringHandleClass.New({ext, counters});
+    Napi::Object handle = env.GetInstanceData<AddonData>()->ringHandleClass.New({ext, counters, budgetValue});
     a.release();  // now owned by the handle
     return handle;
   });

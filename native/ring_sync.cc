@@ -71,11 +71,11 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     const uint32_t len = whole ? s.len : a.lenScratch[k];
     uint32_t out = UINT32_MAX;
     if (v == kVerdictPass) {
-      pass++;
+      if (!whole) pass++;
       if (numOutputs > 0) out = 0;
       else if (a.passToHost) a.toHost[hostCount++] = TxPacket{port.bufferAt(geo, s.bufIdx), len, len, s.tsNs};  // continues to the host stack
     } else if (v == kVerdictDrop) {
-      drop++;
+      if (!whole) drop++;
     } else if (v == kVerdictHost) {
       host++;  // handed to Port::toHost below (software ports: counted only)
       a.toHost[hostCount++] = TxPacket{port.bufferAt(geo, s.bufIdx), len, len, s.tsNs};
@@ -133,6 +133,17 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
   sh.delivered -= done;
 }
 
+/** Takes up to `want` packets from the run's budget (all of them without one). */
+inline uint32_t claimBudget(int64_t* budget, uint32_t want) {
+  if (budget == nullptr || want == 0) return want;
+  int64_t left = __atomic_load_n(budget, __ATOMIC_SEQ_CST);
+  for (;;) {
+    const uint32_t take = left <= 0 ? 0 : left < int64_t(want) ? uint32_t(left) : want;
+    if (take == 0) return 0;
+    if (__atomic_compare_exchange_n(budget, &left, left - take, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return take;
+  }
+}
+
 /** Rewrites the guest's ring header, batch slots and verdict bytes from the shadow. */
 void publishBatch(RingAttachment& a, RingShadow& sh, uint32_t batch) {
   Port& port = *a.port;
@@ -175,8 +186,9 @@ void publishBatch(RingAttachment& a, RingShadow& sh, uint32_t batch) {
 
 std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t ring,
                                            std::vector<std::shared_ptr<Port>> outputs, double* counters,
-                                           uint8_t faultVerdict, bool trace) {
+                                           uint8_t faultVerdict, bool trace, int64_t* budget) {
   auto a = std::make_unique<RingAttachment>();
+  a->budget = budget;
   RingShadow& sh = port->shadow(ring);
   a->ring = ring;
   a->shadow = &sh;
@@ -227,13 +239,20 @@ int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted) {
   // A deleted interface ends the port once what the kernel had already handed over (its rings
   // stay mapped until close) has been taken and has got its verdicts.
   const bool gone = a.port->linkGone();
+  bool budgetSpent = false;
   if (!sh.exhausted && !closed) {
     const uint32_t space = numSlots - 1 - sh.filled();
-    if (space > 0) {
+    // NB: one atomic claim per batch on the budget the run's rings share; what the backend
+    // did not fill goes back at once, so another ring can take it.
+    const uint32_t want = claimBudget(a.budget, space);
+    if (want > 0) {
       bool exhausted = false;
-      const uint32_t got = a.port->rxsync(a.ring, sh.tail, space, &exhausted);
+      const uint32_t got = a.port->rxsync(a.ring, sh.tail, want, &exhausted);
+      if (got < want && a.budget != nullptr) __atomic_add_fetch(a.budget, int64_t(want - got), __ATOMIC_SEQ_CST);
       sh.tail = advance(sh.tail, got, numSlots);
       if (exhausted) sh.exhausted = true;
+    } else if (space > 0) {
+      budgetSpent = true;
     }
   }
   const uint32_t batch = sh.filled();
@@ -246,7 +265,8 @@ int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted) {
     a.counters[Counter::eof] = 1;
     return -1;
   }
-  return closed || gone ? -1 : 0;
+  if (closed || gone) return -1;
+  return budgetSpent ? kSyncNoBudget : 0;
 }
 
 std::vector<uint8_t> takeTrace(RingAttachment& a) {

@@ -35,34 +35,46 @@ struct RingAttachment {
   std::vector<uint8_t> verdictScratch;         // the guest's verdicts of the batch, read once (num_slots entries)
   std::vector<uint16_t> lenScratch;            // the guest's lengths of the batch, read once (num_slots entries)
   double* counters = nullptr;                  // Counter::slots doubles (a SharedArrayBuffer)
+  int64_t* budget = nullptr;                   // packets the run may still take from its input, shared by
+                                               // its rings (a BigInt64Array's SharedArrayBuffer); nullptr = no limit
   uint8_t faultVerdict = kVerdictDrop;
   uint64_t generation = 0;
 };
 
+/** syncRing's answer when nothing is in hand because the run's budget is spent (--count
+ * reached, or the run is stopping): nothing more is taken from the port. */
+constexpr int32_t kSyncNoBudget = -2;
+
 /** Attaches ring `ring` of `port` (trusted: ring < rings, outputs can transmit,
- * counters has Counter::slots entries kept alive by the caller). Makes every
+ * counters has Counter::slots entries and budget, when not null, one int64; both kept
+ * alive by the caller). Makes every
  * earlier attachment of that ring stale; a batch it left in flight is delivered
  * again by the next sync. */
 std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t ring,
                                            std::vector<std::shared_ptr<Port>> outputs, double* counters,
-                                           uint8_t faultVerdict, bool trace);
+                                           uint8_t faultVerdict, bool trace, int64_t* budget = nullptr);
 
 /** Completes `done` slots from head (clamped to the batch in flight), refills, and
- * publishes the next batch. When `faulted` (the batch gets the fault verdict: trap,
- * timeout, failed instance), the guest's slots and verdicts are not read: every slot
- * counts in faultVerdicts and pass or drop, never in violations, and leaves with the
- * host's len. Otherwise the guest's slots are checked first: when ANY slot of the batch
- * violates the ABI (changed buf_idx, len out of range, invalid or unset verdict), EVERY
- * slot of the batch gets the fault verdict and the host's len (the guest's changes are
- * discarded); each violating slot counts in violations, every slot in faultVerdicts.
+ * publishes the next batch. Every completed slot counts in exactly one of pass, drop,
+ * host, forward and faultVerdicts, so their sum is the packets delivered and completed.
+ * When `faulted` (the batch gets the fault verdict: trap, timeout, failed instance), the
+ * guest's slots and verdicts are not read: every slot counts in faultVerdicts (not in
+ * pass or drop, whatever the fault verdict does), never in violations, and leaves with
+ * the host's len. Otherwise the guest's slots are checked first: when ANY slot of the
+ * batch violates the ABI (changed buf_idx, len out of range, invalid or unset verdict),
+ * EVERY slot of the batch gets the fault verdict and the host's len (the guest's changes
+ * are discarded); each violating slot counts in violations, every slot in faultVerdicts.
+ * With a budget, the refill first claims up to the free space from it (one atomic
+ * exchange per batch, shared by the rings of the run) and gives back what the backend did
+ * not fill: the run takes exactly the budget from its input, the rest stays in the port.
  * packets/bytes count each packet once, when first delivered; PASS without an output
  * goes to the host stack with the HOST packets when the port has one (Port::passesToHost),
  * else is counted only; packets the host stack refused count in hostRefused. The guest's len is accepted when unchanged or in 14..nr_buf_size
  * (a captured runt shorter than 14 bytes is not a violation while the filter leaves
  * it alone).
- * Returns the next batch's size (> 0), 0 (nothing now) or -1 (the
- * finite source is exhausted and every slot released, or the port was closed or its
- * interface deleted: Port::linkGone).
+ * Returns the next batch's size (> 0), 0 (nothing now), kSyncNoBudget (nothing in hand
+ * and the budget is spent) or -1 (the finite source is exhausted and every slot
+ * released, or the port was closed or its interface deleted: Port::linkGone).
  * Throws NativeError ESTALE only when the ring was attached again since `a`;
  * nothing in the per-packet part throws or allocates (except trace growth). */
 int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted);

@@ -1,7 +1,7 @@
 // Test helper (not a test): runs the bundled CLI (dist/nmwasm.mjs) as a user would, building
 // the bundle first when it is missing or older than the host sources.
 import { spawnSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const root = join(import.meta.dirname, '..', '..');
@@ -50,4 +50,31 @@ export function pcapRecords(path: string): number {
   let n = 0;
   for (let at = 24; at + 16 <= b.length; n++) at += 16 + b.readUInt32LE(at + 8);
   return n;
+}
+
+/** Resolves once a started CLI has opened its ports (its packet memory, a memfd named
+ * "nmwasm:PORT", shows in /proc/PID/fd): from then on SIGINT/SIGTERM reach its handlers
+ * (installed in the same synchronous step that starts the rings), not Node's default exit.
+ * Rejects when the process exits first or after 30 s. */
+export async function untilRunning(child: ReturnType<typeof spawn>): Promise<void> {
+  const end = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nmwasm exited (${child.exitCode ?? child.signalCode}) before it opened its ports`);
+    if (Date.now() > end) throw new Error('nmwasm did not open its ports within 30 s');
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${child.pid}/fd`);
+    } catch {
+      // not there yet
+    }
+    if (fds.some((fd) => {
+      try {
+        return readlinkSync(`/proc/${child.pid}/fd/${fd}`).includes('memfd:nmwasm:');
+      } catch {
+        return false;
+      }
+    })) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
 }

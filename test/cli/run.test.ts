@@ -1,13 +1,14 @@
 // End-to-end runs of the bundled CLI over gen traffic and real captures with real modules
 // (hand-built ones from test/host/wasm-builder.ts, and the SDK's filters/fixtures when built):
 // verdict counts, faults under --on-fault open/closed, the watchdog, violations, filter stats,
-// one wasm call per batch, --count/--duration/SIGINT stops.
+// one wasm call per batch, --count/--duration/SIGINT/SIGTERM stops (counts add up exactly:
+// packets == pass + drop + host + forward + fault), `nmwasm test`'s exit status.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBundle, runCli, startCli, pcaps, pcapRecords, fixtures, haveNative, root } from './helpers.ts';
+import { ensureBundle, runCli, startCli, pcaps, pcapRecords, fixtures, haveNative, root, untilRunning } from './helpers.ts';
 import { abiModule, verdictLoopBody } from '../host/wasm-builder.ts';
 
 ensureBundle();
@@ -39,7 +40,7 @@ interface Summary {
   batches: number;
   wasmCalls: number;
   stoppedBy: string;
-  verdicts: { pass: number; drop: number; host: number; forward: number };
+  verdicts: { pass: number; drop: number; host: number; forward: number; fault: number };
   faultVerdicts: number;
   faults: { traps: number; timeouts: number; violations: number; violationSlots: number; badReturns: number; restarts: number };
   out: { packets: number };
@@ -53,7 +54,29 @@ function json(args: string[]): { summary: Summary; stderr: string } {
   return { summary: JSON.parse(res.stdout) as Summary, stderr: res.stderr };
 }
 
-const verdicted = (s: Summary): number => s.verdicts.pass + s.verdicts.drop + s.verdicts.host + s.verdicts.forward;
+const verdicted = (s: Summary): number => s.verdicts.pass + s.verdicts.drop + s.verdicts.host + s.verdicts.forward + s.verdicts.fault;
+
+/** A classic pcap of `n` 60-byte Ethernet frames (IPv4 ethertype, zero payload). */
+function framesPcap(name: string, n: number): string {
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0);
+  header.writeUInt16LE(2, 4);
+  header.writeUInt16LE(4, 6);
+  header.writeUInt32LE(65535, 16);
+  header.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
+  const frame = Buffer.alloc(60);
+  frame.fill(0xff, 0, 6);
+  frame.writeUInt16BE(0x0800, 12);
+  const parts = [header];
+  for (let i = 0; i < n; i++) {
+    const rec = Buffer.alloc(16);
+    rec.writeUInt32LE(i, 0);
+    rec.writeUInt32LE(60, 8);
+    rec.writeUInt32LE(60, 12);
+    parts.push(rec, frame);
+  }
+  return file(name, Buffer.concat(parts));
+}
 
 test('load over gen traffic: every packet passes, one wasm call per batch', () => {
   if (!haveNative) return;
@@ -106,12 +129,14 @@ test('filter stats are read through nmwasm_stats by manifest names', () => {
 test('a trap under --on-fault closed drops, under open passes; the host survives', () => {
   if (!haveNative) return;
   const closed = json(['load', trap, '--port', 'gen:count=5000']);
-  assert.is(closed.summary.verdicts.drop, 5000);
+  assert.is(closed.summary.verdicts.fault, 5000, 'fault verdicts are counted apart from drop');
+  assert.is(closed.summary.verdicts.drop, 0);
   assert.is(closed.summary.faultVerdicts, 5000);
   assert.ok(closed.summary.faults.traps >= 1);
   assert.match(closed.stderr, /ring 0: trap fault: trap: unreachable/);
   const open = json(['load', trap, '--port', 'gen:count=5000', '--on-fault', 'open']).summary;
-  assert.is(open.verdicts.pass, 5000);
+  assert.is(open.verdicts.fault, 5000);
+  assert.is(open.verdicts.pass, 0);
   assert.is(open.faultVerdicts, 5000);
 });
 
@@ -120,7 +145,7 @@ test('an infinite loop: the watchdog terminates and restarts the worker, the run
   const { summary, stderr } = json(['load', loop, '--port', 'gen:count=3000', '--batch-timeout', '50']);
   assert.ok(summary.faults.timeouts >= 1);
   assert.is(verdicted(summary), 3000);
-  assert.is(summary.verdicts.drop, 3000);
+  assert.is(summary.verdicts.fault, 3000);
   assert.match(stderr, /timeout fault: a guest call ran \d+ ms \(budget 50 ms\)/);
 });
 
@@ -129,14 +154,14 @@ test('an invalid verdict is a violation: counted, fault verdicts, host fine', ()
   const { summary } = json(['load', badVerdict, '--port', 'gen:count=3000']);
   assert.ok(summary.faults.violations >= 1);
   assert.ok(summary.faults.violationSlots >= 1);
-  assert.is(summary.verdicts.drop, 3000);
+  assert.is(summary.verdicts.fault, 3000);
 });
 
 test('nmwasm_process returning non-zero fails the instance', () => {
   if (!haveNative) return;
   const { summary } = json(['load', badReturn, '--port', 'gen:count=3000', '--on-fault', 'open']);
   assert.ok(summary.faults.badReturns >= 1);
-  assert.is(summary.verdicts.pass, 3000);
+  assert.is(summary.verdicts.fault, 3000);
   assert.is(summary.faultVerdicts, 3000);
 });
 
@@ -156,7 +181,8 @@ test('hostile SDK fixtures: infinite loop, oob index, trap', () => {
   if (existsSync(fx('trap.wasm'))) {
     const s = json(['load', fx('trap.wasm'), '--port', 'gen:count=3000', '--on-fault', 'open']).summary;
     assert.ok(s.faults.traps >= 1);
-    assert.is(s.verdicts.pass, 3000);
+    assert.is(s.verdicts.pass, 2046, 'the fixture passes two batches of 1023, then traps');
+    assert.is(s.verdicts.fault, 3000 - 2046);
   }
 });
 
@@ -171,18 +197,87 @@ test('nmwasm_log lines reach stderr, rate-limited to 20 lines/s per ring, the re
   assert.ok(summary.logSuppressed > 0, 'about 98 batches in well under a second: some lines suppressed');
 });
 
-test('--duration stops an unbounded generator', () => {
+test('--count on a capture stops after exactly N packets: N taken, N verdicts', () => {
+  if (!haveNative) return;
+  const input = framesPcap('3000.pcap', 3000);
+  const { summary } = json(['load', pass, '--port', `pcap:${input}`, '--count', '1500']);
+  assert.is(summary.packets, 1500);
+  assert.is(summary.verdicts.pass, 1500);
+  assert.is(verdicted(summary), 1500);
+  assert.is(summary.stoppedBy, 'count');
+  const text = runCli(['load', drop, '--port', `pcap:${input}`, '--count', '1500']);
+  assert.is(text.status, 0, text.stderr);
+  assert.match(text.stdout, /: 1500 packets \(90000 bytes\)/);
+  assert.match(text.stdout, /verdicts: pass 0, drop 1500, host 0, forward 0, fault 0\n/);
+  // a --count that is not a multiple of anything, and one above the capture's size
+  assert.is(json(['load', pass, '--port', `pcap:${input}`, '--count', '1']).summary.packets, 1);
+  const all = json(['load', pass, '--port', `pcap:${input}`, '--count', '5000']).summary;
+  assert.equal([all.packets, verdicted(all), all.stoppedBy], [3000, 3000, 'eof']);
+});
+
+test('--duration stops an unbounded generator; the batch in hand gets its verdicts', () => {
   if (!haveNative) return;
   const { summary } = json(['load', pass, '--port', 'gen:', '--duration', '0.3']);
   assert.is(summary.stoppedBy, 'duration');
   assert.ok(summary.verdicts.pass > 0);
+  assert.is(verdicted(summary), summary.packets);
+  assert.is(summary.verdicts.pass, summary.packets);
+});
+
+test('SIGTERM: every packet taken got a verdict, also one stuck in a guest call the watchdog kills', async () => {
+  if (!haveNative) return;
+  for (const [module, extra] of [[drop, []], [loop, ['--batch-timeout', '500']]] as const) {
+    const run = startCli(['load', module, '--port', 'gen:', ...extra, '--json']);
+    if (module === loop) {
+      // After the first timeout fault a fresh instance starts (100 ms back-off) and loops again:
+      // the stop lands while it is stuck, and the watchdog's kill leaves a batch in flight.
+      let stderr = '';
+      run.child.stderr!.on('data', (d) => (stderr += d));
+      while (!/timeout fault/.test(stderr) && run.child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } else {
+      await untilRunning(run.child);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    run.child.kill('SIGTERM');
+    const res = await run.done;
+    assert.is(res.status, 0, res.stderr);
+    const summary = JSON.parse(res.stdout) as Summary;
+    assert.is(summary.stoppedBy, 'signal');
+    assert.ok(summary.packets > 0);
+    assert.is(verdicted(summary), summary.packets, `${module}: packets ${summary.packets}, verdicts ${JSON.stringify(summary.verdicts)}`);
+    if (module === loop) assert.is(summary.verdicts.fault, summary.packets);
+    else assert.is(summary.verdicts.drop, summary.packets);
+  }
+});
+
+test('nmwasm test exits 1 when the filter faulted (every packet, or some), with the summary and one line why', () => {
+  if (!haveNative) return;
+  const always = [trap, ...(existsSync(join(fixtures, 'abort.wasm')) ? [join(fixtures, 'abort.wasm')] : [])];
+  for (const module of always) {
+    const res = runCli(['test', module, '--pcap', capture, '--json']);
+    assert.is(res.status, 1, `${module}: ${res.stderr}`);
+    const summary = JSON.parse(res.stdout) as Summary;
+    assert.equal([summary.packets, summary.verdicts.fault], [CAPTURE_PACKETS, CAPTURE_PACKETS]);
+    assert.match(res.stderr, new RegExp(`nmwasm test: the filter faulted 1 time\\(s\\) on ".*babel_rfc6126bis\\.pcap": ${CAPTURE_PACKETS} of ${CAPTURE_PACKETS} packets got the fault verdict`));
+  }
+  // the SDK fixture trap.wasm passes two batches, then traps: some packets got the fault verdict
+  if (existsSync(join(fixtures, 'trap.wasm'))) {
+    const some = runCli(['test', join(fixtures, 'trap.wasm'), '--pcap', framesPcap('3000-test.pcap', 3000), '--on-fault', 'open']);
+    assert.is(some.status, 1, some.stderr);
+    assert.match(some.stdout, /verdicts: pass 2046, drop 0, host 0, forward 0, fault 954 \(passed: --on-fault open\)/);
+    assert.match(some.stderr, /954 of 3000 packets got the fault verdict/);
+  }
+  const fine = runCli(['test', pass, '--pcap', capture]);
+  assert.is(fine.status, 0, fine.stderr);
 });
 
 test('SIGINT stops cleanly with a final summary and commits the --out file', async () => {
   if (!haveNative) return;
   const out = join(dir, 'interrupted.pcap');
   const run = startCli(['load', pass, '--port', 'gen:', '--out', `pcap:${out}`, '--json']);
-  await new Promise((resolve) => setTimeout(resolve, 700));
+  await untilRunning(run.child);
+  await new Promise((resolve) => setTimeout(resolve, 300));
   run.child.kill('SIGINT');
   const res = await run.done;
   assert.is(res.status, 0, res.stderr);

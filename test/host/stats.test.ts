@@ -1,7 +1,7 @@
 // Summary formatting (host/stats.ts): trace encoding, progress bar, number formatting, sums.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compact, formatTrace, progressBar, sumCounters } from '../../host/stats.ts';
+import { compact, formatTrace, progressBar, sumCounters, summaryJson, summaryText } from '../../host/stats.ts';
 import { COUNTER_SLOTS, Counter } from '../../host/native.ts';
 import { RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState } from '../../host/ringshared.ts';
 import type { RingRun } from '../../host/engine.ts';
@@ -34,6 +34,27 @@ test('counters of every ring are summed, faults by kind', () => {
   assert.is(t.pass, 15);
   assert.is(t.faults.traps, 1);
   assert.is(t.faults.badReturns, 2);
+});
+
+test('the summary shows fault verdicts apart: pass + drop + host + forward + fault = packets, text and JSON', () => {
+  const counters = new Float64Array(COUNTER_SLOTS);
+  counters[Counter.packets] = 100;
+  counters[Counter.pass] = 60;
+  counters[Counter.drop] = 10;
+  counters[Counter.host] = 5;
+  counters[Counter.forward] = 3;
+  counters[Counter.faultVerdicts] = 22;
+  const run: RingRun = { ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state: new Float64Array(RING_STATE_SLOTS), stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false };
+  const result = { rings: [run], input: { id: 1, name: 'gen:', rings: 1, memSize: 0, expected: 0, notices: [] }, elapsedMs: 1000, stoppedBy: 'signal' as const, statsNames: [], oversize: 0 };
+  const ctx = { module: 'm.wasm', port: 'gen:', outputs: [], onFault: 'closed' as const };
+  const text = summaryText(result, ctx);
+  assert.match(text, /\nverdicts: pass 60, drop 10, host 5, forward 3, fault 22 \(dropped: --on-fault closed\)$/);
+  const json = summaryJson(result, ctx, false);
+  assert.equal(json.verdicts, { pass: 60, drop: 10, host: 5, forward: 3, fault: 22 });
+  assert.is(json.faultVerdicts, 22);
+  // a summary that does not add up says so (it would be a bug)
+  counters[Counter.packets] = 101;
+  assert.match(summaryText(result, ctx), /\nunaccounted: 1 packets taken from the port without a verdict/);
 });
 
 test.run();

@@ -83,9 +83,9 @@ export function drain(g: GuestRing, verdictOf: (pkt: Uint8Array) => number, keep
   return seen;
 }
 
-export function openAndAttach(spec: PlainPortSpec, opts: { outputs?: number[]; trace?: boolean; faultVerdict?: 0 | 1; numSlots?: number } = {}) {
+export function openAndAttach(spec: PlainPortSpec, opts: { outputs?: number[]; trace?: boolean; faultVerdict?: 0 | 1; numSlots?: number; budget?: BigInt64Array } = {}) {
   const port = native.openPort(spec, { numSlots: opts.numSlots ?? 256, bufSize: 2048 });
   const counters = newCounters();
-  const handle = native.attachRing(port.id, 0, { outputs: opts.outputs ?? [], counters, faultVerdict: opts.faultVerdict ?? 0, trace: opts.trace ?? false });
+  const handle = native.attachRing(port.id, 0, { outputs: opts.outputs ?? [], counters, faultVerdict: opts.faultVerdict ?? 0, trace: opts.trace ?? false, ...(opts.budget ? { budget: opts.budget } : {}) });
   return { port, counters, handle, guest: new GuestRing(handle) };
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Counter } from '../../host/native.ts';
+import { Counter, SYNC_NO_BUDGET } from '../../host/native.ts';
 import { GuestRing, WINDOW_BASE, genSpec, native, newCounters, openAndAttach } from './helpers.ts';
 
 test('layout: verdicts after the slots, buffers page aligned, memory fits the window', () => {
@@ -74,7 +74,7 @@ test('a hostile guest: changed buf_idx, len 0, len 4000, unset or invalid verdic
   assert.ok(next > 0);
   assert.is(counters[Counter.violations], 6);
   assert.is(counters[Counter.faultVerdicts], n); // every slot of the batch, the valid ones too
-  assert.is(counters[Counter.drop], n); // fault verdict: closed
+  assert.is(counters[Counter.drop], 0); // fault verdicts are counted apart from drop
   assert.is(counters[Counter.pass], 0);
   const trace = handle.takeTrace();
   assert.is(trace.length, n);
@@ -111,7 +111,7 @@ test('one violating slot in a batch: every valid slot gets the fault verdict too
   handle.sync(n, false);
   assert.is(counters[Counter.violations], 1);
   assert.is(counters[Counter.faultVerdicts], n);
-  assert.is(counters[Counter.drop], n);
+  assert.is(counters[Counter.drop], 0); // fault verdicts are counted apart from drop
   assert.is(counters[Counter.forward] + counters[Counter.pass], 0);
   assert.is(counters[Counter.outPackets], 0);
   // open: PASS with the host's lengths, not the guest's 14
@@ -127,7 +127,7 @@ test('one violating slot in a batch: every valid slot gets the fault verdict too
   b.handle.sync(m, false);
   assert.is(b.counters[Counter.violations], 1);
   assert.is(b.counters[Counter.faultVerdicts], m);
-  assert.is(b.counters[Counter.pass], m);
+  assert.is(b.counters[Counter.pass], 0); // open: passed on, but counted as fault verdicts
   assert.is(b.counters[Counter.drop], 0);
   assert.is(b.counters[Counter.outPackets], m);
   assert.is(b.counters[Counter.outBytes], lens.reduce((x, y) => x + y, 0));
@@ -145,7 +145,7 @@ test('faulted = true gives every slot of the batch the fault verdict (open: PASS
   for (const i of guest.batchSlots(n)) guest.setVerdict(i, 0); // whatever the guest said
   handle.sync(n, true);
   assert.is(counters[Counter.faultVerdicts], n);
-  assert.is(counters[Counter.pass], n);
+  assert.is(counters[Counter.pass], 0); // passed on, but counted as fault verdicts only
   assert.is(counters[Counter.drop], 0);
   assert.is(counters[Counter.violations], 0);
   native.closePort(port.id);
@@ -170,8 +170,8 @@ test('a faulted batch is not validated: no violations, every slot leaves with it
   handle.sync(n, true);
   assert.is(counters[Counter.violations], 0);
   assert.is(counters[Counter.faultVerdicts], n);
-  assert.is(counters[Counter.pass], n);
-  assert.is(counters[Counter.outPackets], n);
+  assert.is(counters[Counter.pass], 0);
+  assert.is(counters[Counter.outPackets], n); // the open fault verdict passes them on
   assert.is(counters[Counter.outBytes], lens.reduce((a, b) => a + b, 0));
   handle.detach();
   native.closePort(port.id);
@@ -194,6 +194,50 @@ test('a partial completion delivers the rest again and counts packets once', () 
   for (const i of guest.batchSlots(next)) assert.is(guest.view()[guest.verdictAddr(i)], 0xff);
   assert.is(n, 63);
   native.closePort(port.id);
+});
+
+test('a budget shared by two rings takes exactly that many packets from their ports, then sync says SYNC_NO_BUDGET', () => {
+  const budget = new BigInt64Array(new SharedArrayBuffer(8));
+  budget[0] = 100n;
+  const a = openAndAttach(genSpec({ count: 0 }), { numSlots: 64, budget });
+  const b = openAndAttach(genSpec({ count: 0 }), { numSlots: 64, budget });
+  assert.is(a.handle.sync(0, false), 63);
+  assert.is(b.handle.sync(0, false), 37, 'the second ring gets what the first left');
+  for (const i of a.guest.batchSlots(63)) a.guest.setVerdict(i, 1);
+  for (const i of b.guest.batchSlots(37)) b.guest.setVerdict(i, 0);
+  assert.is(a.handle.sync(63, false), SYNC_NO_BUDGET);
+  assert.is(b.handle.sync(37, false, 50), SYNC_NO_BUDGET, 'no wait and no packet once the budget is spent');
+  assert.is(budget[0], 0n);
+  assert.equal([a.counters[Counter.packets], a.counters[Counter.pass]], [63, 63]);
+  assert.equal([b.counters[Counter.packets], b.counters[Counter.drop]], [37, 37]);
+  budget[0] = 5n; // more budget later: the rings take it
+  assert.is(a.handle.sync(0, false), 5);
+  native.closePort(a.port.id);
+  native.closePort(b.port.id);
+});
+
+test('a budget: what the port did not fill goes back; zeroed in flight, the batch in hand still completes', () => {
+  const budget = new BigInt64Array(new SharedArrayBuffer(8));
+  budget[0] = 1000n;
+  const { port, guest, counters, handle } = openAndAttach(genSpec({ count: 40 }), { numSlots: 64, budget });
+  const n = handle.sync(0, false);
+  assert.is(n, 40);
+  assert.is(budget[0], 960n, 'the 23 slots claimed but not filled were given back');
+  for (const i of guest.batchSlots(n)) guest.setVerdict(i, 1);
+  assert.is(handle.sync(n, false), -1);
+  assert.is(budget[0], 960n);
+  native.closePort(port.id);
+  // a stop zeroes the budget while a batch is in hand: it completes, nothing more is taken
+  budget[0] = 1000n;
+  const live = openAndAttach(genSpec({ count: 0 }), { numSlots: 64, budget });
+  const m = live.handle.sync(0, false);
+  budget[0] = 0n;
+  for (const i of live.guest.batchSlots(m)) live.guest.setVerdict(i, 2);
+  assert.is(live.handle.sync(m, false), SYNC_NO_BUDGET);
+  assert.is(live.counters[Counter.packets], m);
+  assert.is(live.counters[Counter.host], m);
+  native.closePort(live.port.id);
+  assert.is(counters[Counter.pass], 40);
 });
 
 test('the same packet memory mapped into two memories shows the same bytes both ways', () => {
@@ -279,6 +323,7 @@ test('errors carry code and port: unknown port id, bad ring, non-output as outpu
   check(() => native.attachRing(9999, 0, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false }), 'EBADPORT');
   check(() => native.attachRing(port.id, 3, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false }), 'EINVAL');
   check(() => native.attachRing(port.id, 0, { outputs: [port.id], counters: newCounters(), faultVerdict: 0, trace: false }), 'EINVAL');
+  check(() => native.attachRing(port.id, 0, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false, budget: new Float64Array(1) as unknown as BigInt64Array }), 'EINVAL');
   native.closePort(port.id);
   check(() => native.closePort(port.id), 'EBADPORT');
 });

@@ -90,6 +90,33 @@ t('4-queue veth with XPS: packet:IF-2 gets only what the sender put on TX queue 
   assert.is(summary.bytes, 4 * (14 + 20 + 8 + 200), 'a frame of queue 0 reached the ring of queue 2');
 });
 
+t('--count over several rings of a live port: exactly N frames taken from the kernel, N verdicts', async () => {
+  const { s, r, a, b } = pair('c', 4);
+  lab.exec(s, 'sh', ['-c', [0, 1, 2, 3].map((q) => `echo ${q === 0 ? 1 : q === 2 ? 2 : 0} > /sys/class/net/${a}/queues/tx-${q}/xps_cpus`).join('; ')]);
+  const done = await startLoad(r, [join(root, 'filters/build/fixtures/pass.wasm'), '--port', `packet:${b}`, '--count', '300']);
+  // Two floods at once, on queues 0 and 2: two rings take batches concurrently from one budget.
+  for (const cpu of ['0', '1']) lab.start(s, 'taskset', ['-c', cpu, 'ping', '-f', '-c', '2000', '-s', '100', `${net}.2`]);
+  const summary = await done();
+  assert.ok(summary.rings >= 2, `${summary.rings} rings`);
+  assert.is(summary.stoppedBy, 'count');
+  assert.is(summary.packets, 300);
+  assert.is(summary.verdicts.pass, 300);
+});
+
+t('SIGTERM during a flood: every frame taken from the kernel got its verdict', async () => {
+  const { s, r } = pair('f');
+  const run = lab.start(r, process.execPath, [cli, 'load', join(root, 'filters/build/fixtures/pass.wasm'), '--port', `packet:${lab.tag}fb`, '--batch-timeout', '5000', '--json']);
+  await until('nmwasm to open its port', () => /AF_PACKET cannot take packets away/.test(run.output()) || run.child.exitCode !== null);
+  const flood = lab.start(s, 'ping', ['-f', '-c', '1000000', '-s', '100', `${net}.2`]);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  run.child.kill('SIGTERM');
+  const summary = await jsonSummary<Summary>(run);
+  flood.child.kill('SIGKILL');
+  assert.is(summary.stoppedBy, 'signal');
+  assert.ok(summary.packets > 0, 'the flood reached the filter');
+  assert.is(summary.verdicts.pass, summary.packets, `${summary.packets} packets, ${summary.verdicts.pass} verdicts`);
+});
+
 test.after(() => {
   lab.cleanup();
   rmSync(dir, { recursive: true, force: true });
