@@ -268,7 +268,7 @@ test('a guest that rewrites buf_idx on a software port is a violation: the whole
   reader.handle.sync(n, false);
   assert.is(reader.counters[Counter.violations], 1);
   assert.is(reader.counters[Counter.faultVerdicts], 4);
-  assert.is(reader.counters[Counter.drop], 4);
+  assert.is(reader.counters[Counter.drop], 0); // fault verdicts are counted apart from drop
   assert.is(reader.counters[Counter.outPackets], 0);
   assert.is(sink.handle.sync(0, false), 0, 'nothing of the faulting batch moved on');
   for (const p of [reader, sink, gen]) {
