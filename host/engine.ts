@@ -1,22 +1,27 @@
 // The run engine (main thread): opens the ports in the native registry, spawns one ring
-// worker per ring with shared counters, watches them (watchdog every 20 ms: a batch
-// older than --batch-timeout gets its worker terminated and replaced; the port stays
-// open), stops on EOF / --count / --duration / stop(), and closes the ports: closePort
-// commits an --out file; a failed run aborts them so it writes no output file.
+// worker per ring with shared counters plus a warm standby worker, watches them
+// (host/watchdog.ts: a guest call over its --batch-timeout of CPU time gets its worker
+// terminated, and the standby takes the ring over at once: fault verdicts for the batch in
+// flight, then it serves; the port stays open), stops on EOF / --count / --duration /
+// stop(), and closes the ports: closePort commits an --out file; a failed run aborts them
+// so it writes no output file.
 import { Worker } from 'node:worker_threads';
 import { COUNTER_SLOTS, Counter, loadNative, type NativeAddon, type PlainPortSpec, type PortInfo } from './native.ts';
 import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from './errors.ts';
 import { PortPool } from './portpool.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
-import { epochMs, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
 
 /** Budget of the first instantiation + nmwasm_init of a ring (ms), at least --batch-timeout. */
 const START_BUDGET_MS = 5000;
 
-export const DEFAULT_BATCH_TIMEOUT_MS = 100;
+/** CPU budget of one guest call. 10 ms of CPU is ~100x a full 1024-slot batch of the example
+ * firewall, and CPU time does not grow on a loaded machine; it bounds the outage of a hung
+ * batch (budget + a watchdog tick + the standby's takeover) under 20 ms. */
+export const DEFAULT_BATCH_TIMEOUT_MS = 10;
 export const DEFAULT_NUM_SLOTS = 1024;
 export const BUF_SIZE = 2048;
-const WATCHDOG_MS = 20;
 const MAX_CRASHES = 10;
 
 export interface EngineOptions {
@@ -52,6 +57,16 @@ export interface RingRun {
   done: boolean;
   killedByWatchdog: boolean;
   trace?: Uint8Array;
+  /** The current worker's phase cell (its lease) and the watchdog's notes on its call. */
+  lease: Int32Array;
+  sample: CallSample;
+  /** The warm standby: instantiated, waiting to take the ring over (null while none). */
+  standby: Worker | null;
+  standbyLease: Int32Array | null;
+  standbyReady: boolean;
+  standbyGen: number;
+  /** A kill whose outage is not reported yet: the line and the killed call's start. */
+  outage: { line: string; startedAt: number; backoffMs: number; how: string } | null;
 }
 
 export interface RunResult {
@@ -83,6 +98,9 @@ export class Engine {
   private input!: PortInfo;
   private outputIds: number[] = [];
   private watchdog: NodeJS.Timeout | null = null;
+  private stopAt = 0;
+  private went = false;
+  private readonly reaper = new Reaper((ring, line) => this.opts.onEvent?.('notice', ring, line));
   private started = false;
   private startedAt = 0;
   private stoppedBy: RunResult['stoppedBy'] = 'eof';
@@ -123,13 +141,21 @@ export class Engine {
         ready: false,
         done: false,
         killedByWatchdog: false,
+        lease: new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4)),
+        sample: newCallSample(),
+        standby: null,
+        standbyLease: null,
+        standbyReady: false,
+        standbyGen: 0,
+        outage: null,
       };
       run.counters[Counter.expected] = r === 0 ? this.input.expected : 0;
       this.rings.push(run);
       this.spawn(run, false);
+      this.ensureStandby(run);
     }
     this.startedAt = epochMs();
-    this.watchdog = setInterval(() => this.tick(), WATCHDOG_MS);
+    this.watchdog = setInterval(() => this.tick(), WATCHDOG_TICK_MS);
   }
 
   /** Ring runs (live counters for the status line). */
@@ -141,9 +167,26 @@ export class Engine {
     return this.input;
   }
 
-  /** Asks every ring to finish its batch and end (SIGINT/SIGTERM, --duration). */
+  /** Workers terminated but not exited yet (guest code that ignores termination). */
+  get lingeringWorkers(): number {
+    return this.reaper.lingering;
+  }
+
+  /** Settles once every worker this engine terminated has exited. */
+  workersExited(): Promise<void> {
+    return this.reaper.drained();
+  }
+
+  /** What the run has counted so far (the summary of a run cut off by the stop deadline). */
+  snapshot(): RunResult {
+    return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [] };
+  }
+
+  /** Asks every ring to finish its batch and end (SIGINT/SIGTERM, --duration); a guest call
+   * still running STOP_GRACE_MS later is killed (its batch gets the fault verdict). */
   stop(reason: RunResult['stoppedBy'] = 'signal'): void {
     if (this.stoppedBy === 'eof') this.stoppedBy = reason;
+    if (this.stopAt === 0) this.stopAt = epochMs();
     if (!this.started) {
       // Never started (deferStart, and another engine failed to open): nothing ran, so
       // nothing is committed; an output file being written is removed.
@@ -157,6 +200,7 @@ export class Engine {
       Atomics.store(run.control, RingControl.stop, 1);
       Atomics.notify(run.control, RingControl.stop);
       Atomics.notify(run.control, RingControl.go);
+      Atomics.notify(run.control, RingControl.takeover);
     }
   }
 
@@ -188,8 +232,10 @@ export class Engine {
     }
   }
 
-  private spawn(run: RingRun, resume: boolean): void {
+  /** Starts the ring's worker (standbyGen 0), or a warm standby for it (standbyGen > 0). */
+  private spawn(run: RingRun, resume: boolean, standbyGen = 0): void {
     const statsCount = run.stats.length;
+    const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
     const data: RingWorkerData = {
       portId: this.input.id,
       ring: run.ring,
@@ -205,33 +251,91 @@ export class Engine {
       trace: this.opts.trace,
       countLimit: this.input.rings === 1 ? this.opts.count : 0,
       resume,
+      lease: lease.buffer as SharedArrayBuffer,
+      standbyGen,
+      memSize: this.input.memSize,
     };
-    Atomics.store(run.control, RingControl.phase, Phase.idle);
-    run.killedByWatchdog = false;
     const worker = newRingWorker(data);
-    run.worker = worker;
-    worker.on('message', (msg: WorkerMessage) => this.onMessage(run, msg));
+    if (standbyGen > 0) {
+      run.standby = worker;
+      run.standbyLease = lease;
+      run.standbyReady = false;
+    } else {
+      run.killedByWatchdog = false;
+      run.worker = worker;
+      run.lease = lease;
+    }
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg.type === 'standby-ready') {
+        if (run.standby === worker) run.standbyReady = true;
+        this.maybeGo();
+      } else if (run.worker === worker || msg.type === 'log' || msg.type === 'notice') this.onMessage(run, msg);
+    });
     worker.on('error', (err) => {
       if (run.worker === worker) this.onCrash(run, err.message);
+      else if (run.standby === worker) this.dropStandby(run);
     });
     worker.on('exit', () => {
+      if (run.standby === worker) this.dropStandby(run);
       if (run.worker !== worker) return; // replaced by the watchdog
       run.worker = null;
       if (!run.done && !this.settled) this.onCrash(run, 'exited without finishing');
     });
   }
 
+  /** A standby that failed or left: the next kill spawns a worker instead. */
+  private dropStandby(run: RingRun): void {
+    run.standby = null;
+    run.standbyLease = null;
+    run.standbyReady = false;
+    if (!this.went && run.ready) this.maybeGo();
+  }
+
+  /** Keeps a warm standby for the ring (spawned in the background when there is none). */
+  private ensureStandby(run: RingRun): void {
+    if (run.standby !== null || run.done || this.settled || Atomics.load(run.control, RingControl.stop) !== 0) return;
+    this.spawn(run, true, ++run.standbyGen);
+  }
+
+  /** Replaces the ring's killed (or dead) worker: the warm standby takes the ring over at
+   * once when it is ready (it gives the batch in flight the fault verdicts, then serves),
+   * else a fresh worker does. Returns how. */
+  private replaceWorker(run: RingRun): string {
+    const standby = run.standby;
+    if (standby !== null && run.standbyReady && run.standbyLease !== null) {
+      run.worker = standby;
+      run.lease = run.standbyLease;
+      run.sample = newCallSample();
+      run.killedByWatchdog = false;
+      this.dropStandby(run);
+      Atomics.store(run.control, RingControl.takeover, run.standbyGen);
+      Atomics.notify(run.control, RingControl.takeover);
+      this.ensureStandby(run);
+      return 'the standby took over';
+    }
+    if (standby !== null) {
+      // Still starting: it would take the ring over only after it is ready; a worker is quicker.
+      // It is told to end (lease[1]) and ends by itself once it has started.
+      Atomics.store(run.standbyLease!, 1, 1);
+      Atomics.notify(run.control, RingControl.takeover);
+      this.reaper.track(standby, run.ring, false);
+      this.dropStandby(run);
+    }
+    this.spawn(run, true);
+    this.ensureStandby(run);
+    return 'a new worker took over';
+  }
+
   private onMessage(run: RingRun, msg: WorkerMessage): void {
     switch (msg.type) {
+      case 'standby-ready':
+        return;
+      case 'recovered':
+        this.reportOutage(run, msg.at);
+        return;
       case 'ready':
         run.ready = true;
-        if (this.rings.every((r) => r.ready)) {
-          for (const held of this.heldLogs.splice(0)) this.opts.onEvent?.('log', held.ring, held.line);
-          for (const r of this.rings) {
-            Atomics.store(r.control, RingControl.go, 1);
-            Atomics.notify(r.control, RingControl.go);
-          }
-        }
+        this.maybeGo();
         return;
       case 'start-failed': {
         run.done = true;
@@ -254,6 +358,7 @@ export class Engine {
         return;
       case 'done':
         run.done = true;
+        this.reportOutage(run, 0);
         if (msg.trace) run.trace = msg.trace;
         this.maybeFinish();
         return;
@@ -263,6 +368,18 @@ export class Engine {
         this.fail(isNativeError(err) ? new Error(formatNativeError(err)) : err);
         return;
       }
+    }
+  }
+
+  /** Traffic starts once every ring's first instance and its standby are ready (a standby
+   * that failed to start does not hold it up: a kill then spawns a worker instead). */
+  private maybeGo(): void {
+    if (this.went || !this.rings.every((r) => r.ready && (r.standby === null || r.standbyReady))) return;
+    this.went = true;
+    for (const held of this.heldLogs.splice(0)) this.opts.onEvent?.('log', held.ring, held.line);
+    for (const r of this.rings) {
+      Atomics.store(r.control, RingControl.go, 1);
+      Atomics.notify(r.control, RingControl.go);
     }
   }
 
@@ -280,7 +397,7 @@ export class Engine {
     const backoffMs = recordFault(run.state, epochMs());
     this.opts.onEvent?.('fault', run.ring, `ring ${run.ring}: crash fault: worker died (${why}); fault verdicts for ${backoffMs} ms, then a fresh instance`);
     run.worker = null;
-    this.spawn(run, true);
+    this.replaceWorker(run);
   }
 
   private tick(): void {
@@ -288,39 +405,55 @@ export class Engine {
     const now = epochMs();
     for (const run of this.rings) {
       if (run.done || run.worker === null) continue;
-      if (Atomics.load(run.control, RingControl.phase) !== Phase.inGuest) continue;
-      const started = run.counters[Counter.batchStartedAt]!;
-      // The first instantiation and nmwasm_init get a start budget: compiling, allocating the
-      // memory and parsing a config can take longer than one batch on a busy machine.
-      const budget = run.ready ? this.opts.batchTimeoutMs : Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS);
-      if (started === 0 || now - started <= budget) continue;
+      // Instantiation and nmwasm_init get a start budget: compiling, allocating the memory
+      // and parsing a config can take longer than one batch.
+      const phase = Atomics.load(run.lease, 0);
+      const budget = run.ready && phase === Phase.inGuest ? this.opts.batchTimeoutMs : Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS);
+      const verdict = judgeCall(this.native, run.lease, run.counters, run.worker.threadId, run.sample, budget, now, this.stopAt);
+      if (verdict === null) continue;
       // Claim the call: if the worker left guest code meanwhile, the exchange fails and it lives on.
-      if (Atomics.compareExchange(run.control, RingControl.phase, Phase.inGuest, Phase.killed) !== Phase.inGuest) continue;
-      this.onTimeout(run, now - started);
+      if (Atomics.compareExchange(run.lease, 0, phase, Phase.killed) !== phase) continue;
+      this.onTimeout(run, verdict, run.counters[Counter.batchStartedAt]!);
     }
     if (this.opts.count > 0 && this.rings.length > 1 && this.processed() >= this.opts.count) this.stop('count');
     if (this.opts.durationMs > 0 && now - this.startedAt >= this.opts.durationMs) this.stop('duration');
   }
 
-  private onTimeout(run: RingRun, elapsed: number): void {
+  /** The watchdog claimed the ring's current guest call: terminate its worker (tracked
+   * until it exits) and hand the ring to the standby; the outage is reported when the
+   * batch in flight has its fault verdicts (message 'recovered'). */
+  private onTimeout(run: RingRun, verdict: Verdict, startedAt: number): void {
     const old = run.worker!;
     run.worker = null;
-    void old.terminate();
+    this.reaper.track(old, run.ring, true);
     if (!run.ready) {
-      this.fail(new UsageError(`${this.opts.moduleName}: the start function or nmwasm_init ran longer than its start budget of ${Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS)} ms (the larger of --batch-timeout and ${START_BUDGET_MS} ms)`));
+      this.fail(new UsageError(`${this.opts.moduleName}: the start function or nmwasm_init ${describeKill(verdict).replace(/^a guest call /, '')}: over its start budget of ${Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS)} ms (the larger of --batch-timeout and ${START_BUDGET_MS} ms)`));
       return;
     }
     run.counters[Counter.timeouts]!++;
     run.counters[Counter.batchStartedAt] = 0;
     run.counters[Counter.failed] = 1;
     const backoffMs = recordFault(run.state, epochMs());
-    this.opts.onEvent?.('fault', run.ring, `ring ${run.ring}: timeout fault: a guest call ran ${Math.round(elapsed)} ms (budget ${this.opts.batchTimeoutMs} ms): worker restarted; fault verdicts for ${backoffMs} ms, then a fresh instance`);
-    if (Atomics.load(run.control, RingControl.stop) !== 0) {
-      run.done = true; // stopping anyway: do not respawn
-      this.maybeFinish();
+    // Also when stopping: the new worker gives the batch in flight its fault verdicts, then ends.
+    const how = this.replaceWorker(run);
+    if (run.outage !== null) this.opts.onEvent?.('fault', run.ring, `${run.outage.line}; ${run.outage.how}, killed in turn before traffic flowed`);
+    run.outage = { line: `ring ${run.ring}: timeout fault: ${describeKill(verdict)}: worker killed`, startedAt, backoffMs, how };
+  }
+
+  /** Reports a pending outage: traffic flowed again at `at` (epoch ms; 0 = the ring ended first). */
+  private reportOutage(run: RingRun, at: number): void {
+    const o = run.outage;
+    if (o === null) return;
+    run.outage = null;
+    if (at === 0) {
+      this.opts.onEvent?.('fault', run.ring, `${o.line}; ${o.how}; the ring ended`);
       return;
     }
-    this.spawn(run, true);
+    const ms = Math.max(at - o.startedAt, 0);
+    run.state[RingState.outages]!++;
+    run.state[RingState.outageMsTotal]! += ms;
+    run.state[RingState.outageMsMax] = Math.max(run.state[RingState.outageMsMax]!, ms);
+    this.opts.onEvent?.('fault', run.ring, `${o.line}; traffic again after ${ms.toFixed(1)} ms (${o.how}: fault verdicts for the batch in flight); fault verdicts for ${o.backoffMs} ms, then a fresh instance`);
   }
 
   /** Packets that got a verdict, over all rings. */
@@ -334,6 +467,7 @@ export class Engine {
     if (this.settled || !this.rings.every((r) => r.done)) return;
     this.settled = true;
     this.clearWatchdog();
+    this.endStandbys();
     try {
       // Close outputs after the input so the last packets are flushed, then commit.
       for (const info of [...this.opened].reverse()) this.pool.close(info.id);
@@ -367,12 +501,13 @@ export class Engine {
       return new Promise<void>((resolve) => {
         worker.once('exit', () => resolve());
         const poll = setInterval(() => {
-          if (Atomics.compareExchange(run.control, RingControl.phase, Phase.inGuest, Phase.killed) === Phase.inGuest) void worker.terminate();
-        }, WATCHDOG_MS);
+          if (Atomics.compareExchange(run.lease, 0, Phase.inGuest, Phase.killed) === Phase.inGuest) void worker.terminate();
+        }, WATCHDOG_TICK_MS * 10);
         worker.once('exit', () => clearInterval(poll));
       });
     });
     this.clearWatchdog();
+    this.endStandbys();
     void Promise.all(exits).finally(() => {
       for (const run of this.rings) run.worker = null;
       this.abortAll();
@@ -387,6 +522,17 @@ export class Engine {
       } catch {
         // already failing: the first error is the one reported
       }
+    }
+  }
+
+  /** Standbys end by themselves on `stop` (set by then); a ready one waits in Atomics.wait and
+   * is terminated at once (NB: never one still starting: it may be inside a native call). */
+  private endStandbys(): void {
+    for (const run of this.rings) {
+      Atomics.store(run.control, RingControl.stop, 1);
+      Atomics.notify(run.control, RingControl.takeover);
+      if (run.standby !== null) this.reaper.track(run.standby, run.ring, run.standbyReady);
+      this.dropStandby(run);
     }
   }
 

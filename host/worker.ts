@@ -3,11 +3,13 @@
 // its linear memory, and runs the batch loop: one sync and one nmwasm_process call per
 // batch. Faults fail the instance (never the port): fault verdicts are applied until the
 // back-off expires, then a fresh instance takes over. The main thread's watchdog observes
-// RingControl.phase and Counter.batchStartedAt and terminates a worker stuck in guest code.
+// this worker's lease (its phase) and Counter.batchStartedAt, reads its thread's CPU clock
+// and terminates a worker stuck in guest code. A standby worker (data.standbyGen > 0)
+// instantiates the module ahead and waits to take the ring over from a killed worker.
 //
 // NB: the batch path (runBatches' loop) allocates nothing: no closures, objects or strings;
 // counters are typed-array stores; the only N-API call is ring.sync.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { Counter, loadNative, type RingHandle } from './native.ts';
 import { NMWASM_CONFIG_BASE, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { epochMs, Phase, recordFault, RingControl, RingState, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
@@ -21,9 +23,10 @@ const LIVE_WAIT_MS = 10; // live ports: poll this long, then check the stop flag
 const data = workerData as RingWorkerData;
 const counters = new Float64Array(data.counters);
 const control = new Int32Array(data.control);
+const lease = new Int32Array(data.lease); // [0]: this worker's Phase, watched by host/watchdog.ts
 const state = new Float64Array(data.state);
 const statsOut = new Float64Array(data.stats);
-const statsBase = Float64Array.from(statsOut); // values of earlier instances (kept across respawns)
+const statsBase = Float64Array.from(statsOut); // values of earlier instances (kept across respawns; a standby re-reads it at takeover)
 const utf8 = new TextDecoder('utf-8');
 const utf16 = new TextDecoder('utf-16le');
 
@@ -38,6 +41,7 @@ let mapped: Uint8Array | null = null; // the view the port memory was mapped thr
 let processFn: ProcessFn | null = null;
 let statsFn: (() => number) | null = null;
 let healthy = false;
+let prepared: WebAssembly.Instance | null = null; // a standby's instance, made before it took the ring
 let lastLogLine = '';
 let logWindowStart = 0;
 let logLinesInWindow = 0;
@@ -98,15 +102,19 @@ const imports = {
 };
 
 // ---- watchdog protocol --------------------------------------------------------------
-function enterGuest(): void {
+// The phase lives in this worker's own lease cell: the watchdog claims a call there
+// (inGuest/inStart -> killed), so only this worker can ever see its own kill.
+let guestPhase: number = Phase.inGuest;
+function enterGuest(phase: number = Phase.inGuest): void {
+  guestPhase = phase;
   counters[Counter.batchStartedAt] = epochMs();
-  Atomics.store(control, RingControl.phase, Phase.inGuest);
+  Atomics.store(lease, 0, phase);
 }
 
 /** Leaves guest code; if the watchdog claimed this call, block until terminated. */
 function leaveGuest(): void {
-  if (Atomics.compareExchange(control, RingControl.phase, Phase.inGuest, Phase.idle) !== Phase.inGuest) {
-    for (;;) Atomics.wait(control, RingControl.phase, Phase.killed);
+  if (Atomics.compareExchange(lease, 0, guestPhase, Phase.idle) !== guestPhase) {
+    for (;;) Atomics.wait(lease, 0, Phase.killed);
   }
   counters[Counter.batchStartedAt] = 0;
 }
@@ -130,14 +138,19 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
   dropInstance(ring);
   lastLogLine = '';
   let instance: WebAssembly.Instance;
-  enterGuest();
-  try {
-    instance = new WebAssembly.Instance(data.module, imports); // runs the start function
-  } catch (err) {
+  if (prepared !== null) {
+    instance = prepared; // a standby made it before taking the ring: no instantiation now
+    prepared = null;
+  } else {
+    enterGuest(Phase.inStart);
+    try {
+      instance = new WebAssembly.Instance(data.module, imports); // runs the start function
+    } catch (err) {
+      leaveGuest();
+      return { ok: false, reason: 'trap', message: `instantiation failed: ${errorText(err)}` };
+    }
     leaveGuest();
-    return { ok: false, reason: 'trap', message: `instantiation failed: ${errorText(err)}` };
   }
-  leaveGuest();
   const exports = instance.exports as Record<string, unknown>;
   memory = exports.memory as WebAssembly.Memory;
   guestView = null;
@@ -154,7 +167,7 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
   const init = exports.nmwasm_init as ((config: number, len: number) => number) | undefined;
   if (init) {
     let rc: number;
-    enterGuest();
+    enterGuest(Phase.inStart);
     try {
       rc = init(NMWASM_CONFIG_BASE, data.config.length);
     } catch (err) {
@@ -211,12 +224,20 @@ function readStats(): void {
     }
     return;
   }
-  const dv = new DataView(bytes.buffer, addr, 8 * n);
+  // NB: read as two u32 halves: getBigUint64 would allocate a BigInt per value, per batch.
+  const dv = statsDataView(bytes);
   for (let i = 0; i < n; i++) {
-    statsValues[i] = Number(dv.getBigUint64(8 * i, true));
+    statsValues[i] = dv.getUint32(addr + 8 * i, true) + dv.getUint32(addr + 8 * i + 4, true) * 4294967296;
     statsOut[i] = statsBase[i]! + statsValues[i]!;
   }
 }
+
+/** A DataView over the guest memory, re-made only when the guest grew it. */
+function statsDataView(bytes: Uint8Array): DataView {
+  if (statsView === null || statsView.buffer !== bytes.buffer) statsView = new DataView(bytes.buffer);
+  return statsView;
+}
+let statsView: DataView | null = null;
 
 /** Adds the current instance's last stats to the base before the instance goes away. */
 function foldStats(): void {
@@ -252,6 +273,9 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   // sync (native re-attach semantics), from the same head: it gets the fault verdict below.
   let first = state[RingState.first]!;
   let n = ring.sync(0, false, LIVE_WAIT_MS);
+  // That batch is owed its fault verdicts even when a stop is already asked for (a kill at
+  // stop time); once they are applied the host learns that traffic flows again.
+  let owed = data.resume && n > 0;
   const limit = data.countLimit;
   // A live port (or a software port) has a descriptor: sync itself polls it when nothing is
   // there (NB: one N-API call per batch, the wait included); without one (gen, pcap) an empty
@@ -259,9 +283,9 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   const hasDescriptor = ring.wait(0) >= 0;
   for (;;) {
     if (n < 0) return; // end of a finite source, every slot released
-    if (Atomics.load(control, RingControl.stop) !== 0) return;
+    if (!owed && Atomics.load(control, RingControl.stop) !== 0) return;
     if (limit > 0 && counters[Counter.pass]! + counters[Counter.drop]! + counters[Counter.host]! + counters[Counter.forward]! >= limit) return;
-    if (!healthy && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
+    if (!healthy && !owed && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
     if (n === 0) {
       // Nothing for LIVE_WAIT_MS (sync polled the descriptor that long, so the stop flag is
       // seen); a port without a descriptor waits on the stop flag instead.
@@ -270,7 +294,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
       continue;
     }
-    let faulted = !healthy;
+    let faulted = !healthy || owed; // never re-processed by a fresh instance
     if (!faulted) {
       let rc = 0;
       let trapped: unknown = null;
@@ -298,12 +322,44 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       fail('violation', `batch of ${n} slots broke the ABI (${counters[Counter.violations]! - violationsBefore} slots with a changed buf_idx, a bad len or an invalid verdict)`);
     }
     n = next;
-    if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
+    if (owed) {
+      owed = false;
+      post({ type: 'recovered', ring: data.ring, at: epochMs() });
+    }
+    // The filter's counters are published after every batch: a killed instance loses the
+    // stats of the batch in flight only. NB: one more small guest call per batch.
+    if (!faulted && statsFn !== null) readStats();
+    else if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
   }
+}
+
+/** A standby: instantiates the module now (unwatched: it owns no ring yet), says so, and
+ * waits until the watchdog hands it the ring (true) or the run stops (false). */
+function standBy(): boolean {
+  try {
+    prepared = new WebAssembly.Instance(data.module, imports);
+  } catch {
+    prepared = null; // the takeover instantiates again, watched, and reports the fault then
+  }
+  post({ type: 'standby-ready', ring: data.ring });
+  for (;;) {
+    const gen = Atomics.load(control, RingControl.takeover);
+    if (gen >= data.standbyGen) break;
+    if (Atomics.load(control, RingControl.stop) !== 0 || Atomics.load(lease, 1) !== 0) return false; // run over, or replaced
+    Atomics.wait(control, RingControl.takeover, gen, 50);
+  }
+  statsBase.set(statsOut); // what every earlier instance published, up to the killed call's last batch
+  return true;
 }
 
 function main(): void {
   const native = loadNative();
+  try {
+    native.registerThreadClock(threadId);
+  } catch (err) {
+    post({ type: 'notice', ring: data.ring, message: `${(err as Error).message}` });
+  }
+  if (data.standbyGen > 0 && !standBy()) return;
   let ring: RingHandle;
   try {
     ring = native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace });
