@@ -529,7 +529,7 @@ export class Engine {
    * is terminated at once (NB: never one still starting: it may be inside a native call). */
   private endStandbys(): void {
     for (const run of this.rings) {
-      Atomics.store(run.control, RingControl.stop, 1);
+      if (run.standbyLease !== null) Atomics.store(run.standbyLease, 1, 1);
       Atomics.notify(run.control, RingControl.takeover);
       if (run.standby !== null) this.reaper.track(run.standby, run.ring, run.standbyReady);
       this.dropStandby(run);

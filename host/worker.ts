@@ -334,7 +334,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
 }
 
 /** A standby: instantiates the module now (unwatched: it owns no ring yet), says so, and
- * waits until the watchdog hands it the ring (true) or the run stops (false). */
+ * waits until the watchdog hands it the ring (true) or the engine ends it (false). */
 function standBy(): boolean {
   try {
     prepared = new WebAssembly.Instance(data.module, imports);
@@ -345,7 +345,9 @@ function standBy(): boolean {
   for (;;) {
     const gen = Atomics.load(control, RingControl.takeover);
     if (gen >= data.standbyGen) break;
-    if (Atomics.load(control, RingControl.stop) !== 0 || Atomics.load(lease, 1) !== 0) return false; // run over, or replaced
+    // Not on `stop`: a call killed at stop time still needs the standby to give its batch the
+    // fault verdicts. The engine ends an unused standby through lease[1].
+    if (Atomics.load(lease, 1) !== 0) return false;
     Atomics.wait(control, RingControl.takeover, gen, 50);
   }
   statsBase.set(statsOut); // what every earlier instance published, up to the killed call's last batch
