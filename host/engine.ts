@@ -427,7 +427,7 @@ export class Engine {
     run.worker = null;
     this.reaper.track(old, run.ring, true);
     if (!run.ready) {
-      this.fail(new UsageError(`${this.opts.moduleName}: the start function or nmwasm_init ${describeKill(verdict).replace(/^a guest call /, '')}: over its start budget of ${Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS)} ms (the larger of --batch-timeout and ${START_BUDGET_MS} ms)`));
+      this.fail(new UsageError(`${this.opts.moduleName}: the start function or nmwasm_init ran longer than its start budget of ${Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS)} ms of CPU (the larger of --batch-timeout and ${START_BUDGET_MS} ms; it ${describeKill(verdict).replace(/^a guest call /, '').replace(/ \(budget.*$/, '')})`));
       return;
     }
     run.counters[Counter.timeouts]!++;

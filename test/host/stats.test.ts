@@ -28,12 +28,24 @@ test('counters of every ring are summed, faults by kind', () => {
     counters[Counter.traps] = traps;
     const state = new Float64Array(RING_STATE_SLOTS);
     state[RingState.badReturns] = badReturns;
-    return { ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state, stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false };
+    return {
+      ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state, stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false,
+      lease: new Int32Array(2), sample: { startedAt: 0, cpuAtSight: -1 }, standby: null, standbyLease: null, standbyReady: false, standbyGen: 0, outage: null,
+    };
   };
-  const t = sumCounters([ring(10, 1, 0), ring(5, 0, 2)]);
+  const a = ring(10, 1, 0);
+  const b = ring(5, 0, 2);
+  a.state[RingState.outages] = 2;
+  a.state[RingState.outageMsMax] = 14.5;
+  a.state[RingState.outageMsTotal] = 25;
+  b.state[RingState.outages] = 1;
+  b.state[RingState.outageMsMax] = 17;
+  b.state[RingState.outageMsTotal] = 17;
+  const t = sumCounters([a, b]);
   assert.is(t.pass, 15);
   assert.is(t.faults.traps, 1);
   assert.is(t.faults.badReturns, 2);
+  assert.equal(t.outages, { count: 3, maxMs: 17, totalMs: 42 }, 'outages: counted, longest of all rings, summed');
 });
 
 test.run();
