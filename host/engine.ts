@@ -65,6 +65,8 @@ export interface RingRun {
   standbyLease: Int32Array | null;
   standbyReady: boolean;
   standbyGen: number;
+  standbySince: number; // epoch ms the standby was spawned
+  noStandby: boolean; // a standby failed to start in its budget: none for this ring any more
   /** A kill whose outage is not reported yet: the line and the killed call's start. */
   outage: { line: string; startedAt: number; backoffMs: number; how: string } | null;
 }
@@ -147,6 +149,8 @@ export class Engine {
         standbyLease: null,
         standbyReady: false,
         standbyGen: 0,
+        standbySince: 0,
+        noStandby: false,
         outage: null,
       };
       run.counters[Counter.expected] = r === 0 ? this.input.expected : 0;
@@ -260,6 +264,7 @@ export class Engine {
       run.standby = worker;
       run.standbyLease = lease;
       run.standbyReady = false;
+      run.standbySince = epochMs();
     } else {
       run.killedByWatchdog = false;
       run.worker = worker;
@@ -291,9 +296,20 @@ export class Engine {
     if (!this.went && run.ready) this.maybeGo();
   }
 
+  /** A standby whose start function overran the start budget (wall time: it owns no ring
+   * yet) is terminated once it is inside guest code; the ring goes on without one. */
+  private giveUpStandby(run: RingRun): void {
+    const standby = run.standby!;
+    if (Atomics.compareExchange(run.standbyLease!, 0, Phase.inStart, Phase.killed) !== Phase.inStart) return; // still loading: not in guest code
+    run.noStandby = true;
+    this.reaper.track(standby, run.ring, true);
+    this.dropStandby(run);
+    this.opts.onEvent?.('notice', run.ring, `ring ${run.ring}: the standby instance did not start within ${START_BUDGET_MS} ms: this ring has no warm standby (a killed call is taken over by a new worker)`);
+  }
+
   /** Keeps a warm standby for the ring (spawned in the background when there is none). */
   private ensureStandby(run: RingRun): void {
-    if (run.standby !== null || run.done || this.settled || Atomics.load(run.control, RingControl.stop) !== 0) return;
+    if (run.standby !== null || run.noStandby || run.done || this.settled || Atomics.load(run.control, RingControl.stop) !== 0) return;
     this.spawn(run, true, ++run.standbyGen);
   }
 
@@ -404,6 +420,7 @@ export class Engine {
     if (this.settled) return;
     const now = epochMs();
     for (const run of this.rings) {
+      if (run.standby !== null && !run.standbyReady && now - run.standbySince > START_BUDGET_MS) this.giveUpStandby(run);
       if (run.done || run.worker === null) continue;
       // Instantiation and nmwasm_init get a start budget: compiling, allocating the memory
       // and parsing a config can take longer than one batch.

@@ -336,10 +336,15 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
 /** A standby: instantiates the module now (unwatched: it owns no ring yet), says so, and
  * waits until the watchdog hands it the ring (true) or the engine ends it (false). */
 function standBy(): boolean {
+  // The start function runs here, under the engine's start budget (wall time, on this lease).
+  Atomics.store(lease, 0, Phase.inStart);
   try {
     prepared = new WebAssembly.Instance(data.module, imports);
   } catch {
     prepared = null; // the takeover instantiates again, watched, and reports the fault then
+  }
+  if (Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle) !== Phase.inStart) {
+    for (;;) Atomics.wait(lease, 0, Phase.killed); // the engine gave up on this standby
   }
   post({ type: 'standby-ready', ring: data.ring });
   for (;;) {

@@ -30,7 +30,7 @@ test('counters of every ring are summed, faults by kind', () => {
     state[RingState.badReturns] = badReturns;
     return {
       ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state, stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false,
-      lease: new Int32Array(2), sample: { startedAt: 0, cpuAtSight: -1 }, standby: null, standbyLease: null, standbyReady: false, standbyGen: 0, outage: null,
+      lease: new Int32Array(2), sample: { startedAt: 0, cpuAtSight: -1 }, standby: null, standbyLease: null, standbyReady: false, standbyGen: 0, standbySince: 0, noStandby: false, outage: null,
     };
   };
   const a = ring(10, 1, 0);
