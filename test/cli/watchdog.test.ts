@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBundle, fixtures, root, runCli, startCli, type CliResult } from './helpers.ts';
-import { abiModule, sleb } from '../host/wasm-builder.ts';
+import { abiModule, sleb, verdictLoopBody } from '../host/wasm-builder.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-watchdog-'));
 const counter = join(root, 'filters', 'build', 'counter.wasm');
@@ -139,6 +139,36 @@ test('SIGTERM with a killed guest stuck in bulk-memory instructions beside a goo
   assert.ok(stuck!.faults.timeouts >= 1);
   assert.is(good!.packets, 200000);
   assert.is(good!.verdicts.pass, 200000, 'the good clause lost no packet');
+});
+
+/** A filter that PASSes every packet, adds the batch size to its u64 stats counter "seen" at
+ * 0x4000000 and, once the counter is over 5000, spins forever inside that batch: every
+ * instance is killed after ~5000 packets. */
+function countThenHangModule(): string {
+  const at = [0x41, ...sleb(0x4000000)];
+  const count = [
+    ...at, ...at, 0x29, 0x03, 0x00, 0x20, 3, 0xad, 0x7c, 0x37, 0x03, 0x00, // seen += count
+    ...at, 0x29, 0x03, 0x00, 0x42, ...sleb(5000), 0x56, // seen > 5000 ?
+    0x04, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, // if: loop forever
+  ];
+  const path = join(dir, 'count-then-hang.wasm');
+  writeFileSync(path, abiModule({
+    process: [...count, ...verdictLoopBody(1)],
+    data: [],
+    extraFuncs: [{ export: 'nmwasm_stats', params: [], results: ['i32'], body: at }],
+    customs: [{ name: 'nmwasm.manifest', payload: '{"name":"count-then-hang","version":"0.0.0","stats":["seen"]}' }],
+  }));
+  return path;
+}
+
+test('the filter\'s own counters survive every kill: the summary has what each killed instance counted up to its last batch', () => {
+  const res = runCli(['load', countThenHangModule(), '--port', 'gen:count=400000', '--on-fault', 'open', '--json']);
+  assert.is(res.status, 0, res.stderr);
+  const [s] = summaries(res.stdout) as (Summary & { filterStats: Record<string, number> })[];
+  assert.ok(s, res.stdout);
+  assert.ok(s!.faults.timeouts >= 2, `instances were killed (${s!.faults.timeouts})`);
+  assert.is(verdicts(s!), 400000);
+  assert.is(s!.filterStats.seen, verdicts(s!) - s!.faultVerdicts, 'every packet a healthy instance finished is in the filter stats, over all instances');
 });
 
 test.run();
