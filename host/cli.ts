@@ -35,7 +35,7 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 --config    file handed to the filter's nmwasm_init (at most 960 KiB)
 --count     stop after N packets got a verdict;  --duration: stop after S seconds (0.001..10000000)
 --on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
---batch-timeout  budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a slower batch restarts the ring worker
+--batch-timeout  CPU budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a batch over it is killed and a standby takes over
 --json      machine-readable summary on stdout;  --trace (test): every packet's verdict
 --max-memory MIB  linear memory a module may use above the host's 64 MiB (default ${DEFAULT_LIMITS.memoryMiB})
 --max-table N     elements per table (default ${DEFAULT_LIMITS.tableElements});  --max-code MIB: code section (default ${DEFAULT_LIMITS.codeMiB})
@@ -274,11 +274,34 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));
   if (!reqs[0]!.json) status.start();
-  const onSignal = (): void => {
+  const stopAll = (): void => {
     for (const engine of engines) engine.stop('signal');
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const printSummaries = (results: RunResult[]): void => {
+    reqs.forEach((req, i) => {
+      const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
+      process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaryJson(results[i]!, ctx, req.trace)))}\n` : `${summaryText(results[i]!, ctx)}\n`);
+    });
+  };
+  // A signal stops gracefully (every batch in flight gets its verdicts, outputs are
+  // committed); whatever still runs STOP_DEADLINE_MS later is cut off: the summary of what
+  // was counted, then exit 1 without waiting for any thread.
+  let deadline: NodeJS.Timeout | null = null;
+  let signalAt = 0;
+  const onSignal = (): void => {
+    stopAll();
+    if (deadline !== null) return;
+    signalAt = performance.now();
+    deadline = setTimeout(() => {
+      status.stop();
+      process.stderr.write(`nmwasm: the run did not end within ${STOP_DEADLINE_MS} ms of the stop signal: ending now; the counts below are those so far\n`);
+      printSummaries(engines.map((e) => e.snapshot()));
+      loadNative().hardExit(1);
+    }, STOP_DEADLINE_MS);
+    deadline.unref();
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, onSignal);
   let results: RunResult[];
   try {
     // A failure ends every engine. A normal end (end of input, --count, --duration) ends the
@@ -294,7 +317,7 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
             return result;
           },
           (err: unknown) => {
-            onSignal();
+            stopAll();
             throw err;
           },
         ),
@@ -302,14 +325,33 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
     );
   } finally {
     status.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    if (deadline !== null) clearTimeout(deadline);
+    for (const sig of signals) process.off(sig, onSignal);
   }
-  reqs.forEach((req, i) => {
-    const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
-    process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaryJson(results[i]!, ctx, req.trace)))}\n` : `${summaryText(results[i]!, ctx)}\n`);
-  });
+  printSummaries(results);
+  await endLingering(engines, signalAt > 0 ? Math.min(Math.max(signalAt + STOP_DEADLINE_MS - performance.now(), 0), LINGER_MS) : LINGER_MS);
   return results;
+}
+
+/** Bound on the stop: from a signal to the end of the process (margin under 1 s for a
+ * main thread that is itself short of CPU). */
+const STOP_DEADLINE_MS = 750;
+/** How long a run that has ended waits for its killed workers to exit. */
+const LINGER_MS = 300;
+
+/** A killed worker whose guest code never reaches a termination check would keep the
+ * process alive: wait up to `waitMs` for it, then end without it (the summary is already
+ * written). */
+async function endLingering(engines: Engine[], waitMs: number): Promise<void> {
+  if (engines.every((e) => e.lingeringWorkers === 0)) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), waitMs)));
+  const exited = Promise.all(engines.map((e) => e.workersExited())).then(() => false);
+  const late = await Promise.race([exited, timedOut]);
+  clearTimeout(timer);
+  if (!late) return;
+  process.stderr.write(`nmwasm: a killed ring worker still runs guest code after the run ended: exiting without it\n`);
+  loadNative().hardExit(0);
 }
 
 /** The input of a bridge (--to): on AF_XDP it takes every frame (xdpKernelClasses off). */

@@ -1,8 +1,10 @@
 // The run engine (main thread): opens the ports in the native registry, spawns one ring
-// worker per ring with shared counters, watches them (watchdog every 20 ms: a batch
-// older than --batch-timeout gets its worker terminated and replaced; the port stays
-// open), stops on EOF / --count / --duration / stop(), and closes the ports: closePort
-// commits an --out file; a failed run aborts them so it writes no output file.
+// worker per ring with shared counters plus a warm standby worker, watches them
+// (host/watchdog.ts: a guest call over its --batch-timeout of CPU time gets its worker
+// terminated, and the standby takes the ring over at once: fault verdicts for the batch in
+// flight, then it serves; the port stays open), stops on EOF / --count / --duration /
+// stop(), and closes the ports: closePort commits an --out file; a failed run aborts them
+// so it writes no output file.
 // Counts add up at every stop: the rings take packets from the input only while the run's
 // budget (--count, shared by the rings, zeroed by stop()) allows, and every packet taken
 // gets a verdict before its ring ends, so packets == pass+drop+host+forward+fault.
@@ -12,15 +14,18 @@ import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from
 import { PortPool } from './portpool.ts';
 import { printable } from './text.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
-import { epochMs, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
 
 /** Budget of the first instantiation + nmwasm_init of a ring (ms), at least --batch-timeout. */
 const START_BUDGET_MS = 5000;
 
-export const DEFAULT_BATCH_TIMEOUT_MS = 100;
+/** CPU budget of one guest call. 10 ms of CPU is ~100x a full 1024-slot batch of the example
+ * firewall, and CPU time does not grow on a loaded machine; it bounds the outage of a hung
+ * batch (budget + a watchdog tick + the standby's takeover) under 20 ms. */
+export const DEFAULT_BATCH_TIMEOUT_MS = 10;
 export const DEFAULT_NUM_SLOTS = 1024;
 export const BUF_SIZE = 2048;
-const WATCHDOG_MS = 20;
 const MAX_CRASHES = 10;
 /** How often the link monitor looks at the interfaces of live ports (one ioctl each). */
 const LINK_CHECK_MS = 250;
@@ -59,6 +64,18 @@ export interface RingRun {
   done: boolean;
   killedByWatchdog: boolean;
   trace?: Uint8Array;
+  /** The current worker's phase cell (its lease) and the watchdog's notes on its call. */
+  lease: Int32Array;
+  sample: CallSample;
+  /** The warm standby: instantiated, waiting to take the ring over (null while none). */
+  standby: Worker | null;
+  standbyLease: Int32Array | null;
+  standbyReady: boolean;
+  standbyGen: number;
+  standbySince: number; // epoch ms the standby was spawned
+  noStandby: boolean; // a standby failed to start in its budget: none for this ring any more
+  /** A kill whose outage is not reported yet: the line and the killed call's start. */
+  outage: { line: string; startedAt: number; backoffMs: number; how: string } | null;
 }
 
 export interface RunResult {
@@ -91,6 +108,9 @@ export class Engine {
   private input!: PortInfo;
   private outputIds: number[] = [];
   private watchdog: NodeJS.Timeout | null = null;
+  private stopAt = 0;
+  private went = false;
+  private readonly reaper = new Reaper((ring, line) => this.opts.onEvent?.('notice', ring, line));
   private started = false;
   private startedAt = 0;
   private stoppedBy: RunResult['stoppedBy'] = 'eof';
@@ -136,13 +156,23 @@ export class Engine {
         ready: false,
         done: false,
         killedByWatchdog: false,
+        lease: new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4)),
+        sample: newCallSample(),
+        standby: null,
+        standbyLease: null,
+        standbyReady: false,
+        standbyGen: 0,
+        standbySince: 0,
+        noStandby: false,
+        outage: null,
       };
       run.counters[Counter.expected] = r === 0 ? this.input.expected : 0;
       this.rings.push(run);
       this.spawn(run, false);
+      this.ensureStandby(run);
     }
     this.startedAt = epochMs();
-    this.watchdog = setInterval(() => this.tick(), WATCHDOG_MS);
+    this.watchdog = setInterval(() => this.tick(), WATCHDOG_TICK_MS);
   }
 
   /** Ring runs (live counters for the status line). */
@@ -154,11 +184,28 @@ export class Engine {
     return this.input;
   }
 
+  /** Workers terminated but not exited yet (guest code that ignores termination). */
+  get lingeringWorkers(): number {
+    return this.reaper.lingering;
+  }
+
+  /** Settles once every worker this engine terminated has exited. */
+  workersExited(): Promise<void> {
+    return this.reaper.drained();
+  }
+
+  /** What the run has counted so far (the summary of a run cut off by the stop deadline). */
+  snapshot(): RunResult {
+    return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [], oversize: this.oversize };
+  }
+
   /** Asks every ring to give the batch in hand its verdicts and end (SIGINT/SIGTERM,
-   * --duration, --count): the budget goes to 0 first, so no ring takes another packet. */
+   * --duration, --count): the budget goes to 0 first, so no ring takes another packet; a
+   * guest call still running STOP_GRACE_MS later is killed (its batch gets the fault verdict). */
   stop(reason: RunResult['stoppedBy'] = 'signal'): void {
     if (this.stoppedBy === 'eof') this.stoppedBy = reason;
     Atomics.store(this.budget, 0, 0n);
+    if (this.stopAt === 0) this.stopAt = epochMs();
     if (!this.started) {
       // Never started (deferStart, and another engine failed to open): nothing ran, so
       // nothing is committed; an output file being written is removed.
@@ -172,6 +219,7 @@ export class Engine {
       Atomics.store(run.control, RingControl.stop, 1);
       Atomics.notify(run.control, RingControl.stop);
       Atomics.notify(run.control, RingControl.go);
+      Atomics.notify(run.control, RingControl.takeover);
     }
   }
 
@@ -203,8 +251,10 @@ export class Engine {
     }
   }
 
-  private spawn(run: RingRun, resume: boolean): void {
+  /** Starts the ring's worker (standbyGen 0), or a warm standby for it (standbyGen > 0). */
+  private spawn(run: RingRun, resume: boolean, standbyGen = 0): void {
     const statsCount = run.stats.length;
+    const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
     const data: RingWorkerData = {
       portId: this.input.id,
       ring: run.ring,
@@ -220,33 +270,103 @@ export class Engine {
       trace: this.opts.trace,
       budget: this.budget.buffer as SharedArrayBuffer,
       resume,
+      lease: lease.buffer as SharedArrayBuffer,
+      standbyGen,
+      memSize: this.input.memSize,
     };
-    Atomics.store(run.control, RingControl.phase, Phase.idle);
-    run.killedByWatchdog = false;
     const worker = newRingWorker(data);
-    run.worker = worker;
-    worker.on('message', (msg: WorkerMessage) => this.onMessage(run, msg));
+    if (standbyGen > 0) {
+      run.standby = worker;
+      run.standbyLease = lease;
+      run.standbyReady = false;
+      run.standbySince = epochMs();
+    } else {
+      run.killedByWatchdog = false;
+      run.worker = worker;
+      run.lease = lease;
+    }
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg.type === 'standby-ready') {
+        if (run.standby === worker) run.standbyReady = true;
+        this.maybeGo();
+      } else if (run.worker === worker || msg.type === 'log' || msg.type === 'notice') this.onMessage(run, msg);
+    });
     worker.on('error', (err) => {
       if (run.worker === worker) this.onCrash(run, err.message);
+      else if (run.standby === worker) this.dropStandby(run);
     });
     worker.on('exit', () => {
+      if (run.standby === worker) this.dropStandby(run);
       if (run.worker !== worker) return; // replaced by the watchdog
       run.worker = null;
       if (!run.done && !this.settled) this.onCrash(run, 'exited without finishing');
     });
   }
 
+  /** A standby that failed or left: the next kill spawns a worker instead. */
+  private dropStandby(run: RingRun): void {
+    run.standby = null;
+    run.standbyLease = null;
+    run.standbyReady = false;
+    if (!this.went && run.ready) this.maybeGo();
+  }
+
+  /** A standby whose start function overran the start budget (wall time: it owns no ring
+   * yet) is terminated once it is inside guest code; the ring goes on without one. */
+  private giveUpStandby(run: RingRun): void {
+    const standby = run.standby!;
+    if (Atomics.compareExchange(run.standbyLease!, 0, Phase.inStart, Phase.killed) !== Phase.inStart) return; // still loading: not in guest code
+    run.noStandby = true;
+    this.reaper.track(standby, run.ring, true);
+    this.dropStandby(run);
+    this.opts.onEvent?.('notice', run.ring, `ring ${run.ring}: the standby instance did not start within ${START_BUDGET_MS} ms: this ring has no warm standby (a killed call is taken over by a new worker)`);
+  }
+
+  /** Keeps a warm standby for the ring (spawned in the background when there is none). */
+  private ensureStandby(run: RingRun): void {
+    if (run.standby !== null || run.noStandby || run.done || this.settled || Atomics.load(run.control, RingControl.stop) !== 0) return;
+    this.spawn(run, true, ++run.standbyGen);
+  }
+
+  /** Replaces the ring's killed (or dead) worker: the warm standby takes the ring over at
+   * once when it is ready (it gives the batch in flight the fault verdicts, then serves),
+   * else a fresh worker does. Returns how. */
+  private replaceWorker(run: RingRun): string {
+    const standby = run.standby;
+    if (standby !== null && run.standbyReady && run.standbyLease !== null) {
+      run.worker = standby;
+      run.lease = run.standbyLease;
+      run.sample = newCallSample();
+      run.killedByWatchdog = false;
+      this.dropStandby(run);
+      Atomics.store(run.control, RingControl.takeover, run.standbyGen);
+      Atomics.notify(run.control, RingControl.takeover);
+      this.ensureStandby(run);
+      return 'the standby took over';
+    }
+    if (standby !== null) {
+      // Still starting: it would take the ring over only after it is ready; a worker is quicker.
+      // It is told to end (lease[1]) and ends by itself once it has started.
+      Atomics.store(run.standbyLease!, 1, 1);
+      Atomics.notify(run.control, RingControl.takeover);
+      this.reaper.track(standby, run.ring, false);
+      this.dropStandby(run);
+    }
+    this.spawn(run, true);
+    this.ensureStandby(run);
+    return 'a new worker took over';
+  }
+
   private onMessage(run: RingRun, msg: WorkerMessage): void {
     switch (msg.type) {
+      case 'standby-ready':
+        return;
+      case 'recovered':
+        this.reportOutage(run, msg.at);
+        return;
       case 'ready':
         run.ready = true;
-        if (this.rings.every((r) => r.ready)) {
-          for (const held of this.heldLogs.splice(0)) this.opts.onEvent?.('log', held.ring, held.line);
-          for (const r of this.rings) {
-            Atomics.store(r.control, RingControl.go, 1);
-            Atomics.notify(r.control, RingControl.go);
-          }
-        }
+        this.maybeGo();
         return;
       case 'start-failed': {
         run.done = true;
@@ -269,6 +389,7 @@ export class Engine {
         return;
       case 'done':
         run.done = true;
+        this.reportOutage(run, 0);
         if (msg.trace) run.trace = msg.trace;
         this.maybeFinish();
         return;
@@ -286,6 +407,18 @@ export class Engine {
     return `${printable(this.opts.moduleName, 120)} on ${printable(this.opts.input.name, 120)} ring ${ring}`;
   }
 
+  /** Traffic starts once every ring's first instance and its standby are ready (a standby
+   * that failed to start does not hold it up: a kill then spawns a worker instead). */
+  private maybeGo(): void {
+    if (this.went || !this.rings.every((r) => r.ready && (r.standby === null || r.standbyReady))) return;
+    this.went = true;
+    for (const held of this.heldLogs.splice(0)) this.opts.onEvent?.('log', held.ring, held.line);
+    for (const r of this.rings) {
+      Atomics.store(r.control, RingControl.go, 1);
+      Atomics.notify(r.control, RingControl.go);
+    }
+  }
+
   private onCrash(run: RingRun, why: string): void {
     if (this.settled || run.done) return;
     if (!run.ready) {
@@ -300,23 +433,24 @@ export class Engine {
     const backoffMs = recordFault(run.state, epochMs());
     this.opts.onEvent?.('fault', run.ring, `${this.clause(run.ring)}: crash fault: worker died (${why}); fault verdicts for ${backoffMs} ms, then a fresh instance`);
     run.worker = null;
-    this.spawn(run, true);
+    this.replaceWorker(run);
   }
 
   private tick(): void {
     if (this.settled) return;
     const now = epochMs();
     for (const run of this.rings) {
+      if (run.standby !== null && !run.standbyReady && now - run.standbySince > START_BUDGET_MS) this.giveUpStandby(run);
       if (run.done || run.worker === null) continue;
-      if (Atomics.load(run.control, RingControl.phase) !== Phase.inGuest) continue;
-      const started = run.counters[Counter.batchStartedAt]!;
-      // The first instantiation and nmwasm_init get a start budget: compiling, allocating the
-      // memory and parsing a config can take longer than one batch on a busy machine.
-      const budget = run.ready ? this.opts.batchTimeoutMs : Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS);
-      if (started === 0 || now - started <= budget) continue;
+      // Instantiation and nmwasm_init get a start budget: compiling, allocating the memory
+      // and parsing a config can take longer than one batch.
+      const phase = Atomics.load(run.lease, 0);
+      const budget = run.ready && phase === Phase.inGuest ? this.opts.batchTimeoutMs : Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS);
+      const verdict = judgeCall(this.native, run.lease, run.counters, run.worker.threadId, run.sample, budget, now, this.stopAt);
+      if (verdict === null) continue;
       // Claim the call: if the worker left guest code meanwhile, the exchange fails and it lives on.
-      if (Atomics.compareExchange(run.control, RingControl.phase, Phase.inGuest, Phase.killed) !== Phase.inGuest) continue;
-      this.onTimeout(run, now - started);
+      if (Atomics.compareExchange(run.lease, 0, phase, Phase.killed) !== phase) continue;
+      this.onTimeout(run, verdict, run.counters[Counter.batchStartedAt]!);
     }
     if (now - this.linkCheckedAt >= LINK_CHECK_MS) this.checkLinks(now);
     // The rings took exactly --count packets between them (the budget); the run stops once
@@ -325,22 +459,41 @@ export class Engine {
     if (this.opts.durationMs > 0 && now - this.startedAt >= this.opts.durationMs) this.stop('duration');
   }
 
-  private onTimeout(run: RingRun, elapsed: number): void {
+  /** The watchdog claimed the ring's current guest call: terminate its worker (tracked
+   * until it exits) and hand the ring to the standby; the outage is reported when the
+   * batch in flight has its fault verdicts (message 'recovered'). */
+  private onTimeout(run: RingRun, verdict: Verdict, startedAt: number): void {
     const old = run.worker!;
     run.worker = null;
-    void old.terminate();
+    this.reaper.track(old, run.ring, true);
     if (!run.ready) {
-      this.fail(new UsageError(`${this.opts.moduleName}: the start function or nmwasm_init ran longer than its start budget of ${Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS)} ms (the larger of --batch-timeout and ${START_BUDGET_MS} ms)`));
+      this.fail(new UsageError(`${this.opts.moduleName}: the start function or nmwasm_init ran longer than its start budget of ${Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS)} ms of CPU (the larger of --batch-timeout and ${START_BUDGET_MS} ms; it ${describeKill(verdict).replace(/^a guest call /, '').replace(/ \(budget.*$/, '')})`));
       return;
     }
     run.counters[Counter.timeouts]!++;
     run.counters[Counter.batchStartedAt] = 0;
     run.counters[Counter.failed] = 1;
     const backoffMs = recordFault(run.state, epochMs());
-    this.opts.onEvent?.('fault', run.ring, `${this.clause(run.ring)}: timeout fault: a guest call ran ${Math.round(elapsed)} ms (budget ${this.opts.batchTimeoutMs} ms): worker restarted; fault verdicts for ${backoffMs} ms, then a fresh instance`);
-    // Even when stopping: the new worker gives the batch the old one left in flight the fault
-    // verdict (its packets were taken from the port), then sees the stop and ends.
-    this.spawn(run, true);
+    // Also when stopping: the new worker gives the batch in flight its fault verdicts, then ends.
+    const how = this.replaceWorker(run);
+    if (run.outage !== null) this.opts.onEvent?.('fault', run.ring, `${run.outage.line}; ${run.outage.how}, killed in turn before traffic flowed`);
+    run.outage = { line: `${this.clause(run.ring)}: timeout fault: ${describeKill(verdict)}: worker killed`, startedAt, backoffMs, how };
+  }
+
+  /** Reports a pending outage: traffic flowed again at `at` (epoch ms; 0 = the ring ended first). */
+  private reportOutage(run: RingRun, at: number): void {
+    const o = run.outage;
+    if (o === null) return;
+    run.outage = null;
+    if (at === 0) {
+      this.opts.onEvent?.('fault', run.ring, `${o.line}; ${o.how}; the ring ended`);
+      return;
+    }
+    const ms = Math.max(at - o.startedAt, 0);
+    run.state[RingState.outages]!++;
+    run.state[RingState.outageMsTotal]! += ms;
+    run.state[RingState.outageMsMax] = Math.max(run.state[RingState.outageMsMax]!, ms);
+    this.opts.onEvent?.('fault', run.ring, `${o.line}; traffic again after ${ms.toFixed(1)} ms (${o.how}: fault verdicts for the batch in flight); fault verdicts for ${o.backoffMs} ms, then a fresh instance`);
   }
 
   /** Link monitor (main thread, every LINK_CHECK_MS and once at the end): reports each change of
@@ -381,6 +534,7 @@ export class Engine {
     this.settled = true;
     this.clearWatchdog();
     this.checkLinks(epochMs()); // a deletion that ended the rings before the monitor saw it
+    this.endStandbys();
     try {
       // Close outputs after the input so the last packets are flushed, then commit.
       for (const info of [...this.opened].reverse()) this.pool.close(info.id);
@@ -415,12 +569,13 @@ export class Engine {
       return new Promise<void>((resolve) => {
         worker.once('exit', () => resolve());
         const poll = setInterval(() => {
-          if (Atomics.compareExchange(run.control, RingControl.phase, Phase.inGuest, Phase.killed) === Phase.inGuest) void worker.terminate();
-        }, WATCHDOG_MS);
+          if (Atomics.compareExchange(run.lease, 0, Phase.inGuest, Phase.killed) === Phase.inGuest) void worker.terminate();
+        }, WATCHDOG_TICK_MS * 10);
         worker.once('exit', () => clearInterval(poll));
       });
     });
     this.clearWatchdog();
+    this.endStandbys();
     void Promise.all(exits).finally(() => {
       for (const run of this.rings) run.worker = null;
       this.abortAll();
@@ -435,6 +590,17 @@ export class Engine {
       } catch {
         // already failing: the first error is the one reported
       }
+    }
+  }
+
+  /** Standbys end by themselves on `stop` (set by then); a ready one waits in Atomics.wait and
+   * is terminated at once (NB: never one still starting: it may be inside a native call). */
+  private endStandbys(): void {
+    for (const run of this.rings) {
+      if (run.standbyLease !== null) Atomics.store(run.standbyLease, 1, 1);
+      Atomics.notify(run.control, RingControl.takeover);
+      if (run.standby !== null) this.reaper.track(run.standby, run.ring, run.standbyReady);
+      this.dropStandby(run);
     }
   }
 

@@ -204,6 +204,13 @@ export interface NativeAddon {
   attachRing(portId: number, ring: number, opts: AttachOptions): RingHandle;
   /** Backends built into this addon: always 'packet'; 'xdp' when built with AF_XDP support. */
   backends(): string[];
+  /** Makes the calling thread's CPU clock readable by threadCpuMs(threadId) until the thread
+   * exits (host/worker.ts calls it with its worker threadId). */
+  registerThreadClock(threadId: number): void;
+  /** CPU ms used so far by the thread registered under threadId; -1 if none is (any more). */
+  threadCpuMs(threadId: number): number;
+  /** Ends the process now with `code`, waiting for no thread (the stop deadline of host/cli.ts). */
+  hardExit(code: number): never;
   /** Benchmark baseline: the example firewall's compiled rule table (80 bytes a rule) in C over
    * every slot filled in ring 0 of the port, `iterations` times; defaultAction 0 drop (default), 1 pass,
    * 2 host. Counts are those of one pass over `packets` slots. */

@@ -10,6 +10,7 @@ export const RingControl = {
   phase: 0, // Phase: written with Atomics by the worker (enter/leave guest) and by the watchdog (claim a kill)
   stop: 1, // 1 = give the batch in hand its verdicts and end (set by the main thread after it zeroed the budget, Atomics.notify'd)
   go: 2, // 1 = every ring's first instance is ready: start taking traffic
+  takeover: 3, // generation of the standby worker that must take the ring over now (host/standby.ts)
 } as const;
 export const RING_CONTROL_SLOTS = 4;
 
@@ -17,7 +18,13 @@ export const Phase = {
   idle: 0, // not running guest code
   inGuest: 1, // inside a guest call (start function, nmwasm_init, nmwasm_process, nmwasm_stats)
   killed: 2, // the watchdog claimed this guest call: the worker must not touch the ring again
+  inStart: 3, // inside instantiation or nmwasm_init of a fresh instance (the start budget applies)
 } as const;
+
+/** The one Int32 slot of a worker's own lease buffer: its Phase. Each worker has its own, so
+ * a killed worker whose guest call returns late can never mistake its successor's call
+ * for its own. */
+export const LEASE_SLOTS = 2;
 
 /** Float64Array slots of a ring's host-private state; survives worker restarts. */
 export const RingState = {
@@ -30,8 +37,11 @@ export const RingState = {
   initFaults: 7, // faults: a fresh instance's start/init trapped or rejected the config
   workerCrashes: 8, // ring workers that died of an uncaught error and were respawned
   statsInvalid: 9, // 1 once nmwasm_stats returned an address out of bounds (reported once)
+  outages: 12, // killed guest calls after which traffic flowed again (host/watchdog.ts)
+  outageMsMax: 13, // longest of them: from the start of the killed call to the in-flight batch's fault verdicts
+  outageMsTotal: 14,
 } as const;
-export const RING_STATE_SLOTS = 12;
+export const RING_STATE_SLOTS = 16;
 
 export const BACKOFF_FIRST_MS = 100;
 export const BACKOFF_MAX_MS = 10_000;
@@ -72,6 +82,13 @@ export interface RingWorkerData {
   /** The run's budget (AttachOptions.budget): one BigInt64 shared by every ring of the run,
    * packets it may still take from its input (--count, else 2^63-1); 0 once stopping. */
   budget: SharedArrayBuffer;
+  /** This worker's own Phase cell (LEASE_SLOTS Int32). */
+  lease: SharedArrayBuffer;
+  /** Standby: instantiate the module now, then wait until control[takeover] reaches this
+   * generation (take the ring over) or stop is set (end); 0 = not a standby. */
+  standbyGen: number;
+  /** Bytes of the port's packet memory (the window a fresh instance must hold). */
+  memSize: number;
   /** false: first start (init failures are usage errors, wait for `go`); true: respawn after a
    * timeout or crash (starts failed: the re-delivered batch in flight gets the fault verdict). */
   resume: boolean;
@@ -81,6 +98,8 @@ export type FaultKind = 'trap' | 'timeout' | 'violation' | 'return' | 'init' | '
 
 export type WorkerMessage =
   | { type: 'ready'; ring: number }
+  | { type: 'standby-ready'; ring: number }
+  | { type: 'recovered'; ring: number; at: number }
   | { type: 'start-failed'; ring: number; reason: 'init-rejected' | 'trap' | 'memory'; message: string }
   | { type: 'log'; ring: number; line: string }
   | { type: 'fault'; ring: number; kind: FaultKind; message: string; backoffMs: number }

@@ -25,6 +25,8 @@ export interface Totals {
   expected: number;
   logSuppressed: number;
   faults: { traps: number; timeouts: number; violations: number; violationSlots: number; badReturns: number; initFaults: number; crashes: number; restarts: number };
+  /** Killed guest calls after which traffic flowed again, and how long it stopped (ms). */
+  outages: { count: number; maxMs: number; totalMs: number };
 }
 
 /** Sums the counters of every ring (safe to call while workers run: values only grow). */
@@ -33,6 +35,7 @@ export function sumCounters(rings: readonly RingRun[]): Totals {
     packets: 0, bytes: 0, batches: 0, wasmCalls: 0, pass: 0, drop: 0, host: 0, forward: 0, faultVerdicts: 0,
     outPackets: 0, outBytes: 0, outSwapped: 0, outDrops: 0, hostRefused: 0, expected: 0, logSuppressed: 0,
     faults: { traps: 0, timeouts: 0, violations: 0, violationSlots: 0, badReturns: 0, initFaults: 0, crashes: 0, restarts: 0 },
+    outages: { count: 0, maxMs: 0, totalMs: 0 },
   };
   for (const { counters: c, state: s } of rings) {
     t.packets += c[Counter.packets]!;
@@ -59,6 +62,9 @@ export function sumCounters(rings: readonly RingRun[]): Totals {
     t.faults.initFaults += s[RingState.initFaults]!;
     t.faults.crashes += s[RingState.workerCrashes]!;
     t.faults.restarts += c[Counter.restarts]!;
+    t.outages.count += s[RingState.outages]!;
+    t.outages.maxMs = Math.max(t.outages.maxMs, s[RingState.outageMsMax]!);
+    t.outages.totalMs += s[RingState.outageMsTotal]!;
   }
   return t;
 }
@@ -71,6 +77,10 @@ export function verdictTotal(t: Totals): number {
 function totalFaults(t: Totals): number {
   const f = t.faults;
   return f.traps + f.timeouts + f.violations + f.badReturns + f.initFaults + f.crashes;
+}
+
+function round1(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 /** Compact number: 1234567 -> "1.23M". */
@@ -166,6 +176,7 @@ export function summaryJson(result: RunResult, ctx: SummaryContext, withTrace: b
     faultVerdicts: t.faultVerdicts, // = verdicts.fault (kept for older readers)
     hostRefused: t.hostRefused,
     faults: t.faults,
+    outages: { count: t.outages.count, maxMs: round1(t.outages.maxMs), totalMs: round1(t.outages.totalMs) },
     out: { packets: t.outPackets, bytes: t.outBytes, zeroCopy: t.outSwapped, drops: t.outDrops },
     logSuppressed: t.logSuppressed,
     oversize: result.oversize ?? 0,
@@ -199,6 +210,9 @@ export function summaryText(result: RunResult, ctx: SummaryContext): string {
     lines.push(`faults: traps ${f.traps}, timeouts ${f.timeouts}, violations ${f.violations} (${f.violationSlots} slots), bad returns ${f.badReturns}, init ${f.initFaults}, worker crashes ${f.crashes}; restarts ${f.restarts}`);
   }
   if (t.hostRefused > 0) lines.push(`host stack: ${t.hostRefused} packets (PASS or HOST) refused by the kernel when handed back (re-injection failed)`);
+  if (t.outages.count > 0) {
+    lines.push(`outages: ${t.outages.count} (killed guest calls until traffic flowed again), longest ${t.outages.maxMs.toFixed(1)} ms, total ${t.outages.totalMs.toFixed(1)} ms`);
+  }
   if (ctx.outputs.length > 0) {
     const how = t.outSwapped > 0 ? `, ${t.outSwapped} of them zero-copy` : '';
     const lost = t.outDrops > 0 ? `; ${t.outDrops} not accepted by an output (queue full or frame too long)` : '';

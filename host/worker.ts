@@ -3,11 +3,13 @@
 // its linear memory, and runs the batch loop: one sync and one nmwasm_process call per
 // batch. Faults fail the instance (never the port): fault verdicts are applied until the
 // back-off expires, then a fresh instance takes over. The main thread's watchdog observes
-// RingControl.phase and Counter.batchStartedAt and terminates a worker stuck in guest code.
+// this worker's lease (its phase) and Counter.batchStartedAt, reads its thread's CPU clock
+// and terminates a worker stuck in guest code. A standby worker (data.standbyGen > 0)
+// instantiates the module ahead and waits to take the ring over from a killed worker.
 //
 // NB: the batch path (runBatches' loop) allocates nothing: no closures, objects or strings;
 // counters are typed-array stores; the only N-API call is ring.sync.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
 import { NMWASM_CONFIG_BASE, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { printable } from './text.ts';
@@ -22,9 +24,10 @@ const LIVE_WAIT_MS = 10; // live ports: poll this long, then check the stop flag
 const data = workerData as RingWorkerData;
 const counters = new Float64Array(data.counters);
 const control = new Int32Array(data.control);
+const lease = new Int32Array(data.lease); // [0]: this worker's Phase, watched by host/watchdog.ts
 const state = new Float64Array(data.state);
 const statsOut = new Float64Array(data.stats);
-const statsBase = Float64Array.from(statsOut); // values of earlier instances (kept across respawns)
+const statsBase = Float64Array.from(statsOut); // values of earlier instances (kept across respawns; a standby re-reads it at takeover)
 const utf8 = new TextDecoder('utf-8');
 const utf16 = new TextDecoder('utf-16le');
 
@@ -39,6 +42,7 @@ let mapped: Uint8Array | null = null; // the view the port memory was mapped thr
 let processFn: ProcessFn | null = null;
 let statsFn: (() => number) | null = null;
 let healthy = false;
+let prepared: WebAssembly.Instance | null = null; // a standby's instance, made before it took the ring
 let lastLogLine = '';
 let logWindowStart = 0;
 let logLinesInWindow = 0;
@@ -100,15 +104,19 @@ const imports = {
 };
 
 // ---- watchdog protocol --------------------------------------------------------------
-function enterGuest(): void {
+// The phase lives in this worker's own lease cell: the watchdog claims a call there
+// (inGuest/inStart -> killed), so only this worker can ever see its own kill.
+let guestPhase: number = Phase.inGuest;
+function enterGuest(phase: number = Phase.inGuest): void {
+  guestPhase = phase;
   counters[Counter.batchStartedAt] = epochMs();
-  Atomics.store(control, RingControl.phase, Phase.inGuest);
+  Atomics.store(lease, 0, phase);
 }
 
 /** Leaves guest code; if the watchdog claimed this call, block until terminated. */
 function leaveGuest(): void {
-  if (Atomics.compareExchange(control, RingControl.phase, Phase.inGuest, Phase.idle) !== Phase.inGuest) {
-    for (;;) Atomics.wait(control, RingControl.phase, Phase.killed);
+  if (Atomics.compareExchange(lease, 0, guestPhase, Phase.idle) !== guestPhase) {
+    for (;;) Atomics.wait(lease, 0, Phase.killed);
   }
   counters[Counter.batchStartedAt] = 0;
 }
@@ -138,14 +146,19 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
   dropInstance(ring);
   lastLogLine = '';
   let instance: WebAssembly.Instance;
-  enterGuest();
-  try {
-    instance = new WebAssembly.Instance(data.module, imports); // runs the start function
-  } catch (err) {
+  if (prepared !== null) {
+    instance = prepared; // a standby made it before taking the ring: no instantiation now
+    prepared = null;
+  } else {
+    enterGuest(Phase.inStart);
+    try {
+      instance = new WebAssembly.Instance(data.module, imports); // runs the start function
+    } catch (err) {
+      leaveGuest();
+      return { ok: false, reason: 'trap', message: `instantiation failed: ${errorText(err)}` };
+    }
     leaveGuest();
-    return { ok: false, reason: 'trap', message: `instantiation failed: ${errorText(err)}` };
   }
-  leaveGuest();
   const exports = instance.exports as Record<string, unknown>;
   memory = exports.memory as WebAssembly.Memory;
   guestView = null;
@@ -162,7 +175,7 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
   const init = exports.nmwasm_init as ((config: number, len: number) => number) | undefined;
   if (init) {
     let rc: number;
-    enterGuest();
+    enterGuest(Phase.inStart);
     try {
       rc = init(NMWASM_CONFIG_BASE, data.config.length);
     } catch (err) {
@@ -219,12 +232,20 @@ function readStats(): void {
     }
     return;
   }
-  const dv = new DataView(bytes.buffer, addr, 8 * n);
+  // NB: read as two u32 halves: getBigUint64 would allocate a BigInt per value, per batch.
+  const dv = statsDataView(bytes);
   for (let i = 0; i < n; i++) {
-    statsValues[i] = Number(dv.getBigUint64(8 * i, true));
+    statsValues[i] = dv.getUint32(addr + 8 * i, true) + dv.getUint32(addr + 8 * i + 4, true) * 4294967296;
     statsOut[i] = statsBase[i]! + statsValues[i]!;
   }
 }
+
+/** A DataView over the guest memory, re-made only when the guest grew it. */
+function statsDataView(bytes: Uint8Array): DataView {
+  if (statsView === null || statsView.buffer !== bytes.buffer) statsView = new DataView(bytes.buffer);
+  return statsView;
+}
+let statsView: DataView | null = null;
 
 /** Adds the current instance's last stats to the base before the instance goes away. */
 function foldStats(): void {
@@ -264,14 +285,10 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   // sync (native re-attach semantics), from the same head: it gets the fault verdict below.
   let first = state[RingState.first]!;
   let n = ring.sync(0, false, LIVE_WAIT_MS);
-  if (data.resume && n > 0) {
-    // The hung batch gets its fault verdicts NOW, before the restart check below: once the
-    // back-off has expired a fresh instance would otherwise process it as a new batch.
-    const next = ring.sync(n, true, LIVE_WAIT_MS);
-    first = (first + n) % numSlots;
-    state[RingState.first] = first;
-    n = next;
-  }
+  // That batch is owed its fault verdicts even when a stop is already asked for (a kill at
+  // stop time), and before any fresh instance could see it (never re-processed); once they
+  // are applied the host learns that traffic flows again.
+  let owed = data.resume && n > 0;
   // A live port (or a software port) has a descriptor: sync itself polls it when nothing is
   // there (NB: one N-API call per batch, the wait included); without one (gen, pcap) an empty
   // sync waits on the stop flag here.
@@ -279,7 +296,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   for (;;) {
     if (n === -1) return; // end of a finite source (or the port closed), every slot released
     const stopping = Atomics.load(control, RingControl.stop) !== 0;
-    if (!healthy && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
+    if (!healthy && !owed && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
     if (n <= 0) {
       // Nothing in hand: a stop ends the ring here, every packet it took has its verdict.
       if (stopping) return;
@@ -292,7 +309,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
       continue;
     }
-    let faulted = !healthy;
+    let faulted = !healthy || owed; // never re-processed by a fresh instance
     if (!faulted) {
       let rc = 0;
       let trapped: unknown = null;
@@ -320,12 +337,51 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       fail('violation', `batch of ${n} slots broke the ABI (${counters[Counter.violations]! - violationsBefore} slots with a changed buf_idx, a bad len or an invalid verdict)`);
     }
     n = next;
-    if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
+    if (owed) {
+      owed = false;
+      post({ type: 'recovered', ring: data.ring, at: epochMs() });
+    }
+    // The filter's counters are published after every batch: a killed instance loses the
+    // stats of the batch in flight only. NB: one more small guest call per batch.
+    if (!faulted && statsFn !== null) readStats();
+    else if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
   }
+}
+
+/** A standby: instantiates the module now (unwatched: it owns no ring yet), says so, and
+ * waits until the watchdog hands it the ring (true) or the engine ends it (false). */
+function standBy(): boolean {
+  // The start function runs here, under the engine's start budget (wall time, on this lease).
+  Atomics.store(lease, 0, Phase.inStart);
+  try {
+    prepared = new WebAssembly.Instance(data.module, imports);
+  } catch {
+    prepared = null; // the takeover instantiates again, watched, and reports the fault then
+  }
+  if (Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle) !== Phase.inStart) {
+    for (;;) Atomics.wait(lease, 0, Phase.killed); // the engine gave up on this standby
+  }
+  post({ type: 'standby-ready', ring: data.ring });
+  for (;;) {
+    const gen = Atomics.load(control, RingControl.takeover);
+    if (gen >= data.standbyGen) break;
+    // Not on `stop`: a call killed at stop time still needs the standby to give its batch the
+    // fault verdicts. The engine ends an unused standby through lease[1].
+    if (Atomics.load(lease, 1) !== 0) return false;
+    Atomics.wait(control, RingControl.takeover, gen, 50);
+  }
+  statsBase.set(statsOut); // what every earlier instance published, up to the killed call's last batch
+  return true;
 }
 
 function main(): void {
   const native = loadNative();
+  try {
+    native.registerThreadClock(threadId);
+  } catch (err) {
+    post({ type: 'notice', ring: data.ring, message: `${(err as Error).message}` });
+  }
+  if (data.standbyGen > 0 && !standBy()) return;
   let ring: RingHandle;
   try {
     ring = native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace, budget: new BigInt64Array(data.budget) });

@@ -16,6 +16,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abortPort", Napi::Function::New(env, abortPortJs, "abortPort"));
   exports.Set("attachRing", Napi::Function::New(env, attachRingJs, "attachRing"));
   exports.Set("backends", Napi::Function::New(env, backendsJs, "backends"));
+  exports.Set("registerThreadClock", Napi::Function::New(env, registerThreadClockJs, "registerThreadClock"));
+  exports.Set("threadCpuMs", Napi::Function::New(env, threadCpuMsJs, "threadCpuMs"));
+  exports.Set("hardExit", Napi::Function::New(env, hardExitJs, "hardExit"));
   exports.Set("benchFirewallC", Napi::Function::New(env, benchFirewallCJs, "benchFirewallC"));
   return exports;
 }

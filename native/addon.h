@@ -21,6 +21,10 @@ Napi::Value backendsJs(const Napi::CallbackInfo& info);
 // ring.cc
 Napi::Function defineRingHandleClass(Napi::Env env);
 Napi::Value attachRingJs(const Napi::CallbackInfo& info);
+// thread_clock.cc
+Napi::Value registerThreadClockJs(const Napi::CallbackInfo& info);
+Napi::Value threadCpuMsJs(const Napi::CallbackInfo& info);
+Napi::Value hardExitJs(const Napi::CallbackInfo& info);
 // bench_firewall.cc
 Napi::Value benchFirewallCJs(const Napi::CallbackInfo& info);
 

@@ -146,7 +146,7 @@ test('an infinite loop: the watchdog terminates and restarts the worker, the run
   assert.ok(summary.faults.timeouts >= 1);
   assert.is(verdicted(summary), 3000);
   assert.is(summary.verdicts.fault, 3000);
-  assert.match(stderr, /timeout fault: a guest call ran \d+ ms \(budget 50 ms\)/);
+  assert.match(stderr, /timeout fault: a guest call used [\d.]+ ms of CPU in [\d.]+ ms \(budget 50 ms of CPU\): worker killed; traffic again after [\d.]+ ms/);
 });
 
 test('an invalid verdict is a violation: counted, fault verdicts, host fine', () => {

@@ -28,12 +28,24 @@ test('counters of every ring are summed, faults by kind', () => {
     counters[Counter.traps] = traps;
     const state = new Float64Array(RING_STATE_SLOTS);
     state[RingState.badReturns] = badReturns;
-    return { ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state, stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false };
+    return {
+      ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state, stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false,
+      lease: new Int32Array(2), sample: { startedAt: 0, cpuAtSight: -1 }, standby: null, standbyLease: null, standbyReady: false, standbyGen: 0, standbySince: 0, noStandby: false, outage: null,
+    };
   };
-  const t = sumCounters([ring(10, 1, 0), ring(5, 0, 2)]);
+  const a = ring(10, 1, 0);
+  const b = ring(5, 0, 2);
+  a.state[RingState.outages] = 2;
+  a.state[RingState.outageMsMax] = 14.5;
+  a.state[RingState.outageMsTotal] = 25;
+  b.state[RingState.outages] = 1;
+  b.state[RingState.outageMsMax] = 17;
+  b.state[RingState.outageMsTotal] = 17;
+  const t = sumCounters([a, b]);
   assert.is(t.pass, 15);
   assert.is(t.faults.traps, 1);
   assert.is(t.faults.badReturns, 2);
+  assert.equal(t.outages, { count: 3, maxMs: 17, totalMs: 42 }, 'outages: counted, longest of all rings, summed');
 });
 
 test('the summary shows fault verdicts apart: pass + drop + host + forward + fault = packets, text and JSON', () => {
@@ -44,7 +56,8 @@ test('the summary shows fault verdicts apart: pass + drop + host + forward + fau
   counters[Counter.host] = 5;
   counters[Counter.forward] = 3;
   counters[Counter.faultVerdicts] = 22;
-  const run: RingRun = { ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state: new Float64Array(RING_STATE_SLOTS), stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false };
+  const run: RingRun = { ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state: new Float64Array(RING_STATE_SLOTS), stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false,
+    lease: new Int32Array(2), sample: { startedAt: 0, cpuAtSight: -1 }, standby: null, standbyLease: null, standbyReady: false, standbyGen: 0, standbySince: 0, noStandby: false, outage: null };
   const result = { rings: [run], input: { id: 1, name: 'gen:', rings: 1, memSize: 0, expected: 0, notices: [] }, elapsedMs: 1000, stoppedBy: 'signal' as const, statsNames: [], oversize: 0 };
   const ctx = { module: 'm.wasm', port: 'gen:', outputs: [], onFault: 'closed' as const };
   const text = summaryText(result, ctx);

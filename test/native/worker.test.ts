@@ -92,6 +92,9 @@ test('a respawned ring worker (host/worker.ts) gives the hung batch its fault ve
       return budget.buffer as SharedArrayBuffer;
     })(),
     resume: true,
+    lease: new SharedArrayBuffer(2 * 4),
+    standbyGen: 0,
+    memSize: port.memSize,
   };
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const workerTs = new URL('../../host/worker.ts', import.meta.url).href;

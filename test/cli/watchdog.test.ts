@@ -1,0 +1,174 @@
+// The watchdog through the real CLI: a runaway guest call is killed on CPU time and a warm
+// standby takes its ring over (the host reports the outage in ms), a healthy filter on a
+// machine whose cores are busy is never killed, and a stop signal ends the host within its
+// deadline even when a guest call never returns or cannot be terminated.
+// NB: the test asserts the host's own figures and exits, never its timing; the bounds
+// below are failure guards (a run that hangs), generous on a loaded machine.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureBundle, fixtures, root, runCli, startCli, type CliResult } from './helpers.ts';
+import { abiModule, sleb, verdictLoopBody } from '../host/wasm-builder.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'nmwasm-watchdog-'));
+const counter = join(root, 'filters', 'build', 'counter.wasm');
+const firewall = join(root, 'filters', 'build', 'firewall.wasm');
+const rules = join(root, 'test', 'fixtures', 'firewall.rules');
+const looping = join(fixtures, 'infinite-loop.wasm');
+const GUARD_MS = 5000; // a stop that takes longer than this is a hang, not a slow machine
+
+interface Summary {
+  port: string;
+  packets: number;
+  stoppedBy: string;
+  verdicts: { pass: number; drop: number; host: number; forward: number };
+  faultVerdicts: number;
+  faults: { timeouts: number; traps: number; violations: number; badReturns: number; initFaults: number; crashes: number };
+  outages: { count: number; maxMs: number; totalMs: number };
+}
+const summaries = (stdout: string): Summary[] => stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Summary);
+const verdicts = (s: Summary): number => s.verdicts.pass + s.verdicts.drop + s.verdicts.host + s.verdicts.forward;
+const faults = (s: Summary): number => s.faults.timeouts + s.faults.traps + s.faults.violations + s.faults.badReturns + s.faults.initFaults + s.faults.crashes;
+
+/** Sends SIGTERM once `ready` matches stderr (or after `afterMs`), resolves with the result
+ * and the ms from the signal to the exit; fails the test when the host outlives GUARD_MS. */
+async function terminateWhen(child: ReturnType<typeof startCli>, afterMs: number): Promise<CliResult & { stopMs: number }> {
+  await new Promise((r) => setTimeout(r, afterMs));
+  const sentAt = performance.now();
+  child.child.kill('SIGTERM');
+  const guard = setTimeout(() => child.child.kill('SIGKILL'), GUARD_MS);
+  const res = await child.done;
+  clearTimeout(guard);
+  return { ...res, stopMs: performance.now() - sentAt };
+}
+
+test.before(() => ensureBundle());
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('a runaway filter on a software pipe: the standby takes over, the host reports the outage, the good clause loses nothing', () => {
+  const res = runCli([
+    'load', counter, '--port', 'gen:count=50000', '--to', 'r{1', '--json',
+    '+', looping, '--port', 'r}1', '--on-fault', 'open', '--json',
+    '+', counter, '--port', 'gen:count=100000', '--json',
+  ]);
+  assert.is(res.status, 0, res.stderr);
+  const lines = res.stderr.split('\n').filter((l) => /timeout fault/.test(l));
+  assert.ok(lines.length >= 1, res.stderr);
+  const reported: number[] = [];
+  for (const line of lines) {
+    const m = /^ring 0: timeout fault: a guest call used [\d.]+ ms of CPU in [\d.]+ ms \(budget 10 ms of CPU\): worker killed; traffic again after ([\d.]+) ms \((the standby|a new worker) took over: fault verdicts for the batch in flight\)/.exec(line);
+    assert.ok(m, `fault line: ${line}`);
+    reported.push(Number(m![1]));
+  }
+  console.log(`  recovery reported by the host: ${reported.join(', ')} ms (${lines[0]})`);
+  const [head, loop, good] = summaries(res.stdout);
+  assert.ok(head && loop && good, res.stdout);
+  assert.match(lines[0]!, /the standby took over/, 'the first kill is taken over by the warm standby');
+  assert.is(loop!.outages.count, reported.length, 'one outage counted per fault line');
+  assert.is(loop!.outages.maxMs, Math.max(...reported), 'the summary has the longest reported outage');
+  assert.is(loop!.faults.timeouts, reported.length);
+  assert.is(loop!.packets, 50000, 'the looping clause kept its ring moving');
+  assert.is(verdicts(loop!), 50000, 'every packet of the looping clause got a verdict');
+  assert.is(loop!.faultVerdicts, 50000, 'all of them fault verdicts (PASS with --on-fault open), none re-processed');
+  assert.is(good!.packets, 100000);
+  assert.is(good!.verdicts.pass, 100000, 'the good clause on another port lost nothing');
+  assert.is(faults(good!), 0);
+});
+
+test('a healthy firewall beside two CPU hogs: a descheduled thread is not a runaway (0 faults at --batch-timeout 5)', async () => {
+  const hogs: ChildProcess[] = [0, 1].map(() => spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
+  try {
+    const run = startCli(['load', firewall, '--config', rules, '--port', 'gen:seed=3', '--duration', '20', '--batch-timeout', '5', '--json']);
+    const guard = setTimeout(() => run.child.kill('SIGKILL'), 60_000);
+    const res = await run.done;
+    clearTimeout(guard);
+    assert.is(res.status, 0, res.stderr);
+    const [s] = summaries(res.stdout);
+    assert.ok(s, res.stdout);
+    assert.is(s!.stoppedBy, 'duration');
+    assert.ok(s!.packets > 0);
+    assert.not.match(res.stderr, /^ring \d+: \w+ fault/m, res.stderr);
+    assert.is(faults(s!), 0, 'no fault');
+    assert.is(s!.faultVerdicts, 0);
+    console.log(`  beside 2 hogs: ${s!.packets} packets in 20 s, 0 faults`);
+  } finally {
+    for (const hog of hogs) hog.kill('SIGKILL');
+  }
+});
+
+test('SIGTERM while a guest call spins (budget 60 s): the call is killed, its batch gets the fault verdicts, the host ends with its summary', async () => {
+  const run = startCli(['load', looping, '--port', 'gen:', '--batch-timeout', '60000', '--json']);
+  const res = await terminateWhen(run, 2000);
+  console.log(`  SIGTERM to exit: ${res.stopMs.toFixed(0)} ms`);
+  assert.is(res.status, 0, res.stderr);
+  assert.ok(res.stopMs < GUARD_MS);
+  assert.match(res.stderr, /^ring 0: timeout fault: a guest call was still running 200 ms after the stop request \(used [\d.]+ ms of CPU in [\d.]+ ms\): worker killed; traffic again after [\d.]+ ms \(the standby took over/m);
+  const [s] = summaries(res.stdout);
+  assert.ok(s, res.stdout);
+  assert.is(s!.stoppedBy, 'signal');
+  assert.is(s!.faults.timeouts, 1);
+  assert.ok(s!.faultVerdicts > 0, 'the batch in flight got the fault verdicts');
+  assert.is(s!.verdicts.drop, s!.faultVerdicts);
+});
+
+/** A filter whose nmwasm_process is 400 straight-line memory.fill of 256 MiB each: no loop
+ * back-edge, no call, so V8 cannot terminate it before the chain ends (seconds). */
+function bulkFillModule(): string {
+  const fill = [0x41, ...sleb(0x4000000), 0x20, 3, 0x41, ...sleb(0x10000000), 0xfc, 0x0b, 0x00];
+  const body: number[] = [];
+  for (let i = 0; i < 400; i++) body.push(...fill);
+  body.push(0x41, 0);
+  const path = join(dir, 'bulk-fill-chain.wasm');
+  writeFileSync(path, abiModule({ process: body, memory: { min: 5120 } }));
+  return path;
+}
+
+test('SIGTERM with a killed guest stuck in bulk-memory instructions beside a good clause: the host still ends, the good clause is exact', async () => {
+  const run = startCli(['load', bulkFillModule(), '--port', 'gen:', '--json', '+', counter, '--port', 'gen:count=200000', '--json']);
+  const res = await terminateWhen(run, 2500);
+  console.log(`  SIGTERM to exit with a non-terminable guest: ${res.stopMs.toFixed(0)} ms`);
+  assert.is(res.status, 0, res.stderr);
+  assert.ok(res.stopMs < GUARD_MS);
+  assert.match(res.stderr, /timeout fault: a guest call used [\d.]+ ms of CPU .*traffic again after/);
+  const [stuck, good] = summaries(res.stdout);
+  assert.ok(stuck && good, res.stdout);
+  assert.is(stuck!.stoppedBy, 'signal');
+  assert.ok(stuck!.faults.timeouts >= 1);
+  assert.is(good!.packets, 200000);
+  assert.is(good!.verdicts.pass, 200000, 'the good clause lost no packet');
+});
+
+/** A filter that PASSes every packet, adds the batch size to its u64 stats counter "seen" at
+ * 0x4000000 and, once the counter is over 5000, spins forever inside that batch: every
+ * instance is killed after ~5000 packets. */
+function countThenHangModule(): string {
+  const at = [0x41, ...sleb(0x4000000)];
+  const count = [
+    ...at, ...at, 0x29, 0x03, 0x00, 0x20, 3, 0xad, 0x7c, 0x37, 0x03, 0x00, // seen += count
+    ...at, 0x29, 0x03, 0x00, 0x42, ...sleb(5000), 0x56, // seen > 5000 ?
+    0x04, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, // if: loop forever
+  ];
+  const path = join(dir, 'count-then-hang.wasm');
+  writeFileSync(path, abiModule({
+    process: [...count, ...verdictLoopBody(1)],
+    data: [],
+    extraFuncs: [{ export: 'nmwasm_stats', params: [], results: ['i32'], body: at }],
+    customs: [{ name: 'nmwasm.manifest', payload: '{"name":"count-then-hang","version":"0.0.0","stats":["seen"]}' }],
+  }));
+  return path;
+}
+
+test('the filter\'s own counters survive every kill: the summary has what each killed instance counted up to its last batch', () => {
+  const res = runCli(['load', countThenHangModule(), '--port', 'gen:count=400000', '--on-fault', 'open', '--json']);
+  assert.is(res.status, 0, res.stderr);
+  const [s] = summaries(res.stdout) as (Summary & { filterStats: Record<string, number> })[];
+  assert.ok(s, res.stdout);
+  assert.ok(s!.faults.timeouts >= 2, `instances were killed (${s!.faults.timeouts})`);
+  assert.is(verdicts(s!), 400000);
+  assert.is(s!.filterStats.seen, verdicts(s!) - s!.faultVerdicts, 'every packet a healthy instance finished is in the filter stats, over all instances');
+});
+
+test.run();
