@@ -25,11 +25,11 @@ test('a chain of huge memory.fill in nmwasm_process is stopped; the host finishe
   const chain = join(dir, 'fill-chain.wasm');
   writeFileSync(chain, abiModule({ memory: { min: 1024 + 2048 }, process: [...body, ...verdictLoopBody(1)] }));
   const res = runCli(['test', chain, '--pcap', capture, '--batch-timeout', '50', '--json']);
-  assert.is(res.status, 0, `status ${res.status}; stderr: ${res.stderr}`);
-  assert.match(res.stderr, /fill-chain\.wasm on .*babel_rfc6126bis\.pcap ring 0: timeout fault: a guest call ran \d+ ms \(budget 50 ms\)/);
+  assert.is(res.status, 1, `status ${res.status} (1: the filter faulted); stderr: ${res.stderr}`);
+  assert.match(res.stderr, /fill-chain\.wasm on .*babel_rfc6126bis\.pcap ring 0: timeout fault: a guest call used [\d.]+ ms of CPU in [\d.]+ ms \(budget 50 ms of CPU\)/);
   const summary = JSON.parse(res.stdout);
   assert.is(summary.packets, 130);
-  assert.is(summary.verdicts.drop, 130); // all fault verdicts (--on-fault closed)
+  assert.is(summary.verdicts.fault, 130); // all fault verdicts (--on-fault closed)
 });
 
 test('under ulimit -v an instance that cannot reserve its address space is explained', () => {

@@ -24,13 +24,13 @@ interface Summary {
   port: string;
   packets: number;
   stoppedBy: string;
-  verdicts: { pass: number; drop: number; host: number; forward: number };
+  verdicts: { pass: number; drop: number; host: number; forward: number; fault: number };
   faultVerdicts: number;
   faults: { timeouts: number; traps: number; violations: number; badReturns: number; initFaults: number; crashes: number };
   outages: { count: number; maxMs: number; totalMs: number };
 }
 const summaries = (stdout: string): Summary[] => stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Summary);
-const verdicts = (s: Summary): number => s.verdicts.pass + s.verdicts.drop + s.verdicts.host + s.verdicts.forward;
+const verdicts = (s: Summary): number => s.verdicts.pass + s.verdicts.drop + s.verdicts.host + s.verdicts.forward + s.verdicts.fault;
 const faults = (s: Summary): number => s.faults.timeouts + s.faults.traps + s.faults.violations + s.faults.badReturns + s.faults.initFaults + s.faults.crashes;
 
 /** Sends SIGTERM once `ready` matches stderr (or after `afterMs`), resolves with the result
@@ -59,7 +59,7 @@ test('a runaway filter on a software pipe: the standby takes over, the host repo
   assert.ok(lines.length >= 1, res.stderr);
   const reported: number[] = [];
   for (const line of lines) {
-    const m = /^ring 0: timeout fault: a guest call used [\d.]+ ms of CPU in [\d.]+ ms \(budget 10 ms of CPU\): worker killed; traffic again after ([\d.]+) ms \((the standby|a new worker) took over: fault verdicts for the batch in flight\)/.exec(line);
+    const m = /^\S+ on \S+ ring 0: timeout fault: a guest call used [\d.]+ ms of CPU in [\d.]+ ms \(budget 10 ms of CPU\): worker killed; traffic again after ([\d.]+) ms \((the standby|a new worker) took over: fault verdicts for the batch in flight\)/.exec(line);
     assert.ok(m, `fault line: ${line}`);
     reported.push(Number(m![1]));
   }
@@ -105,13 +105,13 @@ test('SIGTERM while a guest call spins (budget 60 s): the call is killed, its ba
   console.log(`  SIGTERM to exit: ${res.stopMs.toFixed(0)} ms`);
   assert.is(res.status, 0, res.stderr);
   assert.ok(res.stopMs < GUARD_MS);
-  assert.match(res.stderr, /^ring 0: timeout fault: a guest call was still running 200 ms after the stop request \(used [\d.]+ ms of CPU in [\d.]+ ms\): worker killed; traffic again after [\d.]+ ms \(the standby took over/m);
+  assert.match(res.stderr, /^\S+ on \S+ ring 0: timeout fault: a guest call was still running 200 ms after the stop request \(used [\d.]+ ms of CPU in [\d.]+ ms\): worker killed; traffic again after [\d.]+ ms \(the standby took over/m);
   const [s] = summaries(res.stdout);
   assert.ok(s, res.stdout);
   assert.is(s!.stoppedBy, 'signal');
   assert.is(s!.faults.timeouts, 1);
   assert.ok(s!.faultVerdicts > 0, 'the batch in flight got the fault verdicts');
-  assert.is(s!.verdicts.drop, s!.faultVerdicts);
+  assert.is(s!.verdicts.fault, s!.faultVerdicts);
 });
 
 /** A filter whose nmwasm_process is 400 straight-line memory.fill of 256 MiB each: no loop
@@ -127,7 +127,7 @@ function bulkFillModule(): string {
 }
 
 test('SIGTERM with a killed guest stuck in bulk-memory instructions beside a good clause: the host still ends, the good clause is exact', async () => {
-  const run = startCli(['load', bulkFillModule(), '--port', 'gen:', '--json', '+', counter, '--port', 'gen:count=200000', '--json']);
+  const run = startCli(['load', bulkFillModule(), '--max-memory', '1024', '--port', 'gen:', '--json', '+', counter, '--port', 'gen:count=200000', '--json']);
   const res = await terminateWhen(run, 2500);
   console.log(`  SIGTERM to exit with a non-terminable guest: ${res.stopMs.toFixed(0)} ms`);
   assert.is(res.status, 0, res.stderr);
@@ -162,12 +162,12 @@ function countThenHangModule(): string {
 }
 
 test('the filter\'s own counters survive every kill: the summary has what each killed instance counted up to its last batch', () => {
-  const res = runCli(['load', countThenHangModule(), '--port', 'gen:count=400000', '--on-fault', 'open', '--json']);
+  const res = runCli(['load', countThenHangModule(), '--port', 'gen:count=4000000', '--on-fault', 'open', '--json']);
   assert.is(res.status, 0, res.stderr);
   const [s] = summaries(res.stdout) as (Summary & { filterStats: Record<string, number> })[];
   assert.ok(s, res.stdout);
   assert.ok(s!.faults.timeouts >= 2, `instances were killed (${s!.faults.timeouts})`);
-  assert.is(verdicts(s!), 400000);
+  assert.is(verdicts(s!), 4000000);
   assert.is(s!.filterStats.seen, verdicts(s!) - s!.faultVerdicts, 'every packet a healthy instance finished is in the filter stats, over all instances');
 });
 
