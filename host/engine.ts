@@ -16,6 +16,7 @@ import { printable } from './text.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
 import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
+import { Standbys } from './standby.ts';
 
 /** Budget of the first instantiation + nmwasm_init of a ring (ms), at least --batch-timeout. */
 const START_BUDGET_MS = 5000;
@@ -110,7 +111,16 @@ export class Engine {
   private watchdog: NodeJS.Timeout | null = null;
   private stopAt = 0;
   private went = false;
-  private readonly reaper = new Reaper((ring, line) => this.opts.onEvent?.('notice', ring, line));
+  private readonly reaper = new Reaper((ring, line) => this.opts.onEvent?.('notice', ring, line), (threadId) => this.native.threadCpuMs(threadId));
+  private readonly standbys = new Standbys({
+    spawn: (run, gen) => this.spawn(run, true, gen),
+    reaper: this.reaper,
+    notice: (ring, line) => this.opts.onEvent?.('notice', ring, line),
+    dropped: (run) => {
+      if (!this.went && run.ready) this.maybeGo();
+    },
+    mayStart: (run) => !run.done && !this.settled && Atomics.load(run.control, RingControl.stop) === 0,
+  });
   private started = false;
   private startedAt = 0;
   private stoppedBy: RunResult['stoppedBy'] = 'eof';
@@ -169,7 +179,7 @@ export class Engine {
       run.counters[Counter.expected] = r === 0 ? this.input.expected : 0;
       this.rings.push(run);
       this.spawn(run, false);
-      this.ensureStandby(run);
+      this.standbys.ensure(run);
     }
     this.startedAt = epochMs();
     this.watchdog = setInterval(() => this.tick(), WATCHDOG_TICK_MS);
@@ -293,68 +303,14 @@ export class Engine {
     });
     worker.on('error', (err) => {
       if (run.worker === worker) this.onCrash(run, err.message);
-      else if (run.standby === worker) this.dropStandby(run);
+      else if (run.standby === worker) this.standbys.drop(run);
     });
     worker.on('exit', () => {
-      if (run.standby === worker) this.dropStandby(run);
+      if (run.standby === worker) this.standbys.drop(run);
       if (run.worker !== worker) return; // replaced by the watchdog
       run.worker = null;
       if (!run.done && !this.settled) this.onCrash(run, 'exited without finishing');
     });
-  }
-
-  /** A standby that failed or left: the next kill spawns a worker instead. */
-  private dropStandby(run: RingRun): void {
-    run.standby = null;
-    run.standbyLease = null;
-    run.standbyReady = false;
-    if (!this.went && run.ready) this.maybeGo();
-  }
-
-  /** A standby whose start function overran the start budget (wall time: it owns no ring
-   * yet) is terminated once it is inside guest code; the ring goes on without one. */
-  private giveUpStandby(run: RingRun): void {
-    const standby = run.standby!;
-    if (Atomics.compareExchange(run.standbyLease!, 0, Phase.inStart, Phase.killed) !== Phase.inStart) return; // still loading: not in guest code
-    run.noStandby = true;
-    this.reaper.track(standby, run.ring, true);
-    this.dropStandby(run);
-    this.opts.onEvent?.('notice', run.ring, `ring ${run.ring}: the standby instance did not start within ${START_BUDGET_MS} ms: this ring has no warm standby (a killed call is taken over by a new worker)`);
-  }
-
-  /** Keeps a warm standby for the ring (spawned in the background when there is none). */
-  private ensureStandby(run: RingRun): void {
-    if (run.standby !== null || run.noStandby || run.done || this.settled || Atomics.load(run.control, RingControl.stop) !== 0) return;
-    this.spawn(run, true, ++run.standbyGen);
-  }
-
-  /** Replaces the ring's killed (or dead) worker: the warm standby takes the ring over at
-   * once when it is ready (it gives the batch in flight the fault verdicts, then serves),
-   * else a fresh worker does. Returns how. */
-  private replaceWorker(run: RingRun): string {
-    const standby = run.standby;
-    if (standby !== null && run.standbyReady && run.standbyLease !== null) {
-      run.worker = standby;
-      run.lease = run.standbyLease;
-      run.sample = newCallSample();
-      run.killedByWatchdog = false;
-      this.dropStandby(run);
-      Atomics.store(run.control, RingControl.takeover, run.standbyGen);
-      Atomics.notify(run.control, RingControl.takeover);
-      this.ensureStandby(run);
-      return 'the standby took over';
-    }
-    if (standby !== null) {
-      // Still starting: it would take the ring over only after it is ready; a worker is quicker.
-      // It is told to end (lease[1]) and ends by itself once it has started.
-      Atomics.store(run.standbyLease!, 1, 1);
-      Atomics.notify(run.control, RingControl.takeover);
-      this.reaper.track(standby, run.ring, false);
-      this.dropStandby(run);
-    }
-    this.spawn(run, true);
-    this.ensureStandby(run);
-    return 'a new worker took over';
   }
 
   private onMessage(run: RingRun, msg: WorkerMessage): void {
@@ -412,6 +368,7 @@ export class Engine {
   private maybeGo(): void {
     if (this.went || !this.rings.every((r) => r.ready && (r.standby === null || r.standbyReady))) return;
     this.went = true;
+    this.startedAt = epochMs(); // --duration and the elapsed time count from here (two workers per ring start first)
     for (const held of this.heldLogs.splice(0)) this.opts.onEvent?.('log', held.ring, held.line);
     for (const r of this.rings) {
       Atomics.store(r.control, RingControl.go, 1);
@@ -433,14 +390,14 @@ export class Engine {
     const backoffMs = recordFault(run.state, epochMs());
     this.opts.onEvent?.('fault', run.ring, `${this.clause(run.ring)}: crash fault: worker died (${why}); fault verdicts for ${backoffMs} ms, then a fresh instance`);
     run.worker = null;
-    this.replaceWorker(run);
+    this.standbys.replace(run, () => this.spawn(run, true));
   }
 
   private tick(): void {
     if (this.settled) return;
     const now = epochMs();
     for (const run of this.rings) {
-      if (run.standby !== null && !run.standbyReady && now - run.standbySince > START_BUDGET_MS) this.giveUpStandby(run);
+      if (run.standby !== null && !run.standbyReady && now - run.standbySince > START_BUDGET_MS) this.standbys.giveUp(run, START_BUDGET_MS);
       if (run.done || run.worker === null) continue;
       // Instantiation and nmwasm_init get a start budget: compiling, allocating the memory
       // and parsing a config can take longer than one batch.
@@ -475,7 +432,7 @@ export class Engine {
     run.counters[Counter.failed] = 1;
     const backoffMs = recordFault(run.state, epochMs());
     // Also when stopping: the new worker gives the batch in flight its fault verdicts, then ends.
-    const how = this.replaceWorker(run);
+    const how = this.standbys.replace(run, () => this.spawn(run, true));
     if (run.outage !== null) this.opts.onEvent?.('fault', run.ring, `${run.outage.line}; ${run.outage.how}, killed in turn before traffic flowed`);
     run.outage = { line: `${this.clause(run.ring)}: timeout fault: ${describeKill(verdict)}: worker killed`, startedAt, backoffMs, how };
   }
@@ -534,7 +491,7 @@ export class Engine {
     this.settled = true;
     this.clearWatchdog();
     this.checkLinks(epochMs()); // a deletion that ended the rings before the monitor saw it
-    this.endStandbys();
+    this.standbys.endAll(this.rings);
     try {
       // Close outputs after the input so the last packets are flushed, then commit.
       for (const info of [...this.opened].reverse()) this.pool.close(info.id);
@@ -575,7 +532,7 @@ export class Engine {
       });
     });
     this.clearWatchdog();
-    this.endStandbys();
+    this.standbys.endAll(this.rings);
     void Promise.all(exits).finally(() => {
       for (const run of this.rings) run.worker = null;
       this.abortAll();
@@ -590,17 +547,6 @@ export class Engine {
       } catch {
         // already failing: the first error is the one reported
       }
-    }
-  }
-
-  /** Standbys end by themselves on `stop` (set by then); a ready one waits in Atomics.wait and
-   * is terminated at once (NB: never one still starting: it may be inside a native call). */
-  private endStandbys(): void {
-    for (const run of this.rings) {
-      if (run.standbyLease !== null) Atomics.store(run.standbyLease, 1, 1);
-      Atomics.notify(run.control, RingControl.takeover);
-      if (run.standby !== null) this.reaper.track(run.standby, run.ring, run.standbyReady);
-      this.dropStandby(run);
     }
   }
 

@@ -75,15 +75,24 @@ export class Reaper {
   private readonly alive = new Set<Worker>();
   private waiters: (() => void)[] = [];
 
-  constructor(private readonly report: (ring: number, line: string) => void) {}
+  constructor(
+    private readonly report: (ring: number, line: string) => void,
+    private readonly cpuMs: (threadId: number) => number,
+  ) {}
 
   /** Terminates `worker` (if `terminate`) and tracks it until its 'exit' event. */
   track(worker: Worker, ring: number, terminate: boolean): void {
     if (this.alive.has(worker)) return;
     this.alive.add(worker);
     const killedAt = performance.now();
+    const threadId = worker.threadId;
+    const cpuAtKill = this.cpuMs(threadId);
     const late = setTimeout(() => {
-      if (this.alive.has(worker)) this.report(ring, `ring ${ring}: a killed ring worker is still running ${REAP_REPORT_MS} ms after it was terminated (its guest code does not reach a termination check); it is kept until it exits`);
+      if (!this.alive.has(worker)) return;
+      const cpu = this.cpuMs(threadId);
+      // CPU used since the kill tells a guest still running (about REAP_REPORT_MS) from a thread the machine did not schedule.
+      const used = cpu >= 0 && cpuAtKill >= 0 ? `; it used ${(cpu - cpuAtKill).toFixed(1)} ms of CPU since` : '';
+      this.report(ring, `ring ${ring}: a killed ring worker is still running ${REAP_REPORT_MS} ms after it was terminated${used} (guest code that does not reach a termination check, or a machine short of CPU); it is kept until it exits`);
     }, REAP_REPORT_MS);
     late.unref();
     worker.once('exit', () => {
