@@ -33,7 +33,8 @@
         "native/soft_queue.cc",
         "native/vale_switch.cc",
         "native/bench_firewall.cc",
-        "<(pcap_file_dir)/pcap_file.cc"
+        "<(pcap_file_dir)/pcap_file.cc",
+        "<(pcap_file_dir)/pcap_writer.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

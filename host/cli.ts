@@ -207,8 +207,11 @@ async function run(reqs: RunRequest[]): Promise<number> {
   const onSignal = (): void => {
     for (const engine of engines) engine.stop('signal');
   };
+  // SIGHUP (the terminal went away) stops like SIGTERM: every packet gets its verdict and the
+  // --out file is committed instead of the process dying with its temp file left behind.
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   let results: RunResult[];
   try {
     // A failure ends every engine. A normal end (end of input, --count, --duration) ends the
@@ -234,6 +237,7 @@ async function run(reqs: RunRequest[]): Promise<number> {
     status.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
   reqs.forEach((req, i) => {
     const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name) };

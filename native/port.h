@@ -140,6 +140,10 @@ class Port {
   virtual uint32_t toHost(uint32_t ring, const TxPacket* pkts, uint32_t count) noexcept { return 0; }
   /** One-line warnings for the start-up messages (offloads that merge frames, ...). */
   virtual std::vector<std::string> notices() const { return {}; }
+  /** Throws the NativeError that ended this port, if any (an output file that could not be
+   * written, a capture that changed while it was read); nothing otherwise. syncRing calls
+   * it once per batch for each output, and for the input once its ring is drained. */
+  virtual void throwIfFailed() {}
 
   // ---- lifecycle --------------------------------------------------------
   /** Flushes and closes (an output file is committed). May throw NativeError. */
