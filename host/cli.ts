@@ -199,7 +199,7 @@ async function run(reqs: RunRequest[]): Promise<number> {
   };
   reqs.forEach((req, i) => {
     for (const line of req.startup ?? []) say(line);
-    for (const line of engines[i]!.portInfo.notices ?? []) say(`warning: ${line}`);
+    for (const line of engines[i]!.portNotices) say(`warning: ${line}`);
   });
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));

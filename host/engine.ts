@@ -141,6 +141,11 @@ export class Engine {
     return this.input;
   }
 
+  /** Start-up notices of every port of this engine, input first (offloads, leftovers removed, ...). */
+  get portNotices(): string[] {
+    return this.opened.flatMap((info) => info.notices ?? []);
+  }
+
   /** Asks every ring to finish its batch and end (SIGINT/SIGTERM, --duration). */
   stop(reason: RunResult['stoppedBy'] = 'signal'): void {
     if (this.stoppedBy === 'eof') this.stoppedBy = reason;

@@ -179,7 +179,7 @@ std::unique_ptr<PcapWriter> PcapWriter::create(const std::string& path) {
   int err = 0;
   if (writeAll(w->fd_, h, kHeader, &err) != kHeader) {
     w->abort();
-    throw sysError(path, "write output pcap", err, err == ENOSPC ? " (the disk is full: free space or choose another path)" : "", "write");
+    throw sysError(path, "write output pcap", err, "", "write");
   }
   w->fileBytes_ = kHeader;
   w->buffer_.resize(kWriteBuffer);

@@ -90,6 +90,7 @@ std::string inputAdvice(const std::string& code) {
 /** What to do about an output file that cannot be written. */
 std::string outputAdvice(const std::string& code) {
   if (code == "ENOENT") return "create the directory or choose another path";
+  if (code == "ENXIO") return "";  // the FIFO's reader: said by pcap_writer
   if (code == "EACCES" || code == "EPERM" || code == "EROFS") return "choose a writable directory";
   if (code == "ENOSPC" || code == "EDQUOT") return "free space or choose another path";
   return "choose another path";
