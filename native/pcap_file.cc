@@ -25,9 +25,10 @@ constexpr uint32_t kByteOrderMagic = 0x1a2b3c4d;
 constexpr size_t kClassicHeader = 24;
 constexpr size_t kClassicRecordHeader = 16;
 constexpr uint64_t kNsPerSecond = 1000000000ull;
-// NB: the read buffer: one pread per 2 MiB of capture, and large enough for any record
-// (16 + kMaxCaplen bytes) or pcapng packet block prefix (28 + kMaxCaplen bytes).
-constexpr size_t kReadChunk = 2u << 20;
+// NB: the read buffer: one pread per 320 KiB of capture. Large enough for any record (16 +
+// kMaxCaplen bytes) or pcapng packet block prefix (28 + kMaxCaplen bytes), small enough to
+// stay in L2 for the second copy into the slot (2 MiB chunks measured slower per packet).
+constexpr size_t kReadChunk = 320u << 10;
 constexpr size_t kSllHeader = 16;
 constexpr size_t kSll2Header = 20;
 constexpr size_t kEtherHeader = 14;

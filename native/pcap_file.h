@@ -6,7 +6,7 @@
 // Description Blocks with if_tsresol / if_tsoffset, Enhanced, Simple and obsolete Packet
 // Blocks; every other block is skipped by its length). open() checks the WHOLE file before
 // it returns, so next() meets a malformed record only when the file changed since (then
-// next() ends and failed() is true). The file is read with pread into one 2 MiB buffer,
+// next() ends and failed() is true). The file is read with pread into one 320 KiB buffer,
 // never memory-mapped: a capture truncated while it is read cannot raise SIGBUS.
 // nmwasm filters Ethernet frames: Ethernet (LINKTYPE_ETHERNET = 1) is read as is; Linux
 // cooked captures (LINUX_SLL = 113, LINUX_SLL2 = 276, `tcpdump -i any`) are read as Ethernet

@@ -215,7 +215,7 @@ test('a SIGKILLed run leaves .NAME.nmwasm-PID.tmp; the next run with the same ta
 // ---- an input that shrinks ------------------------------------------------------------------
 
 test('a capture truncated while it is read: one line, exit 2, no SIGBUS', async () => {
-  // 6000 frames of 1000 bytes (6 MB, more than the reader's 2 MiB buffer), written by nmwasm.
+  // 6000 frames of 1000 bytes (6 MB, many times the reader's 320 KiB buffer), written by nmwasm.
   const big = join(dir, 'big.pcap');
   const made = runCli(['load', pass, '--port', 'gen:count=6000,size=1000', '--out', `pcap:${big}`]);
   assert.is(made.status, 0, made.stderr);
