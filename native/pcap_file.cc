@@ -210,7 +210,10 @@ PcapReader::~PcapReader() {
 
 const uint8_t* PcapReader::view(uint64_t offset, size_t len) {
   if (offset >= bufStart_ && offset + len <= bufStart_ + bufLen_) return buf_.data() + (offset - bufStart_);
-  if (len > buf_.size() || offset + len > size_) return nullptr;  // callers check against size_ first
+  if (len > buf_.size() || offset + len > size_) {  // callers check against size_ first: never taken
+    fault(kFileChanged, offset, size_, offset);
+    return nullptr;
+  }
   // NB: one pread per kReadChunk bytes, not per packet; the chunk starts at the record asked for.
   size_t want = static_cast<size_t>(size_ - offset < buf_.size() ? size_ - offset : buf_.size());
   size_t got = 0;
