@@ -63,10 +63,11 @@ void claimFile(const OpenFile& f) {
     const bool sameInode = f.dev != 0 && o.dev == f.dev && o.ino == f.ino;
     const bool clash = f.output ? (o.output ? sameInode || o.path == f.path : sameInode) : (o.output && sameInode);
     if (!clash) continue;
-    const std::string what = f.output && o.output ? "is also the output of " : f.output ? "is the file read by the input " : "is the file written by the output ";
+    if (f.output && o.output)
+      throw NativeError("ESAMEFILE", f.port, "", 0, "is also the file of the output " + o.port + "; give each output its own file");
     throw NativeError("ESAMEFILE", f.port, "", 0,
-                      what + o.port + (o.output && f.output ? "" : " (the same file, a hard link or a symbolic link to it)") +
-                          "; an output never overwrites its input: write to another file");
+                      std::string(f.output ? "is the file read by the input " : "is the file written by the output ") + o.port +
+                          " (the same file, a hard link or a symbolic link to it); an output never overwrites its input: write to another file");
   }
   openFiles.push_back(f);
 }

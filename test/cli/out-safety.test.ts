@@ -143,6 +143,15 @@ test('the input as output is refused at start (same name, hard link, symbolic li
   assert.equal(readdirSync(dir).filter((f) => f.includes('nmwasm-')), [], 'no temp file');
 });
 
+test('two outputs of one run to the same file are refused at start', () => {
+  const out = join(dir, 'twice.pcap');
+  const res = runCli(['load', pass, '--port', 'gen:count=10', '--out', `pcap:${out}`, '+', pass, '--port', 'gen:count=10', '--out', `pcap:${out}`]);
+  assert.is(res.status, 2, res.stderr);
+  assert.match(oneLine(res.stderr), /twice\.pcap: is also the file of the output pcap:.*twice\.pcap; give each output its own file \(ESAMEFILE\)/);
+  assert.not.ok(existsSync(out));
+  assert.equal(readdirSync(dir).filter((f) => f.includes('nmwasm-')), [], 'no temp file');
+});
+
 // ---- a full disk ----------------------------------------------------------------------------
 
 test('a full disk ends the run with exit 1 and one line; what was written is a valid capture', () => {
