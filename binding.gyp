@@ -35,7 +35,8 @@
         "native/vale_switch.cc",
         "native/bench_firewall.cc",
         "native/thread_clock.cc",
-        "<(pcap_file_dir)/pcap_file.cc"
+        "<(pcap_file_dir)/pcap_file.cc",
+        "<(pcap_file_dir)/pcap_writer.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

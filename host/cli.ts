@@ -269,7 +269,7 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
   };
   reqs.forEach((req, i) => {
     for (const line of req.startup ?? []) say(line);
-    for (const line of engines[i]!.portInfo.notices ?? []) say(`warning: ${line}`);
+    for (const line of engines[i]!.portNotices) say(`warning: ${line}`);
   });
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));
@@ -300,6 +300,8 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
     }, STOP_DEADLINE_MS);
     deadline.unref();
   };
+  // SIGHUP (the terminal went away) stops like SIGTERM: every packet gets its verdict and the
+  // --out file is committed instead of the process dying with its temp file left behind.
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const sig of signals) process.on(sig, onSignal);
   let results: RunResult[];

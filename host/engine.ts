@@ -194,6 +194,11 @@ export class Engine {
     return this.input;
   }
 
+  /** Start-up notices of every port of this engine, input first (offloads, leftovers removed, ...). */
+  get portNotices(): string[] {
+    return this.opened.flatMap((info) => info.notices ?? []);
+  }
+
   /** Workers terminated but not exited yet (guest code that ignores termination). */
   get lingeringWorkers(): number {
     return this.reaper.lingering;
@@ -352,7 +357,10 @@ export class Engine {
       case 'fatal': {
         run.done = true;
         const err = Object.assign(new Error(msg.message), msg.code ? { code: msg.code, port: msg.port, syscall: msg.syscall, errno: msg.errno } : {});
-        this.fail(isNativeError(err) ? new Error(formatNativeError(err)) : err);
+        // A capture that changed while it was read (EPCAP_*) is a bad input: exit 2; any other
+        // error while running (a failed write such as ENOSPC) exits 1.
+        if (isNativeError(err) && err.code.startsWith('EPCAP_')) this.fail(new UsageError(formatNativeError(err)));
+        else this.fail(isNativeError(err) ? new Error(formatNativeError(err)) : err);
         return;
       }
     }

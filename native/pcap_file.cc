@@ -3,7 +3,6 @@
 #include "pcap_file.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +25,17 @@ constexpr uint32_t kByteOrderMagic = 0x1a2b3c4d;
 constexpr size_t kClassicHeader = 24;
 constexpr size_t kClassicRecordHeader = 16;
 constexpr uint64_t kNsPerSecond = 1000000000ull;
+// NB: the read buffer: one pread per 320 KiB of capture. Large enough for any record (16 +
+// kMaxCaplen bytes) or pcapng packet block prefix (28 + kMaxCaplen bytes), small enough to
+// stay in L2 for the second copy into the slot (2 MiB chunks measured slower per packet).
+constexpr size_t kReadChunk = 320u << 10;
+constexpr size_t kSllHeader = 16;
+constexpr size_t kSll2Header = 20;
+constexpr size_t kEtherHeader = 14;
+
+inline bool acceptedLinkType(uint32_t t) {
+  return t == kLinkTypeEthernet || t == kLinkTypeLinuxSll || t == kLinkTypeLinuxSll2;
+}
 
 // Fault kinds: what validate()/describe() report.
 enum FaultKind {
@@ -44,6 +54,7 @@ enum FaultKind {
   kTsresolBad,            // a: if_tsresol byte
   kInterfaceUndefined,    // a: interface id, b: interfaces defined in the section
   kPacketOverrunsBlock,   // a: caplen, b: room in the block
+  kFileChanged,           // a: size at open, b: where the file now ends (a short read)
 };
 
 inline uint16_t load16(const uint8_t* p, bool swap) {
@@ -84,12 +95,7 @@ inline uint64_t ticksToNs(uint64_t ticks, const PcapReader::Interface& ifc) {
 
 inline uint32_t pad4(uint32_t n) { return (n + 3u) & ~3u; }
 
-std::string errnoName(int err) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  if (const char* name = strerrorname_np(err)) return name;
-#endif
-  return "E" + std::to_string(err);
-}
+std::string errnoName(int err) { return pcapErrnoName(err); }
 
 PcapError systemError(const std::string& path, const char* doing, int err, const char* hint) {
   return PcapError{errnoName(err), path + ": cannot " + doing + ": " + std::strerror(err) + hint, err};
@@ -102,6 +108,13 @@ std::string hex32(uint64_t v) {
 }
 
 }  // namespace
+
+std::string pcapErrnoName(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  if (const char* name = strerrorname_np(err)) return name;
+#endif
+  return "E" + std::to_string(err);
+}
 
 const char* pcapLinkTypeName(uint32_t linkType) {
   switch (linkType) {
@@ -192,7 +205,35 @@ const char* pcapLinkTypeName(uint32_t linkType) {
 // PcapReader
 
 PcapReader::~PcapReader() {
-  if (base_ != nullptr) munmap(const_cast<uint8_t*>(base_), size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+const uint8_t* PcapReader::view(uint64_t offset, size_t len) {
+  if (offset >= bufStart_ && offset + len <= bufStart_ + bufLen_) return buf_.data() + (offset - bufStart_);
+  if (len > buf_.size() || offset + len > size_) {  // callers check against size_ first: never taken
+    fault(kFileChanged, offset, size_, offset);
+    return nullptr;
+  }
+  // NB: one pread per kReadChunk bytes, not per packet; the chunk starts at the record asked for.
+  size_t want = static_cast<size_t>(size_ - offset < buf_.size() ? size_ - offset : buf_.size());
+  size_t got = 0;
+  while (got < want) {
+    ssize_t n = ::pread(fd_, buf_.data() + got, want - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      readErrno_ = errno;
+      break;
+    }
+    if (n == 0) break;  // the file is shorter than it was at open
+    got += static_cast<size_t>(n);
+  }
+  bufStart_ = offset;
+  bufLen_ = got;
+  if (got < len) {
+    fault(kFileChanged, offset, size_, offset + got);
+    return nullptr;
+  }
+  return buf_.data();
 }
 
 std::unique_ptr<PcapReader> PcapReader::open(const std::string& path) {
@@ -218,31 +259,27 @@ std::unique_ptr<PcapReader> PcapReader::open(const std::string& path) {
     throw PcapError{"EINVAL", path + ": is not a regular file; give a pcap or pcapng file", EINVAL};
   }
   std::unique_ptr<PcapReader> reader(new PcapReader());
-  reader->size_ = static_cast<size_t>(st.st_size);
-  if (reader->size_ > 0) {
-    // NB: the mapping is read-only and private; a file truncated by another process while
-    // it is open would fault on access (SIGBUS). Captures being written are not supported.
-    void* map = mmap(nullptr, reader->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      throw systemError(path, "map capture file", err, "");
-    }
-    madvise(map, reader->size_, MADV_SEQUENTIAL);
-    reader->base_ = static_cast<const uint8_t*>(map);
-  }
-  ::close(fd);
+  // NB: read with pread into one buffer of kReadChunk bytes, never mapped: a file truncated by
+  // another process while it is read gives a short read (kFileChanged), not a SIGBUS.
+  reader->fd_ = fd;
+  reader->dev_ = st.st_dev;
+  reader->ino_ = st.st_ino;
+  reader->size_ = static_cast<uint64_t>(st.st_size);
+  reader->buf_.resize(kReadChunk);
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   reader->validate(path);
   return reader;
 }
 
 void PcapReader::validate(const std::string& path) {
-  const size_t size = size_;
+  const uint64_t size = size_;
   if (size < 4) {
     throw PcapError{"EPCAP_TRUNCATED", path + ": file is " + std::to_string(size) +
                     " bytes long, too short for a pcap or pcapng header; the capture is empty or truncated", 0};
   }
-  uint32_t magic = load32(base_, false);
+  const uint8_t* head = view(0, size < kClassicHeader ? static_cast<size_t>(size) : kClassicHeader);
+  if (head == nullptr) throw PcapError{readErrno_ ? errnoName(readErrno_) : "EPCAP_TRUNCATED", describe(path), readErrno_};
+  uint32_t magic = load32(head, false);
   if (magic == kBlockSHB) {
     pcapng_ = true;
     firstRecord_ = 0;
@@ -254,26 +291,26 @@ void PcapReader::validate(const std::string& path) {
       magic = __builtin_bswap32(magic);
     } else {
       throw PcapError{"EPCAP_FORMAT", path + ": not a pcap or pcapng file (first 4 bytes are " +
-                      hex32(load32(base_, true)) + "; expected a pcap magic such as 0xa1b2c3d4 or the pcapng 0x0a0d0d0a)", 0};
+                      hex32(load32(head, true)) + "; expected a pcap magic such as 0xa1b2c3d4 or the pcapng 0x0a0d0d0a)", 0};
     }
     if (size < kClassicHeader) {
       throw PcapError{"EPCAP_TRUNCATED", path + ": pcap header is cut short (" + std::to_string(size) +
                       " of 24 bytes); the capture is truncated", 0};
     }
     nanos_ = magic == kMagicNanos;
-    uint16_t major = load16(base_ + 4, swapped_);
-    uint16_t minor = load16(base_ + 6, swapped_);
+    uint16_t major = load16(head + 4, swapped_);
+    uint16_t minor = load16(head + 6, swapped_);
     if (major != 2) {
       throw PcapError{"EPCAP_FORMAT", path + ": unsupported pcap version " + std::to_string(major) + "." +
                       std::to_string(minor) + "; expected 2.4", 0};
     }
     oldVersion_ = minor < 4;
-    linkType_ = load32(base_ + 20, swapped_) & 0xffffu;  // upper bits: FCS length, ignored
+    linkType_ = load32(head + 20, swapped_) & 0xffffu;  // upper bits: FCS length, ignored
     firstRecord_ = kClassicHeader;
   }
 
-  // Full structural pass: count packets, collect interfaces, note the first non-Ethernet
-  // packet (reported only if the structure is sound).
+  // Full structural pass: count packets, collect interfaces, note the first packet of a link
+  // type nmwasm cannot give as Ethernet (reported only if the structure is sound).
   indexing_ = true;
   rewind();
   uint64_t badLinkPacket = 0;
@@ -281,27 +318,36 @@ void PcapReader::validate(const std::string& path) {
   Record rec;
   Step s;
   while ((s = step(&rec)) == Step::kPacket) {
-    if (rec.linkType != kLinkTypeEthernet && badLinkPacket == 0) {
+    if (rec.linkType == kLinkTypeLinuxSll || rec.linkType == kLinkTypeLinuxSll2) {
+      if (cookedLinkType_ == 0) cookedLinkType_ = rec.linkType;
+    } else if (rec.linkType != kLinkTypeEthernet && badLinkPacket == 0) {
       badLinkPacket = packetIndex_;
       badLinkType = rec.linkType;
     }
   }
-  if (s == Step::kFault) throw PcapError{fault_.kind == kRecordHeaderCut || fault_.kind == kRecordDataCut ||
-                                         fault_.kind == kBlockHeaderCut || fault_.kind == kBlockCut
-                                             ? "EPCAP_TRUNCATED" : "EPCAP_CORRUPT",
-                                         describe(path), 0};
+  if (s == Step::kFault) throw failure(path);
   packetCount_ = packetIndex_;
   indexing_ = false;
-  if (!pcapng_ && linkType_ != kLinkTypeEthernet) badLinkType = linkType_;
+  if (!pcapng_ && !acceptedLinkType(linkType_)) badLinkType = linkType_;
   if (badLinkType != kLinkTypeEthernet && (!pcapng_ || badLinkPacket != 0)) {
     const char* name = pcapLinkTypeName(badLinkType);
     std::string where = pcapng_ ? " (packet " + std::to_string(badLinkPacket) + ")" : "";
     throw PcapError{"ELINKTYPE", path + ": link type " + std::to_string(badLinkType) + " (" +
                     (name ? name : "unknown") + ")" + where +
-                    " is not supported: nmwasm filters Ethernet frames (LINKTYPE_ETHERNET = 1)", 0};
+                    " is not supported: nmwasm filters Ethernet frames (LINKTYPE_ETHERNET = 1; Linux cooked "
+                    "captures, LINUX_SLL and LINUX_SLL2, are read as Ethernet)", 0};
   }
-  linkType_ = kLinkTypeEthernet;
   rewind();
+}
+
+PcapError PcapReader::failure(const std::string& path) const {
+  if (fault_.kind == kFileChanged && readErrno_ != 0) {
+    return PcapError{errnoName(readErrno_), path + ": cannot read capture file at byte offset " + std::to_string(fault_.offset) +
+                     ": " + std::strerror(readErrno_) + "; check the disk and the file", readErrno_};
+  }
+  const bool truncated = fault_.kind == kRecordHeaderCut || fault_.kind == kRecordDataCut ||
+                         fault_.kind == kBlockHeaderCut || fault_.kind == kBlockCut || fault_.kind == kFileChanged;
+  return PcapError{truncated ? "EPCAP_TRUNCATED" : "EPCAP_CORRUPT", describe(path), 0};
 }
 
 std::string PcapReader::describe(const std::string& path) const {
@@ -352,6 +398,9 @@ std::string PcapReader::describe(const std::string& path) const {
              " interface(s)" + corrupt;
     case kPacketOverrunsBlock:
       return path + ": " + pkt + at + " has " + a + " bytes of data but its block holds only " + b + corrupt;
+    case kFileChanged:
+      return path + ": the file changed while it was read: it was " + a + " bytes long when opened, now it ends at byte " +
+             b + " (" + pkt + at + "); do not truncate or rewrite a capture while nmwasm reads it (copy it first)";
     default:
       return path + ": malformed capture" + at + corrupt;
   }
@@ -375,11 +424,14 @@ PcapReader::Step PcapReader::step(Record* out) {
   return pcapng_ ? stepPcapng(out) : stepClassic(out);
 }
 
+// NB: view() may refill the read buffer and so invalidates every pointer it returned
+// before; each step reads its fixed fields into locals and takes the packet data last.
 PcapReader::Step PcapReader::stepClassic(Record* out) {
-  const size_t left = size_ - pos_;
+  const uint64_t left = size_ - pos_;
   if (left == 0) return Step::kEnd;
   if (left < kClassicRecordHeader) return fault(kRecordHeaderCut, pos_, left);
-  const uint8_t* h = base_ + pos_;
+  const uint8_t* h = view(pos_, kClassicRecordHeader);
+  if (h == nullptr) return Step::kFault;
   uint32_t secs = load32(h, swapped_);
   uint32_t frac = load32(h + 4, swapped_);
   uint32_t caplen = load32(h + 8, swapped_);
@@ -388,7 +440,9 @@ PcapReader::Step PcapReader::stepClassic(Record* out) {
   if (oldVersion_ && caplen > origlen) std::swap(caplen, origlen);
   if (caplen > kMaxCaplen) return fault(kCaplenTooLarge, pos_, caplen);
   if (left - kClassicRecordHeader < caplen) return fault(kRecordDataCut, pos_, caplen, left - kClassicRecordHeader);
-  out->data = h + kClassicRecordHeader;
+  const uint8_t* data = view(pos_ + kClassicRecordHeader, caplen);
+  if (data == nullptr) return Step::kFault;
+  out->data = data;
   out->caplen = caplen;
   out->origlen = origlen;
   out->tsNs = static_cast<uint64_t>(secs) * kNsPerSecond + static_cast<uint64_t>(frac) * (nanos_ ? 1 : 1000);
@@ -400,10 +454,11 @@ PcapReader::Step PcapReader::stepClassic(Record* out) {
 
 PcapReader::Step PcapReader::stepPcapng(Record* out) {
   for (;;) {
-    const size_t left = size_ - pos_;
+    const uint64_t left = size_ - pos_;
     if (left == 0) return Step::kEnd;
     if (left < 12) return fault(kBlockHeaderCut, pos_, left);
-    const uint8_t* blk = base_ + pos_;
+    const uint8_t* blk = view(pos_, 12);
+    if (blk == nullptr) return Step::kFault;
     uint32_t type = load32(blk, swapped_);
     if (load32(blk, false) == kBlockSHB) {
       type = kBlockSHB;
@@ -417,18 +472,22 @@ PcapReader::Step PcapReader::stepPcapng(Record* out) {
     uint32_t length = load32(blk + 4, swapped_);
     if (length < 12 || length % 4 != 0) return fault(kBlockLengthBad, pos_, length, type);
     if (length > left) return fault(kBlockCut, pos_, length, left);
-    uint32_t trailer = load32(blk + length - 4, swapped_);
+    const uint8_t* tail = view(pos_ + length - 4, 4);
+    if (tail == nullptr) return Step::kFault;
+    uint32_t trailer = load32(tail, swapped_);
     if (trailer != length) return fault(kBlockTrailerBad, pos_, length, trailer);
-    const uint8_t* body = blk + 8;
+    const uint64_t body = pos_ + 8;  // file offset of the block body
     const uint32_t bodyLen = length - 12;
-    const size_t blockOffset = pos_;
+    const uint64_t blockOffset = pos_;
     pos_ += length;
 
     switch (type) {
       case kBlockSHB: {
         if (bodyLen < 16) return fault(kBlockTooShort, blockOffset, length, type);
-        uint16_t major = load16(body + 4, swapped_);
-        uint16_t minor = load16(body + 6, swapped_);
+        const uint8_t* f = view(body, 16);
+        if (f == nullptr) return Step::kFault;
+        uint16_t major = load16(f + 4, swapped_);
+        uint16_t minor = load16(f + 6, swapped_);
         if (major != 1) return fault(kSectionVersionBad, blockOffset, major, minor);
         inSection_ = true;
         sectionBase_ = idbSeen_;
@@ -437,16 +496,21 @@ PcapReader::Step PcapReader::stepPcapng(Record* out) {
       case kBlockIDB: {
         if (bodyLen < 8) return fault(kBlockTooShort, blockOffset, length, type);
         if (indexing_) {
-          Interface ifc{load16(body, swapped_), load32(body + 4, swapped_), 1000000, 0};
-          const uint8_t* opt = body + 8;
-          const uint8_t* end = body + bodyLen;
+          const uint8_t* f = view(body, 8);
+          if (f == nullptr) return Step::kFault;
+          Interface ifc{load16(f, swapped_), load32(f + 4, swapped_), 1000000, 0};
+          uint64_t opt = body + 8;
+          const uint64_t end = body + bodyLen;
           while (end - opt >= 4) {
-            uint16_t code = load16(opt, swapped_);
-            uint16_t olen = load16(opt + 2, swapped_);
+            const uint8_t* oh = view(opt, 4);
+            if (oh == nullptr) return Step::kFault;
+            uint16_t code = load16(oh, swapped_);
+            uint16_t olen = load16(oh + 2, swapped_);
             if (code == 0) break;  // opt_endofopt
-            if (pad4(olen) > static_cast<size_t>(end - opt - 4)) return fault(kOptionOverrun, blockOffset, code);
-            const uint8_t* value = opt + 4;
+            if (pad4(olen) > end - opt - 4) return fault(kOptionOverrun, blockOffset, code);
             if (code == 9 && olen >= 1) {  // if_tsresol
+              const uint8_t* value = view(opt + 4, 1);
+              if (value == nullptr) return Step::kFault;
               uint8_t r = value[0];
               uint32_t exp = r & 0x7f;
               if (r & 0x80) {
@@ -459,6 +523,8 @@ PcapReader::Step PcapReader::stepPcapng(Record* out) {
                 ifc.unitsPerSecond = ups;
               }
             } else if (code == 14 && olen >= 8) {  // if_tsoffset
+              const uint8_t* value = view(opt + 4, 8);
+              if (value == nullptr) return Step::kFault;
               ifc.offsetSeconds = static_cast<int64_t>(load64(value, swapped_));
             }
             opt += 4 + pad4(olen);
@@ -471,16 +537,20 @@ PcapReader::Step PcapReader::stepPcapng(Record* out) {
       case kBlockEPB:
       case kBlockPB: {
         if (bodyLen < 20) return fault(kBlockTooShort, blockOffset, length, type);
-        uint32_t ifId = type == kBlockEPB ? load32(body, swapped_) : load16(body, swapped_);
+        const uint8_t* f = view(body, 20);
+        if (f == nullptr) return Step::kFault;
+        uint32_t ifId = type == kBlockEPB ? load32(f, swapped_) : load16(f, swapped_);
         size_t defined = idbSeen_ - sectionBase_;
         if (ifId >= defined) return fault(kInterfaceUndefined, blockOffset, ifId, defined);
         const Interface& ifc = interfaces_[sectionBase_ + ifId];
-        uint64_t ticks = (static_cast<uint64_t>(load32(body + 4, swapped_)) << 32) | load32(body + 8, swapped_);
-        uint32_t caplen = load32(body + 12, swapped_);
-        uint32_t origlen = load32(body + 16, swapped_);
+        uint64_t ticks = (static_cast<uint64_t>(load32(f + 4, swapped_)) << 32) | load32(f + 8, swapped_);
+        uint32_t caplen = load32(f + 12, swapped_);
+        uint32_t origlen = load32(f + 16, swapped_);
         if (caplen > kMaxCaplen) return fault(kCaplenTooLarge, blockOffset, caplen);
         if (caplen > bodyLen - 20) return fault(kPacketOverrunsBlock, blockOffset, caplen, bodyLen - 20);
-        out->data = body + 20;
+        const uint8_t* data = view(body + 20, caplen);
+        if (data == nullptr) return Step::kFault;
+        out->data = data;
         out->caplen = caplen;
         out->origlen = origlen;
         out->tsNs = ticksToNs(ticks, ifc);
@@ -493,12 +563,16 @@ PcapReader::Step PcapReader::stepPcapng(Record* out) {
         size_t defined = idbSeen_ - sectionBase_;
         if (defined == 0) return fault(kInterfaceUndefined, blockOffset, 0, 0);
         const Interface& ifc = interfaces_[sectionBase_];
-        uint32_t origlen = load32(body, swapped_);
+        const uint8_t* f = view(body, 4);
+        if (f == nullptr) return Step::kFault;
+        uint32_t origlen = load32(f, swapped_);
         uint32_t caplen = origlen;
         if (ifc.snaplen != 0 && caplen > ifc.snaplen) caplen = ifc.snaplen;
         if (caplen > bodyLen - 4) caplen = bodyLen - 4;
         if (caplen > kMaxCaplen) return fault(kCaplenTooLarge, blockOffset, caplen);
-        out->data = body + 4;
+        const uint8_t* data = view(body + 4, caplen);
+        if (data == nullptr) return Step::kFault;
+        out->data = data;
         out->caplen = caplen;
         out->origlen = origlen;
         out->tsNs = 0;  // Simple Packet Blocks carry no timestamp
@@ -514,116 +588,46 @@ PcapReader::Step PcapReader::stepPcapng(Record* out) {
 
 bool PcapReader::next(uint8_t* dst, uint32_t cap, uint32_t* caplen, uint32_t* origlen, uint64_t* ts_ns) {
   Record rec;
-  if (step(&rec) != Step::kPacket) return false;  // kFault cannot happen after validate()
+  Step s = step(&rec);
+  if (s != Step::kPacket) {
+    if (s == Step::kFault) failed_ = true;  // the file changed since open (validated then)
+    return false;
+  }
+  *ts_ns = rec.tsNs;
+  if (rec.linkType == kLinkTypeLinuxSll || rec.linkType == kLinkTypeLinuxSll2) {
+    *caplen = cookedToEthernet(rec, dst, cap, origlen);
+    return true;
+  }
   uint32_t n = rec.caplen < cap ? rec.caplen : cap;
   std::memcpy(dst, rec.data, n);
   *caplen = n;
   *origlen = rec.origlen;
-  *ts_ns = rec.tsNs;
   return true;
 }
 
-// ---------------------------------------------------------------------------------------
-// PcapWriter
-
-namespace {
-constexpr size_t kWriteBuffer = 1 << 20;  // NB: one write(2) per MiB, not per packet
-
-void put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
-void put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
-}  // namespace
-
-std::unique_ptr<PcapWriter> PcapWriter::create(const std::string& path) {
-  std::unique_ptr<PcapWriter> w(new PcapWriter());
-  w->path_ = path;
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (base.empty()) throw PcapError{"EISDIR", path + ": is a directory path, expected a file name for the output pcap", EISDIR};
-  // Temp name beside the target so that rename() is atomic; O_EXCL guards against clashes.
-  static unsigned counter = 0;
-  for (int attempt = 0;; ++attempt) {
-    w->tempPath_ = dir + "." + base + "." + std::to_string(getpid()) + "." +
-                   std::to_string(++counter) + "." + std::to_string(static_cast<long>(time(nullptr)) % 100000) + ".tmp";
-    w->fd_ = ::open(w->tempPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (w->fd_ >= 0) break;
-    if (errno != EEXIST || attempt > 100) {
-      int err = errno;
-      w->finished_ = true;
-      throw systemError(path, "create temp file for output pcap", err,
-                        err == ENOENT ? " (does the directory exist?)" : err == EACCES ? " (make the directory writable)" : "");
-    }
-  }
-  w->buffer_.resize(kWriteBuffer);
-  uint8_t* h = w->buffer_.data();
-  put32(h, kMagicNanos);
-  put16(h + 4, 2);
-  put16(h + 6, 4);
-  put32(h + 8, 0);   // thiszone
-  put32(h + 12, 0);  // sigfigs
-  put32(h + 16, kMaxCaplen);
-  put32(h + 20, kLinkTypeEthernet);
-  w->used_ = kClassicHeader;
-  return w;
-}
-
-PcapWriter::~PcapWriter() {
-  if (!finished_) abort();
-}
-
-void PcapWriter::flush() {
-  size_t off = 0;
-  while (off < used_ && error_ == 0) {
-    ssize_t n = ::write(fd_, buffer_.data() + off, used_ - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      error_ = errno;
-    } else {
-      off += static_cast<size_t>(n);
-    }
-  }
-  used_ = 0;
-}
-
-void PcapWriter::write(const uint8_t* data, uint32_t caplen, uint32_t origlen, uint64_t ts_ns) {
-  if (finished_ || error_ != 0) return;
-  if (caplen > kMaxCaplen) caplen = kMaxCaplen;
-  if (buffer_.size() - used_ < kClassicRecordHeader + caplen) flush();
-  uint8_t* p = buffer_.data() + used_;
-  uint64_t secs = ts_ns / kNsPerSecond;
-  uint32_t nanos = static_cast<uint32_t>(ts_ns % kNsPerSecond);
-  if (secs > UINT32_MAX) {  // after 2106-02-07: the last instant classic pcap can hold
-    secs = UINT32_MAX;
-    nanos = kNsPerSecond - 1;
-  }
-  put32(p, static_cast<uint32_t>(secs));
-  put32(p + 4, nanos);
-  put32(p + 8, caplen);
-  put32(p + 12, origlen);
-  std::memcpy(p + kClassicRecordHeader, data, caplen);
-  used_ += kClassicRecordHeader + caplen;
-  ++packets_;
-}
-
-void PcapWriter::commit() {
-  if (finished_) return;
-  flush();
-  int err = error_;
-  if (::close(fd_) != 0 && err == 0) err = errno;
-  fd_ = -1;
-  if (err == 0 && ::rename(tempPath_.c_str(), path_.c_str()) != 0) err = errno;
-  finished_ = true;
-  if (err != 0) {
-    ::unlink(tempPath_.c_str());
-    throw systemError(path_, "write output pcap", err,
-                      err == ENOSPC ? " (the disk is full; free space and run again)" : "");
-  }
-}
-
-void PcapWriter::abort() {
-  if (finished_) return;
-  finished_ = true;
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  ::unlink(tempPath_.c_str());
+uint32_t PcapReader::cookedToEthernet(const Record& rec, uint8_t* dst, uint32_t cap, uint32_t* origlen) {
+  const bool v2 = rec.linkType == kLinkTypeLinuxSll2;
+  const uint32_t hdr = v2 ? kSll2Header : kSllHeader;
+  // The cooked header as captured (fields beyond caplen read as zero).
+  uint8_t h[kSll2Header] = {0};
+  std::memcpy(h, rec.data, rec.caplen < hdr ? rec.caplen : hdr);
+  // SLL:  pkttype(2) hatype(2) halen(2) addr(8) protocol(2)
+  // SLL2: protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) halen(1) addr(8)
+  const uint16_t pktType = v2 ? h[10] : static_cast<uint16_t>(h[0] << 8 | h[1]);
+  const uint16_t addrLen = v2 ? h[11] : static_cast<uint16_t>(h[4] << 8 | h[5]);
+  const uint8_t* addr = v2 ? h + 12 : h + 6;
+  const uint8_t* proto = v2 ? h : h + 14;
+  uint8_t eth[kEtherHeader] = {0};
+  if (pktType == 1) std::memset(eth, 0xff, 6);  // LINUX_SLL_BROADCAST: the destination is known
+  if (addrLen == 6) std::memcpy(eth + 6, addr, 6);  // the sender's MAC
+  eth[12] = proto[0];
+  eth[13] = proto[1];
+  const uint32_t payload = rec.caplen > hdr ? rec.caplen - hdr : 0;
+  const uint32_t total = kEtherHeader + payload;
+  uint32_t n = total < cap ? total : cap;
+  std::memcpy(dst, eth, n < kEtherHeader ? n : kEtherHeader);
+  if (n > kEtherHeader) std::memcpy(dst + kEtherHeader, rec.data + hdr, n - kEtherHeader);
+  const uint32_t orig = rec.origlen > hdr ? rec.origlen - hdr + kEtherHeader : kEtherHeader;
+  *origlen = orig > total ? orig : total;
+  return n;
 }

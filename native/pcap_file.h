@@ -5,8 +5,16 @@
 // both byte orders) and pcapng (any number of sections in either byte order, Interface
 // Description Blocks with if_tsresol / if_tsoffset, Enhanced, Simple and obsolete Packet
 // Blocks; every other block is skipped by its length). open() checks the WHOLE file before
-// it returns, so next() never meets a malformed record. Only Ethernet (LINKTYPE_ETHERNET = 1)
-// is accepted: nmwasm filters Ethernet frames.
+// it returns, so next() meets a malformed record only when the file changed since (then
+// next() ends and failed() is true). The file is read with pread into one 320 KiB buffer,
+// never memory-mapped: a capture truncated while it is read cannot raise SIGBUS.
+// nmwasm filters Ethernet frames: Ethernet (LINKTYPE_ETHERNET = 1) is read as is; Linux
+// cooked captures (LINUX_SLL = 113, LINUX_SLL2 = 276, `tcpdump -i any`) are read as Ethernet
+// frames whose 14-byte header is synthesized from the cooked header: destination
+// ff:ff:ff:ff:ff:ff for a broadcast packet (packet type 1), else zero; source = the cooked
+// header's link-layer address when it is 6 bytes long, else zero; Ethertype = its protocol
+// field, copied as is. caplen and origlen shrink by 2 (SLL) or 6 (SLL2); a record shorter
+// than its cooked header gives a 14-byte frame with the missing fields zero.
 //
 // What open() accepts, and why (tshark is liberal about content, strict about structure;
 // so are we):
@@ -18,7 +26,8 @@
 //    identically at the block's end, malformed IDB options, an unknown if_tsresol, and a
 //    packet referring to an interface its section did not define are EPCAP_CORRUPT.
 //  - Classic pcap link type: the low 16 bits; the FCS-length bits above them are ignored.
-//    pcapng: a file is refused (ELINKTYPE) if any packet refers to a non-Ethernet interface.
+//    pcapng: a file is refused (ELINKTYPE) if any packet refers to an interface of another
+//    link type than these three.
 //    Structural errors are reported before ELINKTYPE.
 //  - Timestamps become ns since the epoch (uint64), clamped at 0 for times before 1970.
 //    Simple Packet Blocks carry no timestamp: ts_ns = 0; their caplen is min(original length,
@@ -28,8 +37,8 @@
 //  - Classic pcap fraction fields are not range-checked: a microsecond field >= 10^6 adds
 //    exactly (Wireshark overflows there; see rx_serviceid_oobr.pcap in the corpus test).
 //
-// PcapWriter writes nanosecond classic pcap (magic 0xa1b23c4d, snaplen 262144, Ethernet)
-// to a temp file beside `path` and renames it into place on commit().
+// PcapWriter (pcap_writer.cc) writes nanosecond classic pcap (magic 0xa1b23c4d, snaplen
+// 262144, Ethernet); see its comment for what it does with the path it is given.
 //
 // Error messages are one line, start with the file path, and say what to do.
 #pragma once
@@ -47,9 +56,15 @@ struct PcapError {
   std::string code;
   std::string message;
   int err;
+  std::string syscall = "";  // the failed system call when there is one ("write", "open")
 };
 
+// "ENOSPC" for ENOSPC, ... ("E<number>" when the C library has no name for it).
+std::string pcapErrnoName(int err);
+
 constexpr uint32_t kLinkTypeEthernet = 1;
+constexpr uint32_t kLinkTypeLinuxSll = 113;
+constexpr uint32_t kLinkTypeLinuxSll2 = 276;
 constexpr uint32_t kMaxCaplen = 262144;
 
 // Name of a common LINKTYPE_ value ("ETHERNET", "IEEE802_11_RADIOTAP"), or nullptr.
@@ -57,7 +72,7 @@ const char* pcapLinkTypeName(uint32_t linkType);
 
 class PcapReader {
  public:
-  // Maps `path` and validates every record; throws PcapError on any problem.
+  // Opens `path` and validates every record; throws PcapError on any problem.
   static std::unique_ptr<PcapReader> open(const std::string& path);
   ~PcapReader();
   PcapReader(const PcapReader&) = delete;
@@ -65,15 +80,27 @@ class PcapReader {
 
   // Number of packets in the file (counted by open).
   uint64_t packetCount() const { return packetCount_; }
-  // Always kLinkTypeEthernet for an opened file.
+  // The link type of the file (classic pcap) or of its first interface (pcapng).
   uint32_t linkType() const { return linkType_; }
+  // kLinkTypeLinuxSll or kLinkTypeLinuxSll2 when packets of that link type were found (their
+  // frames get a synthesized Ethernet header), else 0.
+  uint32_t cookedLinkType() const { return cookedLinkType_; }
+  // Identity of the file read (st_dev, st_ino at open).
+  uint64_t device() const { return dev_; }
+  uint64_t inode() const { return ino_; }
   // True for pcapng, false for classic pcap.
   bool isPcapng() const { return pcapng_; }
 
-  // Copies the next packet: min(caplen, cap) bytes into dst; *caplen = bytes copied,
-  // *origlen = wire length, *ts_ns = ns since epoch. Returns false at the end of the file.
-  // Allocates nothing, throws nothing.
+  // Copies the next packet (as an Ethernet frame): min(caplen, cap) bytes into dst; *caplen =
+  // bytes copied, *origlen = wire length, *ts_ns = ns since epoch. Returns false at the end
+  // of the file, or when the file changed since open (shorter, unreadable, rewritten): then
+  // failed() is true and failure() says what happened. Allocates nothing, throws nothing.
   bool next(uint8_t* dst, uint32_t cap, uint32_t* caplen, uint32_t* origlen, uint64_t* ts_ns);
+  // True once next() stopped because the file changed under the reader.
+  bool failed() const { return failed_; }
+  // The one-line error for the last fault (EPCAP_TRUNCATED for a file that got shorter,
+  // EPCAP_CORRUPT, or the errno of a failed read), starting with `path`. Allocates.
+  PcapError failure(const std::string& path) const;
   // Back to the first packet.
   void rewind();
 
@@ -106,9 +133,21 @@ class PcapReader {
   Step fault(int kind, uint64_t offset, uint64_t a = 0, uint64_t b = 0);
   void validate(const std::string& path);
   std::string describe(const std::string& path) const;
+  // `len` bytes at file offset `offset` (offset + len <= size_, len <= the buffer), read into
+  // the buffer if needed; nullptr (and a kFileChanged fault) when the file is now shorter or
+  // a read fails. Invalidates every pointer returned before.
+  const uint8_t* view(uint64_t offset, size_t len);
+  uint32_t cookedToEthernet(const Record& rec, uint8_t* dst, uint32_t cap, uint32_t* origlen);
 
-  const uint8_t* base_ = nullptr;
-  size_t size_ = 0;
+  int fd_ = -1;
+  uint64_t dev_ = 0, ino_ = 0;
+  uint64_t size_ = 0;               // the file's size at open; nothing after it is read
+  std::vector<uint8_t> buf_;        // read buffer: file bytes [bufStart_, bufStart_ + bufLen_)
+  uint64_t bufStart_ = 0;
+  size_t bufLen_ = 0;
+  int readErrno_ = 0;               // errno of a failed pread
+  bool failed_ = false;
+  uint32_t cookedLinkType_ = 0;
   bool pcapng_ = false;
   bool swapped_ = false;            // classic: whole file; pcapng: current section
   bool nanos_ = false;              // classic only
@@ -116,8 +155,8 @@ class PcapReader {
   uint32_t linkType_ = kLinkTypeEthernet;
   uint64_t packetCount_ = 0;
 
-  size_t pos_ = 0;                  // next record/block to parse
-  size_t firstRecord_ = 0;
+  uint64_t pos_ = 0;                // next record/block to parse
+  uint64_t firstRecord_ = 0;
   uint64_t packetIndex_ = 0;        // packets parsed so far (1-based number of the last)
   bool indexing_ = false;           // true during open(): IDBs are appended to interfaces_
   std::vector<Interface> interfaces_;  // every IDB of the file, in file order
@@ -125,39 +164,4 @@ class PcapReader {
   size_t sectionBase_ = 0;          // index in interfaces_ of the current section's interface 0
   bool inSection_ = false;
   Fault fault_{};
-};
-
-class PcapWriter {
- public:
-  // Creates a temp file beside `path` and writes the pcap header; throws PcapError.
-  static std::unique_ptr<PcapWriter> create(const std::string& path);
-  ~PcapWriter();
-  PcapWriter(const PcapWriter&) = delete;
-  PcapWriter& operator=(const PcapWriter&) = delete;
-
-  // Appends one record (caplen is clamped to kMaxCaplen; a time after 2106-02-07 06:28:15,
-  // beyond 32-bit seconds, is written as the last instant classic pcap can hold). Allocates nothing, throws nothing:
-  // an I/O error is remembered and thrown by commit().
-  void write(const uint8_t* data, uint32_t caplen, uint32_t origlen, uint64_t ts_ns);
-  // Flushes, closes and renames the temp file onto `path`; throws PcapError on I/O failure
-  // (the temp file is then removed).
-  void commit();
-  // Removes the temp file. Also done by the destructor if neither commit nor abort ran.
-  void abort();
-
-  uint64_t packetsWritten() const { return packets_; }
-  const std::string& tempPath() const { return tempPath_; }
-
- private:
-  PcapWriter() = default;
-  void flush();
-
-  std::string path_;
-  std::string tempPath_;
-  int fd_ = -1;
-  std::vector<uint8_t> buffer_;
-  size_t used_ = 0;
-  int error_ = 0;                   // first errno seen by flush()
-  uint64_t packets_ = 0;
-  bool finished_ = false;
 };

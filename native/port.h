@@ -157,6 +157,10 @@ class Port {
   /** Frames the kernel dropped because they did not fit a buffer (AF_XDP frames over 1792
    * bytes), since open; the main thread reads it at the end. Default 0. */
   virtual uint64_t oversizeDrops() const noexcept { return 0; }
+  /** Throws the NativeError that ended this port, if any (an output file that could not be
+   * written, a capture that changed while it was read); nothing otherwise. syncRing calls
+   * it once per batch for each output, and for the input once its ring is drained. */
+  virtual void throwIfFailed() {}
 
   // ---- lifecycle --------------------------------------------------------
   /** Flushes and closes (an output file is committed). May throw NativeError. */

@@ -232,7 +232,11 @@ int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted) {
     throw NativeError("ESTALE", a.port->name(), "", 0,
                       "ring " + std::to_string(a.ring) + " was attached again by another handle; use the newest handle and detach this one");
   if (done > sh.delivered) done = sh.delivered;
-  if (done > 0) completeSlots(a, sh, done, faulted);
+  if (done > 0) {
+    completeSlots(a, sh, done, faulted);
+    // An output that failed (a write error) ends the run now; this batch got its verdicts.
+    for (const auto& out : a.outputs) out->throwIfFailed();
+  }
 
   const uint32_t numSlots = sh.geo.numSlots;
   const bool closed = a.port->closed();
@@ -262,6 +266,7 @@ int32_t syncRing(RingAttachment& a, uint32_t done, bool faulted) {
     return static_cast<int32_t>(batch);
   }
   if (sh.exhausted) {
+    a.port->throwIfFailed();  // a source that ended on an error: every packet read got its verdict
     a.counters[Counter::eof] = 1;
     return -1;
   }

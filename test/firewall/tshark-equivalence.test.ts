@@ -1,5 +1,6 @@
 // The firewall (filters/build/firewall.wasm run by `nmwasm test`) against an independent
-// reference over every Ethernet capture of test/pcaps/tcpdump-tests: the same rules
+// reference over every Ethernet and Linux cooked (SLL, read as Ethernet) capture of
+// test/pcaps/tcpdump-tests: the same rules
 // (test/fixtures/firewall.rules) evaluated by test/lib/rules-reference.ts on the outermost
 // headers tshark decodes (test/lib/tshark.ts, reassembly off). Every packet must get the same
 // verdict, except the ones listed in test/fixtures/firewall-tshark-mismatches.json, each of
@@ -17,6 +18,7 @@ const rulesPath = join(root, 'test', 'fixtures', 'firewall.rules');
 const mismatchesPath = join(root, 'test', 'fixtures', 'firewall-tshark-mismatches.json');
 const brokenPath = join(root, 'test', 'fixtures', 'broken-pcaps.json');
 const ETHERNET_CAPTURES = 479;
+const COOKED_CAPTURES = 32;
 const VERDICT_NAMES = ['drop', 'pass', 'host'];
 
 interface ListedMismatch {
@@ -50,7 +52,7 @@ const rulesText = readFileSync(rulesPath, 'utf8');
 const rules: RuleSet = parseRules(rulesText);
 const broken = brokenNames();
 const { captures } = listCaptures(corpus, readdirSync(corpus).sort());
-const ethernet: CaptureInfo[] = captures.filter((c) => c.encapsulation === 'ether' && !broken.has(c.name));
+const ethernet: CaptureInfo[] = captures.filter((c) => (c.encapsulation === 'ether' || c.encapsulation === 'linux-sll') && !broken.has(c.name));
 const reference = dissectConcatenated(ethernet);
 const traces = await firewallTraces(ethernet.map((c) => c.path), rulesPath, 2);
 const listed: ListedMismatch[] = JSON.parse(readFileSync(mismatchesPath, 'utf8')) as ListedMismatch[];
@@ -80,8 +82,9 @@ ethernet.forEach((capture, i) => {
   });
 });
 
-test(`the corpus has ${ETHERNET_CAPTURES} Ethernet captures and nmwasm ran every one`, () => {
-  assert.is(ethernet.length, ETHERNET_CAPTURES, `Ethernet captures found by capinfos in ${corpus}`);
+test(`the corpus has ${ETHERNET_CAPTURES} Ethernet and ${COOKED_CAPTURES} Linux cooked captures and nmwasm ran every one`, () => {
+  assert.is(ethernet.filter((c) => c.encapsulation === 'ether').length, ETHERNET_CAPTURES, `Ethernet captures found by capinfos in ${corpus}`);
+  assert.is(ethernet.filter((c) => c.encapsulation === 'linux-sll').length, COOKED_CAPTURES, `Linux cooked captures found by capinfos in ${corpus}`);
   assert.equal(failures.length, 0, `${failures.length} runs failed:\n${failures.slice(0, 10).join('\n')}`);
 });
 

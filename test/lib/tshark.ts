@@ -39,7 +39,8 @@ export type FieldName = (typeof FIELDS)[number];
 export type FieldValues = Record<FieldName, string[]>;
 
 /** Layers the README's parser walks through before the network header. */
-export const ENTERED_LAYERS = new Set(['eth', 'ethertype', 'vlan', 'ieee8021ad', 'mpls', 'pppoes', 'ppp', 'llc']);
+// 'sll': a Linux cooked capture, which nmwasm reads as Ethernet (docs/PORTS.md).
+export const ENTERED_LAYERS = new Set(['eth', 'sll', 'ethertype', 'vlan', 'ieee8021ad', 'mpls', 'pppoes', 'ppp', 'llc']);
 /** IPv6 extension-header layers the README skips, with the field holding their next header. */
 const IPV6_EXTENSIONS: Record<string, FieldName> = {
   'ipv6.hopopts': 'ipv6.hopopts.nxt',

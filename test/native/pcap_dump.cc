@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../../native/pcap_file.h"
+#include "../../native/pcap_writer.h"
 
 static void printJsonString(const std::string& s) {
   std::putchar('"');

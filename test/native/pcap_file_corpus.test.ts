@@ -187,7 +187,7 @@ const capinfosRefused = new Set<string>();
 
 test.before(() => {
   run('g++', ['-std=c++17', '-O1', '-g', '-Wall', '-Wextra', '-Werror', '-fsanitize=address,undefined', '-fno-sanitize-recover=all',
-    '-o', driver, join(root, 'test', 'native', 'pcap_dump.cc'), join(root, 'native', 'pcap_file.cc')]);
+    '-o', driver, join(root, 'test', 'native', 'pcap_dump.cc'), join(root, 'native', 'pcap_file.cc'), join(root, 'native', 'pcap_writer.cc')]);
   ours = dump(corpus);
   const res = run('capinfos', ['-T', '-r', '-E', '-c', ...corpus], { allowFail: true });
   for (const line of res.stdout.split('\n').filter(Boolean)) {
@@ -217,22 +217,24 @@ test('corpus: broken-pcaps.json is exactly what capinfos refuses, and each is re
   for (const b of broken.broken) assert.ok(ours.get(join(corpusDir, b.file))!.error!.message.includes(`link type ${b.linkType} (`));
 });
 
-test('corpus: Ethernet captures open with capinfos\'s packet count; all others are refused with ELINKTYPE', () => {
-  let ether = 0, packets = 0;
+test('corpus: Ethernet and Linux cooked captures open with capinfos\'s packet count; all others are refused with ELINKTYPE', () => {
+  let ether = 0, packets = 0, cooked = 0;
   for (const [file, info] of capinfos) {
     const d = ours.get(file)!;
-    if (info.encap === 'ether') {
+    if (info.encap === 'ether' || info.encap === 'linux-sll') {
       assert.not.ok(d.error, `${file}: ${d.error?.message}`);
       assert.is(d.count, info.count, `${file}: packet count`);
+      if (info.encap === 'linux-sll') { cooked++; continue; }
       ether++;
       packets += d.count;
     } else {
       assertCleanError(file, d, 'ELINKTYPE');
-      assert.match(d.error!.message, /link type \d+ \([A-Za-z0-9_]+\).* is not supported: nmwasm filters Ethernet frames \(LINKTYPE_ETHERNET = 1\)/);
+      assert.match(d.error!.message, /link type \d+ \([A-Za-z0-9_]+\).* is not supported: nmwasm filters Ethernet frames \(LINKTYPE_ETHERNET = 1; Linux cooked captures, LINUX_SLL and LINUX_SLL2, are read as Ethernet\)/);
     }
   }
   assert.is(ether, 479);
   assert.is(packets, 8510);
+  assert.is(cooked, 32);
   const radiotap = join(corpusDir, [...capinfos].find(([, i]) => i.encap === 'ieee-802-11-radiotap')![0].slice(corpusDir.length + 1));
   assert.match(ours.get(radiotap)!.error!.message, /link type 127 \(IEEE802_11_RADIOTAP\) is not supported/);
 });
@@ -433,6 +435,103 @@ test('hostile: every truncation and 3000 random mutations are refused cleanly or
     for (const p of r.packets) assert.ok(p.caplen <= 262144, `${f}: caplen ${p.caplen}`);
   }
   assert.ok(refused > files.length / 4, `only ${refused} of ${files.length} damaged files refused`);
+});
+
+// ---------------------------------------------------------------------------------------
+// Linux cooked captures (SLL, SLL2): read as Ethernet with a synthesized 14-byte header
+
+type RawFrame = { caplen: number; origlen: number; ts: bigint | null; raw: Buffer; protocols: string };
+async function tsharkRaw(file: string): Promise<RawFrame[]> {
+  const res = await runAsync('tshark', ['-n', '-r', file, '-T', 'json', '-x', '-j', 'frame']);
+  if (res.status !== 0) throw new Error(`tshark -r ${file} exited ${res.status}: ${res.stderr}`);
+  const frames = JSON.parse(res.stdout) as { _source: { layers: { frame_raw?: [string]; frame: Record<string, string> } } }[];
+  return frames.map(({ _source: { layers } }) => ({
+    caplen: Number(layers.frame['frame.cap_len']),
+    origlen: Number(layers.frame['frame.len']),
+    ts: epochNs(layers.frame['frame.time_epoch']),
+    raw: Buffer.from(layers.frame_raw?.[0] ?? '', 'hex'),
+    protocols: layers.frame['frame.protocols']!,
+  }));
+}
+
+/** The Ethernet frame nmwasm must give for a cooked frame as tshark shows it (independent of
+ * the C++: the cooked header's fields by their documented offsets). */
+function expectedEthernet(raw: Buffer, v2: boolean): Buffer {
+  const hdr = v2 ? 20 : 16;
+  const pktType = v2 ? raw[10]! : raw.readUInt16BE(0);
+  const addrLen = v2 ? raw[11]! : raw.readUInt16BE(4);
+  const addr = raw.subarray(v2 ? 12 : 6, (v2 ? 12 : 6) + 6);
+  const proto = v2 ? raw.subarray(0, 2) : raw.subarray(14, 16);
+  const eth = Buffer.alloc(14);
+  if (pktType === 1) eth.fill(0xff, 0, 6);
+  if (addrLen === 6) addr.copy(eth, 6);
+  proto.copy(eth, 12);
+  return Buffer.concat([eth, raw.subarray(hdr)]);
+}
+
+/** SLL records rewritten as SLL2 (same fields, SLL2 layout), as a classic pcap. */
+function toSll2(frames: RawFrame[]): Buffer {
+  const parts = [pcapHeader({ nanos: true, linkType: 276 })];
+  frames.forEach((f, i) => {
+    const data = sll2Raw(f.raw, i);
+    parts.push(pcapRecord({ sec: Number(f.ts! / 1_000_000_000n), frac: Number(f.ts! % 1_000_000_000n), data, origlen: f.origlen + 4 }));
+  });
+  return Buffer.concat(parts);
+}
+
+test('cooked: every SLL packet of the corpus and its SLL2 rewrite read as Ethernet; tshark decodes our frames the same', async () => {
+  const files = [...capinfos].filter(([, i]) => i.encap === 'linux-sll').map(([f]) => f);
+  assert.is(files.length, 32);
+  const sllMerged = join(work, 'sll-merged.pcapng');
+  run('mergecap', ['-a', '-I', 'none', '-F', 'pcapng', '-w', sllMerged, ...files]);
+  const theirs = await tsharkRaw(sllMerged);
+  assert.is(theirs.length, files.reduce((n, f) => n + capinfos.get(f)!.count, 0));
+  // Packet types other than 0 must be in the set (the SLL2 rewrite adds broadcasts).
+  assert.ok(theirs.some((f) => f.raw.readUInt16BE(0) === 4), 'an outgoing packet');
+  const sll2 = craft('sll2.pcap', toSll2(theirs));
+  const d = dump([sllMerged, sll2]);
+  for (const [file, v2] of [[sllMerged, false], [sll2, true]] as const) {
+    const mine = d.get(file)!;
+    assert.not.ok(mine.error, mine.error?.message);
+    // caplen and origlen: the SLL2 records are 4 bytes longer than the SLL ones; both lose their cooked header and gain 14.
+    const expected = theirs.map((f, i) => ({ caplen: f.caplen - 2, origlen: f.origlen - 2, ts: f.ts,
+      hash: fnv1a([...expectedEthernet(v2 ? sll2Raw(f.raw, i) : f.raw, v2)]) }));
+    comparePackets(file, mine.packets, expected);
+  }
+  // tshark on the frames nmwasm writes (--out: Ethernet) decodes the same protocol stack.
+  const out = join(work, 'sll-as-ethernet.pcap');
+  run(driver, ['copy', sllMerged, out]);
+  const written = await tsharkRaw(out);
+  assert.is(written.length, theirs.length);
+  for (let i = 0; i < theirs.length; i++) {
+    const sllType = theirs[i]!.raw.readUInt16BE(14);
+    if (sllType < 0x600) continue;  // not an Ethertype (802.2 LLC, ...): Ethernet reads it as a length
+    assert.is(written[i]!.protocols, theirs[i]!.protocols.replace(/^sll:(ethertype:)?/, 'eth:ethertype:'), `packet ${i + 1}: protocols`);
+  }
+});
+
+/** The SLL2 frame toSll2 builds from the raw bytes of SLL frame `i` (every 5th becomes a broadcast). */
+function sll2Raw(raw: Buffer, i: number): Buffer {
+  const h = Buffer.alloc(20);
+  raw.copy(h, 0, 14, 16);
+  h.writeUInt32BE(7, 4);
+  raw.copy(h, 8, 2, 4);
+  h[10] = i % 5 === 0 ? 1 : raw.readUInt16BE(0);
+  h[11] = raw.readUInt16BE(4);
+  raw.copy(h, 12, 6, 14);
+  return Buffer.concat([h, raw.subarray(16)]);
+}
+
+test('cooked: a record shorter than its cooked header gives a 14-byte frame with the missing fields zero', () => {
+  const sllHdr = Buffer.from([0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00]);
+  const file = craft('sll-short.pcap', pcapHeader({ linkType: 113 }),
+    pcapRecord({ sec: 1, frac: 0, data: sllHdr.subarray(0, 10), origlen: 100 }),
+    pcapRecord({ sec: 2, frac: 0, data: Buffer.concat([sllHdr, Buffer.from([0x45, 0])]) }));
+  const mine = dump([file]).get(file)!;
+  assert.not.ok(mine.error, mine.error?.message);
+  const first = Buffer.concat([Buffer.alloc(6, 0xff), Buffer.from([1, 2, 3, 4]), Buffer.alloc(4)]);
+  const second = Buffer.concat([Buffer.alloc(6, 0xff), Buffer.from([1, 2, 3, 4, 5, 6, 0x08, 0x00, 0x45, 0])]);
+  assert.equal(mine.packets.map((p) => [p.caplen, p.origlen, p.hash]), [[14, 98, fnv1a([...first])], [16, 16, fnv1a([...second])]]);
 });
 
 // ---------------------------------------------------------------------------------------
