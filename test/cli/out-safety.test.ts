@@ -35,8 +35,9 @@ function sh(cmd: string, args: string[]): void {
   const res = spawnSync(cmd, args, { encoding: 'utf8' });
   assert.is(res.status, 0, `${cmd} ${args.join(' ')}: ${res.stderr}`);
 }
+/** The one error line of a run (start-up lines saying where PASS and DROP go are not errors). */
 function oneLine(stderr: string): string {
-  const lines = stderr.split('\n').filter((l) => l.length > 0 && !l.startsWith('log: '));
+  const lines = stderr.split('\n').filter((l) => l.length > 0 && !l.startsWith('log: ') && !/: PASS -> .*, DROP -> |: output of /.test(l));
   assert.is(lines.length, 1, `expected one line on stderr, got:\n${stderr}`);
   return lines[0]!;
 }
