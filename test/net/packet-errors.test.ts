@@ -28,7 +28,7 @@ test('unknown interface (no root needed: refused at the edge)', () => {
   ensureBundle();
   refuses([], ['--port', 'packet:nmwnoif0'], /--port "packet:nmwnoif0": no interface named "nmwnoif0"/);
   refuses([], ['--port', 'nmwnoif0-1/R'], /no interface named "nmwnoif0"/);
-  refuses([], ['--port', 'packet:lo', '--to', 'packet:nmwnoif1'], /--out "packet:nmwnoif1": no interface named "nmwnoif1"/);
+  refuses([], ['--port', 'packet:lo', '--to', 'packet:nmwnoif1'], /--to "packet:nmwnoif1": no interface named "nmwnoif1"/);
 });
 
 t('interface down', () => {
