@@ -117,4 +117,32 @@ test('nmwasm build reports compile errors and refuses a directory without packag
   refusedLine(runCli(['build', work], work), /nmwasm build: .* has no package\.json/);
 });
 
+test('a JSON-config package: build inlines the schema file, load/test validate --config with ajv', () => {
+  assert.is(runCli(['new', 'jsonf'], work).status, 0);
+  const dir = join(work, 'jsonf');
+  const pkgFile = join(dir, 'package.json');
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8'));
+  pkg.nmwasm = { ...pkg.nmwasm, config: 'a JSON object {"pps": N, "ports": [...]}', configFormat: 'json', configSchema: 'config.schema.json' };
+  writeFileSync(pkgFile, JSON.stringify(pkg, null, 2));
+  writeFileSync(join(dir, 'config.schema.json'), '{"type": "nonsense"}');
+  refusedLine(runCli(['build', dir], work), /jsonf: invalid configSchema/);
+  writeFileSync(join(dir, 'config.schema.json'), JSON.stringify({ type: 'object', properties: { pps: { type: 'integer', minimum: 1 }, ports: { type: 'array', items: { type: 'integer', maximum: 65535 } } }, required: ['pps'], additionalProperties: false }));
+  const built = runCli(['build', dir], work);
+  assert.is(built.status, 0, built.stderr);
+  const cfg = (name: string, text: string): string => {
+    writeFileSync(join(work, name), text);
+    return join(work, name);
+  };
+  const pcap = join(dir, 'test', 'sample.pcap');
+  const ok = runCli(['test', dir, '--pcap', pcap, '--config', cfg('ok.json', '{"pps": 10, "ports": [53]}'), '--json'], work);
+  assert.is(ok.status, 0, ok.stderr);
+  assert.is(JSON.parse(ok.stdout).packets, 12);
+  refusedLine(runCli(['test', dir, '--pcap', pcap, '--config', cfg('big.json', '{"pps": 10, "ports": [53, 70000]}')], work), /--config .*big\.json: field \/ports\/1 must be <= 65535 \(the config schema of .*jsonf; nmwasm inspect shows it\)/);
+  refusedLine(runCli(['load', dir, '--port', 'gen:count=5', '--config', cfg('none.json', '{"ports": []}')], work), /field \/pps is required but missing/);
+  refusedLine(runCli(['load', dir, '--port', 'gen:count=5', '--config', cfg('text.conf', 'pps 10\n')], work), /expected a JSON config \(filter .*jsonf has configFormat "json"\), got/);
+  // The bare module carries the schema too.
+  refusedLine(runCli(['test', join(dir, 'build', 'jsonf.wasm'), '--pcap', pcap, '--config', join(work, 'big.json')], work), /field \/ports\/1 must be <= 65535/);
+  assert.match(runCli(['inspect', dir], work).stdout, /config schema: \{"type":"object"/);
+});
+
 test.run();
