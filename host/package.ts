@@ -61,7 +61,7 @@ export function resolveFilter(spec: string, cwd = process.cwd()): FilterSource {
     return { spec, bytes: readModuleFile(spec, path) };
   }
   if (!PACKAGE_NAME.test(spec) || /\.wasm$/i.test(spec)) {
-    throw new UsageError(`${spec}: module not found (expected a .wasm file, a package directory, an installed package name or a .tgz)`);
+    throw new UsageError(`${spec}: module file not found (expected a .wasm file, a package directory, an installed package name or a .tgz)`);
   }
   for (let dir = resolve(cwd); ; dir = dirname(dir)) {
     const pkgDir = join(dir, 'node_modules', spec);

@@ -57,7 +57,7 @@ test('missing file, not wasm, truncated, bad version', () => {
   assert.throws(() => loadModule(join(dir, 'empty.wasm')), /got an empty file/);
   assert.throws(() => checkMagic('t', new Uint8Array([0, 0x61, 0x73, 0x6d, 1])), /truncated/);
   assert.throws(() => checkMagic('v', new Uint8Array([0, 0x61, 0x73, 0x6d, 2, 0, 0, 0])), /version \(expected 1, got 2\)/);
-  assert.throws(() => loadModule(dir), /expected a WebAssembly file, got a directory/);
+  assert.throws(() => loadModule(dir), /directory has no package\.json \(expected a filter package; nmwasm new NAME makes one\)/); // a directory is a package (docs/PACKAGES.md)
 });
 
 test('compile errors are one line', () => {

@@ -99,7 +99,7 @@ test('a package without a manifest, a sha256 or with another ABI is refused, one
 
 test('a package that is not there names where it looked and what to do', () => {
   refused(() => resolveFilter('absent-pkg', root), /absent-pkg: no such file, and no package "absent-pkg" in node_modules \(searched from .* upwards\); install it/);
-  refused(() => resolveFilter('gone.wasm', root), /gone\.wasm: module not found/);
+  refused(() => resolveFilter('gone.wasm', root), /gone\.wasm: module file not found/);
   refused(() => resolveFilter('gone.tgz', root), /gone\.tgz: tarball not found/);
 });
 
