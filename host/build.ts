@@ -85,8 +85,7 @@ export async function buildPackage(dir: string, stderr: (text: string) => void):
   writeAtomically(module, out);
   const sha256 = sha256Hex(out);
   // package.json keeps its key order; the nmwasm block gets abi and sha256.
-  const newBlock = { abi: ABI_VERSION, ...block, sha256 };
-  newBlock.abi = ABI_VERSION;
+  const newBlock = { ...block, abi: ABI_VERSION, sha256 };
   const keywords = Array.isArray(pkg.keywords) ? (pkg.keywords as unknown[]) : [];
   const next = { ...pkg, ...(keywords.includes(FILTER_KEYWORD) ? {} : { keywords: [...keywords, FILTER_KEYWORD] }), nmwasm: newBlock };
   writeAtomically(pkgPath, new TextEncoder().encode(`${JSON.stringify(next, null, 2)}\n`));

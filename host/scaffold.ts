@@ -104,12 +104,16 @@ const TEST_SOURCE = `// Runs the built filter over test/sample.pcap with \`nmwas
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const dir = fileURLToPath(new URL('..', import.meta.url));
+const local = fileURLToPath(new URL('../node_modules/.bin/nmwasm', import.meta.url));
+const nmwasm = existsSync(local) ? local : 'nmwasm';
 
 test('passes and counts every packet of the sample capture', () => {
-  const res = spawnSync('nmwasm', ['test', '.', '--pcap', 'test/sample.pcap', '--json'], { cwd: dir, encoding: 'utf8', shell: process.platform === 'win32' });
+  const res = spawnSync(nmwasm, ['test', '.', '--pcap', 'test/sample.pcap', '--json'], { cwd: dir, encoding: 'utf8' });
+  assert.ifError(res.error); // ENOENT: nmwasm is not installed (npm install nmwasm)
   assert.equal(res.status, 0, res.stderr);
   const summary = JSON.parse(res.stdout);
   assert.equal(summary.packets, ${SAMPLE_PACKETS});
