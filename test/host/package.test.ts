@@ -69,8 +69,9 @@ test('a module whose bytes changed after build is refused before it is compiled'
   const dir = join(root, 'tampered');
   const wasm = writePackage(dir);
   const changed = new Uint8Array(wasm);
-  changed[changed.length - 3] ^= 0x01; // one bit of the manifest's JSON text: still a valid module
+  changed[Buffer.from(wasm).lastIndexOf('"f"') + 1] = 0x67; // manifest name "f" -> "g": still a valid module
   writeFileSync(join(dir, 'build', 'f.wasm'), changed);
+  assert.is(loadModule(join(dir, 'build', 'f.wasm')).description.manifest?.name, 'g'); // as a bare file it would run
   refused(() => loadModule(dir), /"build\/f\.wasm" changed after it was built \(sha256 [0-9a-f]{16}\.\.\., package\.json records [0-9a-f]{16}\.\.\.\); refused: rebuild it with nmwasm build or reinstall the package/);
 });
 
