@@ -168,7 +168,8 @@ function describeText(d: ModuleDescription): string {
   else {
     lines.push(`manifest: ${m.name !== undefined ? p(m.name) : '(unnamed)'}${m.version ? ` ${p(m.version)}` : ''}${m.description ? ` - ${p(m.description)}` : ''}`);
     if (m.abi !== undefined || m.entry !== undefined) lines.push(`  built for ABI v${m.abi ?? '?'}${m.entry ? ` from ${p(m.entry)}` : ''}`);
-    if (m.config || m.configFormat) lines.push(`  config: ${m.configFormat ? `${m.configFormat}${m.config && m.config !== m.configFormat ? ` - ` : ''}` : ''}${m.config && m.config !== m.configFormat ? p(m.config) : ''}`);
+    const configText = m.config && m.config !== m.configFormat ? p(m.config) : undefined; // the author's line, when it says more than the format
+    if (m.config || m.configFormat) lines.push(`  config: ${[m.configFormat, configText].filter((x) => x !== undefined).join(' - ')}`);
     if (m.configSchema !== undefined) lines.push(`  config schema: ${printable(JSON.stringify(m.configSchema), 400)}`);
     if (m.stats.length) lines.push(`  stats: ${m.stats.map(p).join(', ')}`);
   }
