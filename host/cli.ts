@@ -15,6 +15,8 @@ import { StatusLine, sumCounters, summaryJson, summaryText, type SummaryContext 
 import { loadNative, type PlainPortSpec } from './native.ts';
 import { PortPool, planSharedPorts } from './portpool.ts';
 import { portRouteLines } from './portroutes.ts';
+import { checkFilterConfig } from './filterconfig.ts';
+import { buildCommand, newCommand } from './package-cli.ts';
 
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
@@ -24,10 +26,12 @@ usage:
                      [+ MODULE --port SPEC ...]...
   nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
   nmwasm inspect MODULE [--json]
+  nmwasm new NAME            write a filter package NAME/ that builds and tests as it is
+  nmwasm build [DIR]         compile the filter package in DIR (default .), embed its manifest
   (load, test and inspect also take the module limits below)
 
-MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an npm package
-            whose package.json has "nmwasm": {"module": "path.wasm"}
+MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), a filter package:
+            its directory, its name in node_modules, or its .tgz from npm pack (docs/PACKAGES.md)
 --port      input port: ${availableSchemes('in').join(' | ')}
 --to        output port: the first gets PASS, each one FORWARD n in order (bridge --port to it)
 --bidir     with one --to: also run the filter from the --to port back to the --port port
@@ -83,7 +87,7 @@ const TEST_OPTIONS: OptionTable = {
   ...LIMIT_OPTIONS,
 };
 const INSPECT_OPTIONS: OptionTable = { json: { type: 'boolean' }, ...LIMIT_OPTIONS };
-const COMMANDS: Record<string, OptionTable> = { load: LOAD_OPTIONS, test: TEST_OPTIONS, inspect: INSPECT_OPTIONS };
+const COMMANDS: Record<string, OptionTable> = { load: LOAD_OPTIONS, test: TEST_OPTIONS, inspect: INSPECT_OPTIONS, new: {}, build: {} };
 
 /** Parses argv of `nmwasm command` strictly (host/args.ts): one-line UsageErrors with a suggestion. */
 function parse(command: string, args: string[]): { values: Values; positionals: string[] } {
@@ -163,7 +167,10 @@ function describeText(d: ModuleDescription): string {
   if (!m) lines.push('manifest: none');
   else {
     lines.push(`manifest: ${m.name !== undefined ? p(m.name) : '(unnamed)'}${m.version ? ` ${p(m.version)}` : ''}${m.description ? ` - ${p(m.description)}` : ''}`);
-    if (m.config) lines.push(`  config: ${p(m.config)}`);
+    if (m.abi !== undefined || m.entry !== undefined) lines.push(`  built for ABI v${m.abi ?? '?'}${m.entry ? ` from ${p(m.entry)}` : ''}`);
+    const configText = m.config && m.config !== m.configFormat ? p(m.config) : undefined; // the author's line, when it says more than the format
+    if (m.config || m.configFormat) lines.push(`  config: ${[m.configFormat, configText].filter((x) => x !== undefined).join(' - ')}`);
+    if (m.configSchema !== undefined) lines.push(`  config schema: ${printable(JSON.stringify(m.configSchema), 400)}`);
     if (m.stats.length) lines.push(`  stats: ${m.stats.map(p).join(', ')}`);
   }
   return lines.join('\n');
@@ -173,8 +180,11 @@ function inspect(args: string[]): number {
   const { values, positionals } = parse('inspect', args);
   if (values.help) return help();
   const spec = oneModule('inspect', positionals);
-  const { description } = loadModule(spec, limitsOption(values));
-  process.stdout.write(values.json ? `${jsonPrintable(JSON.stringify(description, null, 2))}\n` : `${describeText(description)}\n`);
+  const loaded = loadModule(spec, limitsOption(values));
+  const { description } = loaded;
+  const pkg = loaded.package;
+  const pkgLine = pkg ? `package: ${printable(pkg.name, 120)}${pkg.version ? `@${printable(pkg.version, 40)}` : ''} (${printable(pkg.where, 200)}), sha256 checked\n` : '';
+  process.stdout.write(values.json ? `${jsonPrintable(JSON.stringify(pkg ? { ...description, package: pkg } : description, null, 2))}\n` : `${pkgLine}${describeText(description)}\n`);
   return 0;
 }
 
@@ -428,6 +438,7 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec, limitsOption(values));
+  checkFilterConfig(moduleSpec, loaded.description.manifest, configName, config);
   // An unbounded generator with --count generates exactly that many packets.
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
   // A bridge carries every frame, ARP and ICMP included: an AF_XDP input then leaves nothing to the kernel.
@@ -456,6 +467,7 @@ async function testCommand(args: string[]): Promise<number> {
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec, limitsOption(values));
+  checkFilterConfig(moduleSpec, loaded.description.manifest, configName, config);
   const [result] = await run([{
     moduleSpec,
     loaded,
@@ -505,6 +517,10 @@ export async function main(argv: string[]): Promise<number> {
         return await testCommand(rest);
       case 'inspect':
         return inspect(rest);
+      case 'new':
+        return newCommand(rest);
+      case 'build':
+        return await buildCommand(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -522,7 +538,7 @@ export async function main(argv: string[]): Promise<number> {
 /** The error for `nmwasm WORD` when WORD is no command: a typo, an option or a module first. */
 function unknownCommand(word: string): UsageError {
   const commands = Object.keys(COMMANDS);
-  const expected = '(expected load, test or inspect; see nmwasm --help)';
+  const expected = '(expected load, test, inspect, new or build; see nmwasm --help)';
   if (word.startsWith('-')) {
     const name = word.replace(/^-+/, '').split('=')[0]!;
     const owner = commands.find((c) => name in COMMANDS[c]!);

@@ -6,21 +6,19 @@
 // guest instruction runs long (host/wasm-rewrite.ts, docs/SANDBOX.md). The result is a
 // plain description used by `inspect` and by the engine, plus the compiled rewritten
 // WebAssembly.Module (cloneable to ring workers).
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { UsageError, oneLine, quote } from './errors.ts';
+import { UsageError, oneLine } from './errors.ts';
+import { CONFIG_FORMATS, HOST_ABI_VERSION, resolveFilter, type ConfigFormat, type FilterSource } from './package.ts';
 import { formatFuncType, readWasmBinary, WasmFormatError, type FuncType, type WasmBinary } from './wasmreader.ts';
 import { rewriteModule, RewriteError } from './wasm-rewrite.ts';
 import { printable } from './text.ts';
 
-export const ABI_VERSION = 1;
+export const ABI_VERSION = HOST_ABI_VERSION;
 export const NMWASM_CONFIG_BASE = 0x10000;
 export const NMWASM_CONFIG_MAX = 0xf0000;
 export const NMWASM_WINDOW_BASE = 0x100000;
 export const NMWASM_DATA_BASE = 0x4000000;
 export const WASM_PAGE = 65536;
 export const MIN_PAGES = NMWASM_DATA_BASE / WASM_PAGE; // 1024
-const MAX_MODULE_BYTES = 64 << 20;
 const MAX_STATS = 64;
 const MiB = 1 << 20;
 
@@ -63,7 +61,16 @@ export interface Manifest {
   name?: string;
   version?: string;
   description?: string;
+  /** One line on the config format, for people. */
   config?: string;
+  /** The ring ABI version the module was built for (written by nmwasm build). */
+  abi?: number;
+  /** The source entry it was built from. */
+  entry?: string;
+  /** How the --config bytes are read: none, text, or json checked against configSchema. */
+  configFormat?: ConfigFormat;
+  /** A JSON Schema of the config when configFormat is json. */
+  configSchema?: unknown;
   stats: string[];
 }
 
@@ -85,47 +92,8 @@ export interface ModuleDescription {
 export interface LoadedModule {
   description: ModuleDescription;
   module: WebAssembly.Module;
-}
-
-const PACKAGE_NAME = /^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*$/;
-
-/** Resolves MODULE: an existing file path, or an npm package name whose package.json has
- * `"nmwasm": {"module": "path.wasm"}` (looked up in node_modules from `cwd` upwards).
- * Throws a UsageError naming MODULE when neither applies. */
-export function resolveModulePath(spec: string, cwd = process.cwd()): string {
-  const asFile = resolve(cwd, spec);
-  if (existsSync(asFile)) return asFile;
-  if (!PACKAGE_NAME.test(spec) || spec.endsWith('.wasm')) {
-    throw new UsageError(`${spec}: module file not found (expected a .wasm file or an npm package name)`);
-  }
-  let dir = resolve(cwd);
-  for (;;) {
-    const pkgDir = join(dir, 'node_modules', spec);
-    const pkgJson = join(pkgDir, 'package.json');
-    if (existsSync(pkgJson)) return modulePathFromPackage(spec, pkgDir, pkgJson);
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  throw new UsageError(`${spec}: no such file, and no npm package of that name in node_modules (searched from ${cwd})`);
-}
-
-function modulePathFromPackage(spec: string, pkgDir: string, pkgJson: string): string {
-  let pkg: unknown;
-  try {
-    pkg = JSON.parse(readFileSync(pkgJson, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`${pkgJson}: expected valid JSON, got ${oneLine((err as Error).message)}`);
-  }
-  const entry = (pkg as { nmwasm?: { module?: unknown } } | null)?.nmwasm?.module;
-  if (typeof entry !== 'string' || entry.length === 0) {
-    throw new UsageError(`${spec}: package has no nmwasm filter (expected "nmwasm": {"module": "path.wasm"} in ${pkgJson})`);
-  }
-  const file = resolve(pkgDir, entry);
-  const rel = relative(pkgDir, file);
-  if (rel.startsWith('..') || isAbsolute(rel)) throw new UsageError(`${pkgJson}: nmwasm.module must lie inside the package, got ${quote(entry)}`);
-  if (!existsSync(file)) throw new UsageError(`${spec}: nmwasm.module ${quote(entry)} does not exist (${file})`);
-  return file;
+  /** The package it came from (name, version, where), when MODULE named one. */
+  package?: { name: string; version: string; where: string };
 }
 
 /** Reads, compiles and validates a module (path or package name) against the ABI and `limits`,
@@ -133,14 +101,16 @@ function modulePathFromPackage(spec: string, pkgDir: string, pkgJson: string): s
  * table declarations without a maximum); throws a one-line UsageError naming the file and the
  * broken rule (and the flag that raises a limit). */
 export function loadModule(spec: string, limits: ModuleLimits = DEFAULT_LIMITS): LoadedModule {
-  const path = resolveModulePath(spec);
-  const bytes = readModuleFile(spec, path);
+  const source = resolveFilter(spec); // a package: ABI and sha256 checked here, before anything runs
+  const bytes = source.bytes;
+  checkMagic(spec, bytes);
   try {
     new WebAssembly.Module(bytes); // V8 validates; its message names the original byte offsets
   } catch (err) {
     throw new UsageError(`${spec}: invalid WebAssembly module: ${printable((err as Error).message.replace(/^WebAssembly\.Module\(\): /, ''))}`);
   }
   const description = validateModuleBytes(spec, bytes, limits);
+  checkPackageManifest(source, description.manifest);
   let rewritten: Uint8Array<ArrayBuffer>;
   try {
     const r = rewriteModule(bytes, { maxMemoryPages: maxMemoryPages(limits), maxTableElements: limits.tableElements });
@@ -156,28 +126,20 @@ export function loadModule(spec: string, limits: ModuleLimits = DEFAULT_LIMITS):
   } catch (err) {
     throw new Error(`${spec}: internal error: the rewritten module does not compile: ${(err as Error).message}`);
   }
-  return { description, module };
+  return source.pkg ? { description, module, package: { name: source.pkg.name, version: source.pkg.version, where: source.pkg.where } } : { description, module };
 }
 
-function readModuleFile(spec: string, path: string): Uint8Array<ArrayBuffer> {
-  let size: number;
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new UsageError(`${spec}: expected a WebAssembly file, got a ${st.isDirectory() ? 'directory' : 'special file'}`);
-    size = st.size;
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`${spec}: cannot read the module (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+/** A package's module must carry its manifest section (nmwasm build embeds it), and the
+ * section must agree with package.json on the ABI and the config format. */
+function checkPackageManifest(source: FilterSource, manifest: Manifest | null): void {
+  const pkg = source.pkg;
+  if (!pkg) return;
+  const spec = source.spec;
+  if (!manifest) throw new UsageError(`${spec}: module ${JSON.stringify(pkg.block.module)} has no nmwasm.manifest section (build it with nmwasm build, which embeds one; docs/PACKAGES.md)`);
+  if (manifest.abi === undefined) throw new UsageError(`${spec}: the module's nmwasm.manifest has no "abi" (build it with nmwasm build; docs/PACKAGES.md)`);
+  if ((manifest.configFormat ?? 'text') !== (pkg.block.configFormat ?? 'text')) {
+    throw new UsageError(`${spec}: package.json says configFormat ${JSON.stringify(pkg.block.configFormat ?? 'text')}, the module's manifest ${JSON.stringify(manifest.configFormat ?? 'text')} (rebuild with nmwasm build)`);
   }
-  if (size > MAX_MODULE_BYTES) throw new UsageError(`${spec}: module too large (expected at most ${MAX_MODULE_BYTES} bytes, got ${size})`);
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    bytes = new Uint8Array(readFileSync(path));
-  } catch (err) {
-    throw new UsageError(`${spec}: cannot read the module (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  checkMagic(spec, bytes);
-  return bytes;
 }
 
 /** Checks the 8-byte header "\0asm" + version 1. */
@@ -350,6 +312,24 @@ function readManifest(spec: string, bin: WasmBinary): Manifest | null {
     // Shown by inspect and in summaries: escaped at display (printable), kept as written here.
     manifest[key] = value as string;
   }
+  if (obj.abi !== undefined) {
+    if (typeof obj.abi !== 'number' || !Number.isInteger(obj.abi) || obj.abi < 1) bad(`"abi" must be a positive integer, got ${printable(JSON.stringify(obj.abi), 40)}`);
+    if (obj.abi !== ABI_VERSION) throw new UsageError(`${spec}: built for nmwasm ABI v${obj.abi as number}, this host runs v${ABI_VERSION} (its nmwasm.manifest says so); rebuild it with this nmwasm (nmwasm build)`);
+    manifest.abi = obj.abi as number;
+  }
+  if (obj.entry !== undefined) {
+    if (typeof obj.entry !== 'string') bad(`"entry" must be a string, got ${typeof obj.entry}`);
+    manifest.entry = obj.entry as string;
+  }
+  if (obj.configFormat !== undefined) {
+    if (!CONFIG_FORMATS.includes(obj.configFormat as ConfigFormat)) bad(`"configFormat" must be one of ${CONFIG_FORMATS.join(', ')}, got ${printable(JSON.stringify(obj.configFormat), 40)}`);
+    manifest.configFormat = obj.configFormat as ConfigFormat;
+  }
+  if (obj.configSchema !== undefined) {
+    if (obj.configSchema === null || (typeof obj.configSchema !== 'object' && typeof obj.configSchema !== 'boolean')) bad('"configSchema" must be a JSON Schema (an object)');
+    manifest.configSchema = obj.configSchema;
+  }
+  if (manifest.configFormat === 'json' && manifest.configSchema === undefined) bad('"configFormat": "json" needs a "configSchema"');
   if (obj.stats !== undefined) {
     if (!Array.isArray(obj.stats) || !obj.stats.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 64)) bad('"stats" must be an array of counter names (strings of 1..64 characters)');
     if ((obj.stats as string[]).length > MAX_STATS) bad(`"stats" lists ${(obj.stats as string[]).length} counters, at most ${MAX_STATS} allowed`);

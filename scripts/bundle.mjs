@@ -13,7 +13,7 @@ const common = {
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['*.node'],
+  external: ['*.node', 'assemblyscript', 'assemblyscript/*', 'binaryen'], // asc is loaded by nmwasm build only
   logLevel: 'warning',
   absWorkingDir: root,
 };

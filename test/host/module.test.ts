@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModule, validateModuleBytes, resolveModulePath, checkMagic, DEFAULT_LIMITS } from '../../host/module.ts';
+import { loadModule, validateModuleBytes, checkMagic, DEFAULT_LIMITS } from '../../host/module.ts';
 import { UsageError } from '../../host/errors.ts';
 import { abiModule, buildModule } from './wasm-builder.ts';
 
@@ -57,7 +57,7 @@ test('missing file, not wasm, truncated, bad version', () => {
   assert.throws(() => loadModule(join(dir, 'empty.wasm')), /got an empty file/);
   assert.throws(() => checkMagic('t', new Uint8Array([0, 0x61, 0x73, 0x6d, 1])), /truncated/);
   assert.throws(() => checkMagic('v', new Uint8Array([0, 0x61, 0x73, 0x6d, 2, 0, 0, 0])), /version \(expected 1, got 2\)/);
-  assert.throws(() => loadModule(dir), /expected a WebAssembly file, got a directory/);
+  assert.throws(() => loadModule(dir), /directory has no package\.json \(expected a filter package; nmwasm new NAME makes one\)/); // a directory is a package (docs/PACKAGES.md)
 });
 
 test('compile errors are one line', () => {
@@ -125,24 +125,7 @@ test('the section reader refuses malformed sections with a message', () => {
   assert.throws(() => validateModuleBytes('m', vec), /vector of 255 items does not fit/);
 });
 
-test('a package name resolves through node_modules and package.json "nmwasm".module', () => {
-  const root = join(dir, 'proj');
-  const pkg = join(root, 'node_modules', '@acme', 'filter');
-  mkdirSync(join(pkg, 'build'), { recursive: true });
-  writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: '@acme/filter', nmwasm: { module: 'build/f.wasm' } }));
-  writeFileSync(join(pkg, 'build', 'f.wasm'), abiModule());
-  mkdirSync(join(root, 'sub'), { recursive: true });
-  assert.is(resolveModulePath('@acme/filter', join(root, 'sub')), join(pkg, 'build', 'f.wasm'));
-  const plain = join(root, 'node_modules', 'plain');
-  mkdirSync(plain, { recursive: true });
-  writeFileSync(join(plain, 'package.json'), JSON.stringify({ name: 'plain' }));
-  assert.throws(() => resolveModulePath('plain', root), /plain: package has no nmwasm filter \(expected "nmwasm": \{"module": "path.wasm"\}/);
-  const escape = join(root, 'node_modules', 'escape');
-  mkdirSync(escape, { recursive: true });
-  writeFileSync(join(escape, 'package.json'), JSON.stringify({ nmwasm: { module: '../../x.wasm' } }));
-  assert.throws(() => resolveModulePath('escape', root), /must lie inside the package/);
-  assert.throws(() => resolveModulePath('absent-pkg', root), /absent-pkg: no such file, and no npm package of that name/);
-});
+// Package resolution (names, directories, tarballs, sha256, ABI): test/host/package.test.ts.
 
 // ---- resource limits (docs/ABI.md section 7) ------------------------------------------
 test('a module over a resource limit is refused with one line naming the limit and its flag', () => {
