@@ -17,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attachRing", Napi::Function::New(env, attachRingJs, "attachRing"));
   exports.Set("backends", Napi::Function::New(env, backendsJs, "backends"));
   exports.Set("benchFirewallC", Napi::Function::New(env, benchFirewallCJs, "benchFirewallC"));
+  exports.Set("benchGen", Napi::Function::New(env, benchGenJs, "benchGen"));
   return exports;
 }
 
