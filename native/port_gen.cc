@@ -153,7 +153,7 @@ class GenPort : public Port {
     RingShadow& sh = shadow(ring);
     GenRing& g = gens_[ring];
     if (g.sched.empty()) {  // no flow hashes to this ring
-      *exhausted = spec_.count > 0;
+      *exhausted = true;  // ends at once, bounded or not
       return 0;
     }
     if (g.quota > 0 && g.quota - g.produced < count) count = static_cast<uint32_t>(g.quota - g.produced);
