@@ -7,8 +7,8 @@
 //   the optional sequence trailer and the checksums (from the precomputed sums, never a
 //   sum over the bytes) are written.
 // - Each ring has a precomputed schedule: a table of (flow, length) entries, drawn at
-//   open from the seed, replayed cyclically (kSchedMin entries at least, 4 per flow, so
-//   every flow appears). The first table's worth of packets is exactly what drawing per
+//   open from the seed, replayed cyclically (kSchedMin entries at least, 4 per flow of the
+//   ring, so every flow appears). The first table's worth of packets is exactly what drawing per
 //   packet gave: (protocol, flow, size) in that order from one stream.
 // - Pacing (pps) reads the clock once per rxsync (per batch) and takes what is due.
 //
@@ -49,7 +49,7 @@ namespace {
 constexpr int kProtoCount = 7;
 enum Proto { kTcp4, kUdp4, kIcmp4, kTcp6, kUdp6, kIcmp6, kArp };
 constexpr uint32_t kFrameCopy = 128;      // bytes of a flow's frame copied per packet (headers + zeros)
-constexpr uint32_t kSchedMin = 1u << 16;  // schedule entries per ring, at least
+constexpr uint32_t kSchedMin = 1u << 14;  // schedule entries per ring, at least (64 KiB: NB: it shares the L2 with the buffers)
 constexpr uint32_t kSchedPerFlow = 4;     // ... and at least this many per flow of the port
 constexpr uint32_t kLenBits = 11;         // schedule entry: flow << 11 | len (len <= 1514)
 constexpr uint64_t kEpochNs = 1700000000ull * 1000000000ull;
@@ -245,35 +245,46 @@ class GenPort : public Port {
     return spec_.sizeMin + rng.below(spec_.sizeMax - spec_.sizeMin + 1);
   }
 
-  /** Draws every ring's schedule from the one-ring stream: (protocol, flow, size) per packet. */
+  /** Draws every ring's schedule from the one-ring stream, (protocol, flow, size) per packet,
+   * each entry to the table of its flow's ring, in one pass. */
   void buildSchedules() {
     const uint32_t rings = static_cast<uint32_t>(gens_.size());
-    const uint32_t flows = static_cast<uint32_t>(flows_.size());
-    uint32_t want = kSchedMin;
-    while (want < kSchedPerFlow * flows) want <<= 1;
     // A ring's share of the stream: per flow, its protocol's weight over the protocol's flows.
-    for (const Flow& f : flows_) gens_[f.ring].share += double(spec_.mix[f.proto]) / weightTotal_ / protoCount_[f.proto];
-    for (uint32_t r = 0; r < rings; r++) {
-      GenRing& g = gens_[r];
-      if (g.share <= 0) continue;
-      g.sched.reserve(want);
-      SplitMix64 rng{uint64_t{spec_.seed} * 0x2545F4914F6CDD1Dull + 1};
-      // Bounded: a ring with a tiny share keeps the entries found in 64 tables' worth of draws.
-      const uint64_t maxDraws = uint64_t{want} * (rings == 1 ? 1 : 64);
-      for (uint64_t d = 0; d < maxDraws && g.sched.size() < want; d++) {
-        const uint32_t pick = rng.below(weightTotal_);
-        int p = 0;
-        while (pick >= cumWeight_[p]) p++;
-        const uint32_t flow = protoFirst_[p] + rng.below(protoCount_[p]);
-        uint32_t len = pickSize(rng) - 4;
-        const Flow& f = flows_[flow];
-        const uint32_t minLen = f.hdrLen + (spec_.seq ? 8 : 0);
-        if (len < minLen) len = minLen;
-        if (len > bufSize_ - 16) len = bufSize_ - 16;  // the last 8 bytes are the scratch (Flow)
-        if (f.ring == r) g.sched.push_back(flow << kLenBits | len);
-      }
-      if (g.sched.empty()) g.share = 0;
+    std::vector<uint32_t> want(rings, 0), flowsOn(rings, 0);
+    for (const Flow& f : flows_) {
+      gens_[f.ring].share += double(spec_.mix[f.proto]) / weightTotal_ / protoCount_[f.proto];
+      flowsOn[f.ring]++;
     }
+    uint64_t wantTotal = 0;
+    uint32_t filling = 0;
+    for (uint32_t r = 0; r < rings; r++) {
+      if (flowsOn[r] == 0) continue;
+      want[r] = std::max(kSchedMin, kSchedPerFlow * flowsOn[r]);
+      gens_[r].sched.reserve(want[r]);
+      wantTotal += want[r];
+      filling++;
+    }
+    // Bounded: a ring with a tiny share keeps what it got in 4 times the draws all tables need
+    // (one ring: exactly its table; the first table's worth is the per-packet stream).
+    const uint64_t maxDraws = rings == 1 ? wantTotal : 4 * wantTotal;
+    SplitMix64 rng{uint64_t{spec_.seed} * 0x2545F4914F6CDD1Dull + 1};
+    for (uint64_t d = 0; d < maxDraws && filling > 0; d++) {
+      const uint32_t pick = rng.below(weightTotal_);
+      int p = 0;
+      while (pick >= cumWeight_[p]) p++;
+      const uint32_t flow = protoFirst_[p] + rng.below(protoCount_[p]);
+      uint32_t len = pickSize(rng) - 4;
+      const Flow& f = flows_[flow];
+      const uint32_t minLen = f.hdrLen + (spec_.seq ? 8 : 0);
+      if (len < minLen) len = minLen;
+      if (len > bufSize_ - 16) len = bufSize_ - 16;  // the last 8 bytes are the scratch (Flow)
+      std::vector<uint32_t>& sched = gens_[f.ring].sched;
+      if (sched.size() == want[f.ring]) continue;
+      sched.push_back(flow << kLenBits | len);
+      if (sched.size() == want[f.ring]) filling--;
+    }
+    for (GenRing& g : gens_)
+      if (g.sched.empty()) g.share = 0;
   }
 
   /** Splits `count` and `pps` between rings by their share (largest remainder, exact total). */
