@@ -134,8 +134,12 @@ function collectRings(over: Parameters<typeof genSpec>[0]): Uint8Array[][] {
   const port = native.openPort(spec, { numSlots: 256, bufSize: 2048 });
   const out: Uint8Array[][] = [];
   for (let r = 0; r < port.rings; r++) {
-    const handle = native.attachRing(port.id, r, { outputs: [], counters: newCounters(), faultVerdict: 0, trace: false });
+    const counters = newCounters();
+    const handle = native.attachRing(port.id, r, { outputs: [], counters, faultVerdict: 0, trace: false });
+    // The port's expected packets count once, in ring 0's counters (the host sums the rings').
+    assert.is(counters[Counter.expected], r === 0 ? (over?.count ?? 1000) : 0, `ring ${r} expected`);
     out.push(drain(new GuestRing(handle), () => 1));
+    assert.is(counters[Counter.packets], out[r]!.length, `ring ${r} packets`);
     handle.detach();
   }
   native.closePort(port.id);
