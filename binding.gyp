@@ -35,6 +35,7 @@
         "native/vale_switch.cc",
         "native/bench_firewall.cc",
         "native/thread_clock.cc",
+        "native/bench_gen.cc",
         "<(pcap_file_dir)/pcap_file.cc",
         "<(pcap_file_dir)/pcap_writer.cc"
       ],

@@ -60,6 +60,9 @@ export type PlainPortSpec =
       flows: number; // 1..65536
       mix: number[]; // weights, in order: tcp4 udp4 icmp4 tcp6 udp6 icmp6 arp
       seed: number; // u32
+      pps: number; // paced rate over all rings, 1..1e9; 0 = unpaced
+      seq: boolean; // the last 8 bytes of a frame: ring << 56 | the ring's frame number, big-endian
+      rings: number; // 1..64; a flow's ring is a hash of its 5-tuple
     }
   | { kind: 'pcap-out'; name: string; path: string }
   | LivePortSpec
@@ -220,6 +223,8 @@ export interface NativeAddon {
     iterations: number,
     defaultAction?: 0 | 1 | 2,
   ): { nsPerPacket: number; packets: number; pass: number; drop: number; host: number };
+  /** Benchmark: the gen: port's rxsync alone on `ring` (never attached) until `packets` were made; thread CPU ns/packet. */
+  benchGen(portId: number, ring: number, packets: number): { nsPerPacket: number; packets: number };
 }
 
 let cached: NativeAddon | undefined;

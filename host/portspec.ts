@@ -9,6 +9,9 @@
 //       mix=P:W[+P:W]...  weights per protocol P in tcp4 udp4 icmp4 tcp6 udp6 icmp6 arp; P alone = weight 1;
 //                      unlisted protocols get 0 (default: tcp4:40+udp4:30+icmp4:5+tcp6:10+udp6:10+icmp6:3+arp:2)
 //       seed=N         u32 seed of the generator (default 1)
+//       pps=N          paced rate over all rings, packets per second 1..1000000000 (default 0 = unpaced)
+//       seq            the last 8 bytes of each frame: a big-endian u64 sequence number
+//       rings=N        1..64 rings (one worker each); a flow's ring is a hash of its 5-tuple (default 1)
 //
 // Every other name (netmap:, xdp:, packet:, a bare interface, VALE ports, pipes) goes to
 // host/portname.ts (docs/PORTS.md is its grammar): chooseBackend picks the backend from what
@@ -41,10 +44,14 @@ export const FRAME_MIN = 64;
 export const FRAME_MAX = 1518;
 const MAX_WEIGHT = 1_000_000;
 const MAX_COUNT = Number.MAX_SAFE_INTEGER;
+const MAX_PPS = 1_000_000_000;
+/** gen: rings; a ring's number is the top byte of its sequence numbers (native/port_gen.cc). */
+export const GEN_MAX_RINGS = 64;
+const GEN_KEYS = ['count', 'size', 'flows', 'mix', 'seed', 'pps', 'seq', 'rings'];
 
 const SCHEMES: readonly SchemeRow[] = [
   { scheme: 'pcap', summary: 'pcap:FILE', roles: ['in', 'out'], parse: parsePcap },
-  { scheme: 'gen', summary: 'gen:[count=N,size=64|64-1518|imix,flows=N,mix=tcp4:40+udp4:30+...,seed=N]', roles: ['in'], parse: parseGen },
+  { scheme: 'gen', summary: 'gen:[count=N,size=64|64-1518|imix,flows=N,mix=tcp4:40+udp4:30+...,seed=N,pps=N,seq,rings=N]', roles: ['in'], parse: parseGen },
   // Interface ports: parsed by host/portname.ts (parseInterfacePort).
   { scheme: 'netmap', summary: 'netmap:IF[-N|^|^N|*][/RTxrtz][@opts]', roles: ['in', 'out'] },
   { scheme: 'xdp', summary: 'xdp:IF[-N]', roles: ['in', 'out'], parse: (_rest, spec, role) => parseInterfacePort(spec, role).spec },
@@ -127,12 +134,21 @@ function parseGen(rest: string, spec: string): PlainPortSpec {
     flows: 16,
     mix: [...GEN_DEFAULT_MIX],
     seed: 1,
+    pps: 0,
+    seq: false,
+    rings: 1,
   };
   if (rest.length === 0) return gen;
   const seen = new Set<string>();
   for (const item of rest.split(',')) {
+    if (item === 'seq') {
+      if (seen.has('seq')) throw new UsageError(`--port ${quote(spec)}: seq: expected once, got it twice`);
+      seen.add('seq');
+      gen.seq = true;
+      continue;
+    }
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--port ${quote(spec)}: expected OPTION=VALUE (count, size, flows, mix, seed), got ${quote(item)}`);
+    if (eq <= 0) throw new UsageError(`--port ${quote(spec)}: expected OPTION=VALUE (count, size, flows, mix, seed, pps, rings) or seq, got ${quote(item)}`);
     const key = item.slice(0, eq);
     const value = item.slice(eq + 1);
     if (seen.has(key)) throw new UsageError(`--port ${quote(spec)}: ${key}: expected once, got it twice`);
@@ -153,8 +169,16 @@ function parseGen(rest: string, spec: string): PlainPortSpec {
       case 'mix':
         gen.mix = parseMix(value, spec);
         break;
+      case 'pps':
+        gen.pps = parseInteger(value, 1, MAX_PPS, spec, 'pps');
+        break;
+      case 'rings':
+        gen.rings = parseInteger(value, 1, GEN_MAX_RINGS, spec, 'rings');
+        break;
+      case 'seq':
+        throw new UsageError(`--port ${quote(spec)}: seq: expected no value (write seq alone), got ${quote(item)}`);
       default:
-        throw new UsageError(`--port ${quote(spec)}: unknown gen option ${quote(key)}${suggestion(key, ['count', 'size', 'flows', 'mix', 'seed'])} (expected count, size, flows, mix, seed)`);
+        throw new UsageError(`--port ${quote(spec)}: unknown gen option ${quote(key)}${suggestion(key, GEN_KEYS)} (expected ${GEN_KEYS.join(', ')})`);
     }
   }
   return gen;

@@ -27,5 +27,7 @@ Napi::Value threadCpuMsJs(const Napi::CallbackInfo& info);
 Napi::Value hardExitJs(const Napi::CallbackInfo& info);
 // bench_firewall.cc
 Napi::Value benchFirewallCJs(const Napi::CallbackInfo& info);
+// bench_gen.cc
+Napi::Value benchGenJs(const Napi::CallbackInfo& info);
 
 }  // namespace nmwasm

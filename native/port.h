@@ -205,6 +205,9 @@ struct GenSpec {
   uint32_t flows;
   uint32_t mix[7];  // tcp4 udp4 icmp4 tcp6 udp6 icmp6 arp
   uint32_t seed;
+  uint64_t pps;    // paced rate over all rings, 0 = as fast as the rings take packets
+  bool seq;        // the last 8 bytes of a frame: ring << 56 | the ring's frame number, big-endian
+  uint32_t rings;  // 1..64; a flow's ring is a hash of its 5-tuple
 };
 
 /** A kernel interface port (AF_PACKET `packet:`, AF_XDP `xdp:`), validated by

@@ -1,10 +1,18 @@
 // gen: port — synthetic traffic, deterministic from the seed (the benchmark source).
 //
-// Every flow is a pre-built header template (Ethernet + IPv4/IPv6 + TCP/UDP/
-// ICMP/ICMPv6 echo, or ARP); per packet only the length fields, an IP id / TCP
-// seq / ICMP seq and the checksums are patched, and the payload is zero padding.
+// Built to never dominate a run (<= 5 ns a packet): everything random is decided at open.
+// - Every flow is a pre-built frame (Ethernet + IPv4/IPv6 + TCP/UDP/ICMP/ICMPv6 echo, or
+//   ARP, then zero padding) with the checksum sums of its fixed fields precomputed; per
+//   packet the frame is copied and only the length fields, an IP id / TCP seq / ICMP seq,
+//   the optional sequence trailer and the checksums (from the precomputed sums, never a
+//   sum over the bytes) are written.
+// - Each ring has a precomputed schedule: a table of (flow, length) entries, drawn at
+//   open from the seed, replayed cyclically (kSchedMin entries at least, 4 per flow of the
+//   ring, so every flow appears). The first table's worth of packets is exactly what drawing per
+//   packet gave: (protocol, flow, size) in that order from one stream.
+// - Pacing (pps) reads the clock once per rxsync (per batch) and takes what is due.
 //
-// Choices (documented for users of gen:):
+// Choices (documented for users of gen: in docs/PORTS.md):
 // - protocol mix: each packet draws its protocol with the mix weights (tcp4 udp4
 //   icmp4 tcp6 udp6 icmp6 arp), then one of that protocol's flows uniformly.
 //   The `flows` flows are split between the protocols in proportion to the
@@ -12,13 +20,23 @@
 //   distinct 5-tuples is max(flows, protocols in use)).
 // - sizes are on-wire sizes incl. FCS (slot len = size - 4), uniform in
 //   sizeMin..sizeMax or imix 7:4:1 of 64/594/1518; a frame is never shorter than
-//   its own headers (IPv6+TCP needs 74 bytes, i.e. 78 on the wire).
+//   its own headers (IPv6+TCP needs 74 bytes, i.e. 78 on the wire), plus 8 with seq.
 // - addresses: IPv4 10.0.0.0/8, IPv6 fd00::/8, MACs locally administered
 //   02:..; destination ports 22/53/80/443 for half of the TCP/UDP flows, else
 //   uniform 1..65535; source ports 1024..65535.
+// - rings=N: a flow's ring is a hash of its 5-tuple. Ring r's schedule is the part of
+//   the one-ring draw stream whose flows hash to r, so the union over rings has the
+//   one-ring statistics; `count` is split between rings in proportion to their share
+//   of the stream (largest remainder, exact total), and so is `pps`.
+// - seq: the last 8 bytes of a frame hold ring << 56 | k, k = 0, 1, ... the ring's
+//   frame number (big-endian; with one ring simply 0..count-1), covered by the L4
+//   checksum.
 // - timestamps: 2023-11-14T22:13:20Z + a seed-derived offset below 1 s, then
-//   advancing by each frame's wire time at 10 Gb/s (preamble+IFG included).
+//   advancing by each frame's wire time at 10 Gb/s (preamble+IFG included), per ring.
+#include <time.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "errors.h"
@@ -30,7 +48,10 @@ namespace {
 
 constexpr int kProtoCount = 7;
 enum Proto { kTcp4, kUdp4, kIcmp4, kTcp6, kUdp6, kIcmp6, kArp };
-constexpr uint32_t kMaxHeader = 96;
+constexpr uint32_t kFrameCopy = 128;      // bytes of a flow's frame copied per packet (headers + zeros)
+constexpr uint32_t kSchedMin = 1u << 14;  // schedule entries per ring, at least (64 KiB: NB: it shares the L2 with the buffers)
+constexpr uint32_t kSchedPerFlow = 4;     // ... and at least this many per flow of the port
+constexpr uint32_t kLenBits = 11;         // schedule entry: flow << 11 | len (len <= 1514)
 constexpr uint64_t kEpochNs = 1700000000ull * 1000000000ull;
 
 /** splitmix64: small, fast, good enough for traffic synthesis. */
@@ -53,125 +74,257 @@ inline void put32(uint8_t* p, uint32_t v) {
   put16(p, v >> 16);
   put16(p + 2, v);
 }
+inline void put64(uint8_t* p, uint64_t v) {
+  put32(p, static_cast<uint32_t>(v >> 32));
+  put32(p + 4, static_cast<uint32_t>(v));
+}
 
-/** Ones'-complement sum of big-endian 16-bit words (len even). */
+/** Ones'-complement sum of big-endian 16-bit words (len even). Open time only. */
 inline uint32_t sum16(const uint8_t* p, uint32_t len, uint32_t acc) {
   for (uint32_t i = 0; i < len; i += 2) acc += (uint32_t(p[i]) << 8) | p[i + 1];
   return acc;
 }
+/** Folds a sum of at most 2^31 to 16 bits and complements it (no loop). */
 inline uint16_t fold(uint32_t acc) {
-  while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
+  acc = (acc & 0xFFFF) + (acc >> 16);
+  acc = (acc & 0xFFFF) + (acc >> 16);
   return static_cast<uint16_t>(~acc);
 }
 
+/** A flow: its pre-built frame and where the fields that vary per packet go. Every flow has
+ * every field: a field its protocol lacks is written to the scratch bytes at the end of the
+ * buffer (bufSize - 8, never part of a frame), so that building a packet has no branch on
+ * the protocol (NB: the protocol is random per packet; a branch on it mispredicts). */
 struct Flow {
-  uint8_t hdr[kMaxHeader];
+  alignas(64) uint8_t frame[kFrameCopy];  // headers, variable fields zero, then zero padding
+  uint32_t ipSum;      // IPv4 header sum without total length, id and checksum
+  uint32_t l4Sum;      // pseudo header (addresses + protocol) + L4 header without its variable fields
+  uint16_t l3LenOfs;   // IPv4 total length / IPv6 payload length = len - l3LenSub
+  uint16_t l3LenSub;
+  uint16_t ipIdOfs;    // IPv4 id
+  uint16_t ipCsumOfs;  // IPv4 header checksum
+  uint16_t l4LenOfs;   // UDP length
+  uint16_t l4IdOfs;    // TCP sequence number (high half; the low half is 1) / ICMP sequence
+  uint16_t l4CsumOfs;  // TCP/UDP/ICMP checksum
+  uint8_t l4LenMul;    // times the L4 length in the L4 sum (pseudo header, UDP length field)
+  uint8_t l4IdMul;     // times the id in the L4 sum
+  uint8_t udp;         // a zero UDP checksum is sent as 0xFFFF
   uint8_t proto;
-  uint8_t hdrLen;    // all headers (the minimum frame length)
-  uint8_t l4Ofs;     // 0 for ARP
-  uint8_t l4HdrLen;  // bytes of the L4 header summed into its checksum
-  uint32_t pseudoSum;  // addresses + protocol of the pseudo header (0 for ICMPv4/ARP)
+  uint8_t hdrLen;      // all headers (the minimum frame length)
+  uint8_t l4Ofs;       // 0 for ARP
+  uint32_t ring;       // the ring its 5-tuple hashes to
 };
+
+/** One ring's generator share; only its ring's thread touches it (under the shadow mutex). */
+struct alignas(64) GenRing {
+  std::vector<uint32_t> sched;  // flow << kLenBits | len
+  uint32_t pos = 0;
+  uint64_t quota = 0;           // packets of this ring, 0 = unbounded
+  uint64_t produced = 0;
+  uint64_t wirePs = 0;
+  double share = 0;             // of the one-ring stream
+  double ppsRing = 0;           // 0 = as fast as asked
+  uint64_t startNs = 0;         // pacing: monotonic time of the first rxsync
+};
+
+uint64_t monotonicNs() {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
+}
 
 class GenPort : public Port {
  public:
   GenPort(const GenSpec& spec, const PortOptions& opts) : Port(spec.name, "gen"), spec_(spec) {
-    setupRings(1, opts.numSlots, opts.bufSize);
+    const uint32_t rings = spec.rings == 0 ? 1 : spec.rings;
+    setupRings(rings, opts.numSlots, opts.bufSize);
+    bufSize_ = opts.bufSize;
     buildFlows();
     SplitMix64 tsRng{uint64_t{spec.seed} ^ 0x7453ull};
     tsBaseNs_ = kEpochNs + tsRng.next() % 1000000000ull;
-    rng_.state = uint64_t{spec.seed} * 0x2545F4914F6CDD1Dull + 1;
+    gens_.resize(rings);
+    buildSchedules();
+    splitCount();
   }
 
   uint64_t expected() const override { return spec_.count; }
 
   uint32_t rxsync(uint32_t ring, uint32_t first, uint32_t count, bool* exhausted) noexcept override {
     RingShadow& sh = shadow(ring);
-    if (spec_.count > 0) {
-      const uint64_t left = spec_.count - produced_;
-      if (left < count) count = static_cast<uint32_t>(left);
+    GenRing& g = gens_[ring];
+    if (g.sched.empty()) {  // no flow hashes to this ring
+      *exhausted = true;  // ends at once, bounded or not
+      return 0;
     }
+    if (g.quota > 0 && g.quota - g.produced < count) count = static_cast<uint32_t>(g.quota - g.produced);
+    if (g.ppsRing > 0 && count > 0) {
+      // NB: one clock read per batch; packet k is due at startNs + k / ppsRing.
+      const uint64_t now = monotonicNs();
+      if (g.startNs == 0) g.startNs = now;
+      const double due = std::floor(double(now - g.startNs) * g.ppsRing / 1e9) + 1 - double(g.produced);
+      if (due < double(count)) count = due <= 0 ? 0 : static_cast<uint32_t>(due);
+    }
+    // NB: byte stores into the frames may alias anything: everything the loop reads is a
+    // local first, or the compiler reloads it from memory after every store.
+    const uint32_t* sched = g.sched.data();
+    const uint32_t schedLen = static_cast<uint32_t>(g.sched.size());
+    const Flow* flows = flows_.data();
+    ShadowSlot* slots = sh.slots.data();
+    uint8_t* const buffers = bufferAt(sh.geo, 0);
+    const uint32_t bufSize = sh.geo.bufSize;
+    const uint32_t numSlots = sh.geo.numSlots;
+    const uint64_t tsBase = tsBaseNs_;
+    const bool seq = spec_.seq;
+    const uint64_t seqTop = uint64_t{ring} << 56;
+    uint32_t pos = g.pos;
+    uint64_t k = g.produced;
+    uint64_t wirePs = g.wirePs;
     uint32_t i = first;
-    for (uint32_t k = 0; k < count; k++) {
-      ShadowSlot& s = sh.slots[i];
-      const uint32_t len = makePacket(bufferAt(sh.geo, s.bufIdx), sh.geo.bufSize);
+    for (uint32_t n = 0; n < count; n++, k++) {
+      ShadowSlot& s = slots[i];
+      const uint32_t e = sched[pos];
+      if (++pos == schedLen) pos = 0;
+      const uint32_t flow = e >> kLenBits;
+      const uint32_t len = e & ((1u << kLenBits) - 1);
+      makePacket(buffers + uint64_t{s.bufIdx} * bufSize, flows[flow], len, static_cast<uint16_t>(k + flow), seq, seqTop | k);
       s.len = static_cast<uint16_t>(len);
       s.origLen = len;
       s.flags = 0;
-      s.tsNs = tsBaseNs_ + wirePs_ / 1000;
-      wirePs_ += uint64_t{len + 4 + 20} * 800;  // 0.8 ns per byte at 10 Gb/s
-      if (++i == sh.geo.numSlots) i = 0;
+      s.tsNs = tsBase + wirePs / 1000;
+      wirePs += uint64_t{len + 4 + 20} * 800;  // 0.8 ns per byte at 10 Gb/s
+      if (++i == numSlots) i = 0;
     }
-    produced_ += count;
-    *exhausted = spec_.count > 0 && produced_ >= spec_.count;
+    g.pos = pos;
+    g.produced = k;
+    g.wirePs = wirePs;
+    *exhausted = g.quota > 0 && g.produced >= g.quota;
     return count;
   }
 
  private:
-  uint32_t pickSize() {
-    if (spec_.imix) {
-      const uint32_t r = rng_.below(12);
-      return r < 7 ? 64 : r < 11 ? 594 : 1518;
+  /** Writes one frame of `len` bytes of flow `f` at `buf`. NB: hot path — fixed-size copies of
+   * the pre-built frame, checksums from precomputed sums plus the few fields that vary, and no
+   * branch on the protocol (Flow). */
+  static inline void makePacket(uint8_t* buf, const Flow& f, uint32_t len, uint16_t id, bool seq, uint64_t seqNo) {
+    // NB: read every field before the first store into the frame (byte stores alias it).
+    const uint32_t ipSum = f.ipSum, l4Sum = f.l4Sum, l4Ofs = f.l4Ofs, l3Len = len - f.l3LenSub, l4Len = len - l4Ofs;
+    const uint32_t l3LenOfs = f.l3LenOfs, ipIdOfs = f.ipIdOfs, ipCsumOfs = f.ipCsumOfs, l4LenOfs = f.l4LenOfs, l4IdOfs = f.l4IdOfs,
+                   l4CsumOfs = f.l4CsumOfs, l4LenMul = f.l4LenMul, l4IdMul = f.l4IdMul, udp = f.udp;
+    // NB: buffers are reused and a filter may have written into them: the whole frame is
+    // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
+    std::memcpy(buf, f.frame, 64);
+    if (len > 64) {
+      std::memcpy(buf + 64, f.frame + 64, 64);
+      if (len > kFrameCopy) std::memset(buf + kFrameCopy, 0, len - kFrameCopy);
     }
-    return spec_.sizeMin + rng_.below(spec_.sizeMax - spec_.sizeMin + 1);
+    uint32_t trailer = 0;  // sum of the sequence trailer as it lies in the L4 checksum
+    if (seq) {
+      put64(buf + len - 8, seqNo);
+      const uint32_t hi = static_cast<uint32_t>(seqNo >> 32), lo = static_cast<uint32_t>(seqNo);
+      uint32_t t = (hi >> 16) + (hi & 0xFFFF) + (lo >> 16) + (lo & 0xFFFF);
+      t = (t & 0xFFFF) + (t >> 16);
+      t = (t & 0xFFFF) + (t >> 16);
+      const uint32_t swapped = ((t & 0xFF) << 8) | (t >> 8);  // at an odd offset in the L4 data
+      const uint32_t odd = 0u - ((len - 8 - l4Ofs) & 1);
+      trailer = t ^ ((t ^ swapped) & odd);
+    }
+    put16(buf + l3LenOfs, l3Len);
+    put16(buf + ipIdOfs, id);
+    put16(buf + ipCsumOfs, fold(ipSum + l3Len + id));
+    put16(buf + l4LenOfs, l4Len);
+    put16(buf + l4IdOfs, id);
+    const uint16_t c = fold(l4Sum + l4LenMul * l4Len + l4IdMul * id + trailer);
+    put16(buf + l4CsumOfs, c == 0 && udp ? 0xFFFF : c);
   }
 
-  /** Writes one packet at `buf`, returns its length. NB: hot path — no branches on
-   * anything but the protocol, headers copied from the flow template. */
-  uint32_t makePacket(uint8_t* buf, uint32_t bufSize) {
-    uint32_t r = rng_.below(weightTotal_);
-    int p = 0;
-    while (r >= cumWeight_[p]) p++;
-    const Flow& f = flows_[protoFirst_[p] + rng_.below(protoCount_[p])];
-    uint32_t len = pickSize() - 4;
-    if (len < f.hdrLen) len = f.hdrLen;
-    if (len > bufSize) len = bufSize;
-    std::memcpy(buf, f.hdr, f.hdrLen);
-    // NB: buffers are reused and a filter may have written into them: the payload
-    // must be cleared (zero payload also keeps the L4 checksum a header-only sum).
-    std::memset(buf + f.hdrLen, 0, len - f.hdrLen);
-    const uint16_t seq = static_cast<uint16_t>(produced_ + (&f - flows_.data()));
-    switch (f.proto) {
-      case kTcp4: case kUdp4: case kIcmp4: {
-        uint8_t* ip = buf + 14;
-        put16(ip + 2, len - 14);
-        put16(ip + 4, seq);
-        put16(ip + 10, 0);
-        put16(ip + 10, fold(sum16(ip, 20, 0)));
-        break;
-      }
-      case kTcp6: case kUdp6: case kIcmp6:
-        put16(buf + 18, len - 54);
-        break;
-      default:
-        return len;  // ARP: padding only
+  uint32_t pickSize(SplitMix64& rng) const {
+    if (spec_.imix) {
+      const uint32_t r = rng.below(12);
+      return r < 7 ? 64 : r < 11 ? 594 : 1518;
     }
-    uint8_t* l4 = buf + f.l4Ofs;
-    const uint32_t l4Len = len - f.l4Ofs;
-    uint32_t acc = f.pseudoSum;
-    switch (f.proto) {
-      case kTcp4: case kTcp6:
-        put32(l4 + 4, (uint32_t(seq) << 16) | 1);  // sequence number
-        put16(l4 + 16, 0);
-        acc += l4Len;
-        put16(l4 + 16, fold(sum16(l4, 20, acc)));
-        break;
-      case kUdp4: case kUdp6: {
-        put16(l4 + 4, l4Len);
-        put16(l4 + 6, 0);
-        acc += l4Len;
-        const uint16_t c = fold(sum16(l4, 8, acc));
-        put16(l4 + 6, c == 0 ? 0xFFFF : c);
-        break;
-      }
-      default:  // ICMP / ICMPv6 echo request
-        put16(l4 + 6, seq);
-        put16(l4 + 2, 0);
-        if (f.proto == kIcmp6) acc += l4Len;
-        put16(l4 + 2, fold(sum16(l4, 8, acc)));
-        break;
+    return spec_.sizeMin + rng.below(spec_.sizeMax - spec_.sizeMin + 1);
+  }
+
+  /** Draws every ring's schedule from the one-ring stream, (protocol, flow, size) per packet,
+   * each entry to the table of its flow's ring, in one pass. */
+  void buildSchedules() {
+    const uint32_t rings = static_cast<uint32_t>(gens_.size());
+    // A ring's share of the stream: per flow, its protocol's weight over the protocol's flows.
+    std::vector<uint32_t> want(rings, 0), flowsOn(rings, 0);
+    for (const Flow& f : flows_) {
+      gens_[f.ring].share += double(spec_.mix[f.proto]) / weightTotal_ / protoCount_[f.proto];
+      flowsOn[f.ring]++;
     }
-    return len;
+    uint64_t wantTotal = 0;
+    uint32_t filling = 0;
+    for (uint32_t r = 0; r < rings; r++) {
+      if (flowsOn[r] == 0) continue;
+      want[r] = std::max(kSchedMin, kSchedPerFlow * flowsOn[r]);
+      gens_[r].sched.reserve(want[r]);
+      wantTotal += want[r];
+      filling++;
+    }
+    // Bounded: a ring with a tiny share keeps what it got in 4 times the draws all tables need
+    // (one ring: exactly its table; the first table's worth is the per-packet stream).
+    const uint64_t maxDraws = rings == 1 ? wantTotal : 4 * wantTotal;
+    SplitMix64 rng{uint64_t{spec_.seed} * 0x2545F4914F6CDD1Dull + 1};
+    for (uint64_t d = 0; d < maxDraws && filling > 0; d++) {
+      const uint32_t pick = rng.below(weightTotal_);
+      int p = 0;
+      while (pick >= cumWeight_[p]) p++;
+      const uint32_t flow = protoFirst_[p] + rng.below(protoCount_[p]);
+      uint32_t len = pickSize(rng) - 4;
+      const Flow& f = flows_[flow];
+      const uint32_t minLen = f.hdrLen + (spec_.seq ? 8 : 0);
+      if (len < minLen) len = minLen;
+      if (len > bufSize_ - 16) len = bufSize_ - 16;  // the last 8 bytes are the scratch (Flow)
+      std::vector<uint32_t>& sched = gens_[f.ring].sched;
+      if (sched.size() == want[f.ring]) continue;
+      sched.push_back(flow << kLenBits | len);
+      if (sched.size() == want[f.ring]) filling--;
+    }
+    for (GenRing& g : gens_)
+      if (g.sched.empty()) g.share = 0;
+  }
+
+  /** Splits `count` and `pps` between rings by their share (largest remainder, exact total). */
+  void splitCount() {
+    double total = 0;
+    for (const GenRing& g : gens_) total += g.share;
+    const uint32_t rings = static_cast<uint32_t>(gens_.size());
+    for (GenRing& g : gens_) {
+      g.share /= total;
+      g.ppsRing = spec_.pps > 0 ? double(spec_.pps) * g.share : 0;
+    }
+    if (spec_.count == 0) return;
+    uint64_t assigned = 0;
+    std::vector<double> rest(rings);
+    for (uint32_t r = 0; r < rings; r++) {
+      const double exact = double(spec_.count) * gens_[r].share;
+      gens_[r].quota = static_cast<uint64_t>(exact);
+      if (gens_[r].quota > spec_.count) gens_[r].quota = spec_.count;
+      rest[r] = exact - double(gens_[r].quota);
+      assigned += gens_[r].quota;
+    }
+    while (assigned < spec_.count) {  // at most `rings` rounds of +1 (more only through rounding)
+      uint32_t best = 0;
+      for (uint32_t r = 1; r < rings; r++)
+        if (gens_[r].share > 0 && (gens_[best].share <= 0 || rest[r] > rest[best])) best = r;
+      gens_[best].quota++;
+      rest[best] -= 1;
+      assigned++;
+    }
+    while (assigned > spec_.count) {
+      uint32_t best = 0;
+      for (uint32_t r = 1; r < rings; r++)
+        if (gens_[r].quota > 0 && (gens_[best].quota == 0 || rest[r] < rest[best])) best = r;
+      gens_[best].quota--;
+      rest[best] += 1;
+      assigned--;
+    }
+    // A ring with a share but no packets left is done at once (quota 0 means unbounded).
+    for (GenRing& g : gens_)
+      if (g.quota == 0) g.sched.clear();
   }
 
   void buildFlows() {
@@ -204,9 +357,10 @@ class GenPort : public Port {
       cum += spec_.mix[p];
       cumWeight_[p] = cum;
       protoFirst_[p] = first;
-      for (uint32_t k = 0; k < protoCount_[p]; k++) buildFlow(flows_[first + k], static_cast<Proto>(p), flowRng);
+      for (uint32_t k = 0; k < protoCount_[p]; k++) buildFlow(flows_[first + k], static_cast<Proto>(p), flowRng, static_cast<uint16_t>(bufSize_ - 8));
       first += protoCount_[p];
     }
+    for (Flow& f : flows_) f.ring = flowRing(f, rings());
   }
 
   static uint16_t pickPort(SplitMix64& rng) {
@@ -215,10 +369,31 @@ class GenPort : public Port {
     return static_cast<uint16_t>(1 + rng.below(65535));
   }
 
-  static void buildFlow(Flow& f, Proto proto, SplitMix64& rng) {
+  /** The ring a flow's 5-tuple hashes to (addresses, protocol, ports or ICMP identifier). */
+  static uint32_t flowRing(const Flow& f, uint32_t rings) {
+    const uint8_t* h = f.frame;
+    uint32_t ofs, n;
+    if (f.proto == kArp) ofs = 28, n = 14;                // sender IP .. target IP
+    else if (f.proto <= kIcmp4) ofs = 26, n = 8;          // IPv4 addresses
+    else ofs = 22, n = 32;                                 // IPv6 addresses
+    uint64_t x = 0xCBF29CE484222325ull;                    // FNV-1a
+    for (uint32_t i = 0; i < n; i++) x = (x ^ h[ofs + i]) * 0x100000001B3ull;
+    if (f.proto != kArp) {
+      const uint8_t* l4 = h + f.l4Ofs;
+      const bool icmp = f.proto == kIcmp4 || f.proto == kIcmp6;
+      const uint8_t key[5] = {f.proto, icmp ? l4[4] : l4[0], icmp ? l4[5] : l4[1], icmp ? uint8_t(0) : l4[2], icmp ? uint8_t(0) : l4[3]};
+      for (uint8_t b : key) x = (x ^ b) * 0x100000001B3ull;
+    }
+    SplitMix64 mix{x};
+    return static_cast<uint32_t>(((mix.next() >> 32) * rings) >> 32);
+  }
+
+  /** Builds flow `f`'s frame (variable fields zero) and the sums of its fixed fields. */
+  static void buildFlow(Flow& f, Proto proto, SplitMix64& rng, uint16_t scratch) {
     std::memset(&f, 0, sizeof f);
+    f.l3LenOfs = f.ipIdOfs = f.ipCsumOfs = f.l4LenOfs = f.l4IdOfs = f.l4CsumOfs = scratch;  // fields it lacks
     f.proto = static_cast<uint8_t>(proto);
-    uint8_t* h = f.hdr;
+    uint8_t* h = f.frame;
     const uint64_t macs = rng.next();
     const uint8_t dstMac[6] = {0x02, 0x00, uint8_t(macs >> 8), uint8_t(macs >> 16), uint8_t(macs >> 24), uint8_t(macs >> 32)};
     const uint8_t srcMac[6] = {0x02, 0x01, uint8_t(macs >> 40), uint8_t(macs >> 48), uint8_t(macs >> 56), uint8_t(macs)};
@@ -228,7 +403,7 @@ class GenPort : public Port {
     uint32_t dst4 = 0x0A000000u | (static_cast<uint32_t>(rng.next()) & 0x00FFFFFFu);
     if (dst4 == src4) dst4 ^= 1;
     const uint8_t l4proto = proto == kTcp4 || proto == kTcp6 ? 6 : proto == kUdp4 || proto == kUdp6 ? 17 : proto == kIcmp4 ? 1 : 58;
-    uint8_t l4HdrLen = l4proto == 6 ? 20 : 8;
+    const uint32_t l4HdrLen = l4proto == 6 ? 20 : 8;
 
     if (proto == kArp) {
       put16(h + 12, 0x0806);
@@ -244,7 +419,7 @@ class GenPort : public Port {
       f.hdrLen = 42;
       return;
     }
-    uint32_t l4Ofs;
+    uint32_t l4Ofs, pseudoSum;
     if (proto <= kIcmp4) {
       put16(h + 12, 0x0800);
       uint8_t* ip = h + 14;
@@ -255,7 +430,8 @@ class GenPort : public Port {
       put32(ip + 12, src4);
       put32(ip + 16, dst4);
       l4Ofs = 34;
-      f.pseudoSum = proto == kIcmp4 ? 0 : sum16(ip + 12, 8, 0) + l4proto;
+      pseudoSum = proto == kIcmp4 ? 0 : sum16(ip + 12, 8, 0) + l4proto;
+      f.ipSum = sum16(ip, 20, 0);  // total length, id and checksum are still zero
     } else {
       put16(h + 12, 0x86DD);
       uint8_t* ip = h + 14;
@@ -271,7 +447,7 @@ class GenPort : public Port {
       put32(src + 12, static_cast<uint32_t>(s));  // interface id
       put32(dst + 12, static_cast<uint32_t>(d) | 1);
       l4Ofs = 54;
-      f.pseudoSum = sum16(ip + 8, 32, 0) + l4proto;
+      pseudoSum = sum16(ip + 8, 32, 0) + l4proto;
     }
     uint8_t* l4 = h + l4Ofs;
     if (l4proto == 6 || l4proto == 17) {
@@ -288,20 +464,43 @@ class GenPort : public Port {
       put16(l4 + 4, rng.below(65536));  // identifier
     }
     f.l4Ofs = static_cast<uint8_t>(l4Ofs);
-    f.l4HdrLen = l4HdrLen;
     f.hdrLen = static_cast<uint8_t>(l4Ofs + l4HdrLen);
+    const bool v4 = proto <= kIcmp4;
+    f.l3LenOfs = v4 ? 16 : 18;
+    f.l3LenSub = v4 ? 14 : 54;
+    if (v4) {
+      f.ipIdOfs = 18;
+      f.ipCsumOfs = 24;
+    }
+    if (l4proto == 6) {
+      put16(l4 + 6, 1);  // low half of the sequence number
+      f.l4IdOfs = static_cast<uint16_t>(l4Ofs + 4);
+      f.l4CsumOfs = static_cast<uint16_t>(l4Ofs + 16);
+      f.l4LenMul = 1;
+      f.l4IdMul = 1;
+    } else if (l4proto == 17) {
+      f.l4LenOfs = static_cast<uint16_t>(l4Ofs + 4);
+      f.l4CsumOfs = static_cast<uint16_t>(l4Ofs + 6);
+      f.l4LenMul = 2;
+      f.udp = 1;
+    } else {
+      f.l4IdOfs = static_cast<uint16_t>(l4Ofs + 6);
+      f.l4CsumOfs = static_cast<uint16_t>(l4Ofs + 2);
+      f.l4LenMul = l4proto == 58 ? 1 : 0;
+      f.l4IdMul = 1;
+    }
+    f.l4Sum = pseudoSum + sum16(l4, l4HdrLen, 0);  // length, seq and checksum are still zero
   }
 
   GenSpec spec_;
+  uint32_t bufSize_ = 2048;
   std::vector<Flow> flows_;
+  std::vector<GenRing> gens_;
   uint32_t cumWeight_[kProtoCount] = {};
   uint32_t protoFirst_[kProtoCount] = {};
   uint32_t protoCount_[kProtoCount] = {};
   uint32_t weightTotal_ = 1;
-  SplitMix64 rng_{0};
-  uint64_t produced_ = 0;
   uint64_t tsBaseNs_ = 0;
-  uint64_t wirePs_ = 0;
 };
 
 }  // namespace

@@ -24,6 +24,10 @@ GenSpec genSpecFrom(Napi::Object spec) {
   Napi::Array mix = spec.Get("mix").As<Napi::Array>();
   for (uint32_t i = 0; i < 7; i++) g.mix[i] = i < mix.Length() ? mix.Get(i).As<Napi::Number>().Uint32Value() : 0;
   g.seed = u32(spec, "seed");
+  // pps, seq and rings came later: a spec without them (an older caller) gets their defaults.
+  g.pps = spec.Get("pps").IsNumber() ? static_cast<uint64_t>(spec.Get("pps").As<Napi::Number>().Int64Value()) : 0;
+  g.seq = spec.Get("seq").ToBoolean().Value();
+  g.rings = spec.Get("rings").IsNumber() ? u32(spec, "rings") : 1;
   return g;
 }
 

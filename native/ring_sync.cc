@@ -211,7 +211,8 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
   a->verdictScratch.resize(sh.geo.numSlots);
   a->lenScratch.resize(sh.geo.numSlots);
   a->outputs = std::move(outputs);
-  counters[Counter::expected] = static_cast<double>(port->expected());
+  // The port's expected packets count once per run: in ring 0's counters (host/engine.ts sums rings).
+  counters[Counter::expected] = ring == 0 ? static_cast<double>(port->expected()) : 0;
   {
     std::lock_guard<std::mutex> lock(sh.mu);
     a->generation = ++sh.generation;

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { parsePortSpec, GEN_DEFAULT_MIX, type PortRole } from '../../host/portspec.ts';
 import { UsageError } from '../../host/errors.ts';
 
-const gen = (over: Record<string, unknown> = {}) => ({ kind: 'gen', count: 0, sizeMin: 64, sizeMax: 64, imix: false, flows: 16, mix: [...GEN_DEFAULT_MIX], seed: 1, ...over });
+const gen = (over: Record<string, unknown> = {}) => ({ kind: 'gen', count: 0, sizeMin: 64, sizeMax: 64, imix: false, flows: 16, mix: [...GEN_DEFAULT_MIX], seed: 1, pps: 0, seq: false, rings: 1, ...over });
 
 const valid: [string, PortRole, Record<string, unknown>][] = [
   ['pcap:capture.pcap', 'in', { kind: 'pcap', path: 'capture.pcap' }],
@@ -26,6 +26,10 @@ const valid: [string, PortRole, Record<string, unknown>][] = [
   ['gen:mix=arp', 'in', gen({ mix: [0, 0, 0, 0, 0, 0, 1] })],
   ['gen:mix=tcp4:0+icmp6:7', 'in', gen({ mix: [0, 0, 0, 0, 0, 7, 0] })],
   ['gen:count=5,size=128,flows=4,mix=tcp4:1+udp4:1,seed=9', 'in', gen({ count: 5, sizeMin: 128, sizeMax: 128, flows: 4, mix: [1, 1, 0, 0, 0, 0, 0], seed: 9 })],
+  ['gen:count=2000,pps=1000', 'in', gen({ count: 2000, pps: 1000 })],
+  ['gen:seq', 'in', gen({ seq: true })],
+  ['gen:count=5,seq,rings=2', 'in', gen({ count: 5, seq: true, rings: 2 })],
+  ['gen:rings=64,pps=1000000000', 'in', gen({ rings: 64, pps: 1_000_000_000 })],
 ];
 
 const live = (over: Record<string, unknown>) => ({ kind: 'packet', ifname: 'lo', queue: -1, rings: 1, rx: true, tx: false, rxSlots: 0, txSlots: 0, xdpBind: '', xdpAttach: '', xdpKernelClasses: true, ...over });
@@ -65,7 +69,14 @@ const invalid: [string, PortRole, RegExp][] = [
   ['gen:count=99999999999999999999', 'in', /count: expected an integer 0\.\.\d+, got 99999999999999999999/],
   ['gen:count=', 'in', /count: expected an integer/],
   ['gen:count=1,count=2', 'in', /count: expected once, got it twice/],
-  ['gen:siz=64', 'in', /unknown gen option "siz"; did you mean size\? \(expected count, size, flows, mix, seed\)/],
+  ['gen:pps=0', 'in', /pps: expected an integer 1\.\.1000000000, got 0/],
+  ['gen:pps=1.5', 'in', /pps: expected an integer 1\.\.1000000000, got "1\.5"/],
+  ['gen:rings=0', 'in', /rings: expected an integer 1\.\.64, got 0/],
+  ['gen:rings=65', 'in', /rings: expected an integer 1\.\.64, got 65/],
+  ['gen:seq,seq', 'in', /seq: expected once, got it twice/],
+  ['gen:seq=1', 'in', /seq: expected no value \(write seq alone\), got "seq=1"/],
+  ['gen:ring=2', 'in', /unknown gen option "ring"; did you mean rings\?/],
+  ['gen:siz=64', 'in', /unknown gen option "siz"; did you mean size\? \(expected count, size, flows, mix, seed, pps, seq, rings\)/],
   ['pacp:x.pcap', 'in', /unknown port scheme; did you mean "pcap:x\.pcap"\?/],
   ['gen:size=63', 'in', /size: expected an integer 64\.\.1518, got 63/],
   ['gen:size=1519', 'in', /size: expected an integer 64\.\.1518, got 1519/],
@@ -80,7 +91,7 @@ const invalid: [string, PortRole, RegExp][] = [
   ['gen:mix=tcp4:0', 'in', /mix: expected at least one non-zero weight/],
   ['gen:mix=tcp4:x', 'in', /mix tcp4: expected an integer/],
   ['gen:mix=', 'in', /mix: expected a protocol/],
-  ['gen:rate=5', 'in', /unknown gen option "rate" \(expected count, size, flows, mix, seed\)/],
+  ['gen:rate=5', 'in', /unknown gen option "rate" \(expected count, size, flows, mix, seed, pps, seq, rings\)/],
 ];
 
 test('valid specs', () => {

@@ -6,7 +6,7 @@ export const WINDOW_BASE = 0x100000;
 export const native: NativeAddon = loadNative();
 
 export function genSpec(over: Partial<Extract<PlainPortSpec, { kind: 'gen' }>> = {}): PlainPortSpec {
-  return { kind: 'gen', name: 'gen0', count: 1000, sizeMin: 64, sizeMax: 1518, imix: false, flows: 64, mix: [1, 1, 1, 1, 1, 1, 1], seed: 1, ...over };
+  return { kind: 'gen', name: 'gen0', count: 1000, sizeMin: 64, sizeMax: 1518, imix: false, flows: 64, mix: [1, 1, 1, 1, 1, 1, 1], seed: 1, pps: 0, seq: false, rings: 1, ...over };
 }
 
 export function newCounters(): Float64Array {
