@@ -34,6 +34,7 @@
         "native/soft_queue.cc",
         "native/vale_switch.cc",
         "native/bench_firewall.cc",
+        "native/peercred.cc",
         "<(pcap_file_dir)/pcap_file.cc"
       ],
       "include_dirs": [

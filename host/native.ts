@@ -204,6 +204,9 @@ export interface NativeAddon {
   attachRing(portId: number, ring: number, opts: AttachOptions): RingHandle;
   /** Backends built into this addon: always 'packet'; 'xdp' when built with AF_XDP support. */
   backends(): string[];
+  /** SO_PEERCRED of a connected UNIX socket `fd` (the control socket's access check);
+   * throws a native error {code, syscall: 'getsockopt', errno} when fd is no such socket. */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Benchmark baseline: the example firewall's compiled rule table (80 bytes a rule) in C over
    * every slot filled in ring 0 of the port, `iterations` times; defaultAction 0 drop (default), 1 pass,
    * 2 host. Counts are those of one pass over `packets` slots. */

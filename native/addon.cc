@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abortPort", Napi::Function::New(env, abortPortJs, "abortPort"));
   exports.Set("attachRing", Napi::Function::New(env, attachRingJs, "attachRing"));
   exports.Set("backends", Napi::Function::New(env, backendsJs, "backends"));
+  exports.Set("peerCred", Napi::Function::New(env, peerCredJs, "peerCred"));
   exports.Set("benchFirewallC", Napi::Function::New(env, benchFirewallCJs, "benchFirewallC"));
   return exports;
 }

@@ -23,5 +23,7 @@ Napi::Function defineRingHandleClass(Napi::Env env);
 Napi::Value attachRingJs(const Napi::CallbackInfo& info);
 // bench_firewall.cc
 Napi::Value benchFirewallCJs(const Napi::CallbackInfo& info);
+// peercred.cc
+Napi::Value peerCredJs(const Napi::CallbackInfo& info);
 
 }  // namespace nmwasm
