@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { Counter as PromCounter, Gauge, Registry } from 'prom-client';
 import { UsageError, quote } from './errors.ts';
 import { Counter } from './native.ts';
-import { RingState } from './ringshared.ts';
+import { BATCH_BUCKETS, RingState } from './ringshared.ts';
 import type { RingRun } from './engine.ts';
 
 /** One clause as the metrics see it. */
@@ -126,6 +126,43 @@ export function hostRegistry(hostName: string, clauses: () => MetricsClause[], s
   };
   perClause('nmwasm_swaps_total', 'Modules swapped in while traffic flowed.', (cl) => cl.swaps);
   perClause('nmwasm_canary_failures_total', 'Swaps refused because the canary faulted.', (cl) => cl.canaryFailures);
+  const perRingGauge = (name: string, help: string, slot: number): void => {
+    new Gauge<L>({
+      name,
+      help,
+      labelNames: ringLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const cl of clauses()) for (const r of cl.rings) this.set({ host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port }, r.state[slot]!);
+      },
+    });
+  };
+  perRingGauge('nmwasm_ring_occupancy_slots', 'Filled slots handed to the filter at the ring\'s last sync.', RingState.lastBatchSlots);
+  perRingGauge('nmwasm_instance_memory_bytes', 'Linear memory of the ring\'s current filter instance.', RingState.instanceMemory);
+  // The batch duration histogram lives in the rings' shared state (the worker counts each
+  // guest call, host/ringshared.ts recordBatchDuration); prom-client renders it as given.
+  registry.registerMetric({
+    name: 'nmwasm_batch_duration_seconds',
+    help: 'Duration of one nmwasm_process call (a batch).',
+    type: 'histogram',
+    aggregator: 'sum',
+    reset() {},
+    get() {
+      const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
+      for (const cl of clauses()) {
+        for (const r of cl.rings) {
+          const labels = { host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port };
+          BATCH_BUCKETS.forEach((le, i) => values.push({ value: r.state[RingState.batchBuckets + i]!, labels: { ...labels, le }, metricName: 'nmwasm_batch_duration_seconds_bucket' }));
+          const count = r.state[RingState.batchBuckets + BATCH_BUCKETS.length]!;
+          values.push({ value: count, labels: { ...labels, le: '+Inf' }, metricName: 'nmwasm_batch_duration_seconds_bucket' });
+          values.push({ value: r.state[RingState.batchSeconds]!, labels, metricName: 'nmwasm_batch_duration_seconds_sum' });
+          values.push({ value: count, labels, metricName: 'nmwasm_batch_duration_seconds_count' });
+        }
+      }
+      return { name: 'nmwasm_batch_duration_seconds', help: 'Duration of one nmwasm_process call (a batch).', type: 'histogram', aggregator: 'sum', values };
+    },
+  } as unknown as Parameters<Registry['registerMetric']>[0]);
   new Gauge<'host'>({
     name: 'nmwasm_uptime_seconds',
     help: 'Seconds since the host started.',

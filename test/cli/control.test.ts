@@ -72,6 +72,7 @@ interface Clause {
   bytes: number;
   verdicts: Record<string, number>;
   faultVerdicts: number;
+  wasmCalls: number;
   stoppedBy: string;
 }
 interface Stats {
@@ -148,6 +149,12 @@ live('ps, stats, /metrics, unload and the final summary agree on a 2-ring host; 
     assert.is(ringLines.length, 2, 'one series per ring');
     assert.ok(ringLines.every((l) => Number(l.split(' ').pop()) > 0), `both rings got packets: ${ringLines.join(' | ')}`);
     assert.match(text, /# TYPE nmwasm_faults_total counter/);
+    // The batch histogram counts every guest call; memory and occupancy are per ring.
+    assert.match(text, /# TYPE nmwasm_batch_duration_seconds histogram/);
+    assert.equal(metricByClause(text, 'nmwasm_batch_duration_seconds_count'), stats.clauses.map((c) => c.wasmCalls));
+    assert.equal(metricByClause(text, 'nmwasm_batch_duration_seconds_bucket', 'le="+Inf"'), stats.clauses.map((c) => c.wasmCalls));
+    assert.ok(metricByClause(text, 'nmwasm_instance_memory_bytes')[1]! >= 2 * 64 * 1024 * 1024, 'two instances of at least 64 MiB');
+    assert.match(text, /nmwasm_ring_occupancy_slots\{[^}]*clause="1",ring="1"/);
     // unload: a clean stop; the final summaries go to the client and to the host's stdout.
     const unload = nm(['unload', name, '--json']);
     assert.is(unload.status, 0, unload.stderr);
