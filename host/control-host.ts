@@ -70,7 +70,8 @@ function moduleInfo(spec: string, loaded: LoadedModule): ModuleInfo {
 export class HostControl {
   private engines: Engine[] = [];
   private running: boolean[] = [];
-  private stopAll: () => void = () => {};
+  private stopAll: (() => void) | null = null;
+  private unloadAsked = false; // unload before the engines started: they stop once attached
   private readonly finalSummaries: Promise<Record<string, unknown>[]>;
   private resolveFinal!: (s: Record<string, unknown>[]) => void;
   private readonly startedAt = Date.now();
@@ -102,10 +103,11 @@ export class HostControl {
     let control = new HostControl(name, clauses);
     for (let n = 2; ; n++) {
       try {
-        control.server = await ControlServer.open(control.name, control.hooks(), say);
+        // A stale socket of a derived name is replaced silently; of an explicit --name, said.
+        control.server = await ControlServer.open(control.name, control.hooks(), derived ? () => {} : say);
         break;
       } catch (err) {
-        const taken = err instanceof UsageError && err.message.includes('is already running');
+        const taken = err instanceof UsageError && /is already running|took the name meanwhile/.test(err.message);
         if (derived && taken && n <= 100) {
           control = new HostControl(`${name.slice(0, 60)}-${n}`, clauses);
           continue;
@@ -139,6 +141,7 @@ export class HostControl {
     this.engines = engines;
     this.running = engines.map(() => true);
     this.stopAll = stop;
+    if (this.unloadAsked) stop();
     engines.forEach((e, i) => void e.done.then(() => (this.running[i] = false), () => (this.running[i] = false)));
     this.rates = engines.map(() => ({ packets: 0, bytes: 0, at: performance.now(), pps: 0, bps: 0 }));
     this.rateTimer = setInterval(() => this.sampleRates(), 1000);
@@ -177,7 +180,8 @@ export class HostControl {
       info: () => this.info(),
       stats: () => this.liveSummaries(),
       unload: () => {
-        this.stopAll();
+        this.unloadAsked = true;
+        this.stopAll?.();
         return this.finalSummaries;
       },
       // Read at each request: g3's swap hook may be set after the socket opened.
