@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { UsageError, quote } from './errors.ts';
 import { parseCommandArgs, type OptionTable } from './args.ts';
 import { jsonPrintable, printable } from './text.ts';
-import { compact, humanBytes } from './stats.ts';
+import { compact, humanBits, humanBytes } from './stats.ts';
 import { CONTROL_PROTOCOL, NAME_RE, controlDir, socketPath, type HostInfo } from './control-types.ts';
 
 /** The options of the client commands (besides --help/-h). */
@@ -108,7 +108,7 @@ async function ps(json: boolean): Promise<number> {
     for (const c of h.clauses) {
       const mods = c.modules.map((m) => `${printable(m.name, 60)}${m.version ? `@${printable(m.version, 20)}` : ''} sha256:${m.sha256.slice(0, 12)}`).join(' > ');
       const outs = c.outputs.length > 0 ? ` -> ${c.outputs.map((o) => printable(o, 60)).join(', ')}` : '';
-      lines.push(`  [${c.clause}] ${printable(c.port, 80)}${outs}  ${c.rings} ring(s)  ${mods}  ${compact(c.pps)} pps ${compact(c.bps)}bit/s  ${c.running ? 'running' : 'ended'}`);
+      lines.push(`  [${c.clause}] ${printable(c.port, 80)}${outs}  ${c.rings} ring(s)  ${mods}  ${compact(c.pps)} pps ${humanBits(c.bps)}  ${c.running ? 'running' : 'ended'}`);
     }
   }
   process.stdout.write(`${lines.join('\n')}\n`);
