@@ -36,6 +36,7 @@
         "native/bench_firewall.cc",
         "native/thread_clock.cc",
         "native/bench_gen.cc",
+        "native/peercred.cc",
         "<(pcap_file_dir)/pcap_file.cc",
         "<(pcap_file_dir)/pcap_writer.cc"
       ],

@@ -17,18 +17,28 @@ import { PortPool, planSharedPorts } from './portpool.ts';
 import { portRouteLines } from './portroutes.ts';
 import { checkFilterConfig } from './filterconfig.ts';
 import { buildCommand, newCommand } from './package-cli.ts';
+import { CLIENT_OPTIONS, clientCommand } from './control-client.ts';
+import { HostControl, checkHostName, defaultHostName, nmwasmVersion, type HostOptions } from './control-host.ts';
+import { parseMetricsAddress } from './metrics.ts';
+import { commandHelp } from './help.ts';
 
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
 usage:
   nmwasm load MODULE --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]
                      [--count N] [--duration S] [--on-fault open|closed] [--batch-timeout MS] [--json]
+                     [--name NAME] [--status-interval S] [--metrics ADDR:PORT [--metrics-public]]
                      [+ MODULE --port SPEC ...]...
   nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
   nmwasm inspect MODULE [--json]
   nmwasm new NAME            write a filter package NAME/ that builds and tests as it is
   nmwasm build [DIR]         compile the filter package in DIR (default .), embed its manifest
   (load, test and inspect also take the module limits below)
+  nmwasm ps [--json]
+  nmwasm stats NAME [--json]
+  nmwasm swap NAME MODULE [--clause N] [--module N] [--config FILE] [--json]
+  nmwasm unload NAME [--json]
+  nmwasm --version;  nmwasm COMMAND --help: the help of one command
 
 MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), a filter package:
             its directory, its name in node_modules, or its .tgz from npm pack (docs/PACKAGES.md)
@@ -44,6 +54,14 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), a filter
 --max-memory MIB  linear memory a module may use above the host's 64 MiB (default ${DEFAULT_LIMITS.memoryMiB})
 --max-table N     elements per table (default ${DEFAULT_LIMITS.tableElements});  --max-code MIB: code section (default ${DEFAULT_LIMITS.codeMiB})
 --max-data MIB    data segments together (default ${DEFAULT_LIMITS.dataMiB}); a module over a limit is refused (docs/ABI.md section 7)
+--name      (load) host name for the control socket $XDG_RUNTIME_DIR/nmwasm/NAME.sock, else
+            /run/nmwasm/NAME.sock, used by ps, stats, swap and unload (default: from --port; docs/CONTROL.md)
+--status-interval S  seconds between status lines on stderr when stdout is not a terminal
+            (default 10; 0: none); on a terminal the live line is redrawn every second
+--metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics (docs/CONTROL.md)
+--metrics-public  allow a --metrics address that is not loopback (the network can read them)
+NAME        a running host's name (nmwasm ps lists them)
+--clause N  (swap) 0-based clause of the host (default 0);  --module N: module of its chain (default 0)
 +           starts another filter clause in the same host, e.g. a chain over software pipes:
             load fw.wasm --port pcap:in.pcap --to 'p{1' + counter.wasm --port 'p}1' --out pcap:out.pcap
             (without /dev/netmap, pipes and VALE ports are nmwasm's own: each filter sees only its
@@ -74,6 +92,10 @@ const LOAD_OPTIONS: OptionTable = {
   'on-fault': { type: 'string', value: 'open or closed' },
   'batch-timeout': { type: 'string', value: 'a number of milliseconds' },
   json: { type: 'boolean' },
+  name: { type: 'string', value: 'a host NAME' },
+  'status-interval': { type: 'string', value: 'a number of seconds' },
+  metrics: { type: 'string', value: 'ADDR:PORT' },
+  'metrics-public': { type: 'boolean' },
   ...LIMIT_OPTIONS,
 };
 const TEST_OPTIONS: OptionTable = {
@@ -87,7 +109,7 @@ const TEST_OPTIONS: OptionTable = {
   ...LIMIT_OPTIONS,
 };
 const INSPECT_OPTIONS: OptionTable = { json: { type: 'boolean' }, ...LIMIT_OPTIONS };
-const COMMANDS: Record<string, OptionTable> = { load: LOAD_OPTIONS, test: TEST_OPTIONS, inspect: INSPECT_OPTIONS, new: {}, build: {} };
+const COMMANDS: Record<string, OptionTable> = { load: LOAD_OPTIONS, test: TEST_OPTIONS, inspect: INSPECT_OPTIONS, new: {}, build: {}, ...CLIENT_OPTIONS };
 
 /** Parses argv of `nmwasm command` strictly (host/args.ts): one-line UsageErrors with a suggestion. */
 function parse(command: string, args: string[]): { values: Values; positionals: string[] } {
@@ -178,7 +200,7 @@ function describeText(d: ModuleDescription): string {
 
 function inspect(args: string[]): number {
   const { values, positionals } = parse('inspect', args);
-  if (values.help) return help();
+  if (values.help) return help('inspect');
   const spec = oneModule('inspect', positionals);
   const loaded = loadModule(spec, limitsOption(values));
   const { description } = loaded;
@@ -204,7 +226,19 @@ interface RunRequest {
   trace: boolean;
   startup?: string[]; // lines printed once the ports are open (backend choice, AF_PACKET limits)
   group?: number; // the load clause ("+"-separated) it came from: a normal end stops only its own group
+  host?: HostRequest; // load: the host options given in this clause
 }
+
+/** Host-wide options of `load` as given in one clause (checked). */
+interface HostRequest {
+  name?: string;
+  statusIntervalS?: number;
+  metricsText?: string;
+  metricsPublic: boolean;
+}
+
+/** Default seconds between status lines when stdout is not a terminal. */
+const DEFAULT_STATUS_INTERVAL_S = 10;
 
 /** Thrown after --help was printed inside a clause. */
 class HelpShown extends Error {}
@@ -228,7 +262,7 @@ function startupLines(portText: string, input: PlainPortSpec, outTexts: string[]
 
 /** Runs one engine per request (two for --bidir), all stopped together; prints one summary
  * each and returns the results in request order. */
-async function run(reqs: RunRequest[]): Promise<RunResult[]> {
+async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 0): Promise<RunResult[]> {
   const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
     status.stop();
     process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${safeLine(line)}\n`);
@@ -282,15 +316,17 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
     for (const line of engines[i]!.portNotices) say(`warning: ${line}`);
   });
   for (const engine of engines) engine.start();
-  const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));
-  if (!reqs[0]!.json) status.start();
+  const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns), { intervalS: statusIntervalS, durationMs: Math.max(...reqs.map((r) => r.durationMs)), log: process.stderr });
+  if (!reqs[0]!.json || !process.stdout.isTTY) status.start();
   const stopAll = (): void => {
     for (const engine of engines) engine.stop('signal');
   };
+  // The final summaries: to stdout, and to a control client waiting on `unload`.
   const printSummaries = (results: RunResult[]): void => {
+    const summaries = reqs.map((req, i) => summaryJson(results[i]!, contextOf(req), req.trace));
+    control?.finish(summaries);
     reqs.forEach((req, i) => {
-      const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
-      process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaryJson(results[i]!, ctx, req.trace)))}\n` : `${summaryText(results[i]!, ctx)}\n`);
+      process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaries[i]))}\n` : `${summaryText(results[i]!, contextOf(req))}\n`);
     });
   };
   // A signal stops gracefully (every batch in flight gets its verdicts, outputs are
@@ -312,6 +348,7 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
   };
   // SIGHUP (the terminal went away) stops like SIGTERM: every packet gets its verdict and the
   // --out file is committed instead of the process dying with its temp file left behind.
+  control?.attach(engines, onSignal);
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const sig of signals) process.on(sig, onSignal);
   let results: RunResult[];
@@ -366,6 +403,26 @@ async function endLingering(engines: Engine[], waitMs: number): Promise<void> {
   loadNative().hardExit(0);
 }
 
+function contextOf(req: RunRequest): SummaryContext {
+  return { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
+}
+
+/** The host options of all clauses: each may be given once, in any clause. */
+function hostOptions(reqs: RunRequest[]): HostRequest {
+  const merged: HostRequest = { metricsPublic: false };
+  for (const req of reqs) {
+    const h = req.host;
+    if (!h) continue;
+    for (const [key, option] of [['name', 'name'], ['statusIntervalS', 'status-interval'], ['metricsText', 'metrics']] as const) {
+      if (h[key] === undefined) continue;
+      if (merged[key] !== undefined && merged[key] !== h[key]) throw new UsageError(`--${option}: expected once per host (it applies to every clause), got it in two clauses`);
+      (merged as unknown as Record<string, unknown>)[key] = h[key];
+    }
+    merged.metricsPublic ||= h.metricsPublic;
+  }
+  return merged;
+}
+
 /** The input of a bridge (--to): on AF_XDP it takes every frame (xdpKernelClasses off). */
 function bridgeInput(input: PlainPortSpec): PlainPortSpec {
   return input.kind === 'xdp' ? { ...input, xdpKernelClasses: false } : input;
@@ -405,7 +462,22 @@ async function load(args: string[]): Promise<number> {
     if (clause.length === 0) throw new UsageError(`${what}: expected MODULE --port SPEC between the "+" separators, got nothing`);
     reqs.push(...loadClause(clause, what, i));
   });
-  const results = await run(reqs);
+  // The control socket and the metrics endpoint open before any port: a name in use or a
+  // refused address leaves nothing open.
+  const host = hostOptions(reqs);
+  const hostOpts: HostOptions = host.metricsText !== undefined ? { metrics: parseMetricsAddress(host.metricsText, host.metricsPublic) } : {};
+  if (host.metricsText === undefined && host.metricsPublic) throw new UsageError('--metrics-public: expected --metrics ADDR:PORT with it, got no --metrics');
+  const hostClauses = reqs.map((req) => ({ group: req.group ?? 0, moduleSpec: req.moduleSpec, loaded: req.loaded, ctx: contextOf(req), trace: req.trace }));
+  const name = host.name ?? defaultHostName(reqs[0]!.input.name);
+  const control = await HostControl.open(name, host.name === undefined, hostClauses, hostOpts, (line) => process.stderr.write(`${safeLine(line)}\n`));
+  let results: RunResult[];
+  try {
+    results = await run(reqs, control, host.statusIntervalS ?? DEFAULT_STATUS_INTERVAL_S);
+  } finally {
+    // After the answers to unload are written (they were queued when run() settled).
+    await new Promise((resolve) => setImmediate(resolve));
+    control.close();
+  }
   // A clause ended by a deleted interface failed (the others ran on): exit 1.
   return results.some((r) => r.stoppedBy === 'link') ? 1 : 0;
 }
@@ -414,7 +486,7 @@ async function load(args: string[]): Promise<number> {
 function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const { values, positionals } = parse('load', args);
   if (values.help) {
-    help();
+    help('load');
     throw new HelpShown();
   }
   const moduleSpec = oneModule('load', positionals);
@@ -443,7 +515,14 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
   // A bridge carries every frame, ARP and ICMP included: an AF_XDP input then leaves nothing to the kernel.
   if (toTexts.length > 0) input = bridgeInput(input);
-  const common = { moduleSpec, loaded, config, configName, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group };
+  const statusText = str(values, 'status-interval');
+  const host: HostRequest = {
+    ...(str(values, 'name') !== undefined ? { name: checkHostName(str(values, 'name')!) } : {}),
+    ...(statusText !== undefined ? { statusIntervalS: statusText === '0' ? 0 : secondsOption('status-interval', statusText)! } : {}),
+    ...(str(values, 'metrics') !== undefined ? { metricsText: str(values, 'metrics')! } : {}),
+    metricsPublic: values['metrics-public'] === true,
+  };
+  const common = { moduleSpec, loaded, config, configName, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group, host };
   const reqs: RunRequest[] = [{ ...common, input, outputs, startup: startupLines(portText, input, [...toTexts, ...(outText === undefined ? [] : [outText])], outputs) }];
   if (bidir) {
     // The way back: the --to port as an input, the --port port as its output.
@@ -456,7 +535,7 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
 
 async function testCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse('test', args);
-  if (values.help) return help();
+  if (values.help) return help('test');
   const moduleSpec = oneModule('test', positionals);
   const pcap = str(values, 'pcap');
   if (pcap === undefined || pcap.length === 0) throw new UsageError(`nmwasm test: expected --pcap FILE (a pcap or pcapng capture), got ${pcap === undefined ? 'none' : 'an empty string'}`);
@@ -496,8 +575,9 @@ function testVerdict(pcap: string, result: RunResult): number {
   return 1;
 }
 
-function help(): number {
-  process.stdout.write(`${HELP}\n`);
+/** Prints the help: of one command, or all of it. */
+function help(command?: string): number {
+  process.stdout.write(`${command === undefined ? HELP : commandHelp(HELP, command, COMMANDS[command]!)}\n`);
   return 0;
 }
 
@@ -521,6 +601,16 @@ export async function main(argv: string[]): Promise<number> {
         return newCommand(rest);
       case 'build':
         return await buildCommand(rest);
+      case 'ps':
+      case 'stats':
+      case 'swap':
+      case 'unload':
+        return await clientCommand(command, rest, help);
+      case '--version':
+      case '-V':
+      case 'version':
+        process.stdout.write(`nmwasm ${nmwasmVersion()} (control protocol 1, ABI v1)\n`);
+        return 0;
       case undefined:
       case '-h':
       case '--help':
@@ -538,7 +628,7 @@ export async function main(argv: string[]): Promise<number> {
 /** The error for `nmwasm WORD` when WORD is no command: a typo, an option or a module first. */
 function unknownCommand(word: string): UsageError {
   const commands = Object.keys(COMMANDS);
-  const expected = '(expected load, test, inspect, new or build; see nmwasm --help)';
+  const expected = '(expected load, test, inspect, new, build, ps, stats, swap or unload; see nmwasm --help)';
   if (word.startsWith('-')) {
     const name = word.replace(/^-+/, '').split('=')[0]!;
     const owner = commands.find((c) => name in COMMANDS[c]!);

@@ -214,6 +214,9 @@ export interface NativeAddon {
   threadCpuMs(threadId: number): number;
   /** Ends the process now with `code`, waiting for no thread (the stop deadline of host/cli.ts). */
   hardExit(code: number): never;
+  /** SO_PEERCRED of a connected UNIX socket `fd` (the control socket's access check);
+   * throws a native error {code, syscall: 'getsockopt', errno} when fd is no such socket. */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Benchmark baseline: the example firewall's compiled rule table (80 bytes a rule) in C over
    * every slot filled in ring 0 of the port, `iterations` times; defaultAction 0 drop (default), 1 pass,
    * 2 host. Counts are those of one pass over `packets` slots. */

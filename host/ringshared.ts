@@ -40,8 +40,24 @@ export const RingState = {
   outages: 12, // killed guest calls after which traffic flowed again (host/watchdog.ts)
   outageMsMax: 13, // longest of them: from the start of the killed call to the in-flight batch's fault verdicts
   outageMsTotal: 14,
+  // Metrics (host/metrics.ts), written by the ring worker; slots from 16 on, clear of the others.
+  lastBatchSlots: 16, // filled slots handed to the filter at the last sync (ring occupancy)
+  instanceMemory: 17, // bytes of the current instance's linear memory (updated once a second)
+  batchSeconds: 18, // sum of the batch durations (guest call), seconds
+  batchBuckets: 19, // BATCH_BUCKETS.length + 1 slots: batches with duration <= each bound, the last = all (+Inf)
 } as const;
-export const RING_STATE_SLOTS = 16;
+/** Upper bounds (seconds) of the batch duration histogram (nmwasm_batch_duration_seconds). */
+export const BATCH_BUCKETS = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1] as const;
+export const RING_STATE_SLOTS = 32; // >= RingState.batchBuckets + BATCH_BUCKETS.length + 1
+
+/** Counts one guest call of `seconds` in the ring's batch duration histogram (cumulative
+ * buckets). NB: per batch; a few compares and stores, allocates nothing. */
+export function recordBatchDuration(state: Float64Array, seconds: number): void {
+  state[RingState.batchSeconds]! += seconds;
+  const base = RingState.batchBuckets;
+  for (let i = 0; i < BATCH_BUCKETS.length; i++) if (seconds <= BATCH_BUCKETS[i]!) state[base + i]!++;
+  state[base + BATCH_BUCKETS.length]!++;
+}
 
 export const BACKOFF_FIRST_MS = 100;
 export const BACKOFF_MAX_MS = 10_000;

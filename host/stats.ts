@@ -74,7 +74,7 @@ export function verdictTotal(t: Totals): number {
   return t.pass + t.drop + t.host + t.forward + t.faultVerdicts;
 }
 
-function totalFaults(t: Totals): number {
+export function totalFaults(t: Totals): number {
   const f = t.faults;
   return f.traps + f.timeouts + f.violations + f.badReturns + f.initFaults + f.crashes;
 }
@@ -91,22 +91,78 @@ export function compact(n: number): string {
   return `${(n / 1e9).toFixed(2)}G`;
 }
 
-/** The once-a-second status line on a TTY; does nothing when `stream` is not a TTY. */
+/** Bytes for people, in powers of 1024: 512 B, 1.5 KiB, 12.3 MiB, 2.00 GiB. */
+export function humanBytes(n: number): string {
+  if (n < 1024) return `${Math.round(n)} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)} ${units[i]}`;
+}
+
+/** A bit rate for people (powers of 1000): 950 bit/s, 1.20 Mbit/s, 9.87 Gbit/s. */
+export function humanBits(bitsPerSecond: number): string {
+  if (bitsPerSecond < 1000) return `${Math.round(bitsPerSecond)} bit/s`;
+  const units = ['kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];
+  let v = bitsPerSecond / 1000;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)} ${units[i]}`;
+}
+
+/** Seconds as "1:02:03" or "02:03". */
+export function clock(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+export interface StatusOptions {
+  /** Seconds between two status lines when stdout is not a terminal; 0 = none. */
+  intervalS: number;
+  /** --duration in ms (0 = none): the terminal line shows the time left. */
+  durationMs: number;
+  /** Where the periodic lines go when stdout is not a terminal (stderr: stdout keeps the summary). */
+  log: NodeJS.WritableStream;
+}
+
+/** The status line: on a terminal (`stream.isTTY`) redrawn in place once a second (elapsed
+ * time, time left with --duration, progress for finite inputs); otherwise one line every
+ * `intervalS` seconds on `log`. Both show packets, pps, bit/s, bytes and verdicts. */
 export class StatusLine {
   private timer: NodeJS.Timeout | null = null;
   private lastPackets = 0;
+  private lastBytes = 0;
   private lastAt = 0;
+  private startedAt = 0;
   private shown = false;
 
   constructor(
     private readonly stream: NodeJS.WriteStream,
     private readonly rings: () => readonly RingRun[],
+    private readonly opts: StatusOptions = { intervalS: 0, durationMs: 0, log: process.stderr },
   ) {}
 
   start(): void {
-    if (!this.stream.isTTY) return;
-    this.lastAt = performance.now();
-    this.timer = setInterval(() => this.draw(), 1000);
+    if (this.timer) return;
+    const now = performance.now();
+    if (this.startedAt === 0) this.startedAt = now;
+    if (this.stream.isTTY) {
+      this.lastAt = now;
+      this.timer = setInterval(() => this.draw(), 1000);
+    } else if (this.opts.intervalS > 0) {
+      this.lastAt = now;
+      this.timer = setInterval(() => this.opts.log.write(`status: ${this.line()}\n`), this.opts.intervalS * 1000);
+    } else return;
     this.timer.unref();
   }
 
@@ -118,13 +174,24 @@ export class StatusLine {
     this.shown = false;
   }
 
-  private draw(): void {
+  /** One status line (rates since the previous line). */
+  line(): string {
     const t = sumCounters(this.rings());
     const now = performance.now();
-    const pps = ((t.packets - this.lastPackets) * 1000) / Math.max(now - this.lastAt, 1);
+    const secs = Math.max(now - this.lastAt, 1) / 1000;
+    const pps = (t.packets - this.lastPackets) / secs;
+    const bps = ((t.bytes - this.lastBytes) * 8) / secs;
     this.lastPackets = t.packets;
+    this.lastBytes = t.bytes;
     this.lastAt = now;
-    let line = `${compact(t.packets)} pkts ${compact(pps)} pps | pass ${compact(t.pass)} drop ${compact(t.drop)} host ${compact(t.host)} fwd ${compact(t.forward)} fault ${compact(t.faultVerdicts)} | faults ${totalFaults(t)}`;
+    const elapsed = (now - this.startedAt) / 1000;
+    const left = this.opts.durationMs > 0 ? `, ${clock(this.opts.durationMs / 1000 - elapsed)} left` : '';
+    return `${clock(elapsed)}${left} | ${compact(t.packets)} pkts ${humanBytes(t.bytes)} | ${compact(pps)} pps ${humanBits(bps)} | pass ${compact(t.pass)} drop ${compact(t.drop)} host ${compact(t.host)} fwd ${compact(t.forward)} fault ${compact(t.faultVerdicts)} | faults ${totalFaults(t)}`;
+  }
+
+  private draw(): void {
+    const t = sumCounters(this.rings());
+    let line = this.line();
     if (t.expected > 0) line = `${progressBar(verdictTotal(t), t.expected, 20)} ${line}`;
     const width = this.stream.columns || 120; // 0 when the terminal size is unknown
     this.stream.write(`\r\x1b[K${line.slice(0, Math.max(width - 1, 20))}`);

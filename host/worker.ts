@@ -13,7 +13,7 @@ import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
 import { NMWASM_CONFIG_BASE, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { printable } from './text.ts';
-import { epochMs, Phase, recordFault, RingControl, RingState, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, Phase, recordBatchDuration, recordFault, RingControl, RingState, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 
 const LOG_MAX_BYTES = 1024;
 const LOG_LINES_PER_SECOND = 20;
@@ -212,6 +212,7 @@ let statsReadAt = 0;
 /** Reads the instance's nmwasm_stats counters into statsOut (base + current). */
 function readStats(): void {
   statsReadAt = performance.now();
+  if (memory !== null) state[RingState.instanceMemory] = memory.buffer.byteLength;
   if (statsFn === null || !healthy) return;
   let addr: number;
   enterGuest();
@@ -298,6 +299,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
     const stopping = Atomics.load(control, RingControl.stop) !== 0;
     if (!healthy && !owed && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
     if (n <= 0) {
+      state[RingState.lastBatchSlots] = 0; // an empty ring (metrics: occupancy)
       // Nothing in hand: a stop ends the ring here, every packet it took has its verdict.
       if (stopping) return;
       // Nothing for LIVE_WAIT_MS (sync polled the descriptor that long, so the stop flag is
@@ -320,7 +322,9 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       } catch (err) {
         trapped = err;
       }
+      const startedAt = counters[Counter.batchStartedAt]!;
       leaveGuest();
+      recordBatchDuration(state, (epochMs() - startedAt) / 1000);
       if (trapped !== null) {
         fail('trap', errorText(trapped));
         faulted = true;
@@ -329,6 +333,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
         faulted = true;
       }
     }
+    state[RingState.lastBatchSlots] = n;
     const violationsBefore = counters[Counter.violations]!;
     const next = ring.sync(n, faulted, LIVE_WAIT_MS);
     first = (first + n) % numSlots;

@@ -29,5 +29,7 @@ Napi::Value hardExitJs(const Napi::CallbackInfo& info);
 Napi::Value benchFirewallCJs(const Napi::CallbackInfo& info);
 // bench_gen.cc
 Napi::Value benchGenJs(const Napi::CallbackInfo& info);
+// peercred.cc
+Napi::Value peerCredJs(const Napi::CallbackInfo& info);
 
 }  // namespace nmwasm

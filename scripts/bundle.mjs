@@ -22,7 +22,8 @@ await build({
   ...common,
   entryPoints: ['host/cli.ts'],
   outfile: 'dist/nmwasm.mjs',
-  banner: { js: '#!/usr/bin/env node' },
+  // prom-client is CommonJS and requires node built-ins: give the ESM bundle a require().
+  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __nmwasmCreateRequire } from 'node:module';\nconst require = __nmwasmCreateRequire(import.meta.url);" },
 });
 await build({ ...common, entryPoints: ['host/worker.ts'], outfile: 'dist/worker.mjs' });
 chmodSync(join(root, 'dist', 'nmwasm.mjs'), 0o755);

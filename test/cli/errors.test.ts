@@ -81,7 +81,7 @@ const cases: Case[] = [
   ['empty --pcap', (o) => ['test', pass, '--pcap=', '--out', o], /^nmwasm test: expected --pcap FILE \(a pcap or pcapng capture\), got an empty string$/],
   ['misspelt scheme', (o) => ['load', pass, '--port', 'gne:count=3', '--out', `pcap:${o}`], /^--port "gne:count=3": unknown port scheme; did you mean "gen:count=3"\?/],
   ['option without dashes', (o) => ['load', pass, 'port', 'gen:', '--out', `pcap:${o}`], /^nmwasm load: expected one MODULE, got 3 arguments \(.* "port" "gen:"\); did you mean --port\?$/],
-  ['misspelt command', () => ['lod', pass, '--port', 'gen:'], /^nmwasm: unknown command "lod"; did you mean load\? \(expected load, test, inspect, new or build; see nmwasm --help\)$/],
+  ['misspelt command', () => ['lod', pass, '--port', 'gen:'], /^nmwasm: unknown command "lod"; did you mean load\? \(expected load, test, inspect, new, build, ps, stats, swap or unload; see nmwasm --help\)$/],
   ['module before the command', () => [pass, '--port', 'gen:'], /^nmwasm: expected a command before MODULE, got ".*pass\.wasm" .*; e\.g\. nmwasm load ".*pass\.wasm" --port SPEC$/],
   ['option before the command', () => ['--port', 'gen:'], /^nmwasm: expected a command first, got the option "--port" .*; e\.g\. nmwasm load MODULE --port \.\.\.$/],
   ['no port', (o) => ['load', pass, '--out', `pcap:${o}`], /nmwasm load: expected --port SPEC/],
@@ -90,7 +90,7 @@ const cases: Case[] = [
   ['two modules', () => ['inspect', pass, pass], /expected one MODULE, got 2 arguments/],
   ['init never returns', (o) => ['load', join(fixtures, 'slow-init.wasm'), '--port', 'gen:count=10', '--out', `pcap:${o}`], /slow-init\.wasm: the start function or nmwasm_init ran longer than its start budget of 5000 ms/, true],
   ['bad firewall rules', (o) => ['test', join(root, 'filters', 'build', 'firewall.wasm'), '--pcap', ethernet, '--config', badRules, '--out', o], /--config .*bad\.rules: configuration rejected by the filter's nmwasm_init: .*line 2/, true],
-  ['unknown command', () => ['frob'], /nmwasm: unknown command "frob" \(expected load, test, inspect, new or build/],
+  ['unknown command', () => ['frob'], /nmwasm: unknown command "frob" \(expected load, test, inspect, new, build, ps, stats, swap or unload/],
 ];
 
 for (const [name, args, pattern, needsNative] of cases) {

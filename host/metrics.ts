@@ -1,0 +1,197 @@
+// Prometheus metrics of a host (--metrics ADDR:PORT): an HTTP server answering GET /metrics
+// with the text exposition of prom-client. Values are read from the rings' shared counters
+// at scrape time (collect callbacks), so the packet path does no extra work and /metrics
+// agrees with `nmwasm stats` and the final summary. Labels: host, clause, ring, module, port.
+// A non-loopback address is refused unless --metrics-public is given (checked in
+// parseMetricsAddress, at the edge).
+import { createServer, type Server } from 'node:http';
+import { isIP } from 'node:net';
+import { Counter as PromCounter, Gauge, Registry } from 'prom-client';
+import { UsageError, quote } from './errors.ts';
+import { Counter } from './native.ts';
+import { BATCH_BUCKETS, RingState } from './ringshared.ts';
+import type { RingRun } from './engine.ts';
+
+/** One clause as the metrics see it. */
+export interface MetricsClause {
+  clause: number;
+  module: string;
+  port: string;
+  rings: readonly RingRun[];
+  swaps: number;
+  canaryFailures: number;
+}
+
+export interface MetricsAddress {
+  host: string; // an IP address or "localhost"
+  port: number;
+}
+
+/** Parses --metrics ADDR:PORT (IPv4, [IPv6] or localhost; port 1..65535). A non-loopback
+ * address without --metrics-public is refused in one line. */
+export function parseMetricsAddress(text: string, isPublic: boolean): MetricsAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):([0-9]{1,5})$/.exec(text);
+  const host = m ? (m[1] ?? m[2])! : '';
+  const port = m ? Number(m[3]) : 0;
+  if (!m || (host !== 'localhost' && isIP(host) === 0) || (m[1] !== undefined && isIP(host) !== 6) || port < 1 || port > 65535) {
+    throw new UsageError(`--metrics: expected ADDR:PORT (an IPv4 address, [IPv6] or localhost, port 1..65535, e.g. 127.0.0.1:9464), got ${quote(text, 60)}`);
+  }
+  const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+  if (!loopback && !isPublic) {
+    throw new UsageError(`--metrics: expected a loopback address (127.0.0.1, [::1], localhost), got ${quote(text, 60)}: it would serve the metrics to the network; add --metrics-public to allow that`);
+  }
+  return { host, port };
+}
+
+const FAULT_KINDS: [string, (c: Float64Array, s: Float64Array) => number][] = [
+  ['trap', (c) => c[Counter.traps]!],
+  ['timeout', (c) => c[Counter.timeouts]!],
+  ['violation', (_c, s) => s[RingState.violationFaults]!],
+  ['bad_return', (_c, s) => s[RingState.badReturns]!],
+  ['init', (_c, s) => s[RingState.initFaults]!],
+  ['crash', (_c, s) => s[RingState.workerCrashes]!],
+];
+
+const VERDICTS: [string, number][] = [
+  ['pass', Counter.pass],
+  ['drop', Counter.drop],
+  ['host', Counter.host],
+  ['forward', Counter.forward],
+  ['fault', Counter.faultVerdicts],
+];
+
+/** The registry of one host: every value is read from `clauses()` at scrape time. */
+export function hostRegistry(hostName: string, clauses: () => MetricsClause[], startedAt: number): Registry {
+  const registry = new Registry();
+  const ringLabels = ['host', 'clause', 'ring', 'module', 'port'] as const;
+  type L = (typeof ringLabels)[number];
+  // A counter refilled from the rings at each scrape (prom-client keeps no state of its own here).
+  const perRing = (name: string, help: string, value: (c: Float64Array, s: Float64Array) => number): void => {
+    new PromCounter<L>({
+      name,
+      help,
+      labelNames: ringLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const cl of clauses()) for (const r of cl.rings) this.inc({ host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port }, value(r.counters, r.state));
+      },
+    });
+  };
+  perRing('nmwasm_packets_total', 'Packets taken from the input port by the ring.', (c) => c[Counter.packets]!);
+  perRing('nmwasm_bytes_total', 'Bytes of those packets.', (c) => c[Counter.bytes]!);
+  perRing('nmwasm_batches_total', 'Batches handed to the filter.', (c) => c[Counter.batches]!);
+  perRing('nmwasm_out_packets_total', 'Packets written to the output ports.', (c) => c[Counter.outPackets]!);
+  perRing('nmwasm_out_drops_total', 'Packets an output port refused.', (c) => c[Counter.outDrops]!);
+  perRing('nmwasm_restarts_total', 'Fresh instances started after a fault.', (c) => c[Counter.restarts]!);
+  new PromCounter<L | 'verdict'>({
+    name: 'nmwasm_verdicts_total',
+    help: 'Packets by verdict (fault: the --on-fault verdict); they add up to nmwasm_packets_total.',
+    labelNames: [...ringLabels, 'verdict'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const cl of clauses()) {
+        for (const r of cl.rings) {
+          for (const [verdict, slot] of VERDICTS) this.inc({ host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port, verdict }, r.counters[slot]!);
+        }
+      }
+    },
+  });
+  new PromCounter<L | 'kind'>({
+    name: 'nmwasm_faults_total',
+    help: 'Filter faults by kind.',
+    labelNames: [...ringLabels, 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const cl of clauses()) {
+        for (const r of cl.rings) {
+          for (const [kind, get] of FAULT_KINDS) this.inc({ host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port, kind }, get(r.counters, r.state));
+        }
+      }
+    },
+  });
+  const perClause = (name: string, help: string, value: (cl: MetricsClause) => number): void => {
+    new PromCounter<'host' | 'clause' | 'module' | 'port'>({
+      name,
+      help,
+      labelNames: ['host', 'clause', 'module', 'port'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const cl of clauses()) this.inc({ host: hostName, clause: String(cl.clause), module: cl.module, port: cl.port }, value(cl));
+      },
+    });
+  };
+  perClause('nmwasm_swaps_total', 'Modules swapped in while traffic flowed.', (cl) => cl.swaps);
+  perClause('nmwasm_canary_failures_total', 'Swaps refused because the canary faulted.', (cl) => cl.canaryFailures);
+  const perRingGauge = (name: string, help: string, slot: number): void => {
+    new Gauge<L>({
+      name,
+      help,
+      labelNames: ringLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const cl of clauses()) for (const r of cl.rings) this.set({ host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port }, r.state[slot]!);
+      },
+    });
+  };
+  perRingGauge('nmwasm_ring_occupancy_slots', 'Filled slots handed to the filter at the ring\'s last sync.', RingState.lastBatchSlots);
+  perRingGauge('nmwasm_instance_memory_bytes', 'Linear memory of the ring\'s current filter instance.', RingState.instanceMemory);
+  // The batch duration histogram lives in the rings' shared state (the worker counts each
+  // guest call, host/ringshared.ts recordBatchDuration); prom-client renders it as given.
+  registry.registerMetric({
+    name: 'nmwasm_batch_duration_seconds',
+    help: 'Duration of one nmwasm_process call (a batch).',
+    type: 'histogram',
+    aggregator: 'sum',
+    reset() {},
+    get() {
+      const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
+      for (const cl of clauses()) {
+        for (const r of cl.rings) {
+          const labels = { host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port };
+          BATCH_BUCKETS.forEach((le, i) => values.push({ value: r.state[RingState.batchBuckets + i]!, labels: { ...labels, le }, metricName: 'nmwasm_batch_duration_seconds_bucket' }));
+          const count = r.state[RingState.batchBuckets + BATCH_BUCKETS.length]!;
+          values.push({ value: count, labels: { ...labels, le: '+Inf' }, metricName: 'nmwasm_batch_duration_seconds_bucket' });
+          values.push({ value: r.state[RingState.batchSeconds]!, labels, metricName: 'nmwasm_batch_duration_seconds_sum' });
+          values.push({ value: count, labels, metricName: 'nmwasm_batch_duration_seconds_count' });
+        }
+      }
+      return { name: 'nmwasm_batch_duration_seconds', help: 'Duration of one nmwasm_process call (a batch).', type: 'histogram', aggregator: 'sum', values };
+    },
+  } as unknown as Parameters<Registry['registerMetric']>[0]);
+  new Gauge<'host'>({
+    name: 'nmwasm_uptime_seconds',
+    help: 'Seconds since the host started.',
+    labelNames: ['host'],
+    registers: [registry],
+    collect() {
+      this.set({ host: hostName }, (Date.now() - startedAt) / 1000);
+    },
+  });
+  return registry;
+}
+
+/** Serves GET /metrics of `registry` on `address`; a port in use or an address not on this
+ * machine is a one-line UsageError. */
+export async function serveMetrics(registry: Registry, address: MetricsAddress): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`error: ${String(err)}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new UsageError(`--metrics: cannot listen on ${address.host}:${address.port} (${err.code}): ${err.code === 'EADDRINUSE' ? 'the port is in use; pick another' : 'is the address on this machine?'}`)));
+    server.listen(address.port, address.host, () => resolve());
+  });
+  server.unref();
+  return server;
+}
