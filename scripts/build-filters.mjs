@@ -1,8 +1,9 @@
-// Builds every filter: filters/examples/<name>/index.ts -> filters/build/<name>.wasm and
+// Builds every filter: filters/packages/<name>/index.ts -> filters/build/<name>.wasm (and a
+// copy at the package's own nmwasm.module path, filters/packages/<name>/build/<name>.wasm) and
 // filters/fixtures/<name>.{ts,wat} -> filters/build/fixtures/<name>.wasm (plus the
 // deliberately broken not-wasm.wasm), with AssemblyScript (asconfig.json: --runtime stub,
 // --memoryBase 64 MiB so all data lies above the host window of docs/ABI.md) or binaryen
-// for .wat. Appends the `nmwasm.manifest` custom section from manifest.json (examples)
+// for .wat. Appends the `nmwasm.manifest` custom section from manifest.json (packages)
 // or <name>.manifest.json (fixtures), then checks every example and well-formed fixture
 // against docs/ABI.md sections 1 and 4 (imports, data segments, memory size) so a
 // broken build fails here rather than at load time.
@@ -116,14 +117,16 @@ async function main() {
   let built = 0;
   const want = (name) => only.size === 0 || only.has(name);
 
-  for (const name of readdirSync(join(root, 'filters/examples')).sort()) {
-    const dir = join(root, 'filters/examples', name);
+  for (const name of readdirSync(join(root, 'filters/packages')).sort()) {
+    const dir = join(root, 'filters/packages', name);
     if (!existsSync(join(dir, 'index.ts')) || !want(name)) continue;
     const out = join(buildDir, `${name}.wasm`);
     let wasm = await compileAs(join(dir, 'index.ts'), out, 'release');
     wasm = appendCustomSection(wasm, 'nmwasm.manifest', manifestBytes(join(dir, 'manifest.json')));
     checkAbi(name, wasm);
     writeFileSync(out, wasm);
+    mkdirSync(join(dir, 'build'), { recursive: true });
+    writeFileSync(join(dir, 'build', `${name}.wasm`), wasm); // the package's "nmwasm": {"module"}
     built++;
   }
 

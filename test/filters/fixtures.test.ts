@@ -10,7 +10,7 @@ import * as f from './frames.ts';
 
 const ALLOWED = ['env.abort', 'env.nmwasm_log', 'env.nmwasm_now'];
 const PROCESS_TYPE_OK = 4; // nmwasm_process takes 4 params (checked through Function.length)
-const examples = readdirSync(`${root}filters/examples`).sort();
+const examples = readdirSync(`${root}filters/packages`).sort();
 const mod = (name: string): WebAssembly.Module => new WebAssembly.Module(readFileSync(wasmPath(name)));
 
 test('examples keep docs/ABI.md sections 1, 3, 4 and carry their manifest', () => {
@@ -28,7 +28,7 @@ test('examples keep docs/ABI.md sections 1, 3, 4 and carry their manifest', () =
     assert.is(h.fn('nmwasm_process')!.length, PROCESS_TYPE_OK, name);
     if (!name.startsWith('fixtures/')) {
       const manifest = manifestOfBytes(bytes)!;
-      assert.equal(manifest, JSON.parse(readFileSync(`${root}filters/examples/${name}/manifest.json`, 'utf8')));
+      assert.equal(manifest, JSON.parse(readFileSync(`${root}filters/packages/${name}/manifest.json`, 'utf8')));
       if (h.fn('nmwasm_stats')) assert.is(h.stats(manifest.stats.length).length, manifest.stats.length);
     }
   }
