@@ -52,7 +52,8 @@ export interface FrameResult {
 
 export interface FilterRun {
   frames: FrameResult[];
-  /** Every log line, with the first and last frame of the batch that logged it. */
+  /** Every log line, with the first and last frame of the batch that logged it (0 and 0 for
+   * the lines nmwasm_init logged). */
   logs: { firstFrame: number; lastFrame: number; line: string }[];
   /** The module's counters by manifest name (empty without nmwasm_stats). */
   counters: Record<string, bigint>;
@@ -94,7 +95,7 @@ export function runFilter(module: string | Uint8Array, input: string | readonly 
   const frames = toFrames(input);
   const guest = new Guest(loaded, spec, config, opts.state);
   const results: FrameResult[] = [];
-  const logs: FilterRun['logs'] = [];
+  const logs: FilterRun['logs'] = guest.initLogs.map((line) => ({ firstFrame: 0, lastFrame: 0, line }));
   const faults: string[] = [];
   const totals = { packets: 0, pass: 0, drop: 0, host: 0, forward: 0, fault: 0 };
   let slot0 = 0;
@@ -139,6 +140,8 @@ interface BatchOut { verdicts: number[]; data: Uint8Array[]; logs: string[]; fau
 /** One instance of the module and its ring inside its own memory. */
 class Guest {
   healthy = false;
+  /** Lines the first instance logged in nmwasm_init. */
+  initLogs: string[] = [];
   private instance!: WebAssembly.Instance;
   private memory!: WebAssembly.Memory;
   private logs: string[] = [];
@@ -148,6 +151,7 @@ class Guest {
   constructor(private readonly loaded: LoadedModule, private readonly spec: string, private readonly config: Uint8Array, state: Uint8Array | undefined) {
     this.statNames = loaded.description.manifest?.stats ?? [];
     this.start(true);
+    this.initLogs = this.logs;
     if (state) this.loadState(state);
   }
 
