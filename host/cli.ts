@@ -15,6 +15,7 @@ import { StatusLine, sumCounters, summaryJson, summaryText, type SummaryContext 
 import { loadNative, type PlainPortSpec } from './native.ts';
 import { PortPool, planSharedPorts } from './portpool.ts';
 import { portRouteLines } from './portroutes.ts';
+import { traceText } from './trace.ts';
 
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
@@ -22,7 +23,8 @@ usage:
   nmwasm load MODULE --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]
                      [--count N] [--duration S] [--on-fault open|closed] [--batch-timeout MS] [--json]
                      [+ MODULE --port SPEC ...]...
-  nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
+  nmwasm test MODULE --port pcap:FILE [--config FILE] [--out pcap:FILE] [--json] [--trace]
+             (--pcap FILE and --out FILE, without pcap:, are the same)
   nmwasm inspect MODULE [--json]
   (load, test and inspect also take the module limits below)
 
@@ -36,7 +38,9 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 --count     stop after N packets got a verdict;  --duration: stop after S seconds (0.001..10000000)
 --on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
 --batch-timeout  budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a slower batch restarts the ring worker
---json      machine-readable summary on stdout;  --trace (test): every packet's verdict
+--json      machine-readable summary on stdout
+--trace     (test) one line per frame: its number (as tcpdump -# counts), verdict and length,
+            and the lines the filter logged for it (docs/FILTERS.md "Tracing")
 --max-memory MIB  linear memory a module may use above the host's 64 MiB (default ${DEFAULT_LIMITS.memoryMiB})
 --max-table N     elements per table (default ${DEFAULT_LIMITS.tableElements});  --max-code MIB: code section (default ${DEFAULT_LIMITS.codeMiB})
 --max-data MIB    data segments together (default ${DEFAULT_LIMITS.dataMiB}); a module over a limit is refused (docs/ABI.md section 7)
@@ -73,6 +77,7 @@ const LOAD_OPTIONS: OptionTable = {
   ...LIMIT_OPTIONS,
 };
 const TEST_OPTIONS: OptionTable = {
+  port: { type: 'string', value: 'pcap:FILE' },
   pcap: { type: 'string', value: 'a capture FILE' },
   config: { type: 'string', value: 'a FILE' },
   out: { type: 'string', value: 'a FILE' },
@@ -216,10 +221,18 @@ function startupLines(portText: string, input: PlainPortSpec, outTexts: string[]
   return lines;
 }
 
+interface RunHooks {
+  /** Drop the filter's log lines (the --trace pass prints them per frame). */
+  quietLogs?: boolean;
+  /** Called after every engine ended, before the summaries are printed. */
+  beforeSummary?: (results: RunResult[]) => void;
+}
+
 /** Runs one engine per request (two for --bidir), all stopped together; prints one summary
  * each and returns the results in request order. */
-async function run(reqs: RunRequest[]): Promise<RunResult[]> {
+async function run(reqs: RunRequest[], hooks: RunHooks = {}): Promise<RunResult[]> {
   const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
+    if (kind === 'log' && hooks.quietLogs) return;
     status.stop();
     process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${safeLine(line)}\n`);
     status.start();
@@ -305,6 +318,7 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  hooks.beforeSummary?.(results);
   reqs.forEach((req, i) => {
     const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
     process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaryJson(results[i]!, ctx, req.trace)))}\n` : `${summaryText(results[i]!, ctx)}\n`);
@@ -403,15 +417,16 @@ async function testCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse('test', args);
   if (values.help) return help();
   const moduleSpec = oneModule('test', positionals);
-  const pcap = str(values, 'pcap');
-  if (pcap === undefined || pcap.length === 0) throw new UsageError(`nmwasm test: expected --pcap FILE (a pcap or pcapng capture), got ${pcap === undefined ? 'none' : 'an empty string'}`);
-  const out = str(values, 'out');
-  if (out !== undefined && out.length === 0) throw new UsageError('--out: expected a file name, got an empty string');
+  const pcap = testInputFile(str(values, 'port'), str(values, 'pcap'));
+  const out = testOutputFile(str(values, 'out'));
   const onFault = onFaultOption(str(values, 'on-fault'));
   const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec, limitsOption(values));
+  const trace = values.trace === true;
+  // Text trace: the filter's log lines are printed per frame by the trace pass instead.
+  const traceText = trace && values.json !== true;
   const [result] = await run([{
     moduleSpec,
     loaded,
@@ -424,9 +439,44 @@ async function testCommand(args: string[]): Promise<number> {
     count: 0,
     durationMs: 0,
     json: values.json === true,
-    trace: values.trace === true,
-  }]);
+    trace,
+  }], traceText ? { quietLogs: true, beforeSummary: (results) => printTrace(moduleSpec, pcap, config, onFault, limitsOption(values), results[0]!) } : {});
   return testVerdict(pcap, result!);
+}
+
+/** The capture `nmwasm test` reads: `--port pcap:FILE` (as `load` spells it) or `--pcap FILE`. */
+function testInputFile(port: string | undefined, pcap: string | undefined): string {
+  if (port !== undefined && pcap !== undefined) throw new UsageError(`nmwasm test: expected one of --port pcap:FILE or --pcap FILE, got both (${quote(port, 60)} and ${quote(pcap, 60)})`);
+  if (port !== undefined) {
+    const spec = portOption('--port', port, 'in');
+    if (spec.kind !== 'pcap') throw new UsageError(`--port ${quote(port, 60)}: nmwasm test reads a capture: expected pcap:FILE, got a ${spec.kind} port (run it with nmwasm load)`);
+    return spec.path;
+  }
+  if (pcap === undefined || pcap.length === 0) throw new UsageError(`nmwasm test: expected --port pcap:FILE or --pcap FILE (a pcap or pcapng capture), got ${pcap === undefined ? 'none' : 'an empty string'}`);
+  return pcap.startsWith('pcap:') ? testInputFile(pcap, undefined) : pcap;
+}
+
+/** The capture `nmwasm test` writes: `--out pcap:FILE` (as `load` spells it) or `--out FILE`. */
+function testOutputFile(out: string | undefined): string | undefined {
+  if (out === undefined) return undefined;
+  if (out.length === 0) throw new UsageError('--out: expected pcap:FILE or a file name, got an empty string');
+  if (!out.startsWith('pcap:')) return out;
+  const spec = portOption('--out', out, 'out');
+  return spec.kind === 'pcap-out' ? spec.path : out;
+}
+
+/** Prints the text --trace (host/trace.ts) after the run, unless the run timed out. */
+function printTrace(moduleSpec: string, pcap: string, config: Uint8Array, onFault: 'open' | 'closed', limits: ModuleLimits, result: RunResult): void {
+  if (sumCounters(result.rings).faults.timeouts > 0) {
+    process.stderr.write('trace: not printed: a batch overran --batch-timeout, and the trace pass runs without a watchdog\n');
+    return;
+  }
+  try {
+    process.stdout.write(`${traceText(moduleSpec, pcap, config, onFault, limits).join('\n')}\n`);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`trace: not printed: ${err.message}\n`);
+  }
 }
 
 /** `nmwasm test` fails (exit 1, one line on stderr) when the filter faulted: a packet that got

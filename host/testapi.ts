@@ -43,6 +43,8 @@ export interface FrameResult {
   verdict: VerdictName;
   /** True when the frame got the fault verdict instead of the filter's. */
   fault: boolean;
+  /** The frame's length as it came in. */
+  inputLength: number;
   /** The frame after the filter (rewritten bytes, new length); the input bytes after a fault. */
   data: Uint8Array;
   timestampNs: bigint;
@@ -114,7 +116,7 @@ export function runFilter(module: string | Uint8Array, input: string | readonly 
       else if (v === 1) totals.pass++;
       else if (v === 2) totals.host++;
       else totals.forward++;
-      results.push({ frame: i + k + 1, verdict: verdictName(v), fault: out.fault !== null, data: out.fault ? f.data : out.data[k]!, timestampNs: f.timestampNs, logs: out.logs });
+      results.push({ frame: i + k + 1, inputLength: f.data.length, verdict: verdictName(v), fault: out.fault !== null, data: out.fault ? f.data : out.data[k]!, timestampNs: f.timestampNs, logs: out.logs });
     });
   }
   return { frames: results, logs, counters: guest.counters(), totals, faults, saveState: () => guest.saveState() };
