@@ -169,7 +169,7 @@ class Guest {
     };
     const imports = {
       env: {
-        abort: (): never => { throw new Error('abort'); },
+        abort: (msg: number): never => { throw new Error(`abort: ${this.asString(msg)}`); },
         nmwasm_log: (ptr: number, len: number): void => { this.logs.push(text(ptr, len)); },
         nmwasm_now: (): number => this.nowMs,
       },
@@ -203,6 +203,16 @@ class Guest {
       }
     }
     this.healthy = true;
+  }
+
+  /** An AssemblyScript string at `ptr` (u32 byte length before it, UTF-16), escaped. */
+  private asString(ptr: number): string {
+    const bytes = new Uint8Array(this.memory.buffer);
+    ptr >>>= 0;
+    if (ptr < 4 || ptr > bytes.length) return `message at 0x${ptr.toString(16)} not readable`;
+    const size = new DataView(this.memory.buffer).getUint32(ptr - 4, true);
+    if (size > 2048 || size % 2 !== 0 || ptr + size > bytes.length) return `message at 0x${ptr.toString(16)} not readable`;
+    return printable(new TextDecoder('utf-16le').decode(bytes.subarray(ptr, ptr + size)));
   }
 
   private fn(name: string): ((...args: number[]) => number) | undefined {
