@@ -139,13 +139,7 @@ function modulePathFromPackage(spec: string, pkgDir: string, pkgJson: string): s
  * broken rule (and the flag that raises a limit). */
 export function loadModule(spec: string, limits: ModuleLimits = DEFAULT_LIMITS): LoadedModule {
   const path = resolveModulePath(spec);
-  return loadModuleBytes(spec, readModuleFile(spec, path), limits);
-}
-
-/** loadModule for bytes already in memory (the test API's modules); `spec` names them. */
-export function loadModuleBytes(spec: string, bytes: Uint8Array<ArrayBuffer>, limits: ModuleLimits = DEFAULT_LIMITS): LoadedModule {
-  if (bytes.length > MAX_MODULE_BYTES) throw new UsageError(`${spec}: module too large (expected at most ${MAX_MODULE_BYTES} bytes, got ${bytes.length})`);
-  checkMagic(spec, bytes);
+  const bytes = readModuleFile(spec, path);
   try {
     new WebAssembly.Module(bytes); // V8 validates; its message names the original byte offsets
   } catch (err) {

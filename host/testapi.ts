@@ -9,9 +9,9 @@
 // Deterministic by design: time (slot timestamps and nmwasm_now) comes from the frames.
 // NB: there is no batch timeout here: a module that never returns hangs the caller; run an
 // untrusted module with `nmwasm test` (its worker has the watchdog).
-import { readFileSync } from 'node:fs';
 import { UsageError, quote } from './errors.ts';
-import { DEFAULT_LIMITS, NMWASM_CONFIG_BASE, NMWASM_CONFIG_MAX, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, loadModuleBytes, resolveModulePath, type LoadedModule, type ModuleLimits } from './module.ts';
+import { DEFAULT_LIMITS, NMWASM_CONFIG_BASE, NMWASM_CONFIG_MAX, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, checkMagic, loadModule, maxMemoryPages, validateModuleBytes, type LoadedModule, type ModuleLimits } from './module.ts';
+import { rewriteModule } from './wasm-rewrite.ts';
 import { readCaptureFile } from './capture.ts';
 import { printable } from './text.ts';
 
@@ -91,9 +91,8 @@ export function runFilter(module: string | Uint8Array, input: string | readonly 
   if (config.length > NMWASM_CONFIG_MAX) throw new UsageError(`runFilter: config: expected at most ${NMWASM_CONFIG_MAX} bytes, got ${config.length}`);
   if (opts.state && opts.state.length > NMWASM_CONFIG_MAX) throw new UsageError(`runFilter: state: expected at most ${NMWASM_CONFIG_MAX} bytes, got ${opts.state.length}`);
   const spec = typeof module === 'string' ? module : 'runFilter module';
-  const loaded = typeof module === 'string'
-    ? loadModuleBytes(spec, new Uint8Array(readFileSync(resolveModulePath(module))), { ...DEFAULT_LIMITS, ...opts.limits })
-    : loadModuleBytes(spec, new Uint8Array(module), { ...DEFAULT_LIMITS, ...opts.limits });
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const loaded = typeof module === 'string' ? loadModule(module, limits) : loadBytes(new Uint8Array(module), limits);
   const frames = toFrames(input);
   const guest = new Guest(loaded, spec, config, opts.state);
   const results: FrameResult[] = [];
@@ -120,6 +119,21 @@ export function runFilter(module: string | Uint8Array, input: string | readonly 
     });
   }
   return { frames: results, logs, counters: guest.counters(), totals, faults, saveState: () => guest.saveState() };
+}
+
+/** loadModule for bytes in memory: the same checks and the same bulk-instruction rewrite. */
+function loadBytes(bytes: Uint8Array<ArrayBuffer>, limits: ModuleLimits): LoadedModule {
+  const spec = 'runFilter module';
+  checkMagic(spec, bytes);
+  try {
+    new WebAssembly.Module(bytes);
+  } catch (err) {
+    throw new UsageError(`${spec}: invalid WebAssembly module: ${printable((err as Error).message)}`);
+  }
+  const description = validateModuleBytes(spec, bytes, limits);
+  const rewritten = rewriteModule(bytes, { maxMemoryPages: maxMemoryPages(limits), maxTableElements: limits.tableElements });
+  description.boundedInstructions = rewritten.replaced;
+  return { description, module: new WebAssembly.Module(rewritten.bytes) };
 }
 
 interface Frame { data: Uint8Array; timestampNs: bigint }

@@ -4,40 +4,46 @@
 // counter's carried totals, through the test API (host/testapi.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runFilter } from '../../host/testapi.ts';
-import { resolveModulePath } from '../../host/module.ts';
 import { root, wasmPath } from './harness.ts';
 import * as f from './frames.ts';
 
 const dir = join(root, 'filters/packages');
 const names = readdirSync(dir).sort();
 
-test('every package declares its built module, config format, README and manifest', () => {
+test('every package declares its built module, config format, README and manifest (docs/PACKAGES.md block)', () => {
   assert.equal(names, ['counter', 'firewall', 'hexdump', 'host-control', 'ratelimit', 'reflector']);
   for (const name of names) {
     const pkg = JSON.parse(readFileSync(join(dir, name, 'package.json'), 'utf8'));
-    assert.is(pkg.name, `@nmwasm/${name}`);
-    assert.is(pkg.nmwasm.module, `build/${name}.wasm`);
-    assert.ok(['none', 'text'].includes(pkg.nmwasm.config.format), name);
-    for (const file of pkg.files) assert.ok(existsSync(join(dir, name, file)), `${name}: ${file} listed in "files" exists`);
-    assert.equal(readFileSync(join(dir, name, pkg.nmwasm.module)), readFileSync(wasmPath(name)), `${name}: the package's module is filters/build/${name}.wasm`);
     const manifest = JSON.parse(readFileSync(join(dir, name, 'manifest.json'), 'utf8'));
+    assert.is(pkg.name, `@nmwasm/${name}`);
+    assert.ok(pkg.keywords.includes('nmwasm-filter'), name);
+    assert.equal(pkg.nmwasm, { abi: 1, module: `build/${name}.wasm`, entry: 'index.ts', config: manifest.config, configFormat: manifest.configFormat, stats: manifest.stats });
+    assert.ok(['none', 'text'].includes(manifest.configFormat), name);
+    assert.is(manifest.abi, 1);
     assert.is(manifest.name, name);
     assert.is(manifest.version, pkg.version);
-    if (pkg.nmwasm.config.example) assert.is(runFilter(wasmPath(name), [f.arp()], { config: readFileSync(join(dir, name, pkg.nmwasm.config.example)) }).totals.packets, 1, `${name}: its example config is accepted`);
+    for (const file of pkg.files) assert.ok(existsSync(join(dir, name, file)), `${name}: ${file} listed in "files" exists`);
+    assert.equal(readFileSync(join(dir, name, pkg.nmwasm.module)), readFileSync(wasmPath(name)), `${name}: the package's module is filters/build/${name}.wasm`);
+    if (existsSync(join(dir, name, 'example.rules'))) assert.is(runFilter(wasmPath(name), [f.arp()], { config: readFileSync(join(dir, name, 'example.rules')) }).totals.packets, 1, `${name}: its example config is accepted`);
   }
 });
 
-test('a package resolves by its directory name in node_modules', () => {
-  // As npm workspaces link them: node_modules/@nmwasm -> filters/packages.
+test('a package runs by its name in node_modules, as npm workspaces link it', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'nmwasm-pkgs-'));
   mkdirSync(join(tmp, 'node_modules'));
   symlinkSync(dir, join(tmp, 'node_modules', '@nmwasm'));
-  const file = resolveModulePath('@nmwasm/ratelimit', tmp);
-  assert.is(realpathSync(file), join(dir, 'ratelimit/build/ratelimit.wasm'));
+  const cwd = process.cwd();
+  process.chdir(tmp);
+  try {
+    const run = runFilter('@nmwasm/ratelimit', [f.udp4('10.0.0.1', '10.0.0.2', 1, 2), f.udp4('10.0.0.1', '10.0.0.2', 1, 2)], { config: 'default rate 1 burst 1' });
+    assert.equal(run.frames.map((r) => r.verdict), ['PASS', 'DROP']);
+  } finally {
+    process.chdir(cwd);
+  }
 });
 
 test('every package refuses a wrong config with one line naming the line and the field', () => {
