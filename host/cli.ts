@@ -426,7 +426,7 @@ async function testCommand(args: string[]): Promise<number> {
   const loaded = loadModule(moduleSpec, limitsOption(values));
   const trace = values.trace === true;
   // Text trace: the filter's log lines are printed per frame by the trace pass instead.
-  const traceText = trace && values.json !== true;
+  const textTrace = trace && values.json !== true;
   const [result] = await run([{
     moduleSpec,
     loaded,
@@ -440,7 +440,7 @@ async function testCommand(args: string[]): Promise<number> {
     durationMs: 0,
     json: values.json === true,
     trace,
-  }], traceText ? { quietLogs: true, beforeSummary: (results) => printTrace(moduleSpec, pcap, config, onFault, limitsOption(values), results[0]!) } : {});
+  }], textTrace ? { quietLogs: true, beforeSummary: (results) => printTrace(moduleSpec, pcap, config, onFault, limitsOption(values), results[0]!) } : {});
   return testVerdict(pcap, result!);
 }
 

@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { runFilter } from '../../host/testapi.ts';
 import { root, wasmPath } from './harness.ts';
@@ -21,7 +22,8 @@ test('every package declares its built module, config format, README and manifes
     const manifest = JSON.parse(readFileSync(join(dir, name, 'manifest.json'), 'utf8'));
     assert.is(pkg.name, `@nmwasm/${name}`);
     assert.ok(pkg.keywords.includes('nmwasm-filter'), name);
-    assert.equal(pkg.nmwasm, { abi: 1, module: `build/${name}.wasm`, entry: 'index.ts', config: manifest.config, configFormat: manifest.configFormat, stats: manifest.stats });
+    const sha256 = createHash('sha256').update(readFileSync(wasmPath(name))).digest('hex');
+    assert.equal(pkg.nmwasm, { abi: 1, module: `build/${name}.wasm`, sha256, entry: 'index.ts', config: manifest.config, configFormat: manifest.configFormat, stats: manifest.stats });
     assert.ok(['none', 'text'].includes(manifest.configFormat), name);
     assert.is(manifest.abi, 1);
     assert.is(manifest.name, name);
