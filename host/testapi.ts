@@ -198,11 +198,7 @@ class Guest {
     const bytes = new Uint8Array(this.memory.buffer);
     if (bytes.length < NMWASM_DATA_BASE) throw new UsageError(`${this.spec}: memory of ${bytes.length} bytes is below the ABI's ${NMWASM_DATA_BASE}`);
     bytes.set(this.config, NMWASM_CONFIG_BASE);
-    const v = new DataView(this.memory.buffer);
-    v.setBigInt64(NMWASM_WINDOW_BASE, BigInt(BUF_OFS), true);
-    v.setUint32(NMWASM_WINDOW_BASE + 8, NUM_SLOTS, true);
-    v.setUint32(NMWASM_WINDOW_BASE + 12, BUF_SIZE, true);
-    v.setUint16(NMWASM_WINDOW_BASE + 18, 1, true); // rx
+    this.writeRingHeader();
     const init = this.fn('nmwasm_init');
     if (init) {
       let rc: number;
@@ -229,6 +225,17 @@ class Guest {
     return printable(new TextDecoder('utf-16le').decode(bytes.subarray(ptr, ptr + size)));
   }
 
+  /** The host-owned fields of the ring header, rewritten before every call as the host
+   * rewrites them from its shadow copy at every sync (docs/ABI.md section 2). */
+  private writeRingHeader(): void {
+    const v = new DataView(this.memory.buffer);
+    v.setBigInt64(NMWASM_WINDOW_BASE, BigInt(BUF_OFS), true);
+    v.setUint32(NMWASM_WINDOW_BASE + 8, NUM_SLOTS, true);
+    v.setUint32(NMWASM_WINDOW_BASE + 12, BUF_SIZE, true);
+    v.setUint16(NMWASM_WINDOW_BASE + 16, 0, true);
+    v.setUint16(NMWASM_WINDOW_BASE + 18, 1, true); // rx
+  }
+
   private fn(name: string): ((...args: number[]) => number) | undefined {
     const f = this.instance.exports[name];
     return typeof f === 'function' ? (f as (...args: number[]) => number) : undefined;
@@ -245,6 +252,7 @@ class Guest {
 
   /** Runs one batch at ring slot `slot0`; checks the guest's output like the host does. */
   run(batch: Frame[], slot0: number, index0: number): BatchOut {
+    this.writeRingHeader();
     const v = new DataView(this.memory.buffer);
     const mem = new Uint8Array(this.memory.buffer);
     const slot = (k: number): number => (slot0 + k) % NUM_SLOTS;
