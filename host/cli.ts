@@ -222,17 +222,22 @@ function startupLines(portText: string, input: PlainPortSpec, outTexts: string[]
 }
 
 interface RunHooks {
-  /** Drop the filter's log lines (the --trace pass prints them per frame). */
+  /** Hold the filter's log lines back (the --trace pass prints them per frame). */
   quietLogs?: boolean;
-  /** Called after every engine ended, before the summaries are printed. */
-  beforeSummary?: (results: RunResult[]) => void;
+  /** Called after every engine ended, before the summaries are printed, with the log lines
+   * held back (at most 10,000). */
+  beforeSummary?: (results: RunResult[], heldLogs: string[]) => void;
 }
 
 /** Runs one engine per request (two for --bidir), all stopped together; prints one summary
  * each and returns the results in request order. */
 async function run(reqs: RunRequest[], hooks: RunHooks = {}): Promise<RunResult[]> {
+  const heldLogs: string[] = [];
   const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
-    if (kind === 'log' && hooks.quietLogs) return;
+    if (kind === 'log' && hooks.quietLogs) {
+      if (heldLogs.length < 10_000) heldLogs.push(line);
+      return;
+    }
     status.stop();
     process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${safeLine(line)}\n`);
     status.start();
@@ -318,7 +323,7 @@ async function run(reqs: RunRequest[], hooks: RunHooks = {}): Promise<RunResult[
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  hooks.beforeSummary?.(results);
+  hooks.beforeSummary?.(results, heldLogs);
   reqs.forEach((req, i) => {
     const ctx: SummaryContext = { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
     process.stdout.write(req.json ? `${jsonPrintable(JSON.stringify(summaryJson(results[i]!, ctx, req.trace)))}\n` : `${summaryText(results[i]!, ctx)}\n`);
@@ -440,7 +445,7 @@ async function testCommand(args: string[]): Promise<number> {
     durationMs: 0,
     json: values.json === true,
     trace,
-  }], textTrace ? { quietLogs: true, beforeSummary: (results) => printTrace(moduleSpec, pcap, config, onFault, limitsOption(values), results[0]!) } : {});
+  }], textTrace ? { quietLogs: true, beforeSummary: (results, logs) => printTrace(moduleSpec, pcap, config, onFault, limitsOption(values), results[0]!, logs) } : {});
   return testVerdict(pcap, result!);
 }
 
@@ -465,17 +470,19 @@ function testOutputFile(out: string | undefined): string | undefined {
   return spec.kind === 'pcap-out' ? spec.path : out;
 }
 
-/** Prints the text --trace (host/trace.ts) after the run, unless the run timed out. */
-function printTrace(moduleSpec: string, pcap: string, config: Uint8Array, onFault: 'open' | 'closed', limits: ModuleLimits, result: RunResult): void {
-  if (sumCounters(result.rings).faults.timeouts > 0) {
-    process.stderr.write('trace: not printed: a batch overran --batch-timeout, and the trace pass runs without a watchdog\n');
-    return;
-  }
+/** Prints the text --trace (host/trace.ts) after the run, unless the run timed out; then the
+ * run's own log lines, held back during it, are printed as they came instead. */
+function printTrace(moduleSpec: string, pcap: string, config: Uint8Array, onFault: 'open' | 'closed', limits: ModuleLimits, result: RunResult, heldLogs: string[]): void {
+  const fallBack = (why: string): void => {
+    process.stderr.write(`trace: not printed: ${why}\n`);
+    for (const line of heldLogs) process.stderr.write(`log: ${safeLine(line)}\n`);
+  };
+  if (sumCounters(result.rings).faults.timeouts > 0) return fallBack('a batch overran --batch-timeout, and the trace pass runs without a watchdog');
   try {
     process.stdout.write(`${traceText(moduleSpec, pcap, config, onFault, limits).join('\n')}\n`);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`trace: not printed: ${err.message}\n`);
+    fallBack(err.message);
   }
 }
 

@@ -15,7 +15,7 @@ import { rewriteModule } from './wasm-rewrite.ts';
 import { readCaptureFile } from './capture.ts';
 import { printable } from './text.ts';
 
-/** A frame to run: its bytes (14..2048) and optionally its receive time. */
+/** A frame to run: its bytes (1..2048) and optionally its receive time. */
 export interface FrameInput {
   data: Uint8Array;
   /** Receive time, ns since the Unix epoch (slot `ptr`); default: frame i at i µs after 1 s. */
@@ -81,7 +81,7 @@ export function verdictName(v: number): VerdictName {
 /** Runs `module` (a .wasm path, an npm package name, or the module's bytes) over `input` (a
  * pcap/pcapng file or frames) and returns what happened to each frame. Throws a one-line
  * UsageError for bad input: a module the host would refuse, a config the filter rejects
- * (quoting its last log line), a frame outside 14..2048 bytes. */
+ * (quoting its last log line), a frame outside 1..2048 bytes. */
 export function runFilter(module: string | Uint8Array, input: string | readonly (FrameInput | Uint8Array)[], opts: RunFilterOptions = {}): FilterRun {
   const batchSize = opts.batchSize ?? 64;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > NUM_SLOTS) throw new UsageError(`runFilter: batchSize: expected an integer 1..${NUM_SLOTS}, got ${String(batchSize)}`);
@@ -139,12 +139,13 @@ function loadBytes(bytes: Uint8Array<ArrayBuffer>, limits: ModuleLimits): Loaded
 interface Frame { data: Uint8Array; timestampNs: bigint }
 
 function toFrames(input: string | readonly (FrameInput | Uint8Array)[]): Frame[] {
-  const raw = typeof input === 'string' ? readCaptureFile(input) : input;
+  // A captured frame longer than a buffer is cut to the buffer, as the pcap port cuts it.
+  const raw = typeof input === 'string' ? readCaptureFile(input).map((f) => (f.data.length > BUF_SIZE ? { ...f, data: f.data.subarray(0, BUF_SIZE) } : f)) : input;
   if (!Array.isArray(raw)) throw new UsageError('runFilter: input: expected a capture file name or an array of frames');
   return raw.map((f, i) => {
     const data = f instanceof Uint8Array ? f : f?.data;
     if (!(data instanceof Uint8Array)) throw new UsageError(`runFilter: frame ${i + 1}: expected a Uint8Array or {data: Uint8Array}, got ${typeof data}`);
-    if (data.length < 14 || data.length > BUF_SIZE) throw new UsageError(`runFilter: frame ${i + 1}: expected 14..${BUF_SIZE} bytes (an Ethernet frame in one buffer), got ${data.length}`);
+    if (data.length < 1 || data.length > BUF_SIZE) throw new UsageError(`runFilter: frame ${i + 1}: expected 1..${BUF_SIZE} bytes (a frame in one buffer), got ${data.length}`);
     const ts = f instanceof Uint8Array ? undefined : f.timestampNs;
     if (ts !== undefined && (typeof ts === 'bigint' ? ts < 0n : !Number.isSafeInteger(ts) || ts < 0)) throw new UsageError(`runFilter: frame ${i + 1}: timestampNs: expected a non-negative integer of ns, got ${String(ts)}`);
     return { data, timestampNs: ts === undefined ? 1_000_000_000n + BigInt(i) * 1000n : BigInt(ts) };
@@ -298,7 +299,8 @@ class Guest {
       const frame = index0 + k + 1;
       if (after.getUint32(a, true) !== bufIdx(s)) return fail(`violation: frame ${frame}: buf_idx changed`);
       const len = after.getUint16(a + 4, true);
-      if (len < 14 || len > BUF_SIZE) return fail(`violation: frame ${frame}: len ${len} outside 14..${BUF_SIZE}`);
+      // As the host: a length the module changed must be 14..buffer size; an unchanged one stands.
+      if (len !== batch[k]!.data.length && (len < 14 || len > BUF_SIZE)) return fail(`violation: frame ${frame}: len ${len} outside 14..${BUF_SIZE}`);
       const verdict = after.getUint8(VERDICTS + s);
       if (verdict === 0xff) return fail(`violation: frame ${frame}: verdict left unset`);
       if (verdict > 2 && verdict < 0x80) return fail(`violation: frame ${frame}: invalid verdict 0x${verdict.toString(16)}`);

@@ -19,7 +19,7 @@ export function traceLine(frame: number, verdict: string, fault: boolean, inLen:
 
 /** The trace of `module` over `file`: one line per frame, each followed by its log lines
  * (`    N  log: ...`, escaped to one printable line), then one line per fault. Throws a
- * UsageError for a capture the test API cannot replay (a frame outside 14..2048 bytes). */
+ * UsageError for a capture the test API cannot read. */
 export function traceText(module: string, file: string, config: Uint8Array, onFault: 'open' | 'closed', limits: ModuleLimits): string[] {
   const run: FilterRun = runFilter(module, file, { config, onFault, batchSize: 1, limits });
   const lines: string[] = [];

@@ -59,6 +59,26 @@ test('--trace after faults: faulted frames say so; a module stopped by the watch
   assert.match(loop.stderr, /^trace: not printed: a batch overran --batch-timeout/m);
 });
 
+test('--trace: a frame longer than a buffer is cut as the port cuts it; a runt is traced as it came', () => {
+  if (!haveNative) return;
+  const big = join(dir, 'big.pcap');
+  const frame = (n: number): Buffer => Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0xb5]), Buffer.alloc(n - 14)]);
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0); header.writeUInt16LE(2, 4); header.writeUInt16LE(4, 6); header.writeUInt32LE(65535, 16); header.writeUInt32LE(1, 20);
+  const rec = (i: number, n: number): Buffer => { const r = Buffer.alloc(16); r.writeUInt32LE(1 + i, 0); r.writeUInt32LE(n, 8); r.writeUInt32LE(n, 12); return Buffer.concat([r, frame(n)]); };
+  writeFileSync(big, Buffer.concat([header, rec(0, 60), rec(1, 3000), rec(2, 60)]));
+  const conf = join(dir, 'hexdump-big.conf');
+  writeFileSync(conf, 'rate 100 bytes 2\n');
+  const res = runCli(['test', hexdump, '--port', `pcap:${big}`, '--config', conf, '--trace']);
+  assert.is(res.status, 0, res.stderr);
+  assert.match(res.stdout, /^    2  PASS        len 2048\n    2  log: packet 2 len 2048: 02 00 \.\.\.$/m);
+  // A runt frame (10 bytes) is traced as the port delivers it.
+  writeFileSync(big, Buffer.concat([header, rec(0, 60), (() => { const r = Buffer.alloc(16); r.writeUInt32LE(5, 0); r.writeUInt32LE(10, 8); r.writeUInt32LE(10, 12); return Buffer.concat([r, Buffer.alloc(10, 2)]); })()]));
+  const runt = runCli(['test', hexdump, '--port', `pcap:${big}`, '--config', conf, '--trace']);
+  assert.is(runt.status, 0, runt.stderr);
+  assert.match(runt.stdout, /^    2  PASS        len 10\n    2  log: packet 2 len 10: 02 02 \.\.\.$/m);
+});
+
 test('--trace escapes what a hostile module logs: one printable line per log line', () => {
   if (!haveNative) return;
   const conf = join(dir, 'x.conf');

@@ -111,6 +111,8 @@ test('reflector: swaps MACs (and IPs, ports as configured), FORWARDs to output 0
   assert.equal(t.subarray(38, 54), tcp6.subarray(22, 38));
   assert.equal(Array.from(t.subarray(54, 58)), [40000 >> 8, 40000 & 0xff, 0, 80]);
   assert.equal(ports.counters, { packets: 3n, swapped_ip: 2n, swapped_ports: 2n });
+  const runt = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.equal(runFilter(wasmPath('reflector'), [runt], { config: 'swap ports' }).frames[0]!.data, runt, 'a runt goes back as it came');
   const ip = runFilter(wasmPath('reflector'), [udp], { config: 'swap ip' });
   assert.equal(Array.from(ip.frames[0]!.data.subarray(34, 38)), Array.from(udp.subarray(34, 38)), 'swap ip keeps the ports');
 });

@@ -83,8 +83,8 @@ test('refused like load refuses: ABI violations, a rejected config, bad argument
   one(() => runFilter(readFileSync(wasmPath('fixtures/bad-signature')), frames), /^runFilter module: export nmwasm_process has type/);
   one(() => runFilter(Uint8Array.from([1, 2, 3]), frames), /not a WebAssembly module/);
   one(() => runFilter(wasmPath('fixtures/init-fails'), frames), /^config: configuration rejected by the filter's nmwasm_init: /);
-  one(() => runFilter(wasmPath('counter'), [Uint8Array.from([1, 2])]), /^runFilter: frame 1: expected 14\.\.2048 bytes .* got 2$/);
-  one(() => runFilter(wasmPath('counter'), [new Uint8Array(3000)]), /frame 1: expected 14\.\.2048 bytes/);
+  one(() => runFilter(wasmPath('counter'), [new Uint8Array(0)]), /^runFilter: frame 1: expected 1\.\.2048 bytes .* got 0$/);
+  one(() => runFilter(wasmPath('counter'), [new Uint8Array(3000)]), /frame 1: expected 1\.\.2048 bytes/);
   one(() => runFilter(wasmPath('counter'), frames, { batchSize: 0 }), /^runFilter: batchSize: expected an integer 1\.\.256, got 0$/);
   one(() => runFilter(wasmPath('counter'), [{ data: frames[0]!, timestampNs: -1 }]), /timestampNs: expected a non-negative integer/);
   one(() => runFilter(wasmPath('counter'), join(root, 'test/pcaps/tcpdump-tests/dns-badcookie.pcap')), /expected Ethernet frames \(link type 1\), got link type/);

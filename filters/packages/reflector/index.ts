@@ -62,9 +62,9 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
   let slot = first;
   for (let k: u32 = 0; k < count; k++) {
     const p = slotBuf(ring, slot);
-    const len = <i32>load<u16>(slotAddr(ring, slot), SLOT_LEN); // >= 14: the host guarantees an Ethernet header
-    swapBytes(p, p + 6, 6);
-    if (mode != MODE_MAC) {
+    const len = <i32>load<u16>(slotAddr(ring, slot), SLOT_LEN);
+    if (len >= 12) swapBytes(p, p + 6, 6); // a runt (captures have them) goes back as it came
+    if (mode != MODE_MAC && len >= 14) {
       parse(p, len);
       if (hdr.family != 0) { // a whole fixed IP header: both addresses are inside the frame
         swapBytes(p + <usize>srcAddrOffset(), p + <usize>dstAddrOffset(), hdr.family == 4 ? 4 : 16);
