@@ -21,6 +21,7 @@ import { CLIENT_OPTIONS, clientCommand } from './control-client.ts';
 import { HostControl, checkHostName, defaultHostName, nmwasmVersion, type HostOptions } from './control-host.ts';
 import { parseMetricsAddress } from './metrics.ts';
 import { commandHelp } from './help.ts';
+import { traceText } from './trace.ts';
 
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
@@ -29,7 +30,8 @@ usage:
                      [--count N] [--duration S] [--on-fault open|closed] [--batch-timeout MS] [--json]
                      [--name NAME] [--status-interval S] [--metrics ADDR:PORT [--metrics-public]]
                      [+ MODULE --port SPEC ...]...
-  nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
+  nmwasm test MODULE --port pcap:FILE [--config FILE] [--out pcap:FILE] [--json] [--trace]
+             (--pcap FILE and --out FILE, without pcap:, are the same)
   nmwasm inspect MODULE [--json]
   nmwasm new NAME            write a filter package NAME/ that builds and tests as it is
   nmwasm build [DIR]         compile the filter package in DIR (default .), embed its manifest
@@ -50,7 +52,9 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), a filter
 --count     stop after N packets got a verdict;  --duration: stop after S seconds (0.001..10000000)
 --on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
 --batch-timeout  CPU budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a batch over it is killed and a standby takes over
---json      machine-readable summary on stdout;  --trace (test): every packet's verdict
+--json      machine-readable summary on stdout
+--trace     (test) one line per frame: its number (as tcpdump -# counts), verdict and length,
+            and the lines the filter logged for it (docs/FILTERS.md "Tracing")
 --max-memory MIB  linear memory a module may use above the host's 64 MiB (default ${DEFAULT_LIMITS.memoryMiB})
 --max-table N     elements per table (default ${DEFAULT_LIMITS.tableElements});  --max-code MIB: code section (default ${DEFAULT_LIMITS.codeMiB})
 --max-data MIB    data segments together (default ${DEFAULT_LIMITS.dataMiB}); a module over a limit is refused (docs/ABI.md section 7)
@@ -99,6 +103,7 @@ const LOAD_OPTIONS: OptionTable = {
   ...LIMIT_OPTIONS,
 };
 const TEST_OPTIONS: OptionTable = {
+  port: { type: 'string', value: 'pcap:FILE' },
   pcap: { type: 'string', value: 'a capture FILE' },
   config: { type: 'string', value: 'a FILE' },
   out: { type: 'string', value: 'a FILE' },
@@ -260,10 +265,23 @@ function startupLines(portText: string, input: PlainPortSpec, outTexts: string[]
   return lines;
 }
 
+interface RunHooks {
+  /** Hold the filter's log lines back (the --trace pass prints them per frame). */
+  quietLogs?: boolean;
+  /** Called after every engine ended, before the summaries are printed, with the log lines
+   * held back (at most 10,000). */
+  beforeSummary?: (results: RunResult[], heldLogs: string[]) => void;
+}
+
 /** Runs one engine per request (two for --bidir), all stopped together; prints one summary
  * each and returns the results in request order. */
-async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 0): Promise<RunResult[]> {
+async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 0, hooks: RunHooks = {}): Promise<RunResult[]> {
+  const heldLogs: string[] = [];
   const events: EngineOptions['onEvent'] = (kind, _ring, line) => {
+    if (kind === 'log' && hooks.quietLogs) {
+      if (heldLogs.length < 10_000) heldLogs.push(line);
+      return;
+    }
     status.stop();
     process.stderr.write(`${kind === 'log' ? 'log: ' : ''}${safeLine(line)}\n`);
     status.start();
@@ -377,6 +395,7 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
     if (deadline !== null) clearTimeout(deadline);
     for (const sig of signals) process.off(sig, onSignal);
   }
+  hooks.beforeSummary?.(results, heldLogs);
   printSummaries(results);
   await endLingering(engines, signalAt > 0 ? Math.min(Math.max(signalAt + STOP_DEADLINE_MS - performance.now(), 0), LINGER_MS) : LINGER_MS);
   return results;
@@ -537,16 +556,17 @@ async function testCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse('test', args);
   if (values.help) return help('test');
   const moduleSpec = oneModule('test', positionals);
-  const pcap = str(values, 'pcap');
-  if (pcap === undefined || pcap.length === 0) throw new UsageError(`nmwasm test: expected --pcap FILE (a pcap or pcapng capture), got ${pcap === undefined ? 'none' : 'an empty string'}`);
-  const out = str(values, 'out');
-  if (out !== undefined && out.length === 0) throw new UsageError('--out: expected a file name, got an empty string');
+  const pcap = testInputFile(str(values, 'port'), str(values, 'pcap'));
+  const out = testOutputFile(str(values, 'out'));
   const onFault = onFaultOption(str(values, 'on-fault'));
   const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
   const configName = str(values, 'config');
   const config = readConfig(configName);
   const loaded = loadModule(moduleSpec, limitsOption(values));
   checkFilterConfig(moduleSpec, loaded.description.manifest, configName, config);
+  const trace = values.trace === true;
+  // Text trace: the filter's log lines are printed per frame by the trace pass instead.
+  const textTrace = trace && values.json !== true;
   const [result] = await run([{
     moduleSpec,
     loaded,
@@ -559,9 +579,46 @@ async function testCommand(args: string[]): Promise<number> {
     count: 0,
     durationMs: 0,
     json: values.json === true,
-    trace: values.trace === true,
-  }]);
+    trace,
+  }], undefined, 0, textTrace ? { quietLogs: true, beforeSummary: (results, logs) => printTrace(moduleSpec, pcap, config, onFault, limitsOption(values), results[0]!, logs) } : {});
   return testVerdict(pcap, result!);
+}
+
+/** The capture `nmwasm test` reads: `--port pcap:FILE` (as `load` spells it) or `--pcap FILE`. */
+function testInputFile(port: string | undefined, pcap: string | undefined): string {
+  if (port !== undefined && pcap !== undefined) throw new UsageError(`nmwasm test: expected one of --port pcap:FILE or --pcap FILE, got both (${quote(port, 60)} and ${quote(pcap, 60)})`);
+  if (port !== undefined) {
+    const spec = portOption('--port', port, 'in');
+    if (spec.kind !== 'pcap') throw new UsageError(`--port ${quote(port, 60)}: nmwasm test reads a capture: expected pcap:FILE, got a ${spec.kind} port (run it with nmwasm load)`);
+    return spec.path;
+  }
+  if (pcap === undefined || pcap.length === 0) throw new UsageError(`nmwasm test: expected --port pcap:FILE or --pcap FILE (a pcap or pcapng capture), got ${pcap === undefined ? 'none' : 'an empty string'}`);
+  return pcap.startsWith('pcap:') ? testInputFile(pcap, undefined) : pcap;
+}
+
+/** The capture `nmwasm test` writes: `--out pcap:FILE` (as `load` spells it) or `--out FILE`. */
+function testOutputFile(out: string | undefined): string | undefined {
+  if (out === undefined) return undefined;
+  if (out.length === 0) throw new UsageError('--out: expected pcap:FILE or a file name, got an empty string');
+  if (!out.startsWith('pcap:')) return out;
+  const spec = portOption('--out', out, 'out');
+  return spec.kind === 'pcap-out' ? spec.path : out;
+}
+
+/** Prints the text --trace (host/trace.ts) after the run, unless the run timed out; then the
+ * run's own log lines, held back during it, are printed as they came instead. */
+function printTrace(moduleSpec: string, pcap: string, config: Uint8Array, onFault: 'open' | 'closed', limits: ModuleLimits, result: RunResult, heldLogs: string[]): void {
+  const fallBack = (why: string): void => {
+    process.stderr.write(`trace: not printed: ${why}\n`);
+    for (const line of heldLogs) process.stderr.write(`log: ${safeLine(line)}\n`);
+  };
+  if (sumCounters(result.rings).faults.timeouts > 0) return fallBack('a batch overran --batch-timeout, and the trace pass runs without a watchdog');
+  try {
+    process.stdout.write(`${traceText(moduleSpec, pcap, config, onFault, limits).join('\n')}\n`);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    fallBack(err.message);
+  }
 }
 
 /** `nmwasm test` fails (exit 1, one line on stderr) when the filter faulted: a packet that got

@@ -48,6 +48,9 @@ const ABI_EXPORTS: Record<string, { type: FuncType; required: boolean }> = {
   nmwasm_process: { type: { params: ['i32', 'i32', 'i32', 'i32'], results: ['i32'] }, required: true },
   nmwasm_init: { type: { params: ['i32', 'i32'], results: ['i32'] }, required: false },
   nmwasm_stats: { type: { params: [], results: ['i32'] }, required: false },
+  // State carried across a hot-swap (section 8): both or neither.
+  nmwasm_state_save: { type: { params: [], results: ['i32'] }, required: false },
+  nmwasm_state_load: { type: { params: ['i32', 'i32'], results: ['i32'] }, required: false },
 };
 
 /** The only imports a module may have (module `env`), with their exact types. */
@@ -85,6 +88,8 @@ export interface ModuleDescription {
   boundedInstructions: number;
   hasInit: boolean;
   hasStats: boolean;
+  /** Exports nmwasm_state_save and nmwasm_state_load (docs/ABI.md section 8). */
+  hasState: boolean;
   hasStart: boolean;
   manifest: Manifest | null;
 }
@@ -236,6 +241,11 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array, limits: Mod
     }
   }
 
+  if (found.has('nmwasm_state_save') !== found.has('nmwasm_state_load')) {
+    const [has, lacks] = found.has('nmwasm_state_save') ? ['nmwasm_state_save', 'nmwasm_state_load: (i32, i32) -> i32'] : ['nmwasm_state_load', 'nmwasm_state_save: () -> i32'];
+    fail(`exports ${has} but not ${lacks} (state is saved and loaded by the same module: export both or neither)`);
+  }
+
   const manifest = readManifest(spec, bin);
   const hasStats = found.has('nmwasm_stats');
   if (manifest && manifest.stats.length > 0 && !hasStats) fail('manifest lists stats but the module does not export nmwasm_stats: () -> i32');
@@ -249,6 +259,7 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array, limits: Mod
     boundedInstructions: 0,
     hasInit: found.has('nmwasm_init'),
     hasStats,
+    hasState: found.has('nmwasm_state_save'),
     hasStart: bin.start !== undefined,
     manifest,
   };

@@ -1,5 +1,5 @@
 // benchFirewallC(portId, rulesBlob, iterations, defaultAction): the example
-// firewall's compiled rule table (filters/examples/firewall/README.md,
+// firewall's compiled rule table (filters/packages/firewall/README.md,
 // "Compiled rule table") evaluated in plain C over every slot currently filled
 // in ring 0 of the port, `iterations` times. A benchmark baseline only: it
 // reads the packets, writes nothing, and returns ns/packet and the verdict

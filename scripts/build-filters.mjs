@@ -1,14 +1,17 @@
-// Builds every filter: filters/examples/<name>/index.ts -> filters/build/<name>.wasm and
+// Builds every filter: filters/packages/<name>/index.ts -> filters/build/<name>.wasm (and a
+// copy at the package's own nmwasm.module path, filters/packages/<name>/build/<name>.wasm) and
 // filters/fixtures/<name>.{ts,wat} -> filters/build/fixtures/<name>.wasm (plus the
 // deliberately broken not-wasm.wasm), with AssemblyScript (asconfig.json: --runtime stub,
 // --memoryBase 64 MiB so all data lies above the host window of docs/ABI.md) or binaryen
-// for .wat. Appends the `nmwasm.manifest` custom section from manifest.json (examples)
-// or <name>.manifest.json (fixtures), then checks every example and well-formed fixture
+// for .wat. Appends the `nmwasm.manifest` custom section from manifest.json (packages)
+// or <name>.manifest.json (fixtures), records each package module's sha256 in its
+// package.json, then checks every example and well-formed fixture
 // against docs/ABI.md sections 1 and 4 (imports, data segments, memory size) so a
 // broken build fails here rather than at load time.
 // Usage: node scripts/build-filters.mjs [name...]   (default: everything)
 import { readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import { join, basename } from 'node:path';
+import { createHash } from 'node:crypto';
 import asc from 'assemblyscript/asc';
 import binaryen from 'binaryen';
 
@@ -91,6 +94,23 @@ function checkAbi(name, wasm) {
   }
 }
 
+/** Writes the module's sha256 into the package's "nmwasm" block (after "module"), as
+ * `nmwasm build` does (docs/PACKAGES.md); the file is rewritten only when it changed. */
+function recordSha256(pkgPath, wasm) {
+  const text = readFileSync(pkgPath, 'utf8');
+  const pkg = JSON.parse(text);
+  const sha256 = createHash('sha256').update(wasm).digest('hex');
+  if (pkg.nmwasm?.sha256 === sha256) return;
+  const block = {};
+  for (const [key, value] of Object.entries(pkg.nmwasm ?? {})) {
+    if (key === 'sha256') continue;
+    block[key] = value;
+    if (key === 'module') block.sha256 = sha256;
+  }
+  pkg.nmwasm = block;
+  writeFileSync(pkgPath, `${JSON.stringify(pkg, null, 2)}\n`);
+}
+
 async function compileAs(entry, outFile, target) {
   const stdout = [], stderr = [];
   const { error } = await asc.main([entry, '--config', join(root, 'asconfig.json'), '--target', target, '--outFile', outFile], {
@@ -116,14 +136,17 @@ async function main() {
   let built = 0;
   const want = (name) => only.size === 0 || only.has(name);
 
-  for (const name of readdirSync(join(root, 'filters/examples')).sort()) {
-    const dir = join(root, 'filters/examples', name);
+  for (const name of readdirSync(join(root, 'filters/packages')).sort()) {
+    const dir = join(root, 'filters/packages', name);
     if (!existsSync(join(dir, 'index.ts')) || !want(name)) continue;
     const out = join(buildDir, `${name}.wasm`);
     let wasm = await compileAs(join(dir, 'index.ts'), out, 'release');
     wasm = appendCustomSection(wasm, 'nmwasm.manifest', manifestBytes(join(dir, 'manifest.json')));
     checkAbi(name, wasm);
     writeFileSync(out, wasm);
+    mkdirSync(join(dir, 'build'), { recursive: true });
+    writeFileSync(join(dir, 'build', `${name}.wasm`), wasm); // the package's "nmwasm": {"module"}
+    recordSha256(join(dir, 'package.json'), wasm);
     built++;
   }
 

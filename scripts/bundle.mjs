@@ -1,6 +1,6 @@
 // Bundles the TypeScript host for distribution: host/cli.ts -> dist/nmwasm.mjs (the `nmwasm`
 // bin, with a node shebang) and host/worker.ts -> dist/worker.mjs (the ring worker, found by
-// the engine next to the bundle). The native addon stays outside the bundle: host/native.ts
+// the engine next to the bundle) and host/testapi.ts -> dist/test.mjs (`nmwasm/test`). The native addon stays outside the bundle: host/native.ts
 // loads build/Release/nmwasm.node relative to the package root at run time.
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
@@ -26,4 +26,6 @@ await build({
   banner: { js: "#!/usr/bin/env node\nimport { createRequire as __nmwasmCreateRequire } from 'node:module';\nconst require = __nmwasmCreateRequire(import.meta.url);" },
 });
 await build({ ...common, entryPoints: ['host/worker.ts'], outfile: 'dist/worker.mjs' });
+// The test API for filter authors: `import { runFilter } from 'nmwasm/test'` (package.json "exports").
+await build({ ...common, entryPoints: ['host/testapi.ts'], outfile: 'dist/test.mjs' });
 chmodSync(join(root, 'dist', 'nmwasm.mjs'), 0o755);

@@ -201,3 +201,12 @@ export function parseAddressPrefix(ptr: usize, len: i32, out: usize, mask: usize
   for (let i = 0; i < 16; i++) store<u8>(out + <usize>i, load<u8>(out + <usize>i) & load<u8>(mask + <usize>i));
   return family;
 }
+
+/** nmwasm_init helper for a filter without settings: 0 when the config holds nothing but
+ *  blank lines and comments, else 1 after logging "line N: unexpected setting '<word>'
+ *  (expected no config: <name> has no settings)". */
+export function expectNoConfig(ptr: usize, len: i32, name: string): i32 {
+  const r = new ConfigReader(ptr, len);
+  while (r.nextLine()) if (r.nextWord()) return r.error("unexpected setting", "no config: " + name + " has no settings");
+  return 0;
+}

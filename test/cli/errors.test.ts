@@ -78,14 +78,14 @@ const cases: Case[] = [
   ['value missing before an option', (o) => ['load', pass, '--port', '--json', '--out', `pcap:${o}`], /^--port: expected a port SPEC after it, got the option "--json"$/],
   ['option given twice', (o) => ['load', pass, '--port', 'gen:', '--port', 'gen:count=1', '--out', `pcap:${o}`], /^--port: expected once, got it twice \("gen:" and "gen:count=1"\)$/],
   ['--to names itself', (o) => ['load', pass, '--port', 'gen:', '--to', 'gen:', '--out', `pcap:${o}`], /^--to "gen:": gen: cannot be used as an output/],
-  ['empty --pcap', (o) => ['test', pass, '--pcap=', '--out', o], /^nmwasm test: expected --pcap FILE \(a pcap or pcapng capture\), got an empty string$/],
+  ['empty --pcap', (o) => ['test', pass, '--pcap=', '--out', o], /^nmwasm test: expected --port pcap:FILE or --pcap FILE \(a pcap or pcapng capture\), got an empty string$/],
   ['misspelt scheme', (o) => ['load', pass, '--port', 'gne:count=3', '--out', `pcap:${o}`], /^--port "gne:count=3": unknown port scheme; did you mean "gen:count=3"\?/],
   ['option without dashes', (o) => ['load', pass, 'port', 'gen:', '--out', `pcap:${o}`], /^nmwasm load: expected one MODULE, got 3 arguments \(.* "port" "gen:"\); did you mean --port\?$/],
   ['misspelt command', () => ['lod', pass, '--port', 'gen:'], /^nmwasm: unknown command "lod"; did you mean load\? \(expected load, test, inspect, new, build, ps, stats, swap or unload; see nmwasm --help\)$/],
   ['module before the command', () => [pass, '--port', 'gen:'], /^nmwasm: expected a command before MODULE, got ".*pass\.wasm" .*; e\.g\. nmwasm load ".*pass\.wasm" --port SPEC$/],
   ['option before the command', () => ['--port', 'gen:'], /^nmwasm: expected a command first, got the option "--port" .*; e\.g\. nmwasm load MODULE --port \.\.\.$/],
   ['no port', (o) => ['load', pass, '--out', `pcap:${o}`], /nmwasm load: expected --port SPEC/],
-  ['no pcap', (o) => ['test', pass, '--out', o], /nmwasm test: expected --pcap FILE/],
+  ['no pcap', (o) => ['test', pass, '--out', o], /nmwasm test: expected --port pcap:FILE or --pcap FILE/],
   ['no module', () => ['inspect'], /nmwasm inspect: expected MODULE/],
   ['two modules', () => ['inspect', pass, pass], /expected one MODULE, got 2 arguments/],
   ['init never returns', (o) => ['load', join(fixtures, 'slow-init.wasm'), '--port', 'gen:count=10', '--out', `pcap:${o}`], /slow-init\.wasm: the start function or nmwasm_init ran longer than its start budget of 5000 ms/, true],
@@ -113,7 +113,7 @@ test('--help exits 0 and lists the commands', () => {
   const res = runCli(['--help']);
   assert.is(res.status, 0);
   assert.match(res.stdout, /nmwasm load MODULE --port SPEC/);
-  assert.match(res.stdout, /nmwasm test MODULE --pcap FILE/);
+  assert.match(res.stdout, /nmwasm test MODULE --port pcap:FILE/);
   assert.match(res.stdout, /nmwasm inspect MODULE/);
 });
 

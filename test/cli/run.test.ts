@@ -115,7 +115,7 @@ test('test over a real capture: counts, per-packet trace, and the --out file', (
 test('the example firewall over a real capture: verdicts and its stats by manifest name', () => {
   const firewall = join(root, 'filters', 'build', 'firewall.wasm');
   if (!haveNative || !existsSync(firewall)) return;
-  const { summary } = json(['test', firewall, '--pcap', capture, '--config', join(root, 'filters', 'examples', 'firewall', 'example.rules')]);
+  const { summary } = json(['test', firewall, '--pcap', capture, '--config', join(root, 'filters', 'packages', 'firewall', 'example.rules')]);
   assert.is(verdicted(summary), CAPTURE_PACKETS);
   assert.is(summary.filterStats.packets, CAPTURE_PACKETS);
 });

@@ -30,21 +30,21 @@ test('counter: per-protocol counts and bytes, everything passes', () => {
   });
 });
 
-test('hexdump: lines name slot, length and bytes; its own rate limit follows now()', () => {
+test('hexdump: lines name the packet number (not the slot), length and bytes; its own rate limit follows now()', () => {
   let clock = 1000;
   const h = load('hexdump', { now: () => clock });
   assert.is(h.init('rate 2\nbytes 4'), 0, h.logs.join(' | '));
   const pkt = f.arp();
   const b = h.batch([pkt, pkt, pkt]);
   assert.equal(b.verdicts, [PASS, PASS, PASS]);
-  assert.equal(h.logs, [`slot 0 len ${pkt.length}: ff ff ff ff ...`.replace('ff ff ff ff', '02 00 00 00'), `slot 1 len ${pkt.length}: 02 00 00 00 ...`]);
+  assert.equal(h.logs, [`packet 1 len ${pkt.length}: ff ff ff ff ...`.replace('ff ff ff ff', '02 00 00 00'), `packet 2 len ${pkt.length}: 02 00 00 00 ...`]);
   clock += 500;
   h.batch([pkt]);
   assert.is(h.logs.length, 2, 'still inside the same second');
   clock += 600;
   h.batch([f.eth(0x88cc, [9])]);
   assert.is(h.logs.length, 3);
-  assert.is(h.logs[2], 'slot 4 len 15: 02 00 00 00 ...');
+  assert.is(h.logs[2], 'packet 5 len 15: 02 00 00 00 ...');
   assert.equal(h.namedStats(), { packets: 5n, logged: 3n, skipped: 2n });
 });
 
@@ -52,7 +52,7 @@ test('hexdump: short packets print whole, config errors name the word', () => {
   const h = load('hexdump');
   assert.is(h.init(''), 0);
   h.batch([Uint8Array.from([0xde, 0xad])]);
-  assert.equal(h.logs, ['slot 0 len 2: de ad']);
+  assert.equal(h.logs, ['packet 1 len 2: de ad']);
   for (const [config, message] of [
     ['speed 3', "line 1: unknown setting 'speed' (expected rate N or bytes N)"],
     ['rate 0', "line 1: bad rate '0' (expected 1..1000)"],

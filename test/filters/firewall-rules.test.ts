@@ -1,5 +1,5 @@
 // The firewall rules language: every form compiles to the documented 80-byte table
-// (filters/examples/firewall/README.md), every error names the line and the word.
+// (filters/packages/firewall/README.md), every error names the line and the word.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { load, Harness } from './harness.ts';
@@ -190,7 +190,7 @@ test('an error after good rules still rejects the whole file', () => {
 
 test('the example rules file compiles', async () => {
   const { readFileSync } = await import('node:fs');
-  const text = readFileSync(new URL('../../filters/examples/firewall/example.rules', import.meta.url), 'utf8');
+  const text = readFileSync(new URL('../../filters/packages/firewall/example.rules', import.meta.url), 'utf8');
   const { h, rc } = compile(text);
   assert.is(rc, 0, h.logs.join(' | '));
   assert.is(rules(h).length, 8);

@@ -10,17 +10,17 @@ import * as f from './frames.ts';
 
 const ALLOWED = ['env.abort', 'env.nmwasm_log', 'env.nmwasm_now'];
 const PROCESS_TYPE_OK = 4; // nmwasm_process takes 4 params (checked through Function.length)
-const examples = readdirSync(`${root}filters/examples`).sort();
+const examples = readdirSync(`${root}filters/packages`).sort();
 const mod = (name: string): WebAssembly.Module => new WebAssembly.Module(readFileSync(wasmPath(name)));
 
 test('examples keep docs/ABI.md sections 1, 3, 4 and carry their manifest', () => {
-  assert.equal(examples, ['counter', 'firewall', 'hexdump', 'host-control']);
+  assert.equal(examples, ['counter', 'firewall', 'hexdump', 'host-control', 'ratelimit', 'reflector']);
   for (const name of [...examples, 'fixtures/pass', 'fixtures/accessors']) {
     const bytes = readFileSync(wasmPath(name));
     const m = new WebAssembly.Module(bytes);
     for (const i of WebAssembly.Module.imports(m)) assert.ok(ALLOWED.includes(`${i.module}.${i.name}`), `${name} imports ${i.module}.${i.name}`);
     const exports = WebAssembly.Module.exports(m);
-    for (const e of exports) if (e.name.startsWith('nmwasm_')) assert.ok(['nmwasm_abi_v1', 'nmwasm_process', 'nmwasm_init', 'nmwasm_stats'].includes(e.name), `${name} exports ${e.name}`);
+    for (const e of exports) if (e.name.startsWith('nmwasm_')) assert.ok(['nmwasm_abi_v1', 'nmwasm_process', 'nmwasm_init', 'nmwasm_stats', 'nmwasm_state_save', 'nmwasm_state_load'].includes(e.name), `${name} exports ${e.name}`);
     assert.ok(exports.some((e) => e.name === 'memory' && e.kind === 'memory'), name);
     for (const off of dataSegmentOffsets(bytes)) assert.ok(off >= DATA_BASE, `${name}: data segment at 0x${off.toString(16)}`);
     const h = load(name);
@@ -28,7 +28,7 @@ test('examples keep docs/ABI.md sections 1, 3, 4 and carry their manifest', () =
     assert.is(h.fn('nmwasm_process')!.length, PROCESS_TYPE_OK, name);
     if (!name.startsWith('fixtures/')) {
       const manifest = manifestOfBytes(bytes)!;
-      assert.equal(manifest, JSON.parse(readFileSync(`${root}filters/examples/${name}/manifest.json`, 'utf8')));
+      assert.equal(manifest, JSON.parse(readFileSync(`${root}filters/packages/${name}/manifest.json`, 'utf8')));
       if (h.fn('nmwasm_stats')) assert.is(h.stats(manifest.stats.length).length, manifest.stats.length);
     }
   }

@@ -43,6 +43,12 @@ test('a module that follows the ABI loads and is described', () => {
   assert.equal(description.imports.map((i) => `${i.module}.${i.name}: ${i.signature}`), ['env.abort: (i32, i32, i32, i32) -> ()', 'env.nmwasm_log: (i32, i32) -> ()', 'env.nmwasm_now: () -> f64']);
 });
 
+test('the optional state exports (docs/ABI.md section 8) load when both have their types', () => {
+  const d = validateModuleBytes('s.wasm', abiModule({ extraFuncs: [{ export: 'nmwasm_state_save', params: [], results: ['i32'] }, { export: 'nmwasm_state_load', params: ['i32', 'i32'], results: ['i32'] }] }));
+  assert.is(d.hasState, true);
+  assert.is(validateModuleBytes('n.wasm', abiModule({})).hasState, false);
+});
+
 test('a module without imports, init or manifest is fine', () => {
   const d = validateModuleBytes('x.wasm', abiModule({ imports: [], init: null, data: [] }));
   assert.is(d.hasInit, false);
@@ -74,6 +80,10 @@ test('ABI rules are enforced', () => {
     ['process signature', buildModule({ funcs: [{ export: 'nmwasm_abi_v1', params: [], results: [] }, { export: 'nmwasm_process', params: ['i32', 'i32', 'i32'], results: ['i32'] }] }), /nmwasm_process has type \(i32, i32, i32\) -> i32, expected \(i32, i32, i32, i32\) -> i32/],
     ['init signature', abiModule({ init: null, extraFuncs: [{ export: 'nmwasm_init', params: ['i32'], results: ['i32'] }] }), /nmwasm_init has type/],
     ['stats signature', abiModule({ extraFuncs: [{ export: 'nmwasm_stats', params: [], results: ['i64'] }] }), /nmwasm_stats has type \(\) -> i64/],
+    ['state save signature', abiModule({ extraFuncs: [{ export: 'nmwasm_state_save', params: ['i32'], results: ['i32'] }, { export: 'nmwasm_state_load', params: ['i32', 'i32'], results: ['i32'] }] }), /nmwasm_state_save has type \(i32\) -> i32, expected \(\) -> i32/],
+    ['state load signature', abiModule({ extraFuncs: [{ export: 'nmwasm_state_save', params: [], results: ['i32'] }, { export: 'nmwasm_state_load', params: ['i32'], results: ['i32'] }] }), /nmwasm_state_load has type \(i32\) -> i32, expected \(i32, i32\) -> i32/],
+    ['state save alone', abiModule({ extraFuncs: [{ export: 'nmwasm_state_save', params: [], results: ['i32'] }] }), /exports nmwasm_state_save but not nmwasm_state_load: \(i32, i32\) -> i32 .*both or neither/],
+    ['state load alone', abiModule({ extraFuncs: [{ export: 'nmwasm_state_load', params: ['i32', 'i32'], results: ['i32'] }] }), /exports nmwasm_state_load but not nmwasm_state_save: \(\) -> i32/],
     ['unknown nmwasm export', abiModule({ extraFuncs: [{ export: 'nmwasm_swap', params: [], results: [] }] }), /unknown export nmwasm_swap/],
     ['forbidden import', abiModule({ imports: [{ module: 'wasi_snapshot_preview1', name: 'fd_write', params: [...I4], results: ['i32'] }] }), /forbidden import wasi_snapshot_preview1\.fd_write/],
     ['forbidden env import', abiModule({ imports: [{ module: 'env', name: 'seed', params: [], results: ['f64'] }] }), /forbidden import env\.seed/],

@@ -1,4 +1,4 @@
-// An independent reference for the firewall example (filters/examples/firewall/README.md):
+// An independent reference for the firewall example (filters/packages/firewall/README.md):
 // a parser of the rules language and a first-match evaluator over plain per-packet records
 // (built from tshark's dissection by test/lib/tshark.ts). Written from the README alone, not
 // from the AssemblyScript filter, so that the two can be compared packet by packet.

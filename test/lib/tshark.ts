@@ -1,6 +1,6 @@
 // Reference dissection with Wireshark's tools: which captures are Ethernet (capinfos), and
 // per packet the headers the firewall matches on (tshark -T fields), derived from the
-// outermost IPv4/IPv6 layer the way filters/examples/firewall/README.md defines it.
+// outermost IPv4/IPv6 layer the way filters/packages/firewall/README.md defines it.
 //
 // How a tshark record becomes PacketHeaders (fromFields):
 // - frame.protocols gives the layer stack. The network header is the first `ip`/`ipv6`

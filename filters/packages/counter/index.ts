@@ -1,6 +1,6 @@
 // counter: counts packets by protocol and passes everything.
 import {
-  parse, hdr, ringNumSlots, slotAddr, slotBuf, nextSlot, statAdd, statInc,
+  parse, hdr, ringNumSlots, slotAddr, slotBuf, nextSlot, statAdd, statInc, expectNoConfig, log,
   SLOT_LEN, ETH_ARP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, VERDICT_PASS,
 } from "../../sdk";
 export { nmwasm_abi_v1 } from "../../sdk";
@@ -11,6 +11,35 @@ const TCP: u32 = 5, UDP: u32 = 6, ICMP: u32 = 7, ICMP6: u32 = 8, OTHER: u32 = 9;
 const stats: usize = memory.data(8 * 10, 8);
 
 export function nmwasm_stats(): usize { return stats; }
+
+/** Takes no config: 1 (after logging the line) when the config holds a setting. */
+export function nmwasm_init(config: usize, configLen: i32): i32 {
+  memory.fill(stats, 0, 8 * 10);
+  return expectNoConfig(config, configLen, "counter");
+}
+
+// ---- state (docs/ABI.md section 8): the totals, carried to the next version ----
+const STATE_MAGIC: u32 = 0x31544E43; // "CNT1"
+const state: usize = memory.data(12 + 8 * 10, 8); // length u32, magic u32, count u32, counters
+
+/** Address of the u32-length-prefixed blob: magic, counter count, the counters. */
+export function nmwasm_state_save(): usize {
+  store<u32>(state, 8 + 8 * 10);
+  store<u32>(state, STATE_MAGIC, 4);
+  store<u32>(state, 10, 8);
+  memory.copy(state + 12, stats, 8 * 10);
+  return state;
+}
+
+/** Adds the totals of a saved blob to this instance's counters; 1 when it is not one. */
+export function nmwasm_state_load(ptr: usize, len: i32): i32 {
+  if (len != 8 + 8 * 10 || load<u32>(ptr) != STATE_MAGIC || load<u32>(ptr, 4) != 10) {
+    log("state: not a counter state blob (expected magic CNT1 and 10 counters)");
+    return 1;
+  }
+  for (let i: u32 = 0; i < 10; i++) statAdd(stats, i, load<u64>(ptr + 8 + (<usize>i << 3)));
+  return 0;
+}
 
 /** Counts each packet of the batch and passes it. */
 export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: u32): i32 {

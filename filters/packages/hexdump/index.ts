@@ -1,10 +1,10 @@
-// hexdump: logs each packet (slot, length, first bytes in hex) through nmwasm_log and
+// hexdump: logs each packet (its number, length, first bytes in hex) through nmwasm_log and
 // passes it. The host rate-limits logs too, but this filter keeps its own budget of
 // lines per second (measured with now()) and counts what it skips.
 // Config (optional, words on any line): `rate <lines per second>` (default 10, 1..1000),
 // `bytes <bytes per line>` (default 32, 1..256).
 import {
-  ConfigReader, parseDecimal, ringNumSlots, slotAddr, slotBuf, nextSlot, statAdd, statInc,
+  ConfigReader, parseDecimal, ringNumSlots, slotAddr, slotBuf, nextSlot, statAdd, statInc, statGet, logU64,
   logBegin, logStr, logU32, logHexByte, logEnd, now, SLOT_LEN, VERDICT_PASS,
 } from "../../sdk";
 export { nmwasm_abi_v1 } from "../../sdk";
@@ -49,7 +49,9 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
       const len = <u32>load<u16>(slotAddr(ring, slot), SLOT_LEN);
       const p = slotBuf(ring, slot);
       logBegin();
-      logStr("slot "); logU32(slot); logStr(" len "); logU32(len); logStr(":");
+      // The packet's number since the instance started (1-based): in `nmwasm test` the
+      // frame number tcpdump -# prints, unlike the ring slot, which wraps and restarts.
+      logStr("packet "); logU64(statGet(stats, PACKETS) + <u64>k + 1); logStr(" len "); logU32(len); logStr(":");
       const n = len < bytesPerLine ? len : bytesPerLine;
       for (let i: u32 = 0; i < n; i++) { logStr(" "); logHexByte(<u32>load<u8>(p + <usize>i)); }
       if (n < len) logStr(" ...");

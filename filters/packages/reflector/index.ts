@@ -1,0 +1,83 @@
+// reflector: sends every frame back where it came from, the classic benchmark filter
+// (pkt-gen's counterpart): swaps the Ethernet source and destination and, as configured,
+// the IP addresses and the TCP/UDP ports, then FORWARDs the frame to output 0 (run it
+// with --to set to the input port: the frame leaves on the port it arrived on). Swapping
+// two fields of a checksummed sum keeps every checksum valid, so none is recomputed.
+// Config (README.md): `swap mac` (default), `swap ip` (MACs and IP addresses), or
+// `swap ports` (MACs, IP addresses, TCP/UDP ports); `output N` (0..127, default 0).
+import {
+  ConfigReader, parseDecimal, parse, hdr, srcAddrOffset, dstAddrOffset, ringNumSlots,
+  slotAddr, slotBuf, nextSlot, statAdd, statInc, verdictForward,
+  SLOT_LEN, IPPROTO_TCP, IPPROTO_UDP,
+} from "../../sdk";
+export { nmwasm_abi_v1 } from "../../sdk";
+
+const PACKETS: u32 = 0, SWAPPED_IP: u32 = 1, SWAPPED_PORTS: u32 = 2;
+const stats: usize = memory.data(8 * 3, 8);
+
+const MODE_MAC: u32 = 0, MODE_IP: u32 = 1, MODE_PORTS: u32 = 2;
+let mode: u32 = MODE_MAC;
+let verdict: u8 = verdictForward(0);
+
+/** Parses `swap mac|ip|ports` and `output N`; 1 after logging an error naming the line. */
+export function nmwasm_init(config: usize, configLen: i32): i32 {
+  memory.fill(stats, 0, 8 * 3);
+  mode = MODE_MAC; verdict = verdictForward(0);
+  const r = new ConfigReader(config, configLen);
+  while (r.nextLine()) {
+    while (r.nextWord()) {
+      if (r.wordIs("swap")) {
+        if (!r.nextWord()) return r.error("missing value after 'swap'", "mac, ip or ports");
+        if (r.wordIs("mac")) mode = MODE_MAC;
+        else if (r.wordIs("ip")) mode = MODE_IP;
+        else if (r.wordIs("ports")) mode = MODE_PORTS;
+        else return r.error("bad swap", "mac, ip or ports");
+      } else if (r.wordIs("output")) {
+        if (!r.nextWord()) return r.error("missing value after 'output'", "an output port number 0..127");
+        const n = parseDecimal(r.wordPtr, r.wordLen, 127);
+        if (n < 0) return r.error("bad output", "an output port number 0..127");
+        verdict = verdictForward(<u32>n);
+      } else return r.error("unknown field", "swap mac|ip|ports or output N");
+    }
+  }
+  return 0;
+}
+
+export function nmwasm_stats(): usize { return stats; }
+
+/** Swaps `n` bytes at `a` with the `n` bytes at `b` (n = 2, 4, 6 or 16). */
+// @ts-ignore: decorator
+@inline function swapBytes(a: usize, b: usize, n: u32): void {
+  if (n == 2) { const t = load<u16>(a); store<u16>(a, load<u16>(b)); store<u16>(b, t); return; }
+  if (n == 4) { const t = load<u32>(a); store<u32>(a, load<u32>(b)); store<u32>(b, t); return; }
+  if (n == 6) { swapBytes(a, b, 4); swapBytes(a + 4, b + 4, 2); return; }
+  const t0 = load<u64>(a), t1 = load<u64>(a, 8);
+  store<u64>(a, load<u64>(b)); store<u64>(a, load<u64>(b, 8), 8);
+  store<u64>(b, t0); store<u64>(b, t1, 8);
+}
+
+/** Rewrites every frame of the batch and FORWARDs it (verdict 0x80 | output). */
+export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: u32): i32 {
+  const numSlots = ringNumSlots(ring);
+  let slot = first;
+  for (let k: u32 = 0; k < count; k++) {
+    const p = slotBuf(ring, slot);
+    const len = <i32>load<u16>(slotAddr(ring, slot), SLOT_LEN);
+    if (len >= 12) swapBytes(p, p + 6, 6); // a runt (captures have them) goes back as it came
+    if (mode != MODE_MAC && len >= 14) {
+      parse(p, len);
+      if (hdr.family != 0) { // a whole fixed IP header: both addresses are inside the frame
+        swapBytes(p + <usize>srcAddrOffset(), p + <usize>dstAddrOffset(), hdr.family == 4 ? 4 : 16);
+        statInc(stats, SWAPPED_IP);
+        if (mode == MODE_PORTS && hdr.sport >= 0 && hdr.dport >= 0 && (hdr.proto == IPPROTO_TCP || hdr.proto == IPPROTO_UDP)) {
+          swapBytes(p + <usize>hdr.l4, p + <usize>hdr.l4 + 2, 2);
+          statInc(stats, SWAPPED_PORTS);
+        }
+      }
+    }
+    store<u8>(verdicts + <usize>slot, verdict);
+    slot = nextSlot(slot, numSlots);
+  }
+  statAdd(stats, PACKETS, <u64>count);
+  return 0;
+}
