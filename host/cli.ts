@@ -333,6 +333,7 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
     for (const line of req.startup ?? []) say(line);
     for (const line of engines[i]!.portNotices) say(`warning: ${line}`);
   });
+  for (const line of control?.startupNotices ?? []) say(line);
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns), { intervalS: statusIntervalS, durationMs: Math.max(...reqs.map((r) => r.durationMs)), log: process.stderr });
   if (!reqs[0]!.json || !process.stdout.isTTY) status.start();

@@ -77,6 +77,8 @@ export class HostControl {
   private readonly startedAt = Date.now();
   private readonly modules: ModuleInfo[];
   private server: ControlServer | null = null;
+  /** Said once every port opened (a host that fails to start prints only its one error line). */
+  startupNotices: string[] = [];
   private metricsServer: Server | null = null;
   private rateTimer: NodeJS.Timeout | null = null;
   private rates: { packets: number; bytes: number; at: number; pps: number; bps: number }[] = [];
@@ -98,7 +100,8 @@ export class HostControl {
 
   /** Opens the control socket (and the metrics endpoint) before any port is opened. With
    * `derived` (no --name given), a taken name becomes NAME-2, NAME-3, ... and a socket
-   * directory that cannot be made only costs the socket (a warning line). */
+   * directory that cannot be made only costs the socket (a warning line, printed with the
+   * start-up lines once every port opened: startupNotices). */
   static async open(name: string, derived: boolean, clauses: HostClause[], opts: HostOptions, say: (line: string) => void): Promise<HostControl> {
     let control = new HostControl(name, clauses);
     for (let n = 2; ; n++) {
@@ -113,7 +116,7 @@ export class HostControl {
           continue;
         }
         if (derived && !taken) {
-          say(`warning: no control socket for this host: ${describeError(err)}`);
+          control.startupNotices.push(`warning: no control socket for this host: ${describeError(err)}`);
           break;
         }
         throw err;
