@@ -24,6 +24,26 @@ namespace nmwasm {
 
 namespace {
 
+/** Runs `prog` once per frame, `frames` times, over `data` as live frames received on
+ * (ifindex, queue) (BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES): an XDP_PASS hands each
+ * to the stack. One system call; true when the kernel ran them. */
+bool runLive(int prog, int ifindex, uint32_t queue, const void* data, uint32_t len, uint32_t frames) noexcept {
+  xdp_md ctx{};
+  ctx.data_end = len;
+  ctx.ingress_ifindex = static_cast<uint32_t>(ifindex);
+  ctx.rx_queue_index = queue;
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof opts;
+  opts.data_in = data;
+  opts.data_size_in = len;
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof ctx;
+  opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+  opts.repeat = frames;
+  if (frames > 1) opts.batch_size = frames;
+  return bpf_prog_test_run_opts(prog, &opts) == 0;
+}
+
 constexpr const char* kNamePrefix = "nmwasm_";
 constexpr int32_t kXdpPass = 2;
 
@@ -412,19 +432,7 @@ void XdpInterface::bindQueue(const std::string& port, uint32_t queue, int xskFd)
 }
 
 bool XdpInterface::reinject(uint32_t queue, const uint8_t* data, uint32_t len) const noexcept {
-  xdp_md ctx{};
-  ctx.data_end = len;
-  ctx.ingress_ifindex = static_cast<uint32_t>(ifindex_);
-  ctx.rx_queue_index = queue;
-  bpf_test_run_opts opts{};
-  opts.sz = sizeof opts;
-  opts.data_in = data;
-  opts.data_size_in = len;
-  opts.ctx_in = &ctx;
-  opts.ctx_size_in = sizeof ctx;
-  opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-  opts.repeat = 1;
-  return bpf_prog_test_run_opts(passFd_, &opts) == 0;
+  return runLive(passFd_, ifindex_, queue, data, len, 1);
 }
 
 void XdpInterface::setupStaging() noexcept {
@@ -487,20 +495,7 @@ uint32_t XdpInterface::inject(uint32_t queue, const TxPacket* pkts, uint32_t cou
     }
     if (staged == 0) continue;
     std::memset(area, 0, 4);  // the run's frame counter
-    xdp_md ctx{};
-    ctx.data_end = kTemplateLen;
-    ctx.ingress_ifindex = static_cast<uint32_t>(ifindex_);
-    ctx.rx_queue_index = queue;
-    bpf_test_run_opts opts{};
-    opts.sz = sizeof opts;
-    opts.data_in = tpl;
-    opts.data_size_in = kTemplateLen;
-    opts.ctx_in = &ctx;
-    opts.ctx_size_in = sizeof ctx;
-    opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-    opts.repeat = staged;
-    opts.batch_size = staged;
-    if (bpf_prog_test_run_opts(progFd_, &opts) == 0) ok += staged;
+    if (runLive(progFd_, ifindex_, queue, tpl, kTemplateLen, staged)) ok += staged;
   }
   return ok;
 }
