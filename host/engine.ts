@@ -8,15 +8,17 @@
 // Counts add up at every stop: the rings take packets from the input only while the run's
 // budget (--count, shared by the rings, zeroed by stop()) allows, and every packet taken
 // gets a verdict before its ring ends, so packets == pass+drop+host+forward+fault.
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { COUNTER_SLOTS, Counter, LinkState, loadNative, type NativeAddon, type PlainPortSpec, type PortInfo } from './native.ts';
 import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from './errors.ts';
 import { PortPool } from './portpool.ts';
 import { printable } from './text.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
-import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, SAMPLE_BYTES, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
 import { Standbys } from './standby.ts';
+import { requestSample, runCanary } from './swap.ts';
+import type { SwapResult } from './control-types.ts';
 
 /** Budget of the first instantiation + nmwasm_init of a ring (ms), at least --batch-timeout. */
 const START_BUDGET_MS = 5000;
@@ -40,6 +42,8 @@ export interface EngineOptions {
   input: PlainPortSpec;
   outputs: PlainPortSpec[];
   onFault: 'open' | 'closed';
+  /** --on-fault previous: a faulted instance of a swapped-in module is replaced by the last good module. */
+  revert?: boolean;
   batchTimeoutMs: number;
   count: number; // 0 = no limit
   durationMs: number; // 0 = no limit
@@ -75,6 +79,13 @@ export interface RingRun {
   standbyGen: number;
   standbySince: number; // epoch ms the standby was spawned
   noStandby: boolean; // a standby failed to start in its budget: none for this ring any more
+  /** Canary samples from this ring's serving worker (RingWorkerData.sample). */
+  sampleBuffer: SharedArrayBuffer;
+  /** Hot-swaps this ring has not answered yet, by generation. */
+  swapWaiters: Map<number, (msg: Extract<WorkerMessage, { type: 'swapped' }> | null) => void>;
+  /** Swaps applied on this ring and their stalls (µs, compile excluded). */
+  swaps: number;
+  swapStallsUs: number[];
   /** A kill whose outage is not reported yet: the line and the killed call's start. */
   outage: { line: string; startedAt: number; backoffMs: number; how: string } | null;
 }
@@ -91,12 +102,12 @@ export interface RunResult {
 /** Creates a ring worker. In the bundle this file is dist/nmwasm.mjs next to dist/worker.mjs;
  * from source (tsx) it is host/engine.ts next to host/worker.ts, and the worker thread must
  * register tsx itself first (--import hooks of the main thread do not reach worker threads). */
-function newRingWorker(data: RingWorkerData): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data });
+function newRingWorker(data: RingWorkerData, transferList: MessagePort[]): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data, transferList });
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const workerTs = new URL('./worker.ts', import.meta.url).href;
   const source = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerTs)}); });`;
-  return new Worker(source, { eval: true, workerData: data });
+  return new Worker(source, { eval: true, workerData: data, transferList });
 }
 
 /** A run in progress; `done` settles with the result, or rejects (UsageError for bad input). */
@@ -130,6 +141,13 @@ export class Engine {
   private readonly budget = new BigInt64Array(new SharedArrayBuffer(8));
   private settled = false;
   private readonly heldLogs: { ring: number; line: string }[] = [];
+  /** The module and config new instances are made of (changed by swaps and reverts). */
+  private current: { loaded: LoadedModule; config: Uint8Array };
+  private previousModule: { loaded: LoadedModule; config: Uint8Array } | null = null;
+  private swapGen = 0;
+  private swapQueue: Promise<unknown> = Promise.resolve();
+  /** The hot-swap port of each ring worker (standbys included: one takes over with its own). */
+  private readonly swapPorts = new WeakMap<Worker, MessagePort>();
   private resolve!: (r: RunResult) => void;
   private reject!: (e: unknown) => void;
 
@@ -141,6 +159,7 @@ export class Engine {
       this.reject = rej;
     });
     this.native = loadNative();
+    this.current = { loaded: opts.loaded, config: opts.config };
     Atomics.store(this.budget, 0, opts.count > 0 ? BigInt(opts.count) : NO_LIMIT);
     this.pool = opts.pool ?? new PortPool(this.native);
     this.openPorts();
@@ -175,6 +194,10 @@ export class Engine {
         standbySince: 0,
         noStandby: false,
         outage: null,
+        sampleBuffer: new SharedArrayBuffer(SAMPLE_BYTES),
+        swapWaiters: new Map(),
+        swaps: 0,
+        swapStallsUs: [],
       };
       run.counters[Counter.expected] = r === 0 ? this.input.expected : 0;
       this.rings.push(run);
@@ -270,12 +293,16 @@ export class Engine {
   private spawn(run: RingRun, resume: boolean, standbyGen = 0): void {
     const statsCount = run.stats.length;
     const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
+    const channel = new MessageChannel();
     const data: RingWorkerData = {
       portId: this.input.id,
       ring: run.ring,
       outputs: this.outputIds,
-      module: this.opts.loaded.module,
-      config: this.opts.config,
+      module: this.current.loaded.module,
+      config: this.current.config,
+      swapPort: channel.port2,
+      sample: run.sampleBuffer,
+      revert: this.opts.revert === true,
       counters: run.counters.buffer as SharedArrayBuffer,
       control: run.control.buffer as SharedArrayBuffer,
       state: run.state.buffer as SharedArrayBuffer,
@@ -289,7 +316,9 @@ export class Engine {
       standbyGen,
       memSize: this.input.memSize,
     };
-    const worker = newRingWorker(data);
+    const worker = newRingWorker(data, [channel.port2]);
+    this.swapPorts.set(worker, channel.port1);
+    channel.port1.unref();
     if (standbyGen > 0) {
       run.standby = worker;
       run.standbyLease = lease;
@@ -316,6 +345,51 @@ export class Engine {
       run.worker = null;
       if (!run.done && !this.settled) this.onCrash(run, 'exited without finishing');
     });
+  }
+
+  /** Hot-swaps the clause's module (queued behind any swap in progress): a canary of the new
+   * module (a fresh instance in its own worker: nmwasm_init with `config`, then a sample of up
+   * to 64 of the clause's live packets) and, only if it passes, every serving ring switches at
+   * a batch boundary, handing its instance's carried state over. ok false: the old module
+   * still serves, `reason` says why. `loaded` is validated and compiled (host/swap.ts). */
+  swap(loaded: LoadedModule, config: Uint8Array | undefined): Promise<SwapResult> {
+    const next = this.swapQueue.then(() => this.swapNow(loaded, config ?? this.current.config));
+    this.swapQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async swapNow(loaded: LoadedModule, config: Uint8Array): Promise<SwapResult> {
+    const serving = (): RingRun[] => this.rings.filter((r) => !r.done && r.worker !== null);
+    if (!this.went || this.settled || serving().length === 0) return { ok: false, reason: 'the clause is not serving (still starting, or ended): nothing swapped' };
+    const from = serving()[0]!;
+    const sample = await requestSample(from.control, from.sampleBuffer);
+    const canary = await runCanary({ module: loaded.module, config, sample, outputs: this.outputIds.length }, Math.max(this.opts.batchTimeoutMs * 20, 250));
+    const canaryInfo = { packets: canary.packets, faults: canary.ok ? 0 : 1 };
+    if (!canary.ok) return { ok: false, reason: `canary failed: ${canary.reason!}; the old module still serves`, canary: canaryInfo };
+    const gen = ++this.swapGen;
+    const answers = serving().map((run) => {
+      const port = this.swapPorts.get(run.worker!)!;
+      const answer = new Promise<Extract<WorkerMessage, { type: 'swapped' }> | null>((resolve) => run.swapWaiters.set(gen, resolve));
+      port.postMessage({ gen, module: loaded.module, config });
+      Atomics.store(run.control, RingControl.swap, gen);
+      Atomics.notify(run.control, RingControl.stop); // an idle ring waits there: it re-checks at once
+      return answer;
+    });
+    const results = await Promise.all(answers);
+    const failed = results.find((r) => r !== null && !r.ok);
+    const stallUs = Math.max(0, ...results.map((r) => r?.stallUs ?? 0));
+    if (results.some((r) => r?.ok)) {
+      this.previousModule = this.opts.revert ? this.current : null;
+      this.current = { loaded, config };
+      // Standbys hold an instance of the old module: fresh ones of the new.
+      for (const run of this.rings) {
+        if (run.standby === null) continue;
+        this.standbys.endAll([run]);
+        this.standbys.ensure(run);
+      }
+    }
+    if (failed) return { ok: false, reason: `ring ${failed.ring}: ${failed.reason!}; the old module still serves${results.some((r) => r?.ok) ? ' on that ring (the other rings switched)' : ''}`, canary: canaryInfo, stallUs };
+    return { ok: true, canary: canaryInfo, stallUs, stateCarried: results.every((r) => r === null || r.state === 'carried') };
   }
 
   private onMessage(run: RingRun, msg: WorkerMessage): void {
@@ -348,8 +422,25 @@ export class Engine {
       case 'notice':
         this.opts.onEvent?.('notice', msg.ring, `${this.clause(msg.ring)}: ${msg.message}`);
         return;
+      case 'swapped': {
+        if (msg.ok) {
+          run.swaps++;
+          run.swapStallsUs.push(msg.stallUs);
+        }
+        const waiter = run.swapWaiters.get(msg.gen);
+        run.swapWaiters.delete(msg.gen);
+        waiter?.(msg);
+        return;
+      }
+      case 'reverted':
+        if (this.previousModule !== null) this.current = this.previousModule;
+        this.previousModule = null;
+        this.opts.onEvent?.('notice', msg.ring, `${this.clause(msg.ring)}: ${msg.message}`);
+        return;
       case 'done':
         run.done = true;
+        for (const waiter of run.swapWaiters.values()) waiter(null);
+        run.swapWaiters.clear();
         this.reportOutage(run, 0);
         if (msg.trace) run.trace = msg.trace;
         this.maybeFinish();

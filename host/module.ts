@@ -50,6 +50,8 @@ const ABI_EXPORTS: Record<string, { type: FuncType; required: boolean }> = {
   nmwasm_process: { type: { params: ['i32', 'i32', 'i32', 'i32'], results: ['i32'] }, required: true },
   nmwasm_init: { type: { params: ['i32', 'i32'], results: ['i32'] }, required: false },
   nmwasm_stats: { type: { params: [], results: ['i32'] }, required: false },
+  nmwasm_state_save: { type: { params: [], results: ['i32'] }, required: false },
+  nmwasm_state_load: { type: { params: ['i32', 'i32'], results: ['i32'] }, required: false },
 };
 
 /** The only imports a module may have (module `env`), with their exact types. */
@@ -263,6 +265,10 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array, limits: Mod
   }
   for (const [name, abi] of Object.entries(ABI_EXPORTS)) {
     if (abi.required && !found.has(name)) fail(`missing required export ${name}: ${formatFuncType(abi.type)}`);
+  }
+  // Carried state (hot-swap): both halves or neither.
+  if (found.has('nmwasm_state_save') !== found.has('nmwasm_state_load')) {
+    fail(`exports ${found.has('nmwasm_state_save') ? 'nmwasm_state_save but not nmwasm_state_load: (i32, i32) -> i32' : 'nmwasm_state_load but not nmwasm_state_save: () -> i32'} (carried state needs both)`);
   }
 
   // Data segments: every active one at a constant offset >= NMWASM_DATA_BASE.

@@ -9,11 +9,11 @@
 //
 // NB: the batch path (runBatches' loop) allocates nothing: no closures, objects or strings;
 // counters are typed-array stores; the only N-API call is ring.sync.
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads';
 import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
-import { NMWASM_CONFIG_BASE, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
+import { NMWASM_CONFIG_BASE, NMWASM_CONFIG_MAX, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { printable } from './text.ts';
-import { epochMs, Phase, recordFault, RingControl, RingState, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, Phase, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type SwapOrder, type WorkerMessage } from './ringshared.ts';
 
 const LOG_MAX_BYTES = 1024;
 const LOG_LINES_PER_SECOND = 20;
@@ -35,12 +35,20 @@ function post(message: WorkerMessage): void {
   parentPort!.postMessage(message);
 }
 
-// ---- the current instance -------------------------------------------------------------
+// ---- the current module (hot-swap replaces it) and instance -----------------------------
+let currentModule: WebAssembly.Module = data.module;
+let currentConfig: Uint8Array = data.config;
+/** The last good module before a swap (--on-fault previous), null when none or not asked. */
+let previous: { module: WebAssembly.Module; config: Uint8Array } | null = null;
+let swapGen = Atomics.load(control, RingControl.swap); // requests before this worker started are in data.module already
+let sampleGen = Atomics.load(control, RingControl.sampleDone);
 type ProcessFn = (ring: number, verdicts: number, first: number, count: number) => number;
 let memory: WebAssembly.Memory | null = null;
 let mapped: Uint8Array | null = null; // the view the port memory was mapped through
 let processFn: ProcessFn | null = null;
 let statsFn: (() => number) | null = null;
+let stateSaveFn: (() => number) | null = null;
+let stateLoadFn: ((ptr: number, len: number) => number) | null = null;
 let healthy = false;
 let prepared: WebAssembly.Instance | null = null; // a standby's instance, made before it took the ring
 let lastLogLine = '';
@@ -152,13 +160,19 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
   } else {
     enterGuest(Phase.inStart);
     try {
-      instance = new WebAssembly.Instance(data.module, imports); // runs the start function
+      instance = new WebAssembly.Instance(currentModule, imports); // runs the start function
     } catch (err) {
       leaveGuest();
       return { ok: false, reason: 'trap', message: `instantiation failed: ${errorText(err)}` };
     }
     leaveGuest();
   }
+  return adoptInstance(ring, layoutMemSize, instance, currentConfig);
+}
+
+/** Makes `instance` the current one: maps the port memory into it, copies the config and runs
+ * nmwasm_init. The previous instance must be dropped already. */
+function adoptInstance(ring: RingHandle, layoutMemSize: number, instance: WebAssembly.Instance, config: Uint8Array): StartResult {
   const exports = instance.exports as Record<string, unknown>;
   memory = exports.memory as WebAssembly.Memory;
   guestView = null;
@@ -169,15 +183,17 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
   }
   ring.map(bytes, NMWASM_WINDOW_BASE);
   mapped = bytes;
-  bytes.set(data.config, NMWASM_CONFIG_BASE);
+  bytes.set(config, NMWASM_CONFIG_BASE);
   processFn = exports.nmwasm_process as ProcessFn;
+  stateSaveFn = typeof exports.nmwasm_state_save === 'function' ? (exports.nmwasm_state_save as () => number) : null;
+  stateLoadFn = typeof exports.nmwasm_state_load === 'function' ? (exports.nmwasm_state_load as (ptr: number, len: number) => number) : null;
   statsFn = data.statsCount > 0 && typeof exports.nmwasm_stats === 'function' ? (exports.nmwasm_stats as () => number) : null;
   const init = exports.nmwasm_init as ((config: number, len: number) => number) | undefined;
   if (init) {
     let rc: number;
     enterGuest(Phase.inStart);
     try {
-      rc = init(NMWASM_CONFIG_BASE, data.config.length);
+      rc = init(NMWASM_CONFIG_BASE, config.length);
     } catch (err) {
       leaveGuest();
       return { ok: false, reason: 'trap', message: `nmwasm_init trapped: ${errorText(err)}` };
@@ -202,6 +218,8 @@ function dropInstance(ring: RingHandle): void {
   guestView = null;
   processFn = null;
   statsFn = null;
+  stateSaveFn = null;
+  stateLoadFn = null;
   healthy = false;
 }
 
@@ -271,8 +289,132 @@ function fail(kind: FaultKind, message: string): void {
 /** After the back-off: a fresh instance (restarts counted); a failure starts a new back-off. */
 function restartInstance(ring: RingHandle, memSize: number): void {
   counters[Counter.restarts]!++;
+  if (previous !== null) {
+    // --on-fault previous: the swapped-in module faulted; the last good one serves again.
+    currentModule = previous.module;
+    currentConfig = previous.config;
+    previous = null;
+    post({ type: 'reverted', ring: data.ring, message: 'the swapped-in module faulted: the previous module serves again (--on-fault previous)' });
+  }
   const result = startInstance(ring, memSize);
   if (!result.ok) fail(result.reason === 'trap' ? 'trap' : 'init', result.message!);
+}
+
+// ---- hot-swap (host/swap.ts) ---------------------------------------------------------
+const sampleBytes = new Uint8Array(data.sample);
+const sampleView = new DataView(data.sample);
+
+/** Copies up to SAMPLE_PACKETS packets of the batch in hand (before the filter sees them) into
+ * the shared sample buffer for a canary, and says so through control[sampleDone]. */
+function takeSample(ringPtr: number, n: number, first: number): void {
+  sampleGen = Atomics.load(control, RingControl.sampleReq);
+  let count = 0;
+  let at = 4;
+  if (memory !== null && mapped !== null) {
+    const bytes = guestBytes();
+    const dv = statsDataView(bytes);
+    const bufOfs = dv.getUint32(ringPtr, true) + dv.getInt32(ringPtr + 4, true) * 4294967296;
+    const numSlots = dv.getUint32(ringPtr + 8, true);
+    const bufSize = dv.getUint32(ringPtr + 12, true);
+    for (let i = 0; i < n && count < SAMPLE_PACKETS && numSlots > 0; i++) {
+      const slot = ringPtr + 256 + ((first + i) % numSlots) * 16;
+      const len = Math.min(dv.getUint16(slot + 4, true), 2048);
+      const addr = ringPtr + bufOfs + dv.getUint32(slot, true) * bufSize;
+      if (addr < 0 || addr + len > bytes.length || at + 4 + len > SAMPLE_BYTES) continue;
+      sampleView.setUint32(at, len, true);
+      sampleBytes.set(bytes.subarray(addr, addr + len), at + 4);
+      at += 4 + len;
+      count++;
+    }
+  }
+  sampleView.setUint32(0, count, true);
+  Atomics.store(control, RingControl.sampleDone, sampleGen);
+  Atomics.notify(control, RingControl.sampleDone);
+}
+
+/** Applies the newest swap order at a batch boundary: the old instance's carried state is
+ * saved, a fresh instance of the new module is made, mapped, initialised and given that state,
+ * and only then does it replace the old one (which stays in service when any step fails).
+ * The ring stalls for the duration of this call (reported as stallUs); compiling happened in
+ * the main thread. */
+function applySwap(ring: RingHandle, memSize: number): void {
+  let order: SwapOrder | null = null;
+  for (let m = receiveMessageOnPort(data.swapPort); m !== undefined; m = receiveMessageOnPort(data.swapPort)) order = m.message as SwapOrder;
+  if (order === null) return; // the order is posted before the generation moves on: seen next batch
+  swapGen = order.gen;
+  const t0 = performance.now();
+  const done = (ok: boolean, carried: boolean, reason?: string): void => {
+    const msg: WorkerMessage = { type: 'swapped', ring: data.ring, gen: order.gen, ok, stallUs: Math.round((performance.now() - t0) * 1000), state: carried ? 'carried' : 'none' };
+    if (reason !== undefined) msg.reason = reason;
+    post(msg);
+  };
+  // 1. The old instance's state blob (only from a healthy instance, only for a module that takes it).
+  let blob: Uint8Array | null = null;
+  const newTakesState = WebAssembly.Module.exports(order.module).some((e) => e.name === 'nmwasm_state_load');
+  if (healthy) readStats();
+  if (healthy && stateSaveFn !== null && newTakesState) {
+    let addr: number;
+    enterGuest();
+    try {
+      addr = stateSaveFn() >>> 0;
+    } catch (err) {
+      leaveGuest();
+      done(false, false, `the running module's nmwasm_state_save trapped: ${errorText(err)}`);
+      return;
+    }
+    leaveGuest();
+    const bytes = guestBytes();
+    const len = addr >= NMWASM_DATA_BASE && addr + 4 <= bytes.length ? statsDataView(bytes).getUint32(addr, true) : -1;
+    if (len < 0 || len > NMWASM_CONFIG_MAX || addr + 4 + len > bytes.length) {
+      done(false, false, `the running module's nmwasm_state_save returned 0x${addr.toString(16)}, not a length-prefixed blob of at most ${NMWASM_CONFIG_MAX} bytes in its memory at or above 0x${NMWASM_DATA_BASE.toString(16)}`);
+      return;
+    }
+    blob = bytes.slice(addr + 4, addr + 4 + len);
+  }
+  // 2. The new instance, prepared beside the old one (the port memory is mapped into both for a moment).
+  const old = { memory, mapped, processFn, statsFn, stateSaveFn, stateLoadFn, healthy, failed: counters[Counter.failed]!, lastLogLine };
+  let instance: WebAssembly.Instance;
+  enterGuest(Phase.inStart);
+  try {
+    instance = new WebAssembly.Instance(order.module, imports);
+  } catch (err) {
+    leaveGuest();
+    done(false, false, `instantiation failed: ${errorText(err)}`);
+    return;
+  }
+  leaveGuest();
+  let result = adoptInstance(ring, memSize, instance, order.config);
+  if (result.ok && blob !== null && stateLoadFn !== null) {
+    guestBytes().set(blob, NMWASM_CONFIG_BASE);
+    let rc = 0;
+    enterGuest(Phase.inStart);
+    try {
+      rc = stateLoadFn(NMWASM_CONFIG_BASE, blob.length);
+    } catch (err) {
+      rc = -1;
+      result = { ok: false, reason: 'trap', message: `nmwasm_state_load trapped: ${errorText(err)}` };
+    }
+    leaveGuest();
+    if (result.ok && rc !== 0) result = { ok: false, reason: 'init-rejected', message: `nmwasm_state_load returned ${rc}${lastLogLine ? ` (${lastLogLine})` : ''}` };
+  }
+  if (!result.ok) {
+    if (mapped !== null && memory !== null && memory !== old.memory) ring.unmap(new Uint8Array(memory.buffer), NMWASM_WINDOW_BASE);
+    ({ memory, mapped, processFn, statsFn, stateSaveFn, stateLoadFn, healthy, lastLogLine } = old);
+    counters[Counter.failed] = old.failed;
+    guestView = null;
+    done(false, false, result.reason === 'init-rejected' && blob === null ? `configuration rejected by nmwasm_init: ${result.message!}` : result.message!);
+    return;
+  }
+  // 3. The switch: the old instance lets go of the port memory; its stats are kept.
+  if (old.memory !== null && old.mapped !== null) ring.unmap(new Uint8Array(old.memory.buffer), NMWASM_WINDOW_BASE);
+  for (let i = 0; i < statsValues.length; i++) {
+    statsBase[i]! += statsValues[i]!;
+    statsValues[i] = 0;
+  }
+  previous = data.revert ? { module: currentModule, config: currentConfig } : null;
+  currentModule = order.module;
+  currentConfig = order.config;
+  done(true, blob !== null);
 }
 
 // ---- the batch loop -----------------------------------------------------------------
@@ -295,6 +437,9 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   const hasDescriptor = ring.wait(0) >= 0;
   for (;;) {
     if (n === -1) return; // end of a finite source (or the port closed), every slot released
+    // A hot-swap or a canary sample asked for: at this batch boundary (two Atomics loads per batch).
+    if (Atomics.load(control, RingControl.swap) !== swapGen) applySwap(ring, memSize);
+    if (n > 0 && Atomics.load(control, RingControl.sampleReq) !== sampleGen) takeSample(ringPtr, n, first);
     const stopping = Atomics.load(control, RingControl.stop) !== 0;
     if (!healthy && !owed && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
     if (n <= 0) {

@@ -25,4 +25,5 @@ await build({
   banner: { js: '#!/usr/bin/env node' },
 });
 await build({ ...common, entryPoints: ['host/worker.ts'], outfile: 'dist/worker.mjs' });
+await build({ ...common, entryPoints: ['host/canary.ts'], outfile: 'dist/canary.mjs' });
 chmodSync(join(root, 'dist', 'nmwasm.mjs'), 0o755);
