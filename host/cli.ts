@@ -15,12 +15,14 @@ import { StatusLine, sumCounters, summaryJson, summaryText, type SummaryContext 
 import { loadNative, type PlainPortSpec } from './native.ts';
 import { PortPool, planSharedPorts } from './portpool.ts';
 import { portRouteLines } from './portroutes.ts';
+import { watchModule } from './watch.ts';
 
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
 usage:
   nmwasm load MODULE --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]
-                     [--count N] [--duration S] [--on-fault open|closed] [--batch-timeout MS] [--json]
+                     [--count N] [--duration S] [--on-fault open|closed|previous] [--batch-timeout MS]
+                     [--watch] [--json]
                      [+ MODULE --port SPEC ...]...
   nmwasm test MODULE --pcap FILE [--config FILE] [--out FILE] [--json] [--trace]
   nmwasm inspect MODULE [--json]
@@ -34,7 +36,10 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), or an np
 --out       output port after the --to ports (PASS when there is no --to): ${availableSchemes('out').join(' | ')}
 --config    file handed to the filter's nmwasm_init (at most 960 KiB)
 --count     stop after N packets got a verdict;  --duration: stop after S seconds (0.001..10000000)
---on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
+--on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS;
+            load: previous = DROP, and a hot-swapped module that faults is replaced by the last good one
+--watch     load: hot-swap the module when its file or the --config file changes (canary first,
+            docs/ABI.md section 8); a file that does not validate leaves the old module running
 --batch-timeout  CPU budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a batch over it is killed and a standby takes over
 --json      machine-readable summary on stdout;  --trace (test): every packet's verdict
 --max-memory MIB  linear memory a module may use above the host's 64 MiB (default ${DEFAULT_LIMITS.memoryMiB})
@@ -67,8 +72,9 @@ const LOAD_OPTIONS: OptionTable = {
   config: { type: 'string', value: 'a FILE' },
   count: { type: 'string', value: 'a number of packets' },
   duration: { type: 'string', value: 'a number of seconds' },
-  'on-fault': { type: 'string', value: 'open or closed' },
+  'on-fault': { type: 'string', value: 'open, closed or previous' },
   'batch-timeout': { type: 'string', value: 'a number of milliseconds' },
+  watch: { type: 'boolean' },
   json: { type: 'boolean' },
   ...LIMIT_OPTIONS,
 };
@@ -128,10 +134,10 @@ export function secondsOption(name: string, text: string | undefined): number | 
   return value;
 }
 
-function onFaultOption(text: string | undefined): 'open' | 'closed' {
+function onFaultOption(text: string | undefined, words: string[] = ['open', 'closed']): 'open' | 'closed' {
   if (text === undefined || text === 'closed') return 'closed';
   if (text === 'open') return 'open';
-  throw new UsageError(`--on-fault: expected open or closed, got ${quote(text)}${suggestion(text, ['open', 'closed'])}`);
+  throw new UsageError(`--on-fault: expected ${words.slice(0, -1).join(', ')} or ${words.at(-1)!}, got ${quote(text)}${suggestion(text, words)}`);
 }
 
 /** The module limits from the --max-* options (defaults for the absent ones). */
@@ -187,6 +193,8 @@ interface RunRequest {
   input: PlainPortSpec;
   outputs: PlainPortSpec[];
   onFault: 'open' | 'closed';
+  revert?: boolean; // --on-fault previous
+  watch?: { limits: ModuleLimits }; // --watch: the module file (moduleSpec) and configName
   batchTimeoutMs: number;
   count: number;
   durationMs: number;
@@ -243,6 +251,7 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
         input: req.input,
         outputs: req.outputs,
         onFault: req.onFault,
+        revert: req.revert === true,
         batchTimeoutMs: req.batchTimeoutMs,
         count: req.count,
         durationMs: req.durationMs,
@@ -274,6 +283,7 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns));
   if (!reqs[0]!.json) status.start();
+  const unwatch = reqs.flatMap((req, i) => (req.watch ? [watchModule({ engine: engines[i]!, modulePath: req.moduleSpec, configPath: req.configName, limits: req.watch.limits, say: (line) => events('notice', -1, line) })] : []));
   const stopAll = (): void => {
     for (const engine of engines) engine.stop('signal');
   };
@@ -326,6 +336,7 @@ async function run(reqs: RunRequest[]): Promise<RunResult[]> {
       ),
     );
   } finally {
+    for (const stop of unwatch) stop();
     status.stop();
     if (deadline !== null) clearTimeout(deadline);
     for (const sig of signals) process.off(sig, onSignal);
@@ -423,16 +434,19 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   }
   const count = integerOption('count', str(values, 'count'), 1, Number.MAX_SAFE_INTEGER, 'packets') ?? 0;
   const duration = secondsOption('duration', str(values, 'duration'));
-  const onFault = onFaultOption(str(values, 'on-fault'));
+  const onFaultText = str(values, 'on-fault');
+  const revert = onFaultText === 'previous';
+  const onFault = onFaultOption(revert ? 'closed' : onFaultText, ['open', 'closed', 'previous']);
   const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
   const configName = str(values, 'config');
   const config = readConfig(configName);
-  const loaded = loadModule(moduleSpec, limitsOption(values));
+  const limits = limitsOption(values);
+  const loaded = loadModule(moduleSpec, limits);
   // An unbounded generator with --count generates exactly that many packets.
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
   // A bridge carries every frame, ARP and ICMP included: an AF_XDP input then leaves nothing to the kernel.
   if (toTexts.length > 0) input = bridgeInput(input);
-  const common = { moduleSpec, loaded, config, configName, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group };
+  const common = { moduleSpec, loaded, config, configName, onFault, revert, ...(values.watch === true ? { watch: { limits } } : {}), batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group };
   const reqs: RunRequest[] = [{ ...common, input, outputs, startup: startupLines(portText, input, [...toTexts, ...(outText === undefined ? [] : [outText])], outputs) }];
   if (bidir) {
     // The way back: the --to port as an input, the --port port as its output.
