@@ -23,8 +23,9 @@ const A = writeWat('a.wasm', stampWat({ marker: 0xa, spin: 2000 }), dir);
 const B = writeWat('b.wasm', stampWat({ marker: 0xb, spin: 2000 }), dir);
 const PACKETS = 2_000_000;
 
-function startEngine(out: string | null, input = `gen:count=${PACKETS}`, revert = false): Engine {
+function startEngine(out: string | null, input = `gen:count=${PACKETS}`, revert = false, events: string[] = []): Engine {
   return new Engine({
+    onEvent: (_kind, _ring, line) => events.push(line),
     loaded: loadModule(A),
     moduleName: A,
     config: new Uint8Array(0),
@@ -107,6 +108,33 @@ test('failed canaries leave the old module serving, with the reason', async () =
   assert.is(result.rings[0]!.swaps, 0);
   assert.is(result.rings[0]!.counters[Counter.faultVerdicts], 0, 'the old module served every packet');
 });
+
+test('--on-fault previous: a swapped-in module that faults is replaced by the last good one', async () => {
+  const events: string[] = [];
+  const engine = startEngine(null, 'gen:count=0', true, events);
+  await serving(engine);
+  // Passes the canary (a fresh instance counts from 0) but traps once it holds the carried total.
+  const late = writeWat('late-trap.wasm', stampWat({ marker: 0xc, extraProcess: '(if (i32.gt_u (i32.load (i32.const 0x4000000)) (i32.const 1000)) (then unreachable))' }), dir);
+  const r = await engine.swap(prepareSwap(late, undefined).loaded, undefined);
+  assert.ok(r.ok, r.reason);
+  await until('the revert', () => events.some((l) => /the previous module serves again/.test(l)));
+  const c = engine.ringRuns[0]!.counters;
+  const passed = c[Counter.pass]!;
+  await until('traffic through the previous module', () => c[Counter.pass]! > passed + 10_000);
+  const faults = c[Counter.traps]!;
+  engine.stop();
+  await engine.done;
+  assert.is(faults, 1, 'one fault: the previous module did not fault');
+  assert.ok(events.some((l) => /trap fault: .*unreachable/.test(l)), events.join('\n'));
+});
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  const end = Date.now() + 30_000;
+  while (!cond()) {
+    if (Date.now() > end) assert.unreachable(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 test('a module with the wrong ABI or over a limit is refused before any canary', () => {
   assert.throws(() => prepareSwap(writeWat('noabi.wasm', stampWat({ marker: 1, abiMarker: false }), dir), undefined), /missing the ABI marker export nmwasm_abi_v1/);
