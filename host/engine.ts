@@ -33,6 +33,8 @@ const MAX_CRASHES = 10;
 /** How often the link monitor looks at the interfaces of live ports (one ioctl each). */
 const LINK_CHECK_MS = 250;
 const NO_LIMIT = 2n ** 63n - 1n;
+/** How long a swap waits for a ring to answer (it switches at its next batch boundary). */
+const SWAP_ANSWER_MS = 10_000;
 
 export interface EngineOptions {
   loaded: LoadedModule;
@@ -369,8 +371,18 @@ export class Engine {
     const gen = ++this.swapGen;
     const answers = serving().map((run) => {
       const port = this.swapPorts.get(run.worker!)!;
-      const answer = new Promise<Extract<WorkerMessage, { type: 'swapped' }> | null>((resolve) => run.swapWaiters.set(gen, resolve));
-      port.postMessage({ gen, module: loaded.module, config });
+      const answer = new Promise<Extract<WorkerMessage, { type: 'swapped' }> | null>((resolve) => {
+        // A worker killed before it saw the order never answers: its successor serves the old module.
+        const timer = setTimeout(() => {
+          run.swapWaiters.delete(gen);
+          resolve(run.done ? null : { type: 'swapped', ring: run.ring, gen, ok: false, reason: 'the ring worker was replaced before it switched', stallUs: 0, state: 'none' });
+        }, SWAP_ANSWER_MS);
+        run.swapWaiters.set(gen, (msg) => {
+          clearTimeout(timer);
+          resolve(msg);
+        });
+      });
+      port.postMessage({ gen, module: loaded.module, config, takesState: loaded.description.exports.some((e) => e.name === 'nmwasm_state_load') });
       Atomics.store(run.control, RingControl.swap, gen);
       Atomics.notify(run.control, RingControl.stop); // an idle ring waits there: it re-checks at once
       return answer;

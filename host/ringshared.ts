@@ -111,6 +111,7 @@ export interface SwapOrder {
   gen: number;
   module: WebAssembly.Module;
   config: Uint8Array;
+  takesState: boolean; // the module exports nmwasm_state_load
 }
 
 /** Room for the canary's sample of live packets (SAMPLE_PACKETS of at most 2048 bytes). */

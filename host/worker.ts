@@ -350,9 +350,8 @@ function applySwap(ring: RingHandle, memSize: number): void {
   };
   // 1. The old instance's state blob (only from a healthy instance, only for a module that takes it).
   let blob: Uint8Array | null = null;
-  const newTakesState = WebAssembly.Module.exports(order.module).some((e) => e.name === 'nmwasm_state_load');
   if (healthy) readStats();
-  if (healthy && stateSaveFn !== null && newTakesState) {
+  if (healthy && stateSaveFn !== null && order.takesState) {
     let addr: number;
     enterGuest();
     try {

@@ -138,7 +138,9 @@ async function until(what: string, cond: () => boolean): Promise<void> {
 
 test('a module with the wrong ABI or over a limit is refused before any canary', () => {
   assert.throws(() => prepareSwap(writeWat('noabi.wasm', stampWat({ marker: 1, abiMarker: false }), dir), undefined), /missing the ABI marker export nmwasm_abi_v1/);
-  assert.throws(() => prepareSwap(writeWat('big.wasm', stampWat({ marker: 1, pages: 1024 + 32 }), dir), undefined, { memoryMiB: 1, tableElements: 65536, codeMiB: 4, dataMiB: 16 }), /memory/);
+  const half = stampWat({ marker: 1 }).replace('(export "nmwasm_state_load")', '');
+  assert.throws(() => prepareSwap(writeWat('half.wasm', half, dir), undefined), /exports nmwasm_state_save but not nmwasm_state_load: \(i32, i32\) -> i32 \(carried state needs both\)/);
+  assert.throws(() => prepareSwap(writeWat('big.wasm', stampWat({ marker: 1, pages: 1024 + 32 }), dir), undefined, { memoryMiB: 1, tableElements: 65536, codeMiB: 4, dataMiB: 16 }), /memory initial size 1056 pages .* exceeds the limit of 1040 pages/);
 });
 
 test.run();
