@@ -18,7 +18,7 @@ import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STAT
 import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
 import { Standbys } from './standby.ts';
 import { requestSample, runCanary } from './swap.ts';
-import type { SwapResult } from './control-types.ts';
+import type { SwapResult } from './swap.ts';
 
 /** Budget of the first instantiation + nmwasm_init of a ring (ms), at least --batch-timeout. */
 const START_BUDGET_MS = 5000;

@@ -9,6 +9,37 @@ import { loadModule, NMWASM_CONFIG_MAX, DEFAULT_LIMITS, type LoadedModule, type 
 import { printable } from './text.ts';
 import { RingControl } from './ringshared.ts';
 import type { CanaryData, CanaryMessage } from './canary.ts';
+import type { SwapRequest, SwapResult as ControlSwapResult } from './control-types.ts';
+import type { Engine } from './engine.ts';
+
+/** What Engine.swap did (the control protocol's SwapResult, plus whether state was carried). */
+export type SwapResult = ControlSwapResult & { stateCarried?: boolean };
+
+/** The control socket's `swap` hook (host/control-host.ts HostControl.swapHook): picks the
+ * clause's engine, validates and compiles the module (and reads the config) as a load does,
+ * then swaps. Bad input and failed canaries resolve ok: false with the reason (the client
+ * exits 2); `counts` (HostControl.swaps / canaryFailures) are kept per clause. */
+export function makeSwapHook(engines: () => readonly Engine[], limits: readonly ModuleLimits[], counts?: { swaps: number[]; canaryFailures: number[] }): (req: SwapRequest) => Promise<SwapResult> {
+  return async (req) => {
+    const clause = req.clause ?? 0;
+    const list = engines();
+    const engine = list[clause];
+    if (engine === undefined) return { ok: false, reason: `--clause: expected 0..${list.length - 1}, got ${clause}` };
+    if ((req.module_index ?? 0) !== 0) return { ok: false, reason: `--module: clause ${clause} runs 1 module (index 0), got ${req.module_index}` };
+    let prepared: ReturnType<typeof prepareSwap>;
+    try {
+      prepared = prepareSwap(req.module, req.config, limits[clause] ?? DEFAULT_LIMITS);
+    } catch (err) {
+      return { ok: false, reason: err instanceof Error ? printable(err.message, 300) : String(err) };
+    }
+    const result = await engine.swap(prepared.loaded, prepared.config);
+    if (counts) {
+      if (result.ok) counts.swaps[clause] = (counts.swaps[clause] ?? 0) + 1;
+      else if (result.canary && result.canary.faults > 0) counts.canaryFailures[clause] = (counts.canaryFailures[clause] ?? 0) + 1;
+    }
+    return result;
+  };
+}
 
 /** How long the canary may take for its start function + nmwasm_init (wall time, ms). */
 export const CANARY_START_BUDGET_MS = 5000;

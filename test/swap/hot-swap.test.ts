@@ -12,7 +12,7 @@ import { Engine } from '../../host/engine.ts';
 import { loadModule } from '../../host/module.ts';
 import { parsePortSpec } from '../../host/portspec.ts';
 import { Counter } from '../../host/native.ts';
-import { prepareSwap } from '../../host/swap.ts';
+import { makeSwapHook, prepareSwap } from '../../host/swap.ts';
 import { readCapture } from '../filters/pcap.ts';
 import { stampWat, writeWat } from './fixtures.ts';
 
@@ -135,6 +135,25 @@ async function until(what: string, cond: () => boolean): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test('the control socket hook: clause and module checked, bad files refused with the reason, swaps counted', async () => {
+  const engine = startEngine(null, 'gen:count=0');
+  await serving(engine);
+  const counts = { swaps: [0], canaryFailures: [0] };
+  const hook = makeSwapHook(() => [engine], [], counts);
+  assert.equal(await hook({ module: B, clause: 1 }), { ok: false, reason: '--clause: expected 0..0, got 1' });
+  assert.equal(await hook({ module: B, module_index: 2 }), { ok: false, reason: '--module: clause 0 runs 1 module (index 0), got 2' });
+  const missing = await hook({ module: join(dir, 'nope.wasm') });
+  assert.not.ok(missing.ok);
+  assert.match(missing.reason!, /nope\.wasm: module file not found/);
+  const trap = await hook({ module: writeWat('hook-trap.wasm', stampWat({ marker: 0xc, init: '(unreachable)' }), dir) });
+  assert.match(trap.reason!, /canary failed: nmwasm_init trapped/);
+  const ok = await hook({ module: B });
+  assert.ok(ok.ok, ok.reason);
+  assert.equal(counts, { swaps: [1], canaryFailures: [1] });
+  engine.stop();
+  await engine.done;
+});
 
 test('a module with the wrong ABI or over a limit is refused before any canary', () => {
   assert.throws(() => prepareSwap(writeWat('noabi.wasm', stampWat({ marker: 1, abiMarker: false }), dir), undefined), /missing the ABI marker export nmwasm_abi_v1/);
