@@ -14,7 +14,7 @@ import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from
 import { PortPool } from './portpool.ts';
 import { printable } from './text.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
-import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, SAMPLE_BYTES, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, CARRIED_BYTES, Handover, RingControl, RingState, SAMPLE_BYTES, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
 import { Standbys } from './standby.ts';
 import { requestSample, runCanary } from './swap.ts';
@@ -83,6 +83,10 @@ export interface RingRun {
   noStandby: boolean; // a standby failed to start in its budget: none for this ring any more
   /** Canary samples from this ring's serving worker (RingWorkerData.sample). */
   sampleBuffer: SharedArrayBuffer;
+  /** The worker that let go of the ring to a swap's worker (its exit is no crash). */
+  handingOff?: Worker | null;
+  /** Carried state of a handover (RingWorkerData.carried). */
+  carried: SharedArrayBuffer;
   /** Hot-swaps this ring has not answered yet, by generation. */
   swapWaiters: Map<number, (msg: Extract<WorkerMessage, { type: 'swapped' }> | null) => void>;
   /** Swaps applied on this ring and their stalls (µs, compile excluded). */
@@ -104,7 +108,7 @@ export interface RunResult {
 /** Creates a ring worker. In the bundle this file is dist/nmwasm.mjs next to dist/worker.mjs;
  * from source (tsx) it is host/engine.ts next to host/worker.ts, and the worker thread must
  * register tsx itself first (--import hooks of the main thread do not reach worker threads). */
-function newRingWorker(data: RingWorkerData, transferList: MessagePort[]): Worker {
+function newRingWorker(data: RingWorkerData, transferList: MessagePort[] = []): Worker {
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data, transferList });
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const workerTs = new URL('./worker.ts', import.meta.url).href;
@@ -197,6 +201,7 @@ export class Engine {
         noStandby: false,
         outage: null,
         sampleBuffer: new SharedArrayBuffer(SAMPLE_BYTES),
+        carried: new SharedArrayBuffer(CARRIED_BYTES),
         swapWaiters: new Map(),
         swaps: 0,
         swapStallsUs: [],
@@ -305,6 +310,7 @@ export class Engine {
       swapPort: channel.port2,
       sample: run.sampleBuffer,
       revert: this.opts.revert === true,
+      carried: run.carried,
       counters: run.counters.buffer as SharedArrayBuffer,
       control: run.control.buffer as SharedArrayBuffer,
       state: run.state.buffer as SharedArrayBuffer,
@@ -344,6 +350,7 @@ export class Engine {
     worker.on('exit', () => {
       if (run.standby === worker) this.standbys.drop(run);
       if (run.worker !== worker) return; // replaced by the watchdog
+      if (run.handingOff === worker) return; // handed the ring over to a swap's worker (its answer may not be read yet)
       run.worker = null;
       if (!run.done && !this.settled) this.onCrash(run, 'exited without finishing');
     });
@@ -369,24 +376,8 @@ export class Engine {
     const canaryInfo = { packets: canary.packets, faults: canary.ok ? 0 : 1 };
     if (!canary.ok) return { ok: false, reason: `canary failed: ${canary.reason!}; the old module still serves`, canary: canaryInfo };
     const gen = ++this.swapGen;
-    const answers = serving().map((run) => {
-      const port = this.swapPorts.get(run.worker!)!;
-      const answer = new Promise<Extract<WorkerMessage, { type: 'swapped' }> | null>((resolve) => {
-        // A worker killed before it saw the order never answers: its successor serves the old module.
-        const timer = setTimeout(() => {
-          run.swapWaiters.delete(gen);
-          resolve(run.done ? null : { type: 'swapped', ring: run.ring, gen, ok: false, reason: 'the ring worker was replaced before it switched', stallUs: 0, state: 'none' });
-        }, SWAP_ANSWER_MS);
-        run.swapWaiters.set(gen, (msg) => {
-          clearTimeout(timer);
-          resolve(msg);
-        });
-      });
-      port.postMessage({ gen, module: loaded.module, config, takesState: loaded.description.exports.some((e) => e.name === 'nmwasm_state_load') });
-      Atomics.store(run.control, RingControl.swap, gen);
-      Atomics.notify(run.control, RingControl.stop); // an idle ring waits there: it re-checks at once
-      return answer;
-    });
+    const takesState = loaded.description.exports.some((e) => e.name === 'nmwasm_state_load');
+    const answers = serving().map((run) => this.handOver(run, gen, loaded, config, takesState));
     const results = await Promise.all(answers);
     const failed = results.find((r) => r !== null && !r.ok);
     const stallUs = Math.max(0, ...results.map((r) => r?.stallUs ?? 0));
@@ -402,6 +393,102 @@ export class Engine {
     }
     if (failed) return { ok: false, reason: `ring ${failed.ring}: ${failed.reason!}; the old module still serves${results.some((r) => r?.ok) ? ' on that ring (the other rings switched)' : ''}`, canary: canaryInfo, stallUs };
     return { ok: true, canary: canaryInfo, stallUs, stateCarried: results.every((r) => r === null || r.state === 'carried') };
+  }
+
+  /** One ring's switch: a new worker instantiates and initialises the new module ahead, then
+   * the serving worker lets go of the ring at a batch boundary and the new one takes it over
+   * (host/worker.ts handOver / takeOver). Resolves with the new worker's answer (null: the
+   * ring ended first). */
+  private handOver(run: RingRun, gen: number, loaded: LoadedModule, config: Uint8Array, takesState: boolean): Promise<Extract<WorkerMessage, { type: 'swapped' }> | null> {
+    return new Promise((resolve) => {
+      run.state[RingState.handoverState] = takesState ? 1 : 0;
+      const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
+      const channel = new MessageChannel();
+      channel.port1.unref();
+      const worker = newRingWorker({
+        portId: this.input.id, ring: run.ring, outputs: this.outputIds, module: loaded.module, config,
+        counters: run.counters.buffer as SharedArrayBuffer, control: run.control.buffer as SharedArrayBuffer, state: run.state.buffer as SharedArrayBuffer,
+        stats: run.stats.buffer as SharedArrayBuffer, statsCount: run.stats.length, faultVerdict: this.opts.onFault === 'open' ? 1 : 0, trace: this.opts.trace,
+        budget: this.budget.buffer as SharedArrayBuffer, resume: false, lease: lease.buffer as SharedArrayBuffer, standbyGen: 0, memSize: this.input.memSize,
+        swapPort: channel.port2, sample: run.sampleBuffer, revert: this.opts.revert === true, carried: run.carried,
+        handover: { previous: this.opts.revert ? { module: this.current.loaded.module, config: this.current.config } : null },
+      }, [channel.port2]);
+      this.swapPorts.set(worker, channel.port1);
+      let settled = false;
+      let took = false;
+      const finish = (msg: Extract<WorkerMessage, { type: 'swapped' }> | null): void => {
+        if (settled) return;
+        settled = true;
+        clearInterval(watch);
+        run.swapWaiters.delete(gen);
+        // The old worker acknowledges (handover back to none) once it has let go for good or
+        // attached again: only then may another swap of this ring begin.
+        const until = performance.now() + 5000;
+        const acked = (): void => {
+          if (Atomics.load(run.control, RingControl.handover) !== Handover.none && performance.now() < until && !run.done) {
+            setTimeout(acked, 1);
+            return;
+          }
+          if (msg === null || !msg.ok) run.handingOff = null;
+          resolve(msg);
+        };
+        acked();
+      };
+      run.swapWaiters.set(gen, () => {
+        // The ring ended before the switch: the new worker is told to end.
+        Atomics.store(lease, 1, 1);
+        Atomics.compareExchange(run.control, RingControl.handover, Handover.ask, Handover.none);
+        finish(null);
+      });
+      const watch = setInterval(() => {
+        if (this.settled || run.done) run.swapWaiters.get(gen)?.(null);
+      }, 50);
+      worker.on('message', (msg: WorkerMessage) => {
+        if (run.worker === worker) {
+          this.onMessage(run, msg);
+          return;
+        }
+        if (msg.type === 'handover-ready') {
+          run.handingOff = run.worker;
+          Atomics.store(run.control, RingControl.handover, Handover.ask);
+          Atomics.notify(run.control, RingControl.stop); // an idle ring waits there: it re-checks at once
+        } else if (msg.type === 'swapped') {
+          const answer = { ...msg, gen };
+          if (msg.ok) {
+            took = true;
+            run.worker = worker;
+            run.lease = lease;
+            run.sample = newCallSample();
+            run.killedByWatchdog = false;
+            run.swaps++;
+            run.swapStallsUs.push(msg.stallUs);
+          }
+          finish(answer);
+        } else if (msg.type === 'log' || msg.type === 'notice') this.onMessage(run, msg);
+      });
+      const lost = (why: string): void => {
+        // Gone before it took the ring: the serving worker attaches again (or never let go).
+        if (Atomics.compareExchange(run.control, RingControl.handover, Handover.released, Handover.refused) !== Handover.released) {
+          Atomics.compareExchange(run.control, RingControl.handover, Handover.ask, Handover.none);
+        }
+        Atomics.notify(run.control, RingControl.handover);
+        finish({ type: 'swapped', ring: run.ring, gen, ok: false, reason: `the new worker ${why}`, stallUs: 0, state: 'none' });
+      };
+      worker.on('error', (err) => {
+        if (!took) lost(`died: ${printable(err.message, 200)}`);
+        else if (run.worker === worker) this.onCrash(run, err.message);
+      });
+      worker.on('exit', () => {
+        if (!took) {
+          lost('exited before it took the ring');
+          return;
+        }
+        if (run.worker === worker && run.handingOff !== worker) {
+          run.worker = null;
+          if (!run.done && !this.settled) this.onCrash(run, 'exited without finishing');
+        }
+      });
+    });
   }
 
   private onMessage(run: RingRun, msg: WorkerMessage): void {
@@ -434,16 +521,9 @@ export class Engine {
       case 'notice':
         this.opts.onEvent?.('notice', msg.ring, `${this.clause(msg.ring)}: ${msg.message}`);
         return;
-      case 'swapped': {
-        if (msg.ok) {
-          run.swaps++;
-          run.swapStallsUs.push(msg.stallUs);
-        }
-        const waiter = run.swapWaiters.get(msg.gen);
-        run.swapWaiters.delete(msg.gen);
-        waiter?.(msg);
+      case 'swapped':
+      case 'handover-ready':
         return;
-      }
       case 'reverted':
         if (this.previousModule !== null) this.current = this.previousModule;
         this.previousModule = null;

@@ -16,7 +16,13 @@ export const RingControl = {
   swap: 4, // generation of the last hot-swap request posted on RingWorkerData.swapPort (host/swap.ts)
   sampleReq: 5, // generation of the last canary-sample request (host/swap.ts)
   sampleDone: 6, // generation of the last sample the worker copied into RingWorkerData.sample
+  handover: 7, // Handover step of a swap to a prepared worker (host/worker.ts handOver / takeOver)
 } as const;
+
+/** Steps of a handover in control[handover]: the engine asks (ask), the serving worker lets go
+ * of the ring at a batch boundary (released), the new worker took it (taken) or could not
+ * (refused: the old worker attaches again and serves on). */
+export const Handover = { none: 0, ask: 1, released: 2, taken: 3, refused: 4 } as const;
 export const RING_CONTROL_SLOTS = 8;
 
 export const Phase = {
@@ -45,6 +51,8 @@ export const RingState = {
   outages: 12, // killed guest calls after which traffic flowed again (host/watchdog.ts)
   outageMsMax: 13, // longest of them: from the start of the killed call to the in-flight batch's fault verdicts
   outageMsTotal: 14,
+  handoverAt: 10, // epoch ms the serving worker let go of the ring for a handover (the stall starts)
+  handoverState: 11, // 1: the old instance's carried state is wanted (the new module takes it)
 } as const;
 export const RING_STATE_SLOTS = 16;
 
@@ -104,7 +112,14 @@ export interface RingWorkerData {
   sample: SharedArrayBuffer;
   /** --on-fault previous: a faulted instance of a swapped-in module is replaced by the last good one. */
   revert: boolean;
+  /** A swap's new worker: instantiate and init ahead, then take the ring over at the serving
+   * worker's next batch boundary (control[handover]); `previous` is the module it replaces. */
+  handover?: { previous: { module: WebAssembly.Module; config: Uint8Array } | null };
+  /** The carried state of a handover: u32 length (0xFFFFFFFF: none) + the blob. */
+  carried: SharedArrayBuffer;
 }
+
+export const CARRIED_BYTES = 4 + 0xf0000; // NMWASM_CONFIG_MAX
 
 /** A hot-swap order for a ring worker (host/swap.ts). */
 export interface SwapOrder {
@@ -131,4 +146,5 @@ export type WorkerMessage =
   | { type: 'done'; ring: number; trace?: Uint8Array }
   | { type: 'swapped'; ring: number; gen: number; ok: boolean; reason?: string; stallUs: number; state: 'carried' | 'none' }
   | { type: 'reverted'; ring: number; message: string }
+  | { type: 'handover-ready'; ring: number }
   | { type: 'fatal'; ring: number; message: string; code?: string; port?: string; syscall?: string; errno?: number };

@@ -13,7 +13,7 @@ import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:wor
 import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
 import { NMWASM_CONFIG_BASE, NMWASM_CONFIG_MAX, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { printable } from './text.ts';
-import { epochMs, Phase, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type SwapOrder, type WorkerMessage } from './ringshared.ts';
+import { epochMs, Handover, Phase, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type SwapOrder, type WorkerMessage } from './ringshared.ts';
 
 const LOG_MAX_BYTES = 1024;
 const LOG_LINES_PER_SECOND = 20;
@@ -172,7 +172,7 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
 
 /** Makes `instance` the current one: maps the port memory into it, copies the config and runs
  * nmwasm_init. The previous instance must be dropped already. */
-function adoptInstance(ring: RingHandle, layoutMemSize: number, instance: WebAssembly.Instance, config: Uint8Array): StartResult {
+function adoptInstance(ring: RingHandle | null, layoutMemSize: number, instance: WebAssembly.Instance, config: Uint8Array): StartResult {
   const exports = instance.exports as Record<string, unknown>;
   memory = exports.memory as WebAssembly.Memory;
   guestView = null;
@@ -181,8 +181,10 @@ function adoptInstance(ring: RingHandle, layoutMemSize: number, instance: WebAss
     memory = null;
     return { ok: false, reason: 'memory', message: `memory of ${bytes.length} bytes cannot hold the ring's ${layoutMemSize} bytes at 0x${NMWASM_WINDOW_BASE.toString(16)}` };
   }
-  ring.map(bytes, NMWASM_WINDOW_BASE);
-  mapped = bytes;
+  if (ring !== null) {
+    ring.map(bytes, NMWASM_WINDOW_BASE);
+    mapped = bytes;
+  } // else a swap's worker initialises ahead: it maps the ring once it has taken it
   bytes.set(config, NMWASM_CONFIG_BASE);
   processFn = exports.nmwasm_process as ProcessFn;
   stateSaveFn = typeof exports.nmwasm_state_save === 'function' ? (exports.nmwasm_state_save as () => number) : null;
@@ -202,13 +204,13 @@ function adoptInstance(ring: RingHandle, layoutMemSize: number, instance: WebAss
     if (rc !== 0) return { ok: false, reason: 'init-rejected', message: lastLogLine ? lastLogLine : `nmwasm_init returned ${rc} (the module logged no reason)` };
   }
   healthy = true;
-  counters[Counter.failed] = 0;
+  if (ring !== null) counters[Counter.failed] = 0;
   return { ok: true };
 }
 
 /** Unmaps the port memory from the current instance (fresh zero pages replace it) and forgets it. */
-function dropInstance(ring: RingHandle): void {
-  if (memory !== null && mapped !== null) {
+function dropInstance(ring: RingHandle | null): void {
+  if (ring !== null && memory !== null && mapped !== null) {
     foldStats();
     const current = new Uint8Array(memory.buffer); // after a guest grow the old view is detached
     ring.unmap(current, NMWASM_WINDOW_BASE);
@@ -421,7 +423,7 @@ function applySwap(ring: RingHandle, memSize: number): void {
  * the port gets a verdict: at a stop the batch in hand is processed (or given the fault
  * verdict) like any other and completed before the ring ends; the main thread zeroed the
  * budget first, so that last sync takes nothing more. */
-function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdictPtr: number, memSize: number): void {
+function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdictPtr: number, memSize: number): RingHandle | null {
   // After a respawn the batch the dead worker left in flight is delivered again by this first
   // sync (native re-attach semantics), from the same head: it gets the fault verdict below.
   let first = state[RingState.first]!;
@@ -435,7 +437,15 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   // sync waits on the stop flag here.
   const hasDescriptor = ring.wait(0) >= 0;
   for (;;) {
-    if (n === -1) return; // end of a finite source (or the port closed), every slot released
+    if (n === -1) return ring; // end of a finite source (or the port closed), every slot released
+    if (Atomics.load(control, RingControl.handover) === Handover.ask) {
+      // A swap's prepared worker takes the ring over with the batch in hand (not processed here).
+      const kept = handOver(ring);
+      if (kept === null) return null;
+      ring = kept;
+      n = ring.sync(0, false, LIVE_WAIT_MS); // the same batch, delivered again
+      continue;
+    }
     // A hot-swap or a canary sample asked for: at this batch boundary (two Atomics loads per batch).
     if (Atomics.load(control, RingControl.swap) !== swapGen) applySwap(ring, memSize);
     if (n > 0 && Atomics.load(control, RingControl.sampleReq) !== sampleGen) takeSample(ringPtr, n, first);
@@ -443,7 +453,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
     if (!healthy && !owed && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
     if (n <= 0) {
       // Nothing in hand: a stop ends the ring here, every packet it took has its verdict.
-      if (stopping) return;
+      if (stopping) return ring;
       // Nothing for LIVE_WAIT_MS (sync polled the descriptor that long, so the stop flag is
       // seen); a port without a descriptor, or a spent budget (--count reached: the main
       // thread stops the run once every ring's verdicts are in), waits on the stop flag.
@@ -519,16 +529,20 @@ function standBy(): boolean {
 }
 
 function main(): void {
-  const native = loadNative();
+  native = loadNative();
   try {
     native.registerThreadClock(threadId);
   } catch (err) {
     post({ type: 'notice', ring: data.ring, message: `${(err as Error).message}` });
   }
   if (data.standbyGen > 0 && !standBy()) return;
+  if (data.handover) {
+    takeOver();
+    return;
+  }
   let ring: RingHandle;
   try {
-    ring = native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace, budget: new BigInt64Array(data.budget) });
+    ring = attach();
   } catch (err) {
     postFatal(err);
     return;
@@ -551,15 +565,168 @@ function main(): void {
     } else {
       counters[Counter.failed] = 1; // fault verdicts until the back-off set by the watchdog expires
     }
-    runBatches(ring, layout.numSlots, ringPtr, verdictPtr, layout.memSize);
-    if (healthy) readStats();
-    const trace = data.trace ? ring.takeTrace() : undefined;
-    dropInstance(ring);
-    ring.detach();
-    post(trace ? { type: 'done', ring: data.ring, trace } : { type: 'done', ring: data.ring });
+    serve(ring, layout);
   } catch (err) {
     postFatal(err);
   }
+}
+
+/** Runs the ring to its end and says so ('done'), unless a swap's worker took it over. */
+function serve(ring: RingHandle, layout: ReturnType<RingHandle['layout']>): void {
+  const last = runBatches(ring, layout.numSlots, NMWASM_WINDOW_BASE + layout.ringOfs, NMWASM_WINDOW_BASE + layout.verdictOfs, layout.memSize);
+  if (last === null) {
+    dropInstance(null); // handed over: the port memory stays mapped in the new instance only
+    return;
+  }
+  if (healthy) readStats();
+  const trace = data.trace ? last.takeTrace() : undefined;
+  dropInstance(last);
+  last.detach();
+  post(trace ? { type: 'done', ring: data.ring, trace } : { type: 'done', ring: data.ring });
+}
+
+let native: ReturnType<typeof loadNative>;
+function attach(): RingHandle {
+  return native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace, budget: new BigInt64Array(data.budget) });
+}
+
+// ---- handover: a swap's prepared worker takes the ring over -------------------------------
+const carriedView = new DataView(data.carried);
+const carriedBytes = new Uint8Array(data.carried);
+const NO_STATE = 0xffffffff;
+const SPIN_MS = 5;
+
+/** Serving worker, at a batch boundary: saves the instance's carried state for the new worker,
+ * lets go of the ring (the batch in hand, not processed, is delivered again to whoever attaches
+ * next) and waits for the outcome. Returns null when the new worker took the ring, else a
+ * fresh handle (this worker serves on with its instance). */
+function handOver(ring: RingHandle): RingHandle | null {
+  carriedView.setUint32(0, NO_STATE, true);
+  if (healthy) readStats();
+  if (healthy && stateSaveFn !== null && state[RingState.handoverState] === 1) {
+    let addr = -1;
+    enterGuest();
+    try {
+      addr = stateSaveFn() >>> 0;
+    } catch (err) {
+      post({ type: 'notice', ring: data.ring, message: `nmwasm_state_save trapped (${errorText(err)}): the new module starts without carried state` });
+    }
+    leaveGuest();
+    if (addr >= 0) {
+      const bytes = guestBytes();
+      const len = addr >= NMWASM_DATA_BASE && addr + 4 <= bytes.length ? statsDataView(bytes).getUint32(addr, true) : -1;
+      if (len >= 0 && len <= NMWASM_CONFIG_MAX && addr + 4 + len <= bytes.length) {
+        carriedBytes.set(bytes.subarray(addr + 4, addr + 4 + len), 4);
+        carriedView.setUint32(0, len, true);
+      } else {
+        post({ type: 'notice', ring: data.ring, message: `nmwasm_state_save returned 0x${addr.toString(16)}, not a u32-length-prefixed blob of at most ${NMWASM_CONFIG_MAX} bytes at or above 0x${NMWASM_DATA_BASE.toString(16)}: the new module starts without carried state` });
+      }
+    }
+  }
+  state[RingState.handoverAt] = epochMs();
+  ring.detach();
+  if (Atomics.compareExchange(control, RingControl.handover, Handover.ask, Handover.released) === Handover.ask) {
+    Atomics.notify(control, RingControl.handover);
+    for (;;) {
+      const step = Atomics.load(control, RingControl.handover);
+      if (step === Handover.taken) {
+        Atomics.store(control, RingControl.handover, Handover.none); // the engine waits for this
+        return null;
+      }
+      if (step === Handover.refused) break;
+      Atomics.wait(control, RingControl.handover, step, 50);
+    }
+  }
+  const again = attach();
+  Atomics.store(control, RingControl.handover, Handover.none); // the engine waits for this
+  return again;
+}
+
+/** A swap's new worker: instantiates and initialises the new module ahead (it owns no ring
+ * yet), then, once the serving worker let go of the ring, attaches, maps the port memory,
+ * hands over the carried state and serves from the batch in hand. NB: the ring stalls from the
+ * release to the first batch here (attach + map + nmwasm_state_load), not for instantiation. */
+function takeOver(): void {
+  let instance: WebAssembly.Instance;
+  Atomics.store(lease, 0, Phase.inStart);
+  try {
+    instance = new WebAssembly.Instance(data.module, imports);
+  } catch (err) {
+    Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
+    refuse(null, `instantiation failed: ${errorText(err)}`, false);
+    return;
+  }
+  Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
+  // nmwasm_init ahead too: its packet window is not mapped yet (zero pages).
+  const result = adoptInstance(null, data.memSize, instance, data.config);
+  if (!result.ok) {
+    refuse(null, result.reason === 'init-rejected' ? `configuration rejected by nmwasm_init: ${result.message!}` : result.message!, false);
+    return;
+  }
+  post({ type: 'handover-ready', ring: data.ring });
+  // NB: spins (up to SPIN_MS) rather than sleeping: a sleeping thread's wake-up costs a
+  // scheduler round, part of the ring's stall. The serving worker lets go at its next batch
+  // boundary, normally well within this.
+  const spinUntil = performance.now() + SPIN_MS;
+  for (;;) {
+    const step = Atomics.load(control, RingControl.handover);
+    if (step === Handover.released) break;
+    if (Atomics.load(lease, 1) !== 0) return; // the engine gave up on this swap
+    if (performance.now() > spinUntil) Atomics.wait(control, RingControl.handover, step, 50);
+  }
+  let ring: RingHandle;
+  let layout: ReturnType<RingHandle['layout']>;
+  try {
+    ring = attach();
+    layout = ring.layout();
+    ring.map(guestBytes(), NMWASM_WINDOW_BASE);
+    mapped = guestBytes();
+  } catch (err) {
+    refuse(null, `taking the ring failed: ${errorText(err)}`, true);
+    return;
+  }
+  statsBase.set(statsOut); // everything the old worker published
+  const len = carriedView.getUint32(0, true);
+  if (len !== NO_STATE && stateLoadFn !== null) {
+    guestBytes().set(carriedBytes.subarray(4, 4 + len), NMWASM_CONFIG_BASE);
+    let rc = 0;
+    let why = '';
+    enterGuest(Phase.inStart);
+    try {
+      rc = stateLoadFn(NMWASM_CONFIG_BASE, len);
+    } catch (err) {
+      why = `nmwasm_state_load trapped: ${errorText(err)}`;
+    }
+    leaveGuest();
+    if (why === '' && rc !== 0) why = `nmwasm_state_load returned ${rc}${lastLogLine ? ` (${lastLogLine})` : ''}`;
+    if (why !== '') {
+      refuse(ring, why, true);
+      return;
+    }
+  }
+  previous = data.revert ? (data.handover!.previous ?? null) : null;
+  counters[Counter.failed] = 0;
+  Atomics.store(control, RingControl.handover, Handover.taken);
+  Atomics.notify(control, RingControl.handover);
+  post({ type: 'swapped', ring: data.ring, gen: 0, ok: true, stallUs: Math.round((epochMs() - state[RingState.handoverAt]!) * 1000), state: len !== NO_STATE && stateLoadFn !== null ? 'carried' : 'none' });
+  try {
+    serve(ring, layout);
+  } catch (err) {
+    postFatal(err);
+  }
+}
+
+/** The new worker could not take the ring: the old one attaches again and serves on. */
+function refuse(ring: RingHandle | null, reason: string, released: boolean): void {
+  if (ring !== null) {
+    dropInstance(ring);
+    ring.detach();
+  }
+  if (released) {
+    Atomics.store(control, RingControl.handover, Handover.refused);
+    Atomics.notify(control, RingControl.handover);
+  }
+  post({ type: 'swapped', ring: data.ring, gen: 0, ok: false, reason, stallUs: 0, state: 'none' });
 }
 
 function postFatal(err: unknown): void {

@@ -19,8 +19,8 @@ import { stampWat, writeWat } from './fixtures.ts';
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-hotswap-'));
 // NB: the spin paces the generator (about 1 µs of CPU per packet): the swaps happen while
 // traffic flows, and the output file stays small.
-const A = writeWat('a.wasm', stampWat({ marker: 0xa, spin: 2000 }), dir);
-const B = writeWat('b.wasm', stampWat({ marker: 0xb, spin: 2000 }), dir);
+const A = writeWat('a.wasm', stampWat({ marker: 0xa, spin: 8000 }), dir);
+const B = writeWat('b.wasm', stampWat({ marker: 0xb, spin: 8000 }), dir);
 const PACKETS = 2_000_000;
 
 function startEngine(out: string | null, input = `gen:count=${PACKETS}`, revert = false, events: string[] = []): Engine {
