@@ -8,7 +8,7 @@
 // Counts add up at every stop: the rings take packets from the input only while the run's
 // budget (--count, shared by the rings, zeroed by stop()) allows, and every packet taken
 // gets a verdict before its ring ends, so packets == pass+drop+host+forward+fault.
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { COUNTER_SLOTS, Counter, LinkState, loadNative, type NativeAddon, type PlainPortSpec, type PortInfo } from './native.ts';
 import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from './errors.ts';
 import { PortPool } from './portpool.ts';
@@ -108,12 +108,12 @@ export interface RunResult {
 /** Creates a ring worker. In the bundle this file is dist/nmwasm.mjs next to dist/worker.mjs;
  * from source (tsx) it is host/engine.ts next to host/worker.ts, and the worker thread must
  * register tsx itself first (--import hooks of the main thread do not reach worker threads). */
-function newRingWorker(data: RingWorkerData, transferList: MessagePort[] = []): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data, transferList });
+function newRingWorker(data: RingWorkerData): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data });
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const workerTs = new URL('./worker.ts', import.meta.url).href;
   const source = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerTs)}); });`;
-  return new Worker(source, { eval: true, workerData: data, transferList });
+  return new Worker(source, { eval: true, workerData: data });
 }
 
 /** A run in progress; `done` settles with the result, or rejects (UsageError for bad input). */
@@ -152,8 +152,6 @@ export class Engine {
   private previousModule: { loaded: LoadedModule; config: Uint8Array } | null = null;
   private swapGen = 0;
   private swapQueue: Promise<unknown> = Promise.resolve();
-  /** The hot-swap port of each ring worker (standbys included: one takes over with its own). */
-  private readonly swapPorts = new WeakMap<Worker, MessagePort>();
   private resolve!: (r: RunResult) => void;
   private reject!: (e: unknown) => void;
 
@@ -300,14 +298,12 @@ export class Engine {
   private spawn(run: RingRun, resume: boolean, standbyGen = 0): void {
     const statsCount = run.stats.length;
     const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
-    const channel = new MessageChannel();
     const data: RingWorkerData = {
       portId: this.input.id,
       ring: run.ring,
       outputs: this.outputIds,
       module: this.current.loaded.module,
       config: this.current.config,
-      swapPort: channel.port2,
       sample: run.sampleBuffer,
       revert: this.opts.revert === true,
       carried: run.carried,
@@ -324,9 +320,7 @@ export class Engine {
       standbyGen,
       memSize: this.input.memSize,
     };
-    const worker = newRingWorker(data, [channel.port2]);
-    this.swapPorts.set(worker, channel.port1);
-    channel.port1.unref();
+    const worker = newRingWorker(data);
     if (standbyGen > 0) {
       run.standby = worker;
       run.standbyLease = lease;
@@ -403,17 +397,14 @@ export class Engine {
     return new Promise((resolve) => {
       run.state[RingState.handoverState] = takesState ? 1 : 0;
       const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
-      const channel = new MessageChannel();
-      channel.port1.unref();
       const worker = newRingWorker({
         portId: this.input.id, ring: run.ring, outputs: this.outputIds, module: loaded.module, config,
         counters: run.counters.buffer as SharedArrayBuffer, control: run.control.buffer as SharedArrayBuffer, state: run.state.buffer as SharedArrayBuffer,
         stats: run.stats.buffer as SharedArrayBuffer, statsCount: run.stats.length, faultVerdict: this.opts.onFault === 'open' ? 1 : 0, trace: this.opts.trace,
         budget: this.budget.buffer as SharedArrayBuffer, resume: false, lease: lease.buffer as SharedArrayBuffer, standbyGen: 0, memSize: this.input.memSize,
-        swapPort: channel.port2, sample: run.sampleBuffer, revert: this.opts.revert === true, carried: run.carried,
+        sample: run.sampleBuffer, revert: this.opts.revert === true, carried: run.carried,
         handover: { previous: this.opts.revert ? { module: this.current.loaded.module, config: this.current.config } : null },
-      }, [channel.port2]);
-      this.swapPorts.set(worker, channel.port1);
+      });
       let settled = false;
       let took = false;
       const finish = (msg: Extract<WorkerMessage, { type: 'swapped' }> | null): void => {
@@ -440,8 +431,13 @@ export class Engine {
         Atomics.compareExchange(run.control, RingControl.handover, Handover.ask, Handover.none);
         finish(null);
       });
+      const since = performance.now();
       const watch = setInterval(() => {
         if (this.settled || run.done) run.swapWaiters.get(gen)?.(null);
+        else if (performance.now() - since > SWAP_ANSWER_MS && Atomics.compareExchange(run.control, RingControl.handover, Handover.ask, Handover.none) === Handover.ask) {
+          Atomics.store(lease, 1, 1); // the new worker ends; the ring never let go
+          finish({ type: 'swapped', ring: run.ring, gen, ok: false, reason: `the ring did not reach a batch boundary within ${SWAP_ANSWER_MS} ms`, stallUs: 0, state: 'none' });
+        }
       }, 50);
       worker.on('message', (msg: WorkerMessage) => {
         if (run.worker === worker) {

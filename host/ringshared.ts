@@ -1,11 +1,9 @@
 // What the main thread (host/engine.ts) and a ring worker (host/worker.ts) share: the
 // layouts of the per-ring SharedArrayBuffers beside host/native.ts's Counter array, the
 // worker's start data, the messages a worker posts, and the fault back-off rule.
-// Everything here is plain data (a swap's MessagePort aside): the worker and the watchdog communicate through
+// Everything here is plain data: the worker and the watchdog communicate through
 // Atomics on RingControl, never through messages, so a busy or stuck worker is still
 // observable and killable.
-
-import type { MessagePort } from 'node:worker_threads';
 
 /** Int32Array slots of a ring's control buffer. */
 export const RingControl = {
@@ -13,7 +11,6 @@ export const RingControl = {
   stop: 1, // 1 = give the batch in hand its verdicts and end (set by the main thread after it zeroed the budget, Atomics.notify'd)
   go: 2, // 1 = every ring's first instance is ready: start taking traffic
   takeover: 3, // generation of the standby worker that must take the ring over now (host/standby.ts)
-  swap: 4, // generation of the last hot-swap request posted on RingWorkerData.swapPort (host/swap.ts)
   sampleReq: 5, // generation of the last canary-sample request (host/swap.ts)
   sampleDone: 6, // generation of the last sample the worker copied into RingWorkerData.sample
   handover: 7, // Handover step of a swap to a prepared worker (host/worker.ts handOver / takeOver)
@@ -105,9 +102,6 @@ export interface RingWorkerData {
   /** false: first start (init failures are usage errors, wait for `go`); true: respawn after a
    * timeout or crash (starts failed: the re-delivered batch in flight gets the fault verdict). */
   resume: boolean;
-  /** Hot-swap requests (SwapOrder), read with receiveMessageOnPort at a batch boundary once
-   * control[swap] moved on: the serving worker never leaves its batch loop for them. */
-  swapPort: MessagePort;
   /** Canary samples: u32 count, then per packet u32 len + len bytes (SAMPLE_BYTES in all). */
   sample: SharedArrayBuffer;
   /** --on-fault previous: a faulted instance of a swapped-in module is replaced by the last good one. */
@@ -120,14 +114,6 @@ export interface RingWorkerData {
 }
 
 export const CARRIED_BYTES = 4 + 0xf0000; // NMWASM_CONFIG_MAX
-
-/** A hot-swap order for a ring worker (host/swap.ts). */
-export interface SwapOrder {
-  gen: number;
-  module: WebAssembly.Module;
-  config: Uint8Array;
-  takesState: boolean; // the module exports nmwasm_state_load
-}
 
 /** Room for the canary's sample of live packets (SAMPLE_PACKETS of at most 2048 bytes). */
 export const SAMPLE_PACKETS = 64;

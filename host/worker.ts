@@ -9,11 +9,11 @@
 //
 // NB: the batch path (runBatches' loop) allocates nothing: no closures, objects or strings;
 // counters are typed-array stores; the only N-API call is ring.sync.
-import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
 import { NMWASM_CONFIG_BASE, NMWASM_CONFIG_MAX, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { printable } from './text.ts';
-import { epochMs, Handover, Phase, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type SwapOrder, type WorkerMessage } from './ringshared.ts';
+import { epochMs, Handover, Phase, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 
 const LOG_MAX_BYTES = 1024;
 const LOG_LINES_PER_SECOND = 20;
@@ -40,7 +40,6 @@ let currentModule: WebAssembly.Module = data.module;
 let currentConfig: Uint8Array = data.config;
 /** The last good module before a swap (--on-fault previous), null when none or not asked. */
 let previous: { module: WebAssembly.Module; config: Uint8Array } | null = null;
-let swapGen = Atomics.load(control, RingControl.swap); // requests before this worker started are in data.module already
 let sampleGen = Atomics.load(control, RingControl.sampleDone);
 type ProcessFn = (ring: number, verdicts: number, first: number, count: number) => number;
 let memory: WebAssembly.Memory | null = null;
@@ -334,90 +333,6 @@ function takeSample(ringPtr: number, n: number, first: number): void {
   Atomics.notify(control, RingControl.sampleDone);
 }
 
-/** Applies the newest swap order at a batch boundary: the old instance's carried state is
- * saved, a fresh instance of the new module is made, mapped, initialised and given that state,
- * and only then does it replace the old one (which stays in service when any step fails).
- * The ring stalls for the duration of this call (reported as stallUs); compiling happened in
- * the main thread. */
-function applySwap(ring: RingHandle, memSize: number): void {
-  let order: SwapOrder | null = null;
-  for (let m = receiveMessageOnPort(data.swapPort); m !== undefined; m = receiveMessageOnPort(data.swapPort)) order = m.message as SwapOrder;
-  if (order === null) return; // the order is posted before the generation moves on: seen next batch
-  swapGen = order.gen;
-  const t0 = performance.now();
-  const done = (ok: boolean, carried: boolean, reason?: string): void => {
-    const msg: WorkerMessage = { type: 'swapped', ring: data.ring, gen: order.gen, ok, stallUs: Math.round((performance.now() - t0) * 1000), state: carried ? 'carried' : 'none' };
-    if (reason !== undefined) msg.reason = reason;
-    post(msg);
-  };
-  // 1. The old instance's state blob (only from a healthy instance, only for a module that takes it).
-  let blob: Uint8Array | null = null;
-  if (healthy) readStats();
-  if (healthy && stateSaveFn !== null && order.takesState) {
-    let addr: number;
-    enterGuest();
-    try {
-      addr = stateSaveFn() >>> 0;
-    } catch (err) {
-      leaveGuest();
-      done(false, false, `the running module's nmwasm_state_save trapped: ${errorText(err)}`);
-      return;
-    }
-    leaveGuest();
-    const bytes = guestBytes();
-    const len = addr >= NMWASM_DATA_BASE && addr + 4 <= bytes.length ? statsDataView(bytes).getUint32(addr, true) : -1;
-    if (len < 0 || len > NMWASM_CONFIG_MAX || addr + 4 + len > bytes.length) {
-      done(false, false, `the running module's nmwasm_state_save returned 0x${addr.toString(16)}, not a length-prefixed blob of at most ${NMWASM_CONFIG_MAX} bytes in its memory at or above 0x${NMWASM_DATA_BASE.toString(16)}`);
-      return;
-    }
-    blob = bytes.slice(addr + 4, addr + 4 + len);
-  }
-  // 2. The new instance, prepared beside the old one (the port memory is mapped into both for a moment).
-  const old = { memory, mapped, processFn, statsFn, stateSaveFn, stateLoadFn, healthy, failed: counters[Counter.failed]!, lastLogLine };
-  let instance: WebAssembly.Instance;
-  enterGuest(Phase.inStart);
-  try {
-    instance = new WebAssembly.Instance(order.module, imports);
-  } catch (err) {
-    leaveGuest();
-    done(false, false, `instantiation failed: ${errorText(err)}`);
-    return;
-  }
-  leaveGuest();
-  let result = adoptInstance(ring, memSize, instance, order.config);
-  if (result.ok && blob !== null && stateLoadFn !== null) {
-    guestBytes().set(blob, NMWASM_CONFIG_BASE);
-    let rc = 0;
-    enterGuest(Phase.inStart);
-    try {
-      rc = stateLoadFn(NMWASM_CONFIG_BASE, blob.length);
-    } catch (err) {
-      rc = -1;
-      result = { ok: false, reason: 'trap', message: `nmwasm_state_load trapped: ${errorText(err)}` };
-    }
-    leaveGuest();
-    if (result.ok && rc !== 0) result = { ok: false, reason: 'init-rejected', message: `nmwasm_state_load returned ${rc}${lastLogLine ? ` (${lastLogLine})` : ''}` };
-  }
-  if (!result.ok) {
-    if (mapped !== null && memory !== null && memory !== old.memory) ring.unmap(new Uint8Array(memory.buffer), NMWASM_WINDOW_BASE);
-    ({ memory, mapped, processFn, statsFn, stateSaveFn, stateLoadFn, healthy, lastLogLine } = old);
-    counters[Counter.failed] = old.failed;
-    guestView = null;
-    done(false, false, result.reason === 'init-rejected' && blob === null ? `configuration rejected by nmwasm_init: ${result.message!}` : result.message!);
-    return;
-  }
-  // 3. The switch: the old instance lets go of the port memory; its stats are kept.
-  if (old.memory !== null && old.mapped !== null) ring.unmap(new Uint8Array(old.memory.buffer), NMWASM_WINDOW_BASE);
-  for (let i = 0; i < statsValues.length; i++) {
-    statsBase[i]! += statsValues[i]!;
-    statsValues[i] = 0;
-  }
-  previous = data.revert ? { module: currentModule, config: currentConfig } : null;
-  currentModule = order.module;
-  currentConfig = order.config;
-  done(true, blob !== null);
-}
-
 // ---- the batch loop -----------------------------------------------------------------
 /** Runs batches until the source ends or the run stops. Every packet the ring takes from
  * the port gets a verdict: at a stop the batch in hand is processed (or given the fault
@@ -446,8 +361,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       n = ring.sync(0, false, LIVE_WAIT_MS); // the same batch, delivered again
       continue;
     }
-    // A hot-swap or a canary sample asked for: at this batch boundary (two Atomics loads per batch).
-    if (Atomics.load(control, RingControl.swap) !== swapGen) applySwap(ring, memSize);
+    // A canary sample asked for: at this batch boundary (one Atomics load per batch).
     if (n > 0 && Atomics.load(control, RingControl.sampleReq) !== sampleGen) takeSample(ringPtr, n, first);
     const stopping = Atomics.load(control, RingControl.stop) !== 0;
     if (!healthy && !owed && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);

@@ -4,9 +4,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { Counter } from '../../host/native.ts';
-import { RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, SAMPLE_BYTES, type RingWorkerData } from '../../host/ringshared.ts';
+import { RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, CARRIED_BYTES, SAMPLE_BYTES, type RingWorkerData } from '../../host/ringshared.ts';
 import { genSpec, native, newCounters } from './helpers.ts';
 
 // The worker: attach, map into its own memory, pass every packet; after `batches`
@@ -73,7 +73,6 @@ test('a respawned ring worker (host/worker.ts) gives the hung batch its fault ve
   assert.is(hung, 255);
   const state = new Float64Array(new SharedArrayBuffer(RING_STATE_SLOTS * 8));
   state[RingState.failedUntil] = 0; // the back-off ran out before the new worker got going
-  const swapChannel = new MessageChannel();
   const data: RingWorkerData = {
     portId: port.id,
     ring: 0,
@@ -96,14 +95,14 @@ test('a respawned ring worker (host/worker.ts) gives the hung batch its fault ve
     lease: new SharedArrayBuffer(2 * 4),
     standbyGen: 0,
     memSize: port.memSize,
-    swapPort: swapChannel.port2,
     sample: new SharedArrayBuffer(SAMPLE_BYTES),
     revert: false,
+    carried: new SharedArrayBuffer(CARRIED_BYTES),
   };
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const workerTs = new URL('../../host/worker.ts', import.meta.url).href;
   const source = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerTs)}); });`;
-  const worker = new Worker(source, { eval: true, workerData: data, transferList: [swapChannel.port2] });
+  const worker = new Worker(source, { eval: true, workerData: data });
   const done = await new Promise<{ type: string; message?: string }>((resolve, reject) => {
     worker.on('message', (m: { type: string }) => {
       if (m.type === 'done' || m.type === 'fatal') resolve(m);
