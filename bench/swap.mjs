@@ -1,7 +1,7 @@
-// Benchmark: how long a hot-swap stalls a ring (compile and canary excluded): the time the
-// ring's worker spends between the last batch of the old instance and the first of the new
-// (fresh instance, port memory mapped, nmwasm_init, carried state handed over, old instance
-// let go). Usage: node bench/swap.mjs [swaps=200] (needs the built addon; no root).
+// Benchmark: how long a hot-swap stalls a ring (compile, canary, instantiation and nmwasm_init
+// excluded: they happen in the new worker while the old one serves): from the serving worker
+// letting go of the ring at a batch boundary to the new worker's first batch (its wake-up,
+// attach, mapping the port memory, nmwasm_state_load). Usage: node bench/swap.mjs [swaps=200] (needs the built addon; no root).
 //
 // One engine in this process over gen:count=0 (unbounded, no output) with a module that
 // stamps a carried sequence number into every packet (test/swap/fixtures.ts); the swaps
