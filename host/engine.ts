@@ -396,6 +396,7 @@ export class Engine {
   private handOver(run: RingRun, gen: number, loaded: LoadedModule, config: Uint8Array, takesState: boolean): Promise<Extract<WorkerMessage, { type: 'swapped' }> | null> {
     return new Promise((resolve) => {
       run.state[RingState.handoverState] = takesState ? 1 : 0;
+      run.handingOff = run.worker;
       const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
       const worker = newRingWorker({
         portId: this.input.id, ring: run.ring, outputs: this.outputIds, module: loaded.module, config,
@@ -445,9 +446,7 @@ export class Engine {
           return;
         }
         if (msg.type === 'handover-ready') {
-          run.handingOff = run.worker;
-          Atomics.store(run.control, RingControl.handover, Handover.ask);
-          Atomics.notify(run.control, RingControl.stop); // an idle ring waits there: it re-checks at once
+          run.handingOff = run.worker; // the new worker asked the serving one to let go (control[handover])
         } else if (msg.type === 'swapped') {
           const answer = { ...msg, gen };
           if (msg.ok) {

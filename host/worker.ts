@@ -508,7 +508,7 @@ function attach(): RingHandle {
 const carriedView = new DataView(data.carried);
 const carriedBytes = new Uint8Array(data.carried);
 const NO_STATE = 0xffffffff;
-const SPIN_MS = 5;
+const SPIN_MS = 20;
 
 /** Serving worker, at a batch boundary: saves the instance's carried state for the new worker,
  * lets go of the ring (the batch in hand, not processed, is delivered again to whoever attaches
@@ -578,6 +578,11 @@ function takeOver(): void {
     return;
   }
   post({ type: 'handover-ready', ring: data.ring });
+  // Asked here, not through the main thread: the spin below then covers the serving worker's
+  // way to its next batch boundary.
+  if (Atomics.load(lease, 1) !== 0) return;
+  Atomics.compareExchange(control, RingControl.handover, Handover.none, Handover.ask);
+  Atomics.notify(control, RingControl.stop); // an idle serving worker waits there: it re-checks at once
   // NB: spins (up to SPIN_MS) rather than sleeping: a sleeping thread's wake-up costs a
   // scheduler round, part of the ring's stall. The serving worker lets go at its next batch
   // boundary, normally well within this.
