@@ -22,13 +22,15 @@ import { HostControl, checkHostName, defaultHostName, nmwasmVersion, type HostOp
 import { parseMetricsAddress } from './metrics.ts';
 import { commandHelp } from './help.ts';
 import { traceText } from './trace.ts';
+import { watchModule } from './watch.ts';
+import { makeSwapHook } from './swap.ts';
 
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
 usage:
   nmwasm load MODULE --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]
-                     [--count N] [--duration S] [--on-fault open|closed] [--batch-timeout MS] [--json]
-                     [--name NAME] [--status-interval S] [--metrics ADDR:PORT [--metrics-public]]
+                     [--count N] [--duration S] [--on-fault open|closed|previous] [--batch-timeout MS]
+                     [--watch] [--json] [--name NAME] [--status-interval S] [--metrics ADDR:PORT [--metrics-public]]
                      [+ MODULE --port SPEC ...]...
   nmwasm test MODULE --port pcap:FILE [--config FILE] [--out pcap:FILE] [--json] [--trace]
              (--pcap FILE and --out FILE, without pcap:, are the same)
@@ -50,7 +52,10 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), a filter
 --out       output port after the --to ports (PASS when there is no --to): ${availableSchemes('out').join(' | ')}
 --config    file handed to the filter's nmwasm_init (at most 960 KiB)
 --count     stop after N packets got a verdict;  --duration: stop after S seconds (0.001..10000000)
---on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS
+--on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS;
+            load: previous = DROP, and a hot-swapped module that faults is replaced by the last good one
+--watch     load: hot-swap the module when its file or the --config file changes (canary first,
+            docs/ABI.md section 8); a file that does not validate leaves the old module running
 --batch-timeout  CPU budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a batch over it is killed and a standby takes over
 --json      machine-readable summary on stdout
 --trace     (test) one line per frame: its number (as tcpdump -# counts), verdict and length,
@@ -93,8 +98,9 @@ const LOAD_OPTIONS: OptionTable = {
   config: { type: 'string', value: 'a FILE' },
   count: { type: 'string', value: 'a number of packets' },
   duration: { type: 'string', value: 'a number of seconds' },
-  'on-fault': { type: 'string', value: 'open or closed' },
+  'on-fault': { type: 'string', value: 'open, closed or previous' },
   'batch-timeout': { type: 'string', value: 'a number of milliseconds' },
+  watch: { type: 'boolean' },
   json: { type: 'boolean' },
   name: { type: 'string', value: 'a host NAME' },
   'status-interval': { type: 'string', value: 'a number of seconds' },
@@ -159,10 +165,10 @@ export function secondsOption(name: string, text: string | undefined): number | 
   return value;
 }
 
-function onFaultOption(text: string | undefined): 'open' | 'closed' {
+function onFaultOption(text: string | undefined, words: string[] = ['open', 'closed']): 'open' | 'closed' {
   if (text === undefined || text === 'closed') return 'closed';
   if (text === 'open') return 'open';
-  throw new UsageError(`--on-fault: expected open or closed, got ${quote(text)}${suggestion(text, ['open', 'closed'])}`);
+  throw new UsageError(`--on-fault: expected ${words.slice(0, -1).join(', ')} or ${words.at(-1)!}, got ${quote(text)}${suggestion(text, words)}`);
 }
 
 /** The module limits from the --max-* options (defaults for the absent ones). */
@@ -224,6 +230,9 @@ interface RunRequest {
   input: PlainPortSpec;
   outputs: PlainPortSpec[];
   onFault: 'open' | 'closed';
+  revert?: boolean; // --on-fault previous
+  watch?: { limits: ModuleLimits }; // --watch: the module file (moduleSpec) and configName
+  limits?: ModuleLimits; // the --max-* limits a swapped-in module is held to (as at load)
   batchTimeoutMs: number;
   count: number;
   durationMs: number;
@@ -305,6 +314,7 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
         input: req.input,
         outputs: req.outputs,
         onFault: req.onFault,
+        revert: req.revert === true,
         batchTimeoutMs: req.batchTimeoutMs,
         count: req.count,
         durationMs: req.durationMs,
@@ -337,6 +347,7 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns), { intervalS: statusIntervalS, durationMs: Math.max(...reqs.map((r) => r.durationMs)), log: process.stderr });
   if (!reqs[0]!.json || !process.stdout.isTTY) status.start();
+  const unwatch = reqs.flatMap((req, i) => (req.watch ? [watchModule({ engine: engines[i]!, modulePath: req.moduleSpec, configPath: req.configName, limits: req.watch.limits, say: (line) => events('notice', -1, line) })] : []));
   const stopAll = (): void => {
     for (const engine of engines) engine.stop('signal');
   };
@@ -368,6 +379,8 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
   // SIGHUP (the terminal went away) stops like SIGTERM: every packet gets its verdict and the
   // --out file is committed instead of the process dying with its temp file left behind.
   control?.attach(engines, onSignal);
+  // `nmwasm swap NAME ...` through the control socket: validated, canaried and switched as --watch does.
+  if (control) control.swapHook = makeSwapHook(() => engines, reqs.map((r) => r.limits ?? DEFAULT_LIMITS), { swaps: control.swaps, canaryFailures: control.canaryFailures });
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const sig of signals) process.on(sig, onSignal);
   let results: RunResult[];
@@ -392,6 +405,7 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
       ),
     );
   } finally {
+    for (const stop of unwatch) stop();
     status.stop();
     if (deadline !== null) clearTimeout(deadline);
     for (const sig of signals) process.off(sig, onSignal);
@@ -525,11 +539,14 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   }
   const count = integerOption('count', str(values, 'count'), 1, Number.MAX_SAFE_INTEGER, 'packets') ?? 0;
   const duration = secondsOption('duration', str(values, 'duration'));
-  const onFault = onFaultOption(str(values, 'on-fault'));
+  const onFaultText = str(values, 'on-fault');
+  const revert = onFaultText === 'previous';
+  const onFault = onFaultOption(revert ? 'closed' : onFaultText, ['open', 'closed', 'previous']);
   const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
   const configName = str(values, 'config');
   const config = readConfig(configName);
-  const loaded = loadModule(moduleSpec, limitsOption(values));
+  const limits = limitsOption(values);
+  const loaded = loadModule(moduleSpec, limits);
   checkFilterConfig(moduleSpec, loaded.description.manifest, configName, config);
   // An unbounded generator with --count generates exactly that many packets.
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
@@ -542,7 +559,7 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
     ...(str(values, 'metrics') !== undefined ? { metricsText: str(values, 'metrics')! } : {}),
     metricsPublic: values['metrics-public'] === true,
   };
-  const common = { moduleSpec, loaded, config, configName, onFault, batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group, host };
+  const common = { moduleSpec, loaded, config, configName, onFault, revert, limits, ...(values.watch === true ? { watch: { limits } } : {}), batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group, host };
   const reqs: RunRequest[] = [{ ...common, input, outputs, startup: startupLines(portText, input, [...toTexts, ...(outText === undefined ? [] : [outText])], outputs) }];
   if (bidir) {
     // The way back: the --to port as an input, the --port port as its output.

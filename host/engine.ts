@@ -14,9 +14,11 @@ import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from
 import { PortPool } from './portpool.ts';
 import { printable } from './text.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
-import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingControl, RingState, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, CARRIED_BYTES, Handover, RingControl, RingState, SAMPLE_BYTES, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
 import { Standbys } from './standby.ts';
+import { requestSample, runCanary } from './swap.ts';
+import type { SwapResult } from './swap.ts';
 
 /** Budget of the first instantiation + nmwasm_init of a ring (ms), at least --batch-timeout. */
 const START_BUDGET_MS = 5000;
@@ -31,6 +33,8 @@ const MAX_CRASHES = 10;
 /** How often the link monitor looks at the interfaces of live ports (one ioctl each). */
 const LINK_CHECK_MS = 250;
 const NO_LIMIT = 2n ** 63n - 1n;
+/** How long a swap waits for a ring to answer (it switches at its next batch boundary). */
+const SWAP_ANSWER_MS = 10_000;
 
 export interface EngineOptions {
   loaded: LoadedModule;
@@ -40,6 +44,8 @@ export interface EngineOptions {
   input: PlainPortSpec;
   outputs: PlainPortSpec[];
   onFault: 'open' | 'closed';
+  /** --on-fault previous: a faulted instance of a swapped-in module is replaced by the last good module. */
+  revert?: boolean;
   batchTimeoutMs: number;
   count: number; // 0 = no limit
   durationMs: number; // 0 = no limit
@@ -75,6 +81,17 @@ export interface RingRun {
   standbyGen: number;
   standbySince: number; // epoch ms the standby was spawned
   noStandby: boolean; // a standby failed to start in its budget: none for this ring any more
+  /** Canary samples from this ring's serving worker (RingWorkerData.sample). */
+  sampleBuffer: SharedArrayBuffer;
+  /** The worker that let go of the ring to a swap's worker (its exit is no crash). */
+  handingOff?: Worker | null;
+  /** Carried state of a handover (RingWorkerData.carried). */
+  carried: SharedArrayBuffer;
+  /** Hot-swaps this ring has not answered yet, by generation. */
+  swapWaiters: Map<number, (msg: Extract<WorkerMessage, { type: 'swapped' }> | null) => void>;
+  /** Swaps applied on this ring and their stalls (µs, compile excluded). */
+  swaps: number;
+  swapStallsUs: number[];
   /** A kill whose outage is not reported yet: the line and the killed call's start. */
   outage: { line: string; startedAt: number; backoffMs: number; how: string } | null;
 }
@@ -130,6 +147,11 @@ export class Engine {
   private readonly budget = new BigInt64Array(new SharedArrayBuffer(8));
   private settled = false;
   private readonly heldLogs: { ring: number; line: string }[] = [];
+  /** The module and config new instances are made of (changed by swaps and reverts). */
+  private current: { loaded: LoadedModule; config: Uint8Array };
+  private previousModule: { loaded: LoadedModule; config: Uint8Array } | null = null;
+  private swapGen = 0;
+  private swapQueue: Promise<unknown> = Promise.resolve();
   private resolve!: (r: RunResult) => void;
   private reject!: (e: unknown) => void;
 
@@ -141,6 +163,7 @@ export class Engine {
       this.reject = rej;
     });
     this.native = loadNative();
+    this.current = { loaded: opts.loaded, config: opts.config };
     Atomics.store(this.budget, 0, opts.count > 0 ? BigInt(opts.count) : NO_LIMIT);
     this.pool = opts.pool ?? new PortPool(this.native);
     this.openPorts();
@@ -175,6 +198,11 @@ export class Engine {
         standbySince: 0,
         noStandby: false,
         outage: null,
+        sampleBuffer: new SharedArrayBuffer(SAMPLE_BYTES),
+        carried: new SharedArrayBuffer(CARRIED_BYTES),
+        swapWaiters: new Map(),
+        swaps: 0,
+        swapStallsUs: [],
       };
       run.counters[Counter.expected] = r === 0 ? this.input.expected : 0;
       this.rings.push(run);
@@ -274,8 +302,11 @@ export class Engine {
       portId: this.input.id,
       ring: run.ring,
       outputs: this.outputIds,
-      module: this.opts.loaded.module,
-      config: this.opts.config,
+      module: this.current.loaded.module,
+      config: this.current.config,
+      sample: run.sampleBuffer,
+      revert: this.opts.revert === true,
+      carried: run.carried,
       counters: run.counters.buffer as SharedArrayBuffer,
       control: run.control.buffer as SharedArrayBuffer,
       state: run.state.buffer as SharedArrayBuffer,
@@ -313,8 +344,145 @@ export class Engine {
     worker.on('exit', () => {
       if (run.standby === worker) this.standbys.drop(run);
       if (run.worker !== worker) return; // replaced by the watchdog
+      if (run.handingOff === worker) return; // handed the ring over to a swap's worker (its answer may not be read yet)
       run.worker = null;
       if (!run.done && !this.settled) this.onCrash(run, 'exited without finishing');
+    });
+  }
+
+  /** Hot-swaps the clause's module (queued behind any swap in progress): a canary of the new
+   * module (a fresh instance in its own worker: nmwasm_init with `config`, then a sample of up
+   * to 64 of the clause's live packets) and, only if it passes, every serving ring switches at
+   * a batch boundary, handing its instance's carried state over. ok false: the old module
+   * still serves, `reason` says why. `loaded` is validated and compiled (host/swap.ts). */
+  swap(loaded: LoadedModule, config: Uint8Array | undefined): Promise<SwapResult> {
+    const next = this.swapQueue.then(() => this.swapNow(loaded, config ?? this.current.config));
+    this.swapQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async swapNow(loaded: LoadedModule, config: Uint8Array): Promise<SwapResult> {
+    const serving = (): RingRun[] => this.rings.filter((r) => !r.done && r.worker !== null);
+    if (!this.went || this.settled || serving().length === 0) return { ok: false, reason: 'the clause is not serving (still starting, or ended): nothing swapped' };
+    const from = serving()[0]!;
+    const sample = await requestSample(from.control, from.sampleBuffer);
+    const canary = await runCanary({ module: loaded.module, config, sample, outputs: this.outputIds.length }, Math.max(this.opts.batchTimeoutMs * 20, 250));
+    const canaryInfo = { packets: canary.packets, faults: canary.ok ? 0 : 1 };
+    if (!canary.ok) return { ok: false, reason: `canary failed: ${canary.reason!}; the old module still serves`, canary: canaryInfo };
+    const gen = ++this.swapGen;
+    const takesState = loaded.description.exports.some((e) => e.name === 'nmwasm_state_load');
+    const answers = serving().map((run) => this.handOver(run, gen, loaded, config, takesState));
+    const results = await Promise.all(answers);
+    const failed = results.find((r) => r !== null && !r.ok);
+    const stallUs = Math.max(0, ...results.map((r) => r?.stallUs ?? 0));
+    if (results.some((r) => r?.ok)) {
+      this.previousModule = this.opts.revert ? this.current : null;
+      this.current = { loaded, config };
+      // Standbys hold an instance of the old module: fresh ones of the new.
+      for (const run of this.rings) {
+        if (run.standby === null) continue;
+        this.standbys.endAll([run]);
+        this.standbys.ensure(run);
+      }
+    }
+    if (failed) return { ok: false, reason: `ring ${failed.ring}: ${failed.reason!}; the old module still serves${results.some((r) => r?.ok) ? ' on that ring (the other rings switched)' : ''}`, canary: canaryInfo, stallUs };
+    return { ok: true, canary: canaryInfo, stallUs, stateCarried: results.every((r) => r === null || r.state === 'carried') };
+  }
+
+  /** One ring's switch: a new worker instantiates and initialises the new module ahead, then
+   * the serving worker lets go of the ring at a batch boundary and the new one takes it over
+   * (host/worker.ts handOver / takeOver). Resolves with the new worker's answer (null: the
+   * ring ended first). */
+  private handOver(run: RingRun, gen: number, loaded: LoadedModule, config: Uint8Array, takesState: boolean): Promise<Extract<WorkerMessage, { type: 'swapped' }> | null> {
+    return new Promise((resolve) => {
+      run.state[RingState.handoverState] = takesState ? 1 : 0;
+      run.handingOff = run.worker;
+      const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
+      const worker = newRingWorker({
+        portId: this.input.id, ring: run.ring, outputs: this.outputIds, module: loaded.module, config,
+        counters: run.counters.buffer as SharedArrayBuffer, control: run.control.buffer as SharedArrayBuffer, state: run.state.buffer as SharedArrayBuffer,
+        stats: run.stats.buffer as SharedArrayBuffer, statsCount: run.stats.length, faultVerdict: this.opts.onFault === 'open' ? 1 : 0, trace: this.opts.trace,
+        budget: this.budget.buffer as SharedArrayBuffer, resume: false, lease: lease.buffer as SharedArrayBuffer, standbyGen: 0, memSize: this.input.memSize,
+        sample: run.sampleBuffer, revert: this.opts.revert === true, carried: run.carried,
+        handover: { previous: this.opts.revert ? { module: this.current.loaded.module, config: this.current.config } : null },
+      });
+      let settled = false;
+      let took = false;
+      const finish = (msg: Extract<WorkerMessage, { type: 'swapped' }> | null): void => {
+        if (settled) return;
+        settled = true;
+        clearInterval(watch);
+        run.swapWaiters.delete(gen);
+        // The old worker acknowledges (handover back to none) once it has let go for good or
+        // attached again: only then may another swap of this ring begin.
+        const until = performance.now() + 5000;
+        const acked = (): void => {
+          if (Atomics.load(run.control, RingControl.handover) !== Handover.none && performance.now() < until && !run.done) {
+            setTimeout(acked, 1);
+            return;
+          }
+          if (msg === null || !msg.ok) run.handingOff = null;
+          resolve(msg);
+        };
+        acked();
+      };
+      run.swapWaiters.set(gen, () => {
+        // The ring ended before the switch: the new worker is told to end.
+        Atomics.store(lease, 1, 1);
+        Atomics.compareExchange(run.control, RingControl.handover, Handover.ask, Handover.none);
+        finish(null);
+      });
+      const since = performance.now();
+      const watch = setInterval(() => {
+        if (this.settled || run.done) run.swapWaiters.get(gen)?.(null);
+        else if (performance.now() - since > SWAP_ANSWER_MS && Atomics.compareExchange(run.control, RingControl.handover, Handover.ask, Handover.none) === Handover.ask) {
+          Atomics.store(lease, 1, 1); // the new worker ends; the ring never let go
+          finish({ type: 'swapped', ring: run.ring, gen, ok: false, reason: `the ring did not reach a batch boundary within ${SWAP_ANSWER_MS} ms`, stallUs: 0, state: 'none' });
+        }
+      }, 50);
+      worker.on('message', (msg: WorkerMessage) => {
+        if (run.worker === worker) {
+          this.onMessage(run, msg);
+          return;
+        }
+        if (msg.type === 'handover-ready') {
+          run.handingOff = run.worker; // the new worker asked the serving one to let go (control[handover])
+        } else if (msg.type === 'swapped') {
+          const answer = { ...msg, gen };
+          if (msg.ok) {
+            took = true;
+            run.worker = worker;
+            run.lease = lease;
+            run.sample = newCallSample();
+            run.killedByWatchdog = false;
+            run.swaps++;
+            run.swapStallsUs.push(msg.stallUs);
+          }
+          finish(answer);
+        } else if (msg.type === 'log' || msg.type === 'notice') this.onMessage(run, msg);
+      });
+      const lost = (why: string): void => {
+        // Gone before it took the ring: the serving worker attaches again (or never let go).
+        if (Atomics.compareExchange(run.control, RingControl.handover, Handover.released, Handover.refused) !== Handover.released) {
+          Atomics.compareExchange(run.control, RingControl.handover, Handover.ask, Handover.none);
+        }
+        Atomics.notify(run.control, RingControl.handover);
+        finish({ type: 'swapped', ring: run.ring, gen, ok: false, reason: `the new worker ${why}`, stallUs: 0, state: 'none' });
+      };
+      worker.on('error', (err) => {
+        if (!took) lost(`died: ${printable(err.message, 200)}`);
+        else if (run.worker === worker) this.onCrash(run, err.message);
+      });
+      worker.on('exit', () => {
+        if (!took) {
+          lost('exited before it took the ring');
+          return;
+        }
+        if (run.worker === worker && run.handingOff !== worker) {
+          run.worker = null;
+          if (!run.done && !this.settled) this.onCrash(run, 'exited without finishing');
+        }
+      });
     });
   }
 
@@ -348,8 +516,18 @@ export class Engine {
       case 'notice':
         this.opts.onEvent?.('notice', msg.ring, `${this.clause(msg.ring)}: ${msg.message}`);
         return;
+      case 'swapped':
+      case 'handover-ready':
+        return;
+      case 'reverted':
+        if (this.previousModule !== null) this.current = this.previousModule;
+        this.previousModule = null;
+        this.opts.onEvent?.('notice', msg.ring, `${this.clause(msg.ring)}: ${msg.message}`);
+        return;
       case 'done':
         run.done = true;
+        for (const waiter of run.swapWaiters.values()) waiter(null);
+        run.swapWaiters.clear();
         this.reportOutage(run, 0);
         if (msg.trace) run.trace = msg.trace;
         this.maybeFinish();

@@ -231,6 +231,10 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array, limits: Mod
   for (const [name, abi] of Object.entries(ABI_EXPORTS)) {
     if (abi.required && !found.has(name)) fail(`missing required export ${name}: ${formatFuncType(abi.type)}`);
   }
+  // Carried state (hot-swap): both halves or neither.
+  if (found.has('nmwasm_state_save') !== found.has('nmwasm_state_load')) {
+    fail(`exports ${found.has('nmwasm_state_save') ? 'nmwasm_state_save but not nmwasm_state_load: (i32, i32) -> i32' : 'nmwasm_state_load but not nmwasm_state_save: () -> i32'} (carried state needs both): export both or neither`);
+  }
 
   // Data segments: every active one at a constant offset >= NMWASM_DATA_BASE.
   for (const [i, seg] of bin.data.entries()) {
@@ -239,11 +243,6 @@ export function validateModuleBytes(spec: string, bytes: Uint8Array, limits: Mod
     if (seg.offset < NMWASM_DATA_BASE) {
       fail(`data segment ${i} starts at 0x${seg.offset.toString(16)}, inside the host's area (expected >= 0x${NMWASM_DATA_BASE.toString(16)}; build with --memoryBase 67108864)`);
     }
-  }
-
-  if (found.has('nmwasm_state_save') !== found.has('nmwasm_state_load')) {
-    const [has, lacks] = found.has('nmwasm_state_save') ? ['nmwasm_state_save', 'nmwasm_state_load: (i32, i32) -> i32'] : ['nmwasm_state_load', 'nmwasm_state_save: () -> i32'];
-    fail(`exports ${has} but not ${lacks} (state is saved and loaded by the same module: export both or neither)`);
   }
 
   const manifest = readManifest(spec, bin);

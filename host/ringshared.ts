@@ -11,8 +11,16 @@ export const RingControl = {
   stop: 1, // 1 = give the batch in hand its verdicts and end (set by the main thread after it zeroed the budget, Atomics.notify'd)
   go: 2, // 1 = every ring's first instance is ready: start taking traffic
   takeover: 3, // generation of the standby worker that must take the ring over now (host/standby.ts)
+  sampleReq: 5, // generation of the last canary-sample request (host/swap.ts)
+  sampleDone: 6, // generation of the last sample the worker copied into RingWorkerData.sample
+  handover: 7, // Handover step of a swap to a prepared worker (host/worker.ts handOver / takeOver)
 } as const;
-export const RING_CONTROL_SLOTS = 4;
+
+/** Steps of a handover in control[handover]: the engine asks (ask), the serving worker lets go
+ * of the ring at a batch boundary (released), the new worker took it (taken) or could not
+ * (refused: the old worker attaches again and serves on). */
+export const Handover = { none: 0, ask: 1, released: 2, taken: 3, refused: 4 } as const;
+export const RING_CONTROL_SLOTS = 8;
 
 export const Phase = {
   idle: 0, // not running guest code
@@ -40,6 +48,8 @@ export const RingState = {
   outages: 12, // killed guest calls after which traffic flowed again (host/watchdog.ts)
   outageMsMax: 13, // longest of them: from the start of the killed call to the in-flight batch's fault verdicts
   outageMsTotal: 14,
+  handoverAt: 10, // epoch ms the serving worker let go of the ring for a handover (the stall starts)
+  handoverState: 11, // 1: the old instance's carried state is wanted (the new module takes it)
   // Metrics (host/metrics.ts), written by the ring worker; slots from 16 on, clear of the others.
   lastBatchSlots: 16, // filled slots handed to the filter at the last sync (ring occupancy)
   instanceMemory: 17, // bytes of the current instance's linear memory (updated once a second)
@@ -108,7 +118,22 @@ export interface RingWorkerData {
   /** false: first start (init failures are usage errors, wait for `go`); true: respawn after a
    * timeout or crash (starts failed: the re-delivered batch in flight gets the fault verdict). */
   resume: boolean;
+  /** Canary samples: u32 count, then per packet u32 len + len bytes (SAMPLE_BYTES in all). */
+  sample: SharedArrayBuffer;
+  /** --on-fault previous: a faulted instance of a swapped-in module is replaced by the last good one. */
+  revert: boolean;
+  /** A swap's new worker: instantiate and init ahead, then take the ring over at the serving
+   * worker's next batch boundary (control[handover]); `previous` is the module it replaces. */
+  handover?: { previous: { module: WebAssembly.Module; config: Uint8Array } | null };
+  /** The carried state of a handover: u32 length (0xFFFFFFFF: none) + the blob. */
+  carried: SharedArrayBuffer;
 }
+
+export const CARRIED_BYTES = 4 + 0xf0000; // NMWASM_CONFIG_MAX
+
+/** Room for the canary's sample of live packets (SAMPLE_PACKETS of at most 2048 bytes). */
+export const SAMPLE_PACKETS = 64;
+export const SAMPLE_BYTES = 4 + SAMPLE_PACKETS * (4 + 2048);
 
 export type FaultKind = 'trap' | 'timeout' | 'violation' | 'return' | 'init' | 'crash';
 
@@ -121,4 +146,7 @@ export type WorkerMessage =
   | { type: 'fault'; ring: number; kind: FaultKind; message: string; backoffMs: number }
   | { type: 'notice'; ring: number; message: string }
   | { type: 'done'; ring: number; trace?: Uint8Array }
+  | { type: 'swapped'; ring: number; gen: number; ok: boolean; reason?: string; stallUs: number; state: 'carried' | 'none' }
+  | { type: 'reverted'; ring: number; message: string }
+  | { type: 'handover-ready'; ring: number }
   | { type: 'fatal'; ring: number; message: string; code?: string; port?: string; syscall?: string; errno?: number };

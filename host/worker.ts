@@ -11,9 +11,9 @@
 // counters are typed-array stores; the only N-API call is ring.sync.
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
-import { NMWASM_CONFIG_BASE, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
+import { NMWASM_CONFIG_BASE, NMWASM_CONFIG_MAX, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { printable } from './text.ts';
-import { epochMs, Phase, recordBatchDuration, recordFault, RingControl, RingState, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, Handover, Phase, recordBatchDuration, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 
 const LOG_MAX_BYTES = 1024;
 const LOG_LINES_PER_SECOND = 20;
@@ -35,12 +35,19 @@ function post(message: WorkerMessage): void {
   parentPort!.postMessage(message);
 }
 
-// ---- the current instance -------------------------------------------------------------
+// ---- the current module (hot-swap replaces it) and instance -----------------------------
+let currentModule: WebAssembly.Module = data.module;
+let currentConfig: Uint8Array = data.config;
+/** The last good module before a swap (--on-fault previous), null when none or not asked. */
+let previous: { module: WebAssembly.Module; config: Uint8Array } | null = null;
+let sampleGen = Atomics.load(control, RingControl.sampleDone);
 type ProcessFn = (ring: number, verdicts: number, first: number, count: number) => number;
 let memory: WebAssembly.Memory | null = null;
 let mapped: Uint8Array | null = null; // the view the port memory was mapped through
 let processFn: ProcessFn | null = null;
 let statsFn: (() => number) | null = null;
+let stateSaveFn: (() => number) | null = null;
+let stateLoadFn: ((ptr: number, len: number) => number) | null = null;
 let healthy = false;
 let prepared: WebAssembly.Instance | null = null; // a standby's instance, made before it took the ring
 let lastLogLine = '';
@@ -152,13 +159,19 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
   } else {
     enterGuest(Phase.inStart);
     try {
-      instance = new WebAssembly.Instance(data.module, imports); // runs the start function
+      instance = new WebAssembly.Instance(currentModule, imports); // runs the start function
     } catch (err) {
       leaveGuest();
       return { ok: false, reason: 'trap', message: `instantiation failed: ${errorText(err)}` };
     }
     leaveGuest();
   }
+  return adoptInstance(ring, layoutMemSize, instance, currentConfig);
+}
+
+/** Makes `instance` the current one: maps the port memory into it, copies the config and runs
+ * nmwasm_init. The previous instance must be dropped already. */
+function adoptInstance(ring: RingHandle | null, layoutMemSize: number, instance: WebAssembly.Instance, config: Uint8Array): StartResult {
   const exports = instance.exports as Record<string, unknown>;
   memory = exports.memory as WebAssembly.Memory;
   guestView = null;
@@ -167,17 +180,21 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
     memory = null;
     return { ok: false, reason: 'memory', message: `memory of ${bytes.length} bytes cannot hold the ring's ${layoutMemSize} bytes at 0x${NMWASM_WINDOW_BASE.toString(16)}` };
   }
-  ring.map(bytes, NMWASM_WINDOW_BASE);
-  mapped = bytes;
-  bytes.set(data.config, NMWASM_CONFIG_BASE);
+  if (ring !== null) {
+    ring.map(bytes, NMWASM_WINDOW_BASE);
+    mapped = bytes;
+  } // else a swap's worker initialises ahead: it maps the ring once it has taken it
+  bytes.set(config, NMWASM_CONFIG_BASE);
   processFn = exports.nmwasm_process as ProcessFn;
+  stateSaveFn = typeof exports.nmwasm_state_save === 'function' ? (exports.nmwasm_state_save as () => number) : null;
+  stateLoadFn = typeof exports.nmwasm_state_load === 'function' ? (exports.nmwasm_state_load as (ptr: number, len: number) => number) : null;
   statsFn = data.statsCount > 0 && typeof exports.nmwasm_stats === 'function' ? (exports.nmwasm_stats as () => number) : null;
   const init = exports.nmwasm_init as ((config: number, len: number) => number) | undefined;
   if (init) {
     let rc: number;
     enterGuest(Phase.inStart);
     try {
-      rc = init(NMWASM_CONFIG_BASE, data.config.length);
+      rc = init(NMWASM_CONFIG_BASE, config.length);
     } catch (err) {
       leaveGuest();
       return { ok: false, reason: 'trap', message: `nmwasm_init trapped: ${errorText(err)}` };
@@ -186,13 +203,13 @@ function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
     if (rc !== 0) return { ok: false, reason: 'init-rejected', message: lastLogLine ? lastLogLine : `nmwasm_init returned ${rc} (the module logged no reason)` };
   }
   healthy = true;
-  counters[Counter.failed] = 0;
+  if (ring !== null) counters[Counter.failed] = 0;
   return { ok: true };
 }
 
 /** Unmaps the port memory from the current instance (fresh zero pages replace it) and forgets it. */
-function dropInstance(ring: RingHandle): void {
-  if (memory !== null && mapped !== null) {
+function dropInstance(ring: RingHandle | null): void {
+  if (ring !== null && memory !== null && mapped !== null) {
     foldStats();
     const current = new Uint8Array(memory.buffer); // after a guest grow the old view is detached
     ring.unmap(current, NMWASM_WINDOW_BASE);
@@ -202,6 +219,8 @@ function dropInstance(ring: RingHandle): void {
   guestView = null;
   processFn = null;
   statsFn = null;
+  stateSaveFn = null;
+  stateLoadFn = null;
   healthy = false;
 }
 
@@ -272,8 +291,47 @@ function fail(kind: FaultKind, message: string): void {
 /** After the back-off: a fresh instance (restarts counted); a failure starts a new back-off. */
 function restartInstance(ring: RingHandle, memSize: number): void {
   counters[Counter.restarts]!++;
+  if (previous !== null) {
+    // --on-fault previous: the swapped-in module faulted; the last good one serves again.
+    currentModule = previous.module;
+    currentConfig = previous.config;
+    previous = null;
+    post({ type: 'reverted', ring: data.ring, message: 'the swapped-in module faulted: the previous module serves again (--on-fault previous)' });
+  }
   const result = startInstance(ring, memSize);
   if (!result.ok) fail(result.reason === 'trap' ? 'trap' : 'init', result.message!);
+}
+
+// ---- hot-swap (host/swap.ts) ---------------------------------------------------------
+const sampleBytes = new Uint8Array(data.sample);
+const sampleView = new DataView(data.sample);
+
+/** Copies up to SAMPLE_PACKETS packets of the batch in hand (before the filter sees them) into
+ * the shared sample buffer for a canary, and says so through control[sampleDone]. */
+function takeSample(ringPtr: number, n: number, first: number): void {
+  sampleGen = Atomics.load(control, RingControl.sampleReq);
+  let count = 0;
+  let at = 4;
+  if (memory !== null && mapped !== null) {
+    const bytes = guestBytes();
+    const dv = statsDataView(bytes);
+    const bufOfs = dv.getUint32(ringPtr, true) + dv.getInt32(ringPtr + 4, true) * 4294967296;
+    const numSlots = dv.getUint32(ringPtr + 8, true);
+    const bufSize = dv.getUint32(ringPtr + 12, true);
+    for (let i = 0; i < n && count < SAMPLE_PACKETS && numSlots > 0; i++) {
+      const slot = ringPtr + 256 + ((first + i) % numSlots) * 16;
+      const len = Math.min(dv.getUint16(slot + 4, true), 2048);
+      const addr = ringPtr + bufOfs + dv.getUint32(slot, true) * bufSize;
+      if (addr < 0 || addr + len > bytes.length || at + 4 + len > SAMPLE_BYTES) continue;
+      sampleView.setUint32(at, len, true);
+      sampleBytes.set(bytes.subarray(addr, addr + len), at + 4);
+      at += 4 + len;
+      count++;
+    }
+  }
+  sampleView.setUint32(0, count, true);
+  Atomics.store(control, RingControl.sampleDone, sampleGen);
+  Atomics.notify(control, RingControl.sampleDone);
 }
 
 // ---- the batch loop -----------------------------------------------------------------
@@ -281,7 +339,7 @@ function restartInstance(ring: RingHandle, memSize: number): void {
  * the port gets a verdict: at a stop the batch in hand is processed (or given the fault
  * verdict) like any other and completed before the ring ends; the main thread zeroed the
  * budget first, so that last sync takes nothing more. */
-function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdictPtr: number, memSize: number): void {
+function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdictPtr: number, memSize: number): RingHandle | null {
   // After a respawn the batch the dead worker left in flight is delivered again by this first
   // sync (native re-attach semantics), from the same head: it gets the fault verdict below.
   let first = state[RingState.first]!;
@@ -295,13 +353,23 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   // sync waits on the stop flag here.
   const hasDescriptor = ring.wait(0) >= 0;
   for (;;) {
-    if (n === -1) return; // end of a finite source (or the port closed), every slot released
+    if (n === -1) return ring; // end of a finite source (or the port closed), every slot released
+    if (Atomics.load(control, RingControl.handover) === Handover.ask) {
+      // A swap's prepared worker takes the ring over with the batch in hand (not processed here).
+      const kept = handOver(ring);
+      if (kept === null) return null;
+      ring = kept;
+      n = ring.sync(0, false, LIVE_WAIT_MS); // the same batch, delivered again
+      continue;
+    }
+    // A canary sample asked for: at this batch boundary (one Atomics load per batch).
+    if (n > 0 && Atomics.load(control, RingControl.sampleReq) !== sampleGen) takeSample(ringPtr, n, first);
     const stopping = Atomics.load(control, RingControl.stop) !== 0;
     if (!healthy && !owed && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
     if (n <= 0) {
       state[RingState.lastBatchSlots] = 0; // an empty ring (metrics: occupancy)
       // Nothing in hand: a stop ends the ring here, every packet it took has its verdict.
-      if (stopping) return;
+      if (stopping) return ring;
       // Nothing for LIVE_WAIT_MS (sync polled the descriptor that long, so the stop flag is
       // seen); a port without a descriptor, or a spent budget (--count reached: the main
       // thread stops the run once every ring's verdicts are in), waits on the stop flag.
@@ -380,16 +448,20 @@ function standBy(): boolean {
 }
 
 function main(): void {
-  const native = loadNative();
+  native = loadNative();
   try {
     native.registerThreadClock(threadId);
   } catch (err) {
     post({ type: 'notice', ring: data.ring, message: `${(err as Error).message}` });
   }
   if (data.standbyGen > 0 && !standBy()) return;
+  if (data.handover) {
+    takeOver();
+    return;
+  }
   let ring: RingHandle;
   try {
-    ring = native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace, budget: new BigInt64Array(data.budget) });
+    ring = attach();
   } catch (err) {
     postFatal(err);
     return;
@@ -412,15 +484,173 @@ function main(): void {
     } else {
       counters[Counter.failed] = 1; // fault verdicts until the back-off set by the watchdog expires
     }
-    runBatches(ring, layout.numSlots, ringPtr, verdictPtr, layout.memSize);
-    if (healthy) readStats();
-    const trace = data.trace ? ring.takeTrace() : undefined;
-    dropInstance(ring);
-    ring.detach();
-    post(trace ? { type: 'done', ring: data.ring, trace } : { type: 'done', ring: data.ring });
+    serve(ring, layout);
   } catch (err) {
     postFatal(err);
   }
+}
+
+/** Runs the ring to its end and says so ('done'), unless a swap's worker took it over. */
+function serve(ring: RingHandle, layout: ReturnType<RingHandle['layout']>): void {
+  const last = runBatches(ring, layout.numSlots, NMWASM_WINDOW_BASE + layout.ringOfs, NMWASM_WINDOW_BASE + layout.verdictOfs, layout.memSize);
+  if (last === null) {
+    dropInstance(null); // handed over: the port memory stays mapped in the new instance only
+    return;
+  }
+  if (healthy) readStats();
+  const trace = data.trace ? last.takeTrace() : undefined;
+  dropInstance(last);
+  last.detach();
+  post(trace ? { type: 'done', ring: data.ring, trace } : { type: 'done', ring: data.ring });
+}
+
+let native: ReturnType<typeof loadNative>;
+function attach(): RingHandle {
+  return native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace, budget: new BigInt64Array(data.budget) });
+}
+
+// ---- handover: a swap's prepared worker takes the ring over -------------------------------
+const carriedView = new DataView(data.carried);
+const carriedBytes = new Uint8Array(data.carried);
+const NO_STATE = 0xffffffff;
+const SPIN_MS = 20;
+
+/** Serving worker, at a batch boundary: saves the instance's carried state for the new worker,
+ * lets go of the ring (the batch in hand, not processed, is delivered again to whoever attaches
+ * next) and waits for the outcome. Returns null when the new worker took the ring, else a
+ * fresh handle (this worker serves on with its instance). */
+function handOver(ring: RingHandle): RingHandle | null {
+  carriedView.setUint32(0, NO_STATE, true);
+  if (healthy) readStats();
+  if (healthy && stateSaveFn !== null && state[RingState.handoverState] === 1) {
+    let addr = -1;
+    enterGuest();
+    try {
+      addr = stateSaveFn() >>> 0;
+    } catch (err) {
+      post({ type: 'notice', ring: data.ring, message: `nmwasm_state_save trapped (${errorText(err)}): the new module starts without carried state` });
+    }
+    leaveGuest();
+    if (addr >= 0) {
+      const bytes = guestBytes();
+      const len = addr >= NMWASM_DATA_BASE && addr + 4 <= bytes.length ? statsDataView(bytes).getUint32(addr, true) : -1;
+      if (len >= 0 && len <= NMWASM_CONFIG_MAX && addr + 4 + len <= bytes.length) {
+        carriedBytes.set(bytes.subarray(addr + 4, addr + 4 + len), 4);
+        carriedView.setUint32(0, len, true);
+      } else {
+        post({ type: 'notice', ring: data.ring, message: `nmwasm_state_save returned 0x${addr.toString(16)}, not a u32-length-prefixed blob of at most ${NMWASM_CONFIG_MAX} bytes at or above 0x${NMWASM_DATA_BASE.toString(16)}: the new module starts without carried state` });
+      }
+    }
+  }
+  state[RingState.handoverAt] = epochMs();
+  ring.detach();
+  if (Atomics.compareExchange(control, RingControl.handover, Handover.ask, Handover.released) === Handover.ask) {
+    Atomics.notify(control, RingControl.handover);
+    for (;;) {
+      const step = Atomics.load(control, RingControl.handover);
+      if (step === Handover.taken) {
+        Atomics.store(control, RingControl.handover, Handover.none); // the engine waits for this
+        return null;
+      }
+      if (step === Handover.refused) break;
+      Atomics.wait(control, RingControl.handover, step, 50);
+    }
+  }
+  const again = attach();
+  Atomics.store(control, RingControl.handover, Handover.none); // the engine waits for this
+  return again;
+}
+
+/** A swap's new worker: instantiates and initialises the new module ahead (it owns no ring
+ * yet), then, once the serving worker let go of the ring, attaches, maps the port memory,
+ * hands over the carried state and serves from the batch in hand. NB: the ring stalls from the
+ * release to the first batch here (attach + map + nmwasm_state_load), not for instantiation. */
+function takeOver(): void {
+  let instance: WebAssembly.Instance;
+  Atomics.store(lease, 0, Phase.inStart);
+  try {
+    instance = new WebAssembly.Instance(data.module, imports);
+  } catch (err) {
+    Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
+    refuse(null, `instantiation failed: ${errorText(err)}`, false);
+    return;
+  }
+  Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
+  // nmwasm_init ahead too: its packet window is not mapped yet (zero pages).
+  const result = adoptInstance(null, data.memSize, instance, data.config);
+  if (!result.ok) {
+    refuse(null, result.reason === 'init-rejected' ? `configuration rejected by nmwasm_init: ${result.message!}` : result.message!, false);
+    return;
+  }
+  post({ type: 'handover-ready', ring: data.ring });
+  // Asked here, not through the main thread: the spin below then covers the serving worker's
+  // way to its next batch boundary.
+  if (Atomics.load(lease, 1) !== 0) return;
+  Atomics.compareExchange(control, RingControl.handover, Handover.none, Handover.ask);
+  Atomics.notify(control, RingControl.stop); // an idle serving worker waits there: it re-checks at once
+  // NB: spins (up to SPIN_MS) rather than sleeping: a sleeping thread's wake-up costs a
+  // scheduler round, part of the ring's stall. The serving worker lets go at its next batch
+  // boundary, normally well within this.
+  const spinUntil = performance.now() + SPIN_MS;
+  for (;;) {
+    const step = Atomics.load(control, RingControl.handover);
+    if (step === Handover.released) break;
+    if (Atomics.load(lease, 1) !== 0) return; // the engine gave up on this swap
+    if (performance.now() > spinUntil) Atomics.wait(control, RingControl.handover, step, 50);
+  }
+  let ring: RingHandle;
+  let layout: ReturnType<RingHandle['layout']>;
+  try {
+    ring = attach();
+    layout = ring.layout();
+    ring.map(guestBytes(), NMWASM_WINDOW_BASE);
+    mapped = guestBytes();
+  } catch (err) {
+    refuse(null, `taking the ring failed: ${errorText(err)}`, true);
+    return;
+  }
+  statsBase.set(statsOut); // everything the old worker published
+  const len = carriedView.getUint32(0, true);
+  if (len !== NO_STATE && stateLoadFn !== null) {
+    guestBytes().set(carriedBytes.subarray(4, 4 + len), NMWASM_CONFIG_BASE);
+    let rc = 0;
+    let why = '';
+    enterGuest(Phase.inStart);
+    try {
+      rc = stateLoadFn(NMWASM_CONFIG_BASE, len);
+    } catch (err) {
+      why = `nmwasm_state_load trapped: ${errorText(err)}`;
+    }
+    leaveGuest();
+    if (why === '' && rc !== 0) why = `nmwasm_state_load returned ${rc}${lastLogLine ? ` (${lastLogLine})` : ''}`;
+    if (why !== '') {
+      refuse(ring, why, true);
+      return;
+    }
+  }
+  previous = data.revert ? (data.handover!.previous ?? null) : null;
+  counters[Counter.failed] = 0;
+  Atomics.store(control, RingControl.handover, Handover.taken);
+  Atomics.notify(control, RingControl.handover);
+  post({ type: 'swapped', ring: data.ring, gen: 0, ok: true, stallUs: Math.round((epochMs() - state[RingState.handoverAt]!) * 1000), state: len !== NO_STATE && stateLoadFn !== null ? 'carried' : 'none' });
+  try {
+    serve(ring, layout);
+  } catch (err) {
+    postFatal(err);
+  }
+}
+
+/** The new worker could not take the ring: the old one attaches again and serves on. */
+function refuse(ring: RingHandle | null, reason: string, released: boolean): void {
+  if (ring !== null) {
+    dropInstance(ring);
+    ring.detach();
+  }
+  if (released) {
+    Atomics.store(control, RingControl.handover, Handover.refused);
+    Atomics.notify(control, RingControl.handover);
+  }
+  post({ type: 'swapped', ring: data.ring, gen: 0, ok: false, reason, stallUs: 0, state: 'none' });
 }
 
 function postFatal(err: unknown): void {

@@ -28,4 +28,5 @@ await build({
 await build({ ...common, entryPoints: ['host/worker.ts'], outfile: 'dist/worker.mjs' });
 // The test API for filter authors: `import { runFilter } from 'nmwasm/test'` (package.json "exports").
 await build({ ...common, entryPoints: ['host/testapi.ts'], outfile: 'dist/test.mjs' });
+await build({ ...common, entryPoints: ['host/canary.ts'], outfile: 'dist/canary.mjs' });
 chmodSync(join(root, 'dist', 'nmwasm.mjs'), 0o755);

@@ -244,14 +244,23 @@ asRoot('user nobody cannot control the host: the 0700 directory, and SO_PEERCRED
   }
 });
 
-live('swap answers in one line, exit 2, until the engine has a swap hook', async () => {
+live('swap through the socket: a good module is switched in (exit 0), a refused one leaves the old serving (exit 2, one line)', async () => {
   const name = `${tag}-e`;
   const host = startHost(['load', pass, '--port', `${tag}e}1`, '--name', name]);
   try {
     await until(name, () => true);
-    const swap = nm(['swap', name, drop]);
-    assert.is(swap.status, 2);
-    assert.is(swap.stderr, `nmwasm swap: host ${name}: swap is not available in this build\n`);
+    const initFails = join(root, 'filters', 'build', 'fixtures', 'init-fails.wasm');
+    const refused = nm(['swap', name, initFails]);
+    assert.is(refused.status, 2, refused.stderr);
+    assert.is(refused.stderr.trimEnd().split('\n').length, 1, refused.stderr);
+    assert.match(refused.stderr, /canary failed/);
+    const missing = nm(['swap', name, join(root, 'no-such-module.wasm')]);
+    assert.is(missing.status, 2);
+    assert.match(missing.stderr, /no-such-module\.wasm/);
+    const swap = nm(['swap', name, drop, '--json']);
+    assert.is(swap.status, 0, swap.stderr);
+    const answer = JSON.parse(swap.stdout) as { ok: boolean };
+    assert.is(answer.ok, true, swap.stdout);
     const bad = nm(['swap', name, drop, '--clause', 'x']);
     assert.is(bad.status, 2);
     assert.is(bad.stderr, '--clause: expected an integer 0..65535, got "x"\n');

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Counter } from '../../host/native.ts';
-import { RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, type RingWorkerData } from '../../host/ringshared.ts';
+import { RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, CARRIED_BYTES, SAMPLE_BYTES, type RingWorkerData } from '../../host/ringshared.ts';
 import { genSpec, native, newCounters } from './helpers.ts';
 
 // The worker: attach, map into its own memory, pass every packet; after `batches`
@@ -95,6 +95,9 @@ test('a respawned ring worker (host/worker.ts) gives the hung batch its fault ve
     lease: new SharedArrayBuffer(2 * 4),
     standbyGen: 0,
     memSize: port.memSize,
+    sample: new SharedArrayBuffer(SAMPLE_BYTES),
+    revert: false,
+    carried: new SharedArrayBuffer(CARRIED_BYTES),
   };
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const workerTs = new URL('../../host/worker.ts', import.meta.url).href;
