@@ -176,6 +176,7 @@ function adoptInstance(ring: RingHandle | null, layoutMemSize: number, instance:
   memory = exports.memory as WebAssembly.Memory;
   guestView = null;
   const bytes = guestBytes();
+  state[RingState.instanceMemory] = bytes.length; // the metrics gauge, from the first instance on (readStats updates it)
   if (bytes.length < NMWASM_DATA_BASE || NMWASM_WINDOW_BASE + layoutMemSize > NMWASM_DATA_BASE) {
     memory = null;
     return { ok: false, reason: 'memory', message: `memory of ${bytes.length} bytes cannot hold the ring's ${layoutMemSize} bytes at 0x${NMWASM_WINDOW_BASE.toString(16)}` };
