@@ -24,7 +24,7 @@
 // of each round's own ratio over the rounds whose two measurements saw the same cross-CPU
 // cost. --raw also prints every measurement. See bench/README.md.
 // NB: a received rate near the sent rate means the receiver was not the bottleneck, and the
-// rate ratio then says nothing about the receivers' ceilings (see ../shared/README.md
+// rate ratio then says nothing about the receivers' ceilings (see the project brief
 // section 2). CPU per packet depends on where the kernel's receive path runs (with --source
 // packet each frame is written on CPU 0 and read on CPU 1): compare it within one source.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
