@@ -84,34 +84,25 @@ export function hostRegistry(hostName: string, clauses: () => MetricsClause[], s
   perRing('nmwasm_out_packets_total', 'Packets written to the output ports.', (c) => c[Counter.outPackets]!);
   perRing('nmwasm_out_drops_total', 'Packets an output port refused.', (c) => c[Counter.outDrops]!);
   perRing('nmwasm_restarts_total', 'Fresh instances started after a fault.', (c) => c[Counter.restarts]!);
-  new PromCounter<L | 'verdict'>({
-    name: 'nmwasm_verdicts_total',
-    help: 'Packets by verdict (fault: the --on-fault verdict); they add up to nmwasm_packets_total.',
-    labelNames: [...ringLabels, 'verdict'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const cl of clauses()) {
-        for (const r of cl.rings) {
-          for (const [verdict, slot] of VERDICTS) this.inc({ host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port, verdict }, r.counters[slot]!);
+  // A counter per ring and per value of one more label (`extra`), refilled at each scrape.
+  const perRingBy = (name: string, help: string, extra: 'verdict' | 'kind', values: [string, (c: Float64Array, s: Float64Array) => number][]): void => {
+    new PromCounter<L | typeof extra>({
+      name,
+      help,
+      labelNames: [...ringLabels, extra],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const cl of clauses()) {
+          for (const r of cl.rings) {
+            for (const [value, get] of values) this.inc({ host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port, [extra]: value }, get(r.counters, r.state));
+          }
         }
-      }
-    },
-  });
-  new PromCounter<L | 'kind'>({
-    name: 'nmwasm_faults_total',
-    help: 'Filter faults by kind.',
-    labelNames: [...ringLabels, 'kind'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const cl of clauses()) {
-        for (const r of cl.rings) {
-          for (const [kind, get] of FAULT_KINDS) this.inc({ host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.module, port: cl.port, kind }, get(r.counters, r.state));
-        }
-      }
-    },
-  });
+      },
+    });
+  };
+  perRingBy('nmwasm_verdicts_total', 'Packets by verdict (fault: the --on-fault verdict); they add up to nmwasm_packets_total.', 'verdict', VERDICTS.map(([verdict, slot]) => [verdict, (c) => c[slot]!]));
+  perRingBy('nmwasm_faults_total', 'Filter faults by kind.', 'kind', FAULT_KINDS);
   const perClause = (name: string, help: string, value: (cl: MetricsClause) => number): void => {
     new PromCounter<'host' | 'clause' | 'module' | 'port'>({
       name,
