@@ -233,8 +233,12 @@ function prefixFE(c: Cursor): void {
 
 // ---- helpers -------------------------------------------------------------------------
 
-/** The body (no locals, params d=0, x=1, n=2) of the helper for `h`; see the file comment. */
-function helperBody(h: Helper): number[] {
+/** The body (no locals, params d=0, x=1, n=2) of the helper for `h`; see the file comment.
+ * Every loop iteration calls `tick` (an empty function): NB: V8's optimizing tier drops the
+ * termination check of a loop without calls (measured: a terminated worker finished its
+ * 256 MiB fill first, ~100 ms), while every function entry keeps one. One call per chunk. */
+function helperBody(h: Helper, tick: number): number[] {
+  const TICK = [OP.call, ...uleb(tick)];
   const C = [OP.i32const, ...sleb(CHUNK)];
   const get = (i: number): number[] => [OP.get, i];
   const wraps = (i: number): number[] => [...get(i), ...get(2), OP.add, ...get(i), OP.ltU]; // x + n overflows u32
@@ -251,14 +255,14 @@ function helperBody(h: Helper): number[] {
   if (h.kind === 'copy') {
     // Destination above the source: copy the chunks from the top down (overlap).
     body.push(...get(0), ...get(1), OP.gtU, OP.if, VOID);
-    body.push(OP.loop, VOID);
+    body.push(OP.loop, VOID, ...TICK);
     body.push(...get(2), ...C, OP.sub, OP.set, 2);
     body.push(...get(0), ...get(2), OP.add, ...get(1), ...get(2), OP.add, ...C, ...h.op);
     body.push(...get(2), ...C, OP.gtU, OP.brIf, 0, OP.end);
     body.push(...get(0), ...get(1), ...get(2), ...h.op, OP.ret, OP.end);
   }
   // Upwards in chunks; every chunk ends at the loop's back-edge.
-  body.push(OP.loop, VOID);
+  body.push(OP.loop, VOID, ...TICK);
   body.push(...get(0), ...get(1), ...C, ...h.op);
   body.push(...get(0), ...C, OP.add, OP.set, 0);
   if (advancesX) body.push(...get(1), ...C, OP.add, OP.set, 1);
@@ -382,6 +386,13 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
     return typeCount + t;
   });
   const newTypes = typeKeys.map((k) => [0x60, 3, I32, ...k.split(',').map(Number), I32, 0]);
+  // The helpers' `tick` (see helperBody): () -> (), appended after them.
+  const tick = funcCount + helpers.length;
+  const appended = helpers.length > 0 ? helpers.length + 1 : 0;
+  if (appended > 0) {
+    helperTypes.push(typeCount + newTypes.length);
+    newTypes.push([0x60, 0, 0]);
+  }
 
   // Reassemble: sections in their order, the changed ones re-encoded.
   const out: Uint8Array[] = [bytes.subarray(0, 8)];
@@ -396,10 +407,14 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
   };
   for (const s of sections) {
     if (s.id === 1 && newTypes.length > 0) emit(1, [new Uint8Array(uleb(typeCount + newTypes.length)), tail(s), new Uint8Array(newTypes.flat())]);
-    else if (s.id === 3 && helpers.length > 0) emit(3, [new Uint8Array(uleb(cursor(s, 'function section').uleb() + helpers.length)), tail(s), new Uint8Array(helperTypes.flatMap((t) => uleb(t)))]);
+    else if (s.id === 3 && appended > 0) emit(3, [new Uint8Array(uleb(cursor(s, 'function section').uleb() + appended)), tail(s), new Uint8Array(helperTypes.flatMap((t) => uleb(t)))]);
     else if (s.id === 4) emit(4, tableOut);
     else if (s.id === 5) emit(5, memOut);
-    else if (s.id === 10 && codeSec) emit(10, [new Uint8Array(uleb(bodies + helpers.length)), ...codeParts, ...helpers.map((h) => withSize(new Uint8Array([0, ...helperBody(h)])))]);
+    else if (s.id === 10 && codeSec) {
+      const added = helpers.map((h) => withSize(new Uint8Array([0, ...helperBody(h, tick)])));
+      if (appended > 0) added.push(withSize(new Uint8Array([0, OP.end])));
+      emit(10, [new Uint8Array(uleb(bodies + appended)), ...codeParts, ...added]);
+    }
     else out.push(bytes.subarray(s.headerStart, s.end));
   }
   return { bytes: concat(out), replaced, helpers: helpers.length };

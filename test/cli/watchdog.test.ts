@@ -134,10 +134,11 @@ test('SIGTERM with a killed guest stuck in bulk-memory instructions beside a goo
   assert.is(res.status, 0, res.stderr);
   assert.ok(res.stopMs < GUARD_MS);
   assert.match(res.stderr, /timeout fault: a guest call used [\d.]+ ms of CPU .*traffic again after/);
-  // How long the killed instances took to exit is what the host's reaper reports (a line for
-  // one still running REAP_REPORT_MS after its kill): a figure for bench/, not an assertion.
-  const late = res.stderr.split('\n').filter((l) => /killed ring worker (is still running|exited \d+ ms after)/.test(l));
-  console.log(`  killed workers reported late (over 250 ms): ${late.length}`);
+  // The host's reaper reports a killed worker still running REAP_REPORT_MS (250 ms) after its
+  // kill: the stuck instance's thread, and with it its core and memory, must be gone by then
+  // (before every chunk loop of the rewrite called a function, V8's optimized loop finished
+  // its 256 MiB fill first: ~100 ms of CPU, over 250 ms with another clause running).
+  assert.not.match(res.stderr, /killed ring worker (is still running|exited \d+ ms after)/, res.stderr);
   const [stuck, good] = summaries(res.stdout);
   assert.ok(stuck && good, res.stdout);
   assert.is(stuck!.stoppedBy, 'signal');
