@@ -51,6 +51,7 @@ enum Proto { kTcp4, kUdp4, kIcmp4, kTcp6, kUdp6, kIcmp6, kArp };
 constexpr uint32_t kFrameCopy = 128;      // bytes of a flow's frame copied per packet (headers + zeros)
 constexpr uint32_t kSchedMin = 1u << 14;  // schedule entries per ring, at least (64 KiB: NB: it shares the L2 with the buffers)
 constexpr uint32_t kSchedPerFlow = 4;     // ... and at least this many per flow of the port
+constexpr uint32_t kStridePad = 64;       // buffer stride = the asked buffer size + one cache line (GenPort)
 constexpr uint32_t kLenBits = 11;         // schedule entry: flow << 11 | len (len <= 1514)
 constexpr uint64_t kEpochNs = 1700000000ull * 1000000000ull;
 
@@ -137,8 +138,12 @@ class GenPort : public Port {
  public:
   GenPort(const GenSpec& spec, const PortOptions& opts) : Port(spec.name, "gen"), spec_(spec) {
     const uint32_t rings = spec.rings == 0 ? 1 : spec.rings;
-    setupRings(rings, opts.numSlots, opts.bufSize);
-    bufSize_ = opts.bufSize;
+    // NB: buffers a cache line more than asked apart (2112 bytes for 2048): at a power-of-two
+    // stride every frame's first line falls into the same few L1/L2 sets (and 4K-aliases the
+    // frame written just before), so that writing a batch of frames evicts its own lines; at
+    // 2048 + 64 consecutive frames walk through every set. The ring says so (nr_buf_size).
+    bufSize_ = opts.bufSize + kStridePad;
+    setupRings(rings, opts.numSlots, bufSize_);
     buildFlows();
     SplitMix64 tsRng{uint64_t{spec.seed} ^ 0x7453ull};
     tsBaseNs_ = kEpochNs + tsRng.next() % 1000000000ull;
@@ -277,7 +282,7 @@ class GenPort : public Port {
       const Flow& f = flows_[flow];
       const uint32_t minLen = f.hdrLen + (spec_.seq ? 8 : 0);
       if (len < minLen) len = minLen;
-      if (len > bufSize_ - 16) len = bufSize_ - 16;  // the last 8 bytes are the scratch (Flow)
+      if (len > bufSize_ - kStridePad - 16) len = bufSize_ - kStridePad - 16;  // as with the asked buffer size (the last 8 of a buffer are the scratch, Flow)
       std::vector<uint32_t>& sched = gens_[f.ring].sched;
       if (sched.size() == want[f.ring]) continue;
       sched.push_back(flow << kLenBits | len);

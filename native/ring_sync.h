@@ -32,7 +32,7 @@ struct RingAttachment {
   std::vector<TxPacket> toHost;                // HOST packets of the batch (num_slots entries, allocated once)
   bool hostStack = false;                      // the port hands packets to a host stack (Port::passesToHost)
   bool passToHost = false;                     // hostStack and no output: PASS goes to toHost too
-  std::vector<uint8_t> verdictScratch;         // the guest's verdicts of the batch, read once (num_slots entries)
+  std::vector<uint8_t> verdictScratch;         // the guest's verdicts of the batch, read once (num_slots + 8 entries)
   std::vector<uint16_t> lenScratch;            // the guest's lengths of the batch, read once (num_slots entries)
   double* counters = nullptr;                  // Counter::slots doubles (a SharedArrayBuffer)
   int64_t* budget = nullptr;                   // packets the run may still take from its input, shared by
