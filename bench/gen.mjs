@@ -1,7 +1,9 @@
-// Benchmark: the gen: port alone, and a pass-all host on gen: with one ring and with two.
-// Usage: node bench/gen.mjs [rounds=5] [packets=10000000] [BASELINE_CLI]
-// (needs npm run build; no root). BASELINE_CLI: another checkout's dist/nmwasm.mjs (e.g. the
-// main branch's), whose pass-all host on one ring is run alongside, for a before/after.
+// Benchmark: the gen: port alone, the host's own cost beside it, and a pass-all host on gen:
+// with one ring and with two.
+// Usage: node bench/gen.mjs [rounds=5] [packets=10000000] [BASELINE_CLI] [--json]
+// (needs npm run build and a C compiler `cc`; no root). BASELINE_CLI: another checkout's
+// dist/nmwasm.mjs (e.g. the main branch's), whose pass-all host on one ring is run alongside,
+// for a before/after. --json: the last stdout line is {"measures":[...]} (bench/README.md).
 //
 // Figures, medians over the rounds; every kind of run is done once per round, interleaved,
 // so that the machine's load (shared cores) falls on all of them alike:
@@ -13,21 +15,29 @@
 //                       (done in the same round), per packet: the steady state. NB: each ring
 //                       worker costs ~60 ms of CPU to start (a V8 isolate, the bundle, the
 //                       module), which would otherwise count as 6 ns/packet per ring at 10M.
+//   host cost           per round, host rings=1 less gen 64 of the same round (paired): what
+//                       the host spends per packet beside the source (ring sync, verdicts,
+//                       counters, the batch loop, the wasm call and the pass-all filter)
+//   C ring work         bench/ring_work.c (cc -O2): one ring's work in C (walk the slots, write
+//                       verdicts, count, advance head), CPU ns/packet: the host cost's baseline
 //   scaling             2 x (rings=1 CPU/packet) / (rings=2 CPU/packet): the throughput two
 //                       rings on two free cores would reach relative to one ring, as far as
 //                       CPU time per packet decides it (it leaves out memory bandwidth and the
-//                       shared L3, which CPU time cannot see on a loaded 2-core machine)
+//                       shared L3, which CPU time cannot see on a loaded 2-core machine;
+//                       docs/perf-multicore.md)
 // NB: CPU time, not wall time: the machine is shared; wall time would measure the neighbours.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROUNDS = Number(process.argv[2] ?? 5);
-const PACKETS = Number(process.argv[3] ?? 10_000_000);
-const BASELINE = process.argv[4];
+const JSON_OUT = process.argv.includes('--json');
+const ARGS = process.argv.slice(2).filter((a) => a !== '--json');
+const ROUNDS = Number(ARGS[0] ?? 5);
+const PACKETS = Number(ARGS[1] ?? 10_000_000);
+const BASELINE = ARGS[2];
 const SMALL = 1000;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../dist/nmwasm.mjs');
@@ -40,7 +50,7 @@ function die(message) {
 }
 
 if (!existsSync(CLI) || !existsSync(PASS) || !existsSync(ADDON)) die('run npm run build first (dist/nmwasm.mjs, build/Release/nmwasm.node and filters/build/fixtures/pass.wasm are needed)');
-if (!(ROUNDS >= 1 && PACKETS >= 100_000)) die('usage: gen.mjs [rounds>=1] [packets>=100000] [BASELINE_CLI]');
+if (!(ROUNDS >= 1 && PACKETS >= 100_000)) die(`usage: gen.mjs [rounds>=1] [packets>=100000] [BASELINE_CLI] [--json]; got ${ARGS.join(' ')}`);
 if (BASELINE !== undefined && !existsSync(BASELINE)) die(`baseline CLI ${BASELINE} does not exist`);
 const native = createRequire(import.meta.url)(ADDON);
 
@@ -73,8 +83,22 @@ write(JSON.stringify({ status, cpuUs: used.user + used.system, summary: text }) 
 process.exit(0);
 `;
 
-const childFile = join(mkdtempSync(join(tmpdir(), 'nmwasm-bench-')), 'child.mjs');
+const work = mkdtempSync(join(tmpdir(), 'nmwasm-bench-'));
+const childFile = join(work, 'child.mjs');
 writeFileSync(childFile, CHILD);
+
+// The C baseline of the host's own work, compiled here (cc -O2).
+const RING_WORK = join(work, 'ring_work');
+try {
+  execFileSync('cc', ['-O2', '-o', RING_WORK, here('ring_work.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+} catch (err) {
+  die(`cc -O2 bench/ring_work.c failed (a C compiler is needed for the baseline): ${String(err.stderr ?? err.message).trim().split('\n')[0]}`);
+}
+
+/** One ring's work in C over PACKETS packets: CPU ns/packet of its thread. */
+function ringWorkC() {
+  return Number(execFileSync(RING_WORK, [String(PACKETS * 4)], { encoding: 'utf8' }).trim().split(' ')[0]);
+}
 
 /** A pass-all host over PACKETS through the CLI in a child process: process CPU ns/packet while
  * main() ran, less the same host's over SMALL packets (start-up and shutdown). */
@@ -102,6 +126,7 @@ const RUNS = {
   'gen imix': () => genAlone({ imix: true, sizeMax: 1518 }),
   'host rings=1': () => host(CLI, 'gen:seed=1'),
   'host rings=2': () => host(CLI, 'gen:rings=2'),
+  'C ring work': () => ringWorkC(),
   ...(BASELINE ? { 'baseline host rings=1': () => host(BASELINE, 'gen:seed=1') } : {}),
 };
 
@@ -110,10 +135,27 @@ const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const results = Object.fromEntries(Object.keys(RUNS).map((k) => [k, []]));
 const out = [`${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${PACKETS} packets a run, ${ROUNDS} rounds, 64-byte frames unless imix, medians of CPU ns/packet; load average ${load()} (start)`];
 for (let r = 0; r < ROUNDS; r++) for (const [name, run] of Object.entries(RUNS)) results[name].push(run());
+// Paired per round: the host's run less the generator's run of the same round.
+results['host cost'] = results['host rings=1'].map((x, r) => x - results['gen 64'][r]);
 for (const [name, xs] of Object.entries(results)) out.push(`${name.padEnd(22)} ${median(xs).toFixed(2).padStart(7)} ns/packet   (runs: ${xs.map((x) => x.toFixed(2)).join(' ')})`);
 const one = median(results['host rings=1']);
 const two = median(results['host rings=2']);
-out.push(`scaling, rings=2 vs rings=1 by CPU time per packet: ${((2 * one) / two).toFixed(2)}x (2 x ${one.toFixed(2)} / ${two.toFixed(2)})`);
-out.push(`the generator's part of a one-ring host: ${((100 * median(results['gen 64'])) / one).toFixed(0)}%`);
+const gen = median(results['gen 64']);
+const cost = median(results['host cost']);
+const ringC = median(results['C ring work']);
+const scaling = (2 * one) / two;
+out.push(`scaling, rings=2 vs rings=1 by CPU time per packet: ${scaling.toFixed(2)}x (2 x ${one.toFixed(2)} / ${two.toFixed(2)})`);
+out.push(`the generator's part of a one-ring host: ${((100 * gen) / one).toFixed(0)}%`);
+out.push(`the host's cost beside the source: ${cost.toFixed(2)} ns/packet, ${(cost / ringC).toFixed(2)}x one ring's work in C (${ringC.toFixed(2)})`);
 out.push(`load average ${load()} (end)`);
 process.stdout.write(`${out.join('\n')}\n`);
+if (JSON_OUT) {
+  const how = `node bench/gen.mjs ${ROUNDS} ${PACKETS} --json`;
+  const r2 = (x) => Math.round(x * 100) / 100;
+  const measures = [
+    { name: 'gen: source alone, 64 B frames', unit: 'ns/packet', nmwasm: r2(gen), baseline: null, ratio: null, target: 5, how },
+    { name: "host's cost beside the gen: source (pass-all, one ring) vs one ring's work in C", unit: 'ns/packet', nmwasm: r2(cost), baseline: r2(ringC), ratio: r2(cost / ringC), target: 1.5, how },
+    { name: 'gen: rings=2 vs rings=1, throughput by CPU time per packet', unit: 'x', nmwasm: r2(scaling), baseline: null, ratio: null, target: 1.9, how },
+  ];
+  process.stdout.write(`${JSON.stringify({ measures })}\n`);
+}

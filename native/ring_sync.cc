@@ -91,14 +91,16 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     uint8_t* vs = a.verdictScratch.data();
     copyVerdicts(vs, verdicts, sh.head, done, geo.numSlots);
     uint16_t* lens = a.lenScratch.data();
-    for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
+    const ShadowSlot* shadow = sh.slots.data();  // NB: a local: the byte stores below may alias anything
+    const uint32_t numSlots = geo.numSlots, bufSize = geo.bufSize;
+    for (uint32_t k = 0; k < done; k++, i = advance(i, 1, numSlots)) {
       const uint64_t word = *reinterpret_cast<const volatile uint64_t*>(&gslots[i]);  // buf_idx | len << 32 | flags << 48
-      const ShadowSlot& s = sh.slots[i];
+      const ShadowSlot& s = shadow[i];
       const uint64_t published = uint64_t{s.bufIdx} | uint64_t{s.len} << 32;
       uint32_t guestLen = s.len;
       if (((word ^ published) & 0xFFFFFFFFFFFFull) != 0) {  // buf_idx or len changed (flags are the guest's)
         guestLen = static_cast<uint16_t>(word >> 32);
-        const bool lenOk = guestLen == s.len || (guestLen >= kMinPacketLen && guestLen <= geo.bufSize);
+        const bool lenOk = guestLen == s.len || (guestLen >= kMinPacketLen && guestLen <= bufSize);
         if (static_cast<uint32_t>(word) != s.bufIdx || !lenOk) {
           violations++;
           vs[k] = kVerdictDrop;  // counted once as a violating slot, whatever its verdict
@@ -225,9 +227,10 @@ void publishBatch(RingAttachment& a, RingShadow& sh, uint32_t batch) {
     for (uint32_t j = i; j < i + run; j++) {
       const ShadowSlot& s = shadow[j];
       gslots[j] = NetmapSlot{s.bufIdx, s.len, s.flags, s.tsNs};
+      newBytes += s.len;
     }
-    // Only the slots beyond those already delivered are new (count once).
-    for (uint32_t j = k < sh.delivered ? i + (sh.delivered - k < run ? sh.delivered - k : run) : i; j < i + run; j++) newBytes += shadow[j].len;
+    // The slots already delivered (a batch delivered again) were counted then: taken back out.
+    for (uint32_t j = i; j < i + run && k + (j - i) < sh.delivered; j++) newBytes -= shadow[j].len;
     k += run;
     i = advance(i, run, geo.numSlots);
   }
