@@ -96,6 +96,52 @@ test('a hostile guest: changed buf_idx, len 0, len 4000, unset or invalid verdic
   native.closePort(port.id);
 });
 
+test('bulk validation: one bad verdict at any place of a wrapping batch is one violation; flags and an in-range len are the guest\'s', () => {
+  // No output, no trace: the verdicts are checked eight at a time (ring_sync.cc) and the
+  // batch (63 of 64 slots) starts one slot earlier each time, so every bad byte is tried at
+  // every place of the batch, in the last partial word and across the wrap.
+  const { port, guest, counters, handle } = openAndAttach(genSpec({ count: 0 }), { numSlots: 64 });
+  let n = handle.sync(0, false);
+  const dv = guest.dv();
+  let violations = 0;
+  let faults = 0;
+  let passes = 0;
+  for (const bad of [0x03, 0x7f, 0x80, 0x81, 0xfe, 0xff]) {
+    for (let at = 0; at < n; at++) {
+      const slots = guest.batchSlots(n);
+      for (const i of slots) guest.setVerdict(i, 1);
+      guest.setVerdict(slots[at]!, bad);
+      n = handle.sync(n, false);
+      violations++;
+      faults += slots.length;
+      assert.is(counters[Counter.violations], violations, `verdict 0x${bad.toString(16)} at ${at}`);
+      assert.is(counters[Counter.faultVerdicts], faults);
+      assert.is(counters[Counter.pass], passes);
+    }
+  }
+  // A slot with a changed buf_idx AND a bad verdict is one violating slot, not two.
+  let slots = guest.batchSlots(n);
+  for (const i of slots) guest.setVerdict(i, 1);
+  dv.setUint32(guest.slotAddr(slots[7]!), 60000, true);
+  guest.setVerdict(slots[7]!, 0xff);
+  n = handle.sync(n, false);
+  assert.is(counters[Counter.violations], violations + 1);
+  faults += slots.length;
+  // Changed flags and a len still in 14..nr_buf_size are not violations: PASS, DROP and HOST counted.
+  slots = guest.batchSlots(n);
+  slots.forEach((i, k) => guest.setVerdict(i, k % 3));
+  dv.setUint16(guest.slotAddr(slots[0]!) + 6, 0xabcd, true); // flags
+  dv.setUint16(guest.slotAddr(slots[slots.length - 1]!) + 4, 14, true); // shortest valid len
+  n = handle.sync(n, false);
+  assert.is(counters[Counter.violations], violations + 1);
+  assert.is(counters[Counter.faultVerdicts], faults);
+  assert.is(counters[Counter.drop], slots.filter((_, k) => k % 3 === 0).length);
+  assert.is(counters[Counter.pass], slots.filter((_, k) => k % 3 === 1).length);
+  assert.is(counters[Counter.host], slots.filter((_, k) => k % 3 === 2).length);
+  handle.detach();
+  native.closePort(port.id);
+});
+
 test('one violating slot in a batch: every valid slot gets the fault verdict too and leaves with its host length', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nmwasm-ring-'));
   const outPath = join(dir, 'out.pcap');
