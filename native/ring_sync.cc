@@ -8,6 +8,7 @@
 
 #include <time.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "errors.h"
@@ -28,6 +29,18 @@ inline bool verdictValid(uint8_t v, uint32_t numOutputs) {
   if (v <= kVerdictHost) return true;
   if (v == kVerdictUnset || (v & kVerdictForward) == 0) return false;
   return uint32_t(v & 0x7F) < numOutputs;
+}
+
+static_assert(offsetof(ShadowSlot, len) == 4 && offsetof(ShadowSlot, flags) == 6 && offsetof(NetmapSlot, len) == 4 &&
+                  offsetof(NetmapSlot, flags) == 6 && offsetof(NetmapSlot, ptr) == 8 && sizeof(NetmapSlot) == 16,
+              "a shadow slot starts as a netmap slot does: buf_idx, len, flags");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "slot words are read as buf_idx | len << 32 (little-endian, as wasm memory is)");
+
+/** buf_idx | len << 32 | flags << 48 of a shadow slot: its first 8 bytes, as a netmap slot has them. */
+inline uint64_t shadowWord(const ShadowSlot& s) {
+  uint64_t w;
+  std::memcpy(&w, &s, 8);
+  return w;
 }
 
 /** Copies the `n` verdict bytes from slot `head` on (wrapping at numSlots) to `out` and
@@ -93,20 +106,25 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     uint16_t* lens = a.lenScratch.data();
     const ShadowSlot* shadow = sh.slots.data();  // NB: a local: the byte stores below may alias anything
     const uint32_t numSlots = geo.numSlots, bufSize = geo.bufSize;
-    for (uint32_t k = 0; k < done; k++, i = advance(i, 1, numSlots)) {
-      const uint64_t word = *reinterpret_cast<const volatile uint64_t*>(&gslots[i]);  // buf_idx | len << 32 | flags << 48
-      const ShadowSlot& s = shadow[i];
-      const uint64_t published = uint64_t{s.bufIdx} | uint64_t{s.len} << 32;
-      uint32_t guestLen = s.len;
-      if (((word ^ published) & 0xFFFFFFFFFFFFull) != 0) {  // buf_idx or len changed (flags are the guest's)
-        guestLen = static_cast<uint16_t>(word >> 32);
-        const bool lenOk = guestLen == s.len || (guestLen >= kMinPacketLen && guestLen <= bufSize);
-        if (static_cast<uint32_t>(word) != s.bufIdx || !lenOk) {
-          violations++;
-          vs[k] = kVerdictDrop;  // counted once as a violating slot, whatever its verdict
+    // In at most two runs (the ring wraps once): no wrap test per slot.
+    for (uint32_t k = 0; k < done;) {
+      const uint32_t run = done - k < numSlots - i ? done - k : numSlots - i;
+      for (uint32_t j = i; j < i + run; j++, k++) {
+        const uint64_t word = *reinterpret_cast<const volatile uint64_t*>(&gslots[j]);  // buf_idx | len << 32 | flags << 48
+        const ShadowSlot& s = shadow[j];
+        const uint64_t published = shadowWord(s);
+        uint32_t guestLen = s.len;
+        if (((word ^ published) & 0xFFFFFFFFFFFFull) != 0) {  // buf_idx or len changed (flags are the guest's)
+          guestLen = static_cast<uint16_t>(word >> 32);
+          const bool lenOk = guestLen == s.len || (guestLen >= kMinPacketLen && guestLen <= bufSize);
+          if (static_cast<uint32_t>(word) != s.bufIdx || !lenOk) {
+            violations++;
+            vs[k] = kVerdictDrop;  // counted once as a violating slot, whatever its verdict
+          }
         }
+        lens[k] = static_cast<uint16_t>(guestLen);
       }
-      lens[k] = static_cast<uint16_t>(guestLen);
+      i = advance(i, run, numSlots);
     }
     if (numOutputs == 0) {
       const VerdictCounts vc = countVerdictsNoOutputs(vs, done);
@@ -226,7 +244,10 @@ void publishBatch(RingAttachment& a, RingShadow& sh, uint32_t batch) {
     std::memset(verdicts + i, kVerdictUnset, run);
     for (uint32_t j = i; j < i + run; j++) {
       const ShadowSlot& s = shadow[j];
-      gslots[j] = NetmapSlot{s.bufIdx, s.len, s.flags, s.tsNs};
+      // NB: two 8-byte stores (buf_idx, len, flags as they lie in the shadow; the timestamp).
+      const uint64_t word = shadowWord(s);
+      std::memcpy(&gslots[j], &word, 8);
+      std::memcpy(reinterpret_cast<uint8_t*>(&gslots[j]) + 8, &s.tsNs, 8);
       newBytes += s.len;
     }
     // The slots already delivered (a batch delivered again) were counted then: taken back out.
