@@ -1,6 +1,6 @@
 // Benchmark: the gen: port alone, the host's own cost beside it, and a pass-all host on gen:
 // with one ring and with two.
-// Usage: node bench/gen.mjs [rounds=5] [packets=10000000] [BASELINE_CLI] [--json]
+// Usage: node bench/gen.mjs [rounds=7] [packets=5000000] [BASELINE_CLI] [--json]
 // (needs npm run build and a C compiler `cc`; no root). BASELINE_CLI: another checkout's
 // dist/nmwasm.mjs (e.g. the main branch's), whose pass-all host on one ring is run alongside,
 // for a before/after. --json: the last stdout line is {"measures":[...]} (bench/README.md).
@@ -35,8 +35,8 @@ import { fileURLToPath } from 'node:url';
 
 const JSON_OUT = process.argv.includes('--json');
 const ARGS = process.argv.slice(2).filter((a) => a !== '--json');
-const ROUNDS = Number(ARGS[0] ?? 5);
-const PACKETS = Number(ARGS[1] ?? 10_000_000);
+const ROUNDS = Number(ARGS[0] ?? 7);
+const PACKETS = Number(ARGS[1] ?? 5_000_000);
 const BASELINE = ARGS[2];
 const SMALL = 1000;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
