@@ -135,10 +135,14 @@ test('SIGTERM with a killed guest stuck in bulk-memory instructions beside a goo
   assert.ok(res.stopMs < GUARD_MS);
   assert.match(res.stderr, /timeout fault: a guest call used [\d.]+ ms of CPU .*traffic again after/);
   // The host's reaper reports a killed worker still running REAP_REPORT_MS (250 ms) after its
-  // kill: the stuck instance's thread, and with it its core and memory, must be gone by then
-  // (before every chunk loop of the rewrite called a function, V8's optimized loop finished
-  // its 256 MiB fill first: ~100 ms of CPU, over 250 ms with another clause running).
-  assert.not.match(res.stderr, /killed ring worker (is still running|exited \d+ ms after)/, res.stderr);
+  // kill, with the CPU its thread used since the kill. On a loaded machine the thread may just
+  // not have been scheduled (wall time says nothing), so the test reads that CPU time: the
+  // stuck instance must stop within a few ms of its own CPU (before every chunk loop of the
+  // rewrite called a function, V8's optimized loop finished its 256 MiB fill first: ~100 ms of
+  // CPU), and the host must never have to leave it behind.
+  const cpuSinceKill = /killed ring worker is still running \d+ ms after it was terminated; it used ([\d.]+) ms of CPU since/.exec(res.stderr);
+  if (cpuSinceKill) assert.ok(Number(cpuSinceKill[1]) < 40, `the killed guest kept running on its own CPU: ${res.stderr}`);
+  assert.not.match(res.stderr, /still runs guest code after the run ended/, res.stderr);
   const [stuck, good] = summaries(res.stdout);
   assert.ok(stuck && good, res.stdout);
   assert.is(stuck!.stoppedBy, 'signal');
