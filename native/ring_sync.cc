@@ -23,7 +23,7 @@ inline uint32_t advance(uint32_t i, uint32_t n, uint32_t numSlots) {
 /** A verdict byte the ABI allows, given the number of outputs. NB: 0xFF (unset)
  * would read as FORWARD 127, so it is excluded explicitly. */
 inline bool verdictValid(uint8_t v, uint32_t numOutputs) {
-  if (v <= kVerdictHost) return true;
+  if (v <= kVerdictHost || v == (kVerdictFlow | kVerdictDrop) || v == (kVerdictFlow | kVerdictPass)) return true;
   if (v == kVerdictUnset || (v & kVerdictForward) == 0) return false;
   return uint32_t(v & 0x7F) < numOutputs;
 }
@@ -40,7 +40,7 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     a.txBytes[o] = 0;
   }
   uint64_t pass = 0, drop = 0, host = 0, forward = 0, faultVerdicts = 0, violations = 0;
-  uint32_t hostCount = 0;
+  uint32_t hostCount = 0, flowCount = 0;
 
   // Pass 1: read and check what the guest wrote (each guest field exactly once: the guest's
   // copy is untrusted). A batch with any violation gets the fault verdict on EVERY slot and
@@ -67,8 +67,14 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
   i = sh.head;
   for (uint32_t k = 0; k < done; k++, i = advance(i, 1, geo.numSlots)) {
     const ShadowSlot& s = sh.slots[i];  // NB: s.bufIdx may change in transmitSwap below, after this loop
-    const uint8_t v = whole ? a.faultVerdict : a.verdictScratch[k];
+    uint8_t v = whole ? a.faultVerdict : a.verdictScratch[k];
     const uint32_t len = whole ? s.len : a.lenScratch[k];
+    if ((v & (kVerdictForward | kVerdictFlow)) == kVerdictFlow) {  // DROP or PASS for the flow (checked in pass 1)
+      v &= static_cast<uint8_t>(~kVerdictFlow);
+      // NB: PASS to an output cannot be applied by the kernel; a resized packet was rewritten.
+      if (a.flowCache && (v == kVerdictDrop || numOutputs == 0) && len == s.len)
+        a.flows[flowCount++] = FlowVerdict{port.bufferAt(geo, s.bufIdx), len, v};
+    }
     uint32_t out = UINT32_MAX;
     if (v == kVerdictPass) {
       if (!whole) pass++;
@@ -117,6 +123,7 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     c[Counter::outDrops] += txCount[o] - sent;
     c[Counter::outBytes] += static_cast<double>(bytes);
   }
+  if (flowCount > 0) port.cacheFlows(a.ring, a.flows.data(), flowCount);
   if (hostCount > 0) {
     const uint32_t accepted = port.toHost(a.ring, a.toHost.data(), hostCount);
     if (a.hostStack) c[Counter::hostRefused] += hostCount - accepted;  // else HOST is counted only
@@ -209,6 +216,11 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
   a->hostStack = port->passesToHost();
   a->passToHost = a->hostStack && outputs.empty();
   a->verdictScratch.resize(sh.geo.numSlots);
+  a->flowCache = port->cachesFlows();
+  if (a->flowCache) a->flows.resize(sh.geo.numSlots);
+  // The instance about to serve may judge differently (a swap, a new config): the kernel
+  // forgets what the previous one decided.
+  port->invalidateFlows();
   a->lenScratch.resize(sh.geo.numSlots);
   a->outputs = std::move(outputs);
   // The port's expected packets count once per run: in ring 0's counters (host/engine.ts sums rings).
