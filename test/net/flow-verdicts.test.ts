@@ -35,7 +35,7 @@ interface Setup {
 }
 
 /** Namespaces, the veth, the filter on b's queue 0 and a UDP listener on 7001-7003 that prints each datagram's port. */
-async function setup(k: string): Promise<Setup> {
+async function setup(k: string, ttlMs: number): Promise<Setup> {
   ensureBundle();
   const c = lab.ns(`c${k}`);
   const s = lab.ns(`s${k}`);
@@ -45,10 +45,10 @@ async function setup(k: string): Promise<Setup> {
   lab.exec(c, 'ip', ['addr', 'add', `${net}.1/24`, 'dev', a]);
   lab.exec(s, 'ip', ['addr', 'add', `${net}.2/24`, 'dev', b]);
   const name = `${lab.tag}${k}`;
-  const fw = lab.start(s, process.execPath, [cli, 'load', join(fixtures, 'flow-verdicts.wasm'), '--port', `xdp:${b}-0/R`, '--name', name, '--batch-timeout', '5000', '--json']);
+  const fw = lab.start(s, process.execPath, [cli, 'load', join(fixtures, 'flow-verdicts.wasm'), '--port', `xdp:${b}-0/R`, '--name', name, '--flow-ttl', String(ttlMs), '--batch-timeout', '5000', '--json']);
   await until('the filter to open its port', () => /AF_XDP (copy|zero-copy) mode/.test(fw.output()) || fw.child.exitCode !== null);
   assert.is(fw.child.exitCode, null, fw.output());
-  assert.match(fw.output(), /flow verdicts applied in the kernel for 1000 ms/);
+  assert.match(fw.output(), new RegExp(`flow verdicts applied in the kernel for ${ttlMs} ms`));
   const listener = lab.start(s, 'python3', ['-u', '-c', [
     'import socket, select',
     `socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for p in (7001, 7002, 7003)]`,
@@ -80,7 +80,7 @@ function sendFlow(c: string, dport: number, rest = REST): void {
 const received = (listener: Setup['listener'], port: number): number => listener.output().split('\n').filter((l) => l === String(port)).length;
 
 t('a flow verdict is applied by the kernel: DROP and PASS flows stay out of the filter, counts add up, a plain DROP is never cached', async () => {
-  const { c, fw, listener } = await setup('a');
+  const { c, fw, listener } = await setup('a', 1000);
   sendFlow(c, 7001);
   sendFlow(c, 7002);
   sendFlow(c, 7003);
@@ -107,7 +107,8 @@ t('a flow verdict is applied by the kernel: DROP and PASS flows stay out of the 
 });
 
 t('a hot swap makes the kernel forget the old module\'s flow verdicts', async () => {
-  const { c, fw, listener, name } = await setup('b');
+  // A TTL far longer than the test: only the swap can make the kernel forget.
+  const { c, fw, listener, name } = await setup('b', 600_000);
   sendFlow(c, 7001);
   const swap = execFileSync(process.execPath, [cli, 'swap', name, join(fixtures, 'pass.wasm'), '--json'], { encoding: 'utf8' });
   assert.match(swap, /"ok":\s*true/, swap);
