@@ -148,7 +148,7 @@ constexpr int16_t kCountAt = -52;  // the counter index
  * verdict of the current generation that has not expired, counts it (per-CPU, queue*2 +
  * verdict) and returns XDP_DROP / XDP_PASS. Anything else goes to `redirect`. */
 void emitFlowPath(BpfAsm& a, const ProgramExtras& x, int flow4, int flow6, int redirect) {
-  enum { kLookup = 200, kPorts4, kPorts6, kCounted };
+  enum { kLookup = 200, kPorts4, kPorts6, kCounted, kRefresh };
   auto zeroKey = [&]() {
     for (int16_t off = kKeyAt; off < kKeyAt + 40; off += 8) a.st(BPF_DW, 10, off, 0);
   };
@@ -214,6 +214,11 @@ void emitFlowPath(BpfAsm& a, const ProgramExtras& x, int flow4, int flow6, int r
   a.call(BPF_FUNC_ktime_get_coarse_ns);
   a.ldx(BPF_DW, 1, 7, 8);
   a.jgtReg(0, 1, redirect);  // expired: the filter judges the flow again
+  // Past half its life: this one packet goes to the filter (it may renew the verdict before
+  // it lapses, so a steady flow never falls back to user space wholesale); the next ones
+  // are still decided here. NB: not atomic: two CPUs may both send one packet.
+  a.ldx(BPF_DW, 2, 7, 16);
+  a.jgtReg(0, 2, kRefresh);
   a.ldx(BPF_W, 8, 7, 0);
   a.andImm(8, 1);
   a.ldx(BPF_W, 9, 6, offsetof(xdp_md, rx_queue_index));
@@ -232,6 +237,9 @@ void emitFlowPath(BpfAsm& a, const ProgramExtras& x, int flow4, int flow6, int r
   a.movReg(0, 8);
   a.addImm(0, 1);  // 0 -> XDP_DROP (1), 1 -> XDP_PASS (2)
   a.exit();
+  a.label(kRefresh);
+  a.stx(BPF_DW, 7, 1, 16);  // refreshNs = expiresNs: no other packet is sent for it
+  a.ja(redirect);
 }
 
 /** The injection path (XdpInterface::inject): a frame of exactly kTemplateLen bytes that
@@ -665,12 +673,12 @@ uint32_t XdpInterface::recordFlows(const FlowVerdict* flows, uint32_t count, uin
   if (flowFd_ < 0) return 0;
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  const uint64_t expires = uint64_t(now.tv_sec) * 1000000000ull + uint64_t(now.tv_nsec) + ttlNs;
+  const uint64_t nowNs = uint64_t(now.tv_sec) * 1000000000ull + uint64_t(now.tv_nsec);
   const uint32_t gen = flowGen_.load(std::memory_order_acquire);
   uint32_t n = 0;
   for (uint32_t k = 0; k < count; k++) {
     if (!flowKey(flows[k].data, flows[k].len, &keys[n])) continue;
-    values[n] = XdpFlowValue{flows[k].verdict == kVerdictPass ? 1u : 0u, gen, expires};
+    values[n] = XdpFlowValue{flows[k].verdict == kVerdictPass ? 1u : 0u, gen, nowNs + ttlNs, nowNs + ttlNs / 2};
     n++;
   }
   if (n == 0) return 0;

@@ -51,8 +51,10 @@ struct XdpFlowValue {
   uint32_t verdict;     // 0 = XDP_DROP, 1 = XDP_PASS
   uint32_t generation;  // valid while it equals the interface's generation (invalidateFlows)
   uint64_t expiresNs;   // CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns) after which the filter judges again
+  uint64_t refreshNs;   // after this (half the TTL), ONE packet goes to the filter, which may renew
+                        // the verdict before it expires; the program moves it to expiresNs
 };
-static_assert(sizeof(XdpFlowValue) == 16, "XdpFlowValue is the BPF map value");
+static_assert(sizeof(XdpFlowValue) == 24, "XdpFlowValue is the BPF map value");
 
 class XdpInterface {
  public:
