@@ -10,10 +10,10 @@
 // every round (A B C A B C ...):
 //   ebpf   bench/xdp_rules.c: the 8 rules as an XDP program (raw BPF), attached in native mode,
 //          verdicts counted per CPU: the baseline
-//   fast   nmwasm load firewall.wasm on xdp:IF-0/R with bench.rules + `flow-verdicts`: the
-//          first packets of the flow reach the filter, its DROP for the flow goes into the XDP
-//          program's LRU map and the kernel drops the rest (default --flow-ttl 1000: one packet
-//          a second goes to the filter again)
+//   fast   nmwasm load firewall.wasm on xdp:IF-0/R with bench.rules + `flow-verdicts`,
+//          --flow-ttl 10000: the first packets of the flow reach the filter, its DROP for the
+//          flow goes into the XDP program's LRU map and the kernel drops the rest (one packet
+//          every 5 s goes to the filter again to renew it)
 //   slow   the same firewall without `flow-verdicts`: every packet crosses to user space (the
 //          path before the fast path)
 // and, on traffic where every frame is a new flow (xdp_gen ... new-flows: first-packet
@@ -24,6 +24,8 @@
 // (rx_packets), receiving process (schedstat of all its threads) + NAPI thread; for nmwasm the
 // share of frames the filter saw and the share the kernel decided from flow verdicts. The
 // ratio nmwasm/eBPF is of the medians and "paired" (the median of each round's own ratio).
+// After each steady-flow measurement of ebpf/fast/slow, the attached program alone: the kernel's
+// mean ns per BPF_PROG_RUN over the same frame (xdp_rules run), without the receive path.
 // --json: the common result format on the last stdout line (bench/README.md).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,6 +46,8 @@ const CLI = here('../dist/nmwasm.mjs');
 const FIREWALL = here('../filters/build/firewall.wasm');
 const RULES = readFileSync(here('./bench.rules'), 'utf8');
 const TARGET = 1.5;
+const PROG_RUNS = 1_000_000;
+const ACTIONS = ['aborted', 'drop', 'pass', 'tx', 'redirect'];
 const tag = `xf${process.pid % 10000}`;
 const [nsS, nsR, devA, devB] = [`${tag}s`, `${tag}r`, `${tag}a`, `${tag}b`];
 const children = new Set();
@@ -160,11 +164,12 @@ async function measure(kind, bin, dir) {
     await waitFor(() => /ready/.test(rx.output()) || rx.exited(), 'xdp_rules to attach');
     if (rx.exited()) die(`xdp_rules: ${rx.output()}`);
     await sleep(300);
-    const r = send(bin, rx, newFlows);
+    const r = { ...send(bin, rx, newFlows), ...programAlone(bin) };
     rx.kill('SIGTERM');
     const out = await rx.done;
     const m = /drop (\d+) pass (\d+)/.exec(out) ?? die(`xdp_rules: ${out}`);
-    return { ...r, filter: 0, kernel: Number(m[1]) + Number(m[2]) };
+    // NB: the program's counters also counted the BPF_PROG_RUN runs of programAlone.
+    return { ...r, filter: 0, kernel: Number(m[1]) + Number(m[2]) - (r.progAction === 1 || r.progAction === 2 ? PROG_RUNS : 0) };
   }
   if (base === 'c' || base === 'c busy') {
     const rx = startReceiver([bin.loop, 'rx', devB, String(SECONDS + 1.5), ...(base === 'c busy' ? ['busy'] : [])]);
@@ -175,18 +180,28 @@ async function measure(kind, bin, dir) {
     return { ...r, filter: Number(/rx (\d+)/.exec(out)?.[1] ?? die(`xdp_loop: ${out}`)), kernel: 0 };
   }
   const rules = join(dir, base === 'fast' ? 'fast.rules' : 'slow.rules');
-  const extra = base === 'slow busy' ? ['--busy-poll'] : [];
+  // NB: a TTL longer than a measurement: programAlone, run after the traffic, then still finds
+  // the flow's verdict live (with the default 1000 ms it may have lapsed on a loaded machine).
+  const extra = base === 'slow busy' ? ['--busy-poll'] : base === 'fast' ? ['--flow-ttl', '10000'] : [];
   const rx = startReceiver([process.execPath, CLI, 'load', FIREWALL, '--config', rules, '--port', `xdp:${devB}-0/R`, ...extra, '--batch-timeout', '5000', '--json']);
   await waitFor(() => /AF_XDP (zero-copy|copy) mode/.test(rx.output()) || rx.exited(), 'nmwasm to open its port');
   if (rx.exited()) die(`nmwasm: ${rx.output()}`);
   await sleep(700); // the ring worker instantiates the module
-  const r = send(bin, rx, newFlows);
+  const r = { ...send(bin, rx, newFlows), ...(newFlows ? {} : programAlone(bin)) };
   await sleep(300); // the kernel counters are read every 250 ms, and once at the end
   rx.kill('SIGINT');
   const out = await rx.done;
   const line = out.split('\n').find((l) => l.startsWith('{')) ?? die(`nmwasm: ${out}`);
   const s = JSON.parse(line);
-  return { ...r, filter: s.packets, kernel: (s.kernel?.drop ?? 0) + (s.kernel?.pass ?? 0) };
+  const runs = r.progAction === 1 || r.progAction === 2 ? PROG_RUNS : 0; // programAlone's runs were counted too
+  return { ...r, filter: s.packets, kernel: (s.kernel?.drop ?? 0) + (s.kernel?.pass ?? 0) - runs };
+}
+
+/** The attached XDP program alone: the kernel's mean ns per BPF_PROG_RUN over the bench's frame
+ * (right after the traffic, while a flow verdict is live), and the verdict it gave. */
+function programAlone(bin) {
+  const m = /run (\d+) (\d+)/.exec(sh('ip', ['netns', 'exec', nsR, 'taskset', '-c', RX_CPU, bin.rules, 'run', devB, String(PROG_RUNS)])) ?? die('xdp_rules run printed nothing');
+  return { progNs: Number(m[1]), progAction: Number(m[2]) };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -229,6 +244,11 @@ async function main() {
     if (baseline && baseline !== k) line += `   vs ${baseline}: ${(med(k, perFrame) / med(baseline, perFrame)).toFixed(2)}x, paired ${paired(k, baseline).toFixed(2)}x`;
     lines.push(line);
   }
+  const alone = kinds.filter((k) => results[k][0].progNs !== undefined);
+  lines.push(
+    `XDP program alone (BPF_PROG_RUN x ${PROG_RUNS} over the bench's frame right after the traffic, ns per run, verdict): ` +
+      alone.map((k) => `${k} ${med(k, (r) => r.progNs)} ns (${ACTIONS[results[k][0].progAction] ?? results[k][0].progAction})`).join(', '),
+  );
   if (RAW) for (const k of kinds) results[k].forEach((r, i) => lines.push(`  round ${i + 1} ${k}: ${perFrame(r).toFixed(0)} ns/frame, veth ${r.veth}, sent ${r.sent}, filter ${r.filter}, kernel ${r.kernel}`));
   process.stdout.write(`${lines.join('\n')}\n`);
   if (JSON_OUT) {
@@ -239,6 +259,7 @@ async function main() {
       measure('AF_XDP steady flow, no fast path vs XDP eBPF (8 rules)', 'slow', 'ebpf', null),
       measure('AF_XDP new flow every packet, fast path vs XDP eBPF (8 rules)', 'fast new', 'ebpf new', null),
     ];
+    measures.push({ name: 'AF_XDP fast path, the XDP program alone vs the XDP eBPF program (BPF_PROG_RUN)', unit: 'ns/run', nmwasm: med('fast', (r) => r.progNs), baseline: med('ebpf', (r) => r.progNs), ratio: Number((med('fast', (r) => r.progNs) / med('ebpf', (r) => r.progNs)).toFixed(3)), target: null, how });
     if (BUSY) measures.push(measure('AF_XDP C loop, busy polling vs poll()', 'c busy', 'c', null), measure('AF_XDP nmwasm, --busy-poll vs poll()', 'slow busy', 'slow', null));
     process.stdout.write(`${JSON.stringify({ measures })}\n`);
   }

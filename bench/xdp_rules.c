@@ -19,6 +19,11 @@
  *
  *   xdp_rules IF SECONDS   attach to IF (native/driver mode) for SECONDS, print "ready" once
  *                          attached and "drop N pass M" at the end; detached at exit
+ *   xdp_rules run IF N     run the XDP program attached to IF (whichever: this one or
+ *                          nmwasm's) N times over the bench's frame (xdp_gen's) with
+ *                          BPF_PROG_RUN and print "run NS ACTION": the kernel's mean time per
+ *                          run and the program's verdict; the program alone, without the
+ *                          receive path around it
  *
  * Written as raw BPF instructions (no clang needed), like xdp_gen.c. Compiled by the bench with
  * `cc -O2 ... -lbpf`. Needs root. */
@@ -174,9 +179,27 @@ static void build(int counts) {
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig, stop = 1; }
 
+/* BPF_PROG_RUN of the program attached to `ifname`, `repeat` times, over xdp_gen's frame. */
+static int run(const char *ifname, unsigned repeat) {
+  int ifindex = (int)if_nametoindex(ifname);
+  if (ifindex == 0) die(ifname, errno);
+  uint32_t id = 0;
+  if (bpf_xdp_query_id(ifindex, 0, &id) != 0 || id == 0) die("no XDP program attached", ENOENT);
+  int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) die("bpf_prog_get_fd_by_id", errno);
+  uint8_t frame[60] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+                       0x30, 0x39, 0x1f, 0x40, 0, 26, 0, 0};
+  uint8_t out[128];
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof frame, .data_out = out, .data_size_out = sizeof out, .repeat = repeat);
+  if (bpf_prog_test_run_opts(fd, &opts) != 0) die("BPF_PROG_RUN", errno);
+  printf("run %u %u\n", opts.duration, opts.retval);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "run") == 0) return run(argv[2], (unsigned)atoi(argv[3]));
   if (argc != 3) {
-    fprintf(stderr, "usage: xdp_rules IF SECONDS\n");
+    fprintf(stderr, "usage: xdp_rules IF SECONDS | xdp_rules run IF N\n");
     return 2;
   }
   int ifindex = (int)if_nametoindex(argv[1]);
