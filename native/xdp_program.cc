@@ -152,7 +152,15 @@ void emitFlowPath(BpfAsm& a, const ProgramExtras& x, int flow4, int flow6, int r
   auto zeroKey = [&]() {
     for (int16_t off = kKeyAt; off < kKeyAt + 40; off += 8) a.st(BPF_DW, 10, off, 0);
   };
+  // NB: while no flow verdict is recorded (a filter that never sets the bit) the frame skips
+  // the key and the lookup: one load and a branch.
+  auto active = [&]() {
+    a.ldMapValue(4, x.flowGenFd, 4);
+    a.ldx(BPF_W, 4, 4, 0);
+    a.jeqImm(4, 0, redirect);
+  };
   a.label(flow4);
+  active();
   zeroKey();
   a.ldx(BPF_H, 5, 2, 20);  // flags + fragment offset, read little-endian
   a.andImm(5, 0xFF3F);     // MF | offset (0x3FFF in network order)
@@ -181,6 +189,7 @@ void emitFlowPath(BpfAsm& a, const ProgramExtras& x, int flow4, int flow6, int r
   a.ja(kLookup);
 
   a.label(flow6);
+  active();
   zeroKey();
   a.ldx(BPF_B, 5, 2, 20);
   for (int nh : {0, 43, 44, 50, 51, 60, 135, 139, 140}) a.jeqImm(5, nh, redirect);
@@ -674,6 +683,19 @@ uint32_t XdpInterface::recordFlows(const FlowVerdict* flows, uint32_t count, uin
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   const uint64_t nowNs = uint64_t(now.tv_sec) * 1000000000ull + uint64_t(now.tv_nsec);
+  if (!flowActive_.load(std::memory_order_acquire)) {
+    // The first verdicts since the last invalidation: the program starts looking flows up.
+    // NB: under the lock, so that a concurrent invalidateFlows never sees its new generation
+    // overwritten with this older one (the old module's verdicts would count again).
+    std::lock_guard<std::mutex> lock(flowMu_);
+    if (!flowActive_.load(std::memory_order_acquire)) {
+      const uint32_t key = 0, value[2] = {flowGen_.load(std::memory_order_acquire), 1};
+      bpf_map_update_elem(flowGenFd_, &key, value, BPF_ANY);
+      flowActive_.store(true, std::memory_order_release);
+    }
+  }
+  // A generation read after the activation: at worst older than the map's (a swap meanwhile),
+  // and then these verdicts never apply.
   const uint32_t gen = flowGen_.load(std::memory_order_acquire);
   uint32_t n = 0;
   for (uint32_t k = 0; k < count; k++) {
@@ -695,9 +717,11 @@ uint32_t XdpInterface::recordFlows(const FlowVerdict* flows, uint32_t count, uin
 
 void XdpInterface::invalidateFlows() noexcept {
   if (flowGenFd_ < 0) return;
+  std::lock_guard<std::mutex> lock(flowMu_);
   const uint32_t gen = flowGen_.fetch_add(1, std::memory_order_acq_rel) + 1;
-  const uint32_t key = 0;
-  bpf_map_update_elem(flowGenFd_, &key, &gen, BPF_ANY);
+  const uint32_t key = 0, value[2] = {gen, 0};
+  bpf_map_update_elem(flowGenFd_, &key, value, BPF_ANY);
+  flowActive_.store(false, std::memory_order_release);
 }
 
 void XdpInterface::flowCounts(uint32_t queue, uint64_t* drop, uint64_t* pass) const noexcept {
@@ -752,10 +776,10 @@ std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const
   if (kernelClasses) {
     // The flow path (docs/ABI.md "Flow verdicts"); a kernel without LRU maps runs without it.
     x->flowFd_ = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "nmwasm_flows", sizeof(XdpFlowKey), sizeof(XdpFlowValue), XdpInterface::kFlowEntries, &gopts);
-    x->flowGenFd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "nmwasm_flowgen", 4, 4, 1, &gopts);
+    x->flowGenFd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "nmwasm_flowgen", 4, 8, 1, &gopts);
     x->flowCountFd_ = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "nmwasm_flowcnt", 4, 8, queues * 2, &gopts);
-    const uint32_t key = 0, gen = 1;
-    if (x->flowFd_ < 0 || x->flowGenFd_ < 0 || x->flowCountFd_ < 0 || bpf_map_update_elem(x->flowGenFd_, &key, &gen, BPF_ANY) != 0) x->dropFlowPath();
+    const uint32_t key = 0, value[2] = {1, 0};  // generation 1, no verdict recorded yet
+    if (x->flowFd_ < 0 || x->flowGenFd_ < 0 || x->flowCountFd_ < 0 || bpf_map_update_elem(x->flowGenFd_, &key, value, BPF_ANY) != 0) x->dropFlowPath();
   }
   x->passFd_ = loadProgram(port, "nmwasm_host", {bpf_insn{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, kXdpPass}, bpf_insn{BPF_JMP | BPF_EXIT, 0, 0, 0, 0}});
 

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "port.h"  // TxPacket
@@ -139,9 +140,11 @@ class XdpInterface {
   size_t stageBytes_ = 0;
   uint64_t secret_[2] = {0, 0};  // marks the template frames of inject's runs
   int flowFd_ = -1;       // LRU hash XdpFlowKey -> XdpFlowValue
-  int flowGenFd_ = -1;    // array[1] of u32: the current generation
+  int flowGenFd_ = -1;    // array[1] of {u32 generation, u32 active}: active = 0 while no verdict of this generation is recorded
   int flowCountFd_ = -1;  // per-CPU array[queues * 2] of u64: queue*2 + 0 dropped, + 1 passed
   std::atomic<uint32_t> flowGen_{1};
+  mutable std::atomic<bool> flowActive_{false};  // the program's active flag, as last written
+  mutable std::mutex flowMu_;                    // orders the writes of the generation map
   std::string flowLog_;   // the verifier's reasons when the fullest program was refused
 };
 
