@@ -7,6 +7,10 @@
  *
  *   xdp_gen tx IF SECONDS   send the 60-byte UDP frame of packet_loop tx (64 on the wire)
  *                           for SECONDS; print "tx PACKETS" (frames the program redirected)
+ *   xdp_gen tx IF SECONDS new-flows
+ *                           the same, but every frame a new flow: a 32-bit counter of the
+ *                           program goes into the source port and the low 16 bits of the
+ *                           source address (bench/xdp-fast.mjs, first-packet behaviour)
  *   xdp_gen probe CPU CPU   time a cache line's round trip between two threads pinned to
  *                           the two CPUs (20 samples of 20,000 trips, 0.1-0.2 s); print
  *                           "probe NANOSECONDS", the median sample. The source and the
@@ -76,10 +80,57 @@ static int load_redirect_program(int ifindex) {
   return fd;
 }
 
-static int tx(const char *ifname, double seconds) {
+/* The new-flows program: numbers each frame (a per-CPU counter), writes the number into the
+ * source port (bytes 34-35) and source address bytes 28-29, then redirects as above. */
+static int load_new_flows_program(int ifindex) {
+  int counter = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "xdp_gen_flows", 4, 8, 1, NULL);
+  if (counter < 0) die("bpf_map_create", errno);
+#define I(c, d, s, o, i) {.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)}
+  struct bpf_insn program[] = {
+      I(BPF_ALU64 | BPF_MOV | BPF_X, 6, 1, 0, 0),                       /* r6 = ctx */
+      I(BPF_ST | BPF_W | BPF_MEM, 10, 0, -4, 0),                        /* key 0 */
+      I(BPF_LD | BPF_DW | BPF_IMM, 1, BPF_PSEUDO_MAP_FD, 0, counter), I(0, 0, 0, 0, 0),
+      I(BPF_ALU64 | BPF_MOV | BPF_X, 2, 10, 0, 0),
+      I(BPF_ALU64 | BPF_ADD | BPF_K, 2, 0, 0, -4),
+      I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),
+      I(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 0, 0),                         /* no counter: send as is */
+      I(BPF_LDX | BPF_DW | BPF_MEM, 7, 0, 0, 0),
+      I(BPF_ALU64 | BPF_ADD | BPF_K, 7, 0, 0, 1),
+      I(BPF_STX | BPF_DW | BPF_MEM, 0, 7, 0, 0),
+      I(BPF_LDX | BPF_W | BPF_MEM, 2, 6, offsetof(struct xdp_md, data), 0),
+      I(BPF_LDX | BPF_W | BPF_MEM, 3, 6, offsetof(struct xdp_md, data_end), 0),
+      I(BPF_ALU64 | BPF_MOV | BPF_X, 4, 2, 0, 0),
+      I(BPF_ALU64 | BPF_ADD | BPF_K, 4, 0, 0, 36),
+      I(BPF_JMP | BPF_JGT | BPF_X, 4, 3, 0, 0),                         /* too short: send as is */
+      I(BPF_STX | BPF_H | BPF_MEM, 2, 7, 34, 0),                        /* source port */
+      I(BPF_ALU64 | BPF_RSH | BPF_K, 7, 0, 0, 16),
+      I(BPF_STX | BPF_H | BPF_MEM, 2, 7, 28, 0),                        /* source address bytes 28-29 */
+      I(BPF_ALU64 | BPF_MOV | BPF_K, 1, 0, 0, ifindex),
+      I(BPF_ALU64 | BPF_MOV | BPF_K, 2, 0, 0, 0),
+      I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_redirect),
+      I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+  };
+#undef I
+  /* the two jumps above go to the redirect (instruction 19), counted from the next instruction */
+  program[7].off = 19 - 8;   /* the null check */
+  program[15].off = 19 - 16; /* the length check */
+  static char log[4096];
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_buf = log, .log_size = sizeof log, .log_level = 0);
+  int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "xdp_gen_flows", "GPL", program, sizeof program / sizeof program[0], &opts);
+  if (fd < 0) {
+    int err = errno;
+    opts.log_level = 1;
+    bpf_prog_load(BPF_PROG_TYPE_XDP, "xdp_gen_flows", "GPL", program, sizeof program / sizeof program[0], &opts);
+    fprintf(stderr, "xdp_gen: verifier: %s\n", log);
+    die("bpf_prog_load", err);
+  }
+  return fd;
+}
+
+static int tx(const char *ifname, double seconds, int newFlows) {
   int ifindex = (int)if_nametoindex(ifname);
   if (ifindex == 0) die(ifname, errno);
-  int prog = load_redirect_program(ifindex);
+  int prog = newFlows ? load_new_flows_program(ifindex) : load_redirect_program(ifindex);
   /* the frame of packet_loop tx: 02:00:00:00:00:01 -> 02:00:00:00:00:02, 10.0.0.1:12345 ->
    * 10.0.0.2:8000 UDP, 18 zero bytes of payload; every frame the same (packet_loop varies
    * the source port's low byte, which no receiver of the bench looks at) */
@@ -152,8 +203,9 @@ static int probe(int cpu_a, int cpu_b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 4 && strcmp(argv[1], "tx") == 0) return tx(argv[2], atof(argv[3]));
+  if (argc == 4 && strcmp(argv[1], "tx") == 0) return tx(argv[2], atof(argv[3]), 0);
+  if (argc == 5 && strcmp(argv[1], "tx") == 0 && strcmp(argv[4], "new-flows") == 0) return tx(argv[2], atof(argv[3]), 1);
   if (argc == 4 && strcmp(argv[1], "probe") == 0) return probe(atoi(argv[2]), atoi(argv[3]));
-  fprintf(stderr, "usage: xdp_gen tx IF SECONDS | xdp_gen probe CPU CPU\n");
+  fprintf(stderr, "usage: xdp_gen tx IF SECONDS [new-flows] | xdp_gen probe CPU CPU\n");
   return 2;
 }

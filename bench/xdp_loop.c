@@ -7,6 +7,8 @@
  *   xdp_loop rx IF SECONDS    receive for SECONDS, read each frame's ethertype (nmwasm's
  *                             filters read the headers), hand the frame straight back to
  *                             the fill ring; print "rx PACKETS BYTES"
+ *   xdp_loop rx IF SECONDS busy   the same with busy polling, as nmwasm's --busy-poll:
+ *                             SO_PREFER_BUSY_POLL, SO_BUSY_POLL 20 us, SO_BUSY_POLL_BUDGET 64
  *
  * Attach method (differs from nmwasm, on purpose kept minimal): libxdp's default XSK
  * program (it redirects every frame of a queue with a socket to that socket through an
@@ -58,7 +60,7 @@ static unsigned refill(struct xsk_ring_prod *fill, uint64_t *free_addrs, unsigne
   return n;
 }
 
-static int rx(const char *ifname, double seconds) {
+static int rx(const char *ifname, double seconds, int busy) {
   size_t size = (size_t)FRAMES * FRAME;
   void *area = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (area == MAP_FAILED) die("mmap", errno);
@@ -79,6 +81,12 @@ static int rx(const char *ifname, double seconds) {
   }
   if (err) die("xsk_socket__create", -err);
   int fd = xsk_socket__fd(xsk);
+  if (busy) {
+    const int on = 1, usecs = 20, budget = 64;
+    if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &on, sizeof on) || setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof usecs) ||
+        setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof budget))
+      die("setsockopt (busy polling)", errno);
+  }
 
   static uint64_t free_addrs[FRAMES];
   unsigned free_count = 0;
@@ -117,10 +125,10 @@ static int rx(const char *ifname, double seconds) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4 || strcmp(argv[1], "rx") != 0) {
-    fprintf(stderr, "usage: xdp_loop rx IF SECONDS\n");
+  if ((argc != 4 && !(argc == 5 && strcmp(argv[4], "busy") == 0)) || strcmp(argv[1], "rx") != 0) {
+    fprintf(stderr, "usage: xdp_loop rx IF SECONDS [busy]\n");
     return 2;
   }
   if (if_nametoindex(argv[2]) == 0) die(argv[2], errno);
-  return rx(argv[2], atof(argv[3]));
+  return rx(argv[2], atof(argv[3]), argc == 5);
 }

@@ -96,7 +96,7 @@ function run(d: CanaryData): CanaryMessage {
   const adv = new DataView(memory.buffer);
   for (let i = 0; i < count; i++) {
     const v = after[ring + VERDICT_OFS + i]!;
-    const valid = v === 0 || v === 1 || v === 2 || (v >= 0x80 && v < 0x80 + d.outputs);
+    const valid = v === 0 || v === 1 || v === 2 || v === 0x40 || v === 0x41 || (v >= 0x80 && v < 0x80 + d.outputs);
     if (!valid) return fail(`invalid verdict 0x${v.toString(16)} for sample packet ${i} (of ${count})`, count);
     const len = adv.getUint16(ring + SLOTS_OFS + i * 16 + 4, true);
     if (len < 14 || len > BUF_SIZE) return fail(`sample packet ${i}: slot len set to ${len} (expected 14..${BUF_SIZE})`, count);

@@ -25,12 +25,17 @@ import { traceText } from './trace.ts';
 import { watchModule } from './watch.ts';
 import { makeSwapHook } from './swap.ts';
 
+/** --flow-ttl default and bound (ms). */
+export const DEFAULT_FLOW_TTL_MS = 1000;
+const FLOW_TTL_MAX_MS = 3_600_000;
+
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
 usage:
   nmwasm load MODULE --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]
                      [--count N] [--duration S] [--on-fault open|closed|previous] [--batch-timeout MS]
                      [--watch] [--json] [--name NAME] [--status-interval S] [--metrics ADDR:PORT [--metrics-public]]
+                     [--flow-ttl MS] [--busy-poll]
                      [+ MODULE --port SPEC ...]...
   nmwasm test MODULE --port pcap:FILE [--config FILE] [--out pcap:FILE] [--json] [--trace]
              (--pcap FILE and --out FILE, without pcap:, are the same)
@@ -57,6 +62,9 @@ MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), a filter
 --watch     load: hot-swap the module when its file or the --config file changes (canary first,
             docs/ABI.md section 8); a file that does not validate leaves the old module running
 --batch-timeout  CPU budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a batch over it is killed and a standby takes over
+--flow-ttl MS  (AF_XDP input) how long a DROP or PASS the filter marks for the packet's flow is
+            applied by the kernel without the filter (default ${DEFAULT_FLOW_TTL_MS}; 0: never; docs/ABI.md "Flow verdicts")
+--busy-poll (AF_XDP) the sockets poll the interface themselves (SO_PREFER_BUSY_POLL, SO_BUSY_POLL)
 --json      machine-readable summary on stdout
 --trace     (test) one line per frame: its number (as tcpdump -# counts), verdict and length,
             and the lines the filter logged for it (docs/FILTERS.md "Tracing")
@@ -106,6 +114,8 @@ const LOAD_OPTIONS: OptionTable = {
   'status-interval': { type: 'string', value: 'a number of seconds' },
   metrics: { type: 'string', value: 'ADDR:PORT' },
   'metrics-public': { type: 'boolean' },
+  'flow-ttl': { type: 'string', value: 'a number of milliseconds' },
+  'busy-poll': { type: 'boolean' },
   ...LIMIT_OPTIONS,
 };
 const TEST_OPTIONS: OptionTable = {
@@ -552,6 +562,16 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
   // A bridge carries every frame, ARP and ICMP included: an AF_XDP input then leaves nothing to the kernel.
   if (toTexts.length > 0) input = bridgeInput(input);
+  const flowTtlMs = integerOption('flow-ttl', str(values, 'flow-ttl'), 0, FLOW_TTL_MAX_MS, 'milliseconds');
+  if (flowTtlMs !== undefined && input.kind !== 'xdp') throw new UsageError(`--flow-ttl: expected an AF_XDP --port (xdp:IF), got ${quote(portText)} (${input.kind})`);
+  if (input.kind === 'xdp') input = { ...input, flowTtlMs: flowTtlMs ?? DEFAULT_FLOW_TTL_MS };
+  if (values['busy-poll'] === true) {
+    if (input.kind !== 'xdp' && !outputs.some((o) => o.kind === 'xdp')) throw new UsageError(`--busy-poll: expected an AF_XDP port (xdp:IF) in the clause, got none (--port ${quote(portText)} is ${input.kind})`);
+    if (input.kind === 'xdp') input = { ...input, busyPoll: true };
+    outputs.forEach((o, i) => {
+      if (o.kind === 'xdp') outputs[i] = { ...o, busyPoll: true };
+    });
+  }
   const statusText = str(values, 'status-interval');
   const host: HostRequest = {
     ...(str(values, 'name') !== undefined ? { name: checkHostName(str(values, 'name')!) } : {}),
@@ -563,8 +583,9 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const reqs: RunRequest[] = [{ ...common, input, outputs, startup: startupLines(portText, input, [...toTexts, ...(outText === undefined ? [] : [outText])], outputs) }];
   if (bidir) {
     // The way back: the --to port as an input, the --port port as its output.
-    const backInput = bridgeInput(portOption('--to', toTexts[0]!, 'in'));
-    const backOutputs = [portOption('--port', portText, 'out')];
+    let backInput = bridgeInput(portOption('--to', toTexts[0]!, 'in'));
+    if (backInput.kind === 'xdp' && values['busy-poll'] === true) backInput = { ...backInput, busyPoll: true };
+    const backOutputs = [portOption('--port', portText, 'out')].map((o) => (o.kind === 'xdp' && values['busy-poll'] === true ? { ...o, busyPoll: true } : o));
     reqs.push({ ...common, input: backInput, outputs: backOutputs, startup: startupLines(toTexts[0]!, backInput, [portText], backOutputs) });
   }
   return reqs;

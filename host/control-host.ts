@@ -231,6 +231,7 @@ export class HostControl {
         stoppedBy: 'running',
         statsNames: c.loaded.description.manifest?.stats ?? [],
         oversize: 0,
+        kernel: engine?.kernelVerdicts,
       } as unknown as Parameters<typeof summaryJson>[0];
       return summaryJson(live, c.ctx, false);
     });
@@ -244,6 +245,7 @@ export class HostControl {
       rings: this.engines[i]?.ringRuns ?? [],
       swaps: this.swaps[i]!,
       canaryFailures: this.canaryFailures[i]!,
+      kernel: this.engines[i]?.kernelVerdicts ?? { drop: 0, pass: 0 },
     }));
   }
 }

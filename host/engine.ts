@@ -103,6 +103,14 @@ export interface RunResult {
   stoppedBy: 'eof' | 'count' | 'duration' | 'signal' | 'link'; // link: an interface of the clause was deleted (exit 1)
   statsNames: string[];
   oversize: number; // frames the input's kernel dropped for being longer than its frames (AF_XDP)
+  /** Packets of the input the kernel decided from the filter's flow verdicts, never taken from the port (AF_XDP). */
+  kernel?: KernelVerdicts;
+}
+
+/** Packets the kernel dropped / passed from flow verdicts (docs/ABI.md "Flow verdicts"). */
+export interface KernelVerdicts {
+  drop: number;
+  pass: number;
 }
 
 /** Creates a ring worker. In the bundle this file is dist/nmwasm.mjs next to dist/worker.mjs;
@@ -143,6 +151,7 @@ export class Engine {
   private stoppedBy: RunResult['stoppedBy'] = 'eof';
   private linkCheckedAt = 0;
   private oversize = 0;
+  private readonly kernel: KernelVerdicts = { drop: 0, pass: 0 };
   /** Packets the rings may still take from the input (RingWorkerData.budget); 0 once stopping. */
   private readonly budget = new BigInt64Array(new SharedArrayBuffer(8));
   private settled = false;
@@ -222,6 +231,11 @@ export class Engine {
     return this.input;
   }
 
+  /** Packets of the input the kernel decided from flow verdicts, as of the last link check (every 250 ms). */
+  get kernelVerdicts(): KernelVerdicts {
+    return { ...this.kernel };
+  }
+
   /** Start-up notices of every port of this engine, input first (offloads, leftovers removed, ...). */
   get portNotices(): string[] {
     return this.opened.flatMap((info) => info.notices ?? []);
@@ -239,7 +253,7 @@ export class Engine {
 
   /** What the run has counted so far (the summary of a run cut off by the stop deadline). */
   snapshot(): RunResult {
-    return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [], oversize: this.oversize };
+    return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [], oversize: this.oversize, kernel: { ...this.kernel } };
   }
 
   /** Asks every ring to give the batch in hand its verdicts and end (SIGINT/SIGTERM,
@@ -655,6 +669,10 @@ export class Engine {
           if (this.oversize === 0) this.opts.onEvent?.('notice', -1, `${port.name}: the kernel drops frames longer than the port's frames hold (1792 bytes on AF_XDP); counted in the summary (oversize): lower the MTU`);
           this.oversize = seen.oversize;
         }
+        if (i === 0) {
+          this.kernel.drop = Math.max(this.kernel.drop, seen.kernelDrop);
+          this.kernel.pass = Math.max(this.kernel.pass, seen.kernelPass);
+        }
       } catch {
         continue; // closed meanwhile (a shared port its other engine closed)
       }
@@ -695,6 +713,7 @@ export class Engine {
       stoppedBy,
       statsNames: this.opts.loaded.description.manifest?.stats ?? [],
       oversize: this.oversize,
+      kernel: { ...this.kernel },
     });
   }
 

@@ -20,6 +20,8 @@ export interface MetricsClause {
   rings: readonly RingRun[];
   swaps: number;
   canaryFailures: number;
+  /** Packets of the input the kernel decided from flow verdicts (AF_XDP). */
+  kernel: { drop: number; pass: number };
 }
 
 export interface MetricsAddress {
@@ -117,6 +119,18 @@ export function hostRegistry(hostName: string, clauses: () => MetricsClause[], s
   };
   perClause('nmwasm_swaps_total', 'Modules swapped in while traffic flowed.', (cl) => cl.swaps);
   perClause('nmwasm_canary_failures_total', 'Swaps refused because the canary faulted.', (cl) => cl.canaryFailures);
+  new PromCounter<'host' | 'clause' | 'module' | 'port' | 'verdict'>({
+    name: 'nmwasm_kernel_verdicts_total',
+    help: 'Packets the kernel decided from the filter\'s flow verdicts without handing them to the ring (AF_XDP); not in nmwasm_packets_total.',
+    labelNames: ['host', 'clause', 'module', 'port', 'verdict'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const cl of clauses()) {
+        for (const verdict of ['drop', 'pass'] as const) this.inc({ host: hostName, clause: String(cl.clause), module: cl.module, port: cl.port, verdict }, cl.kernel[verdict]);
+      }
+    },
+  });
   const perRingGauge = (name: string, help: string, slot: number): void => {
     new Gauge<L>({
       name,

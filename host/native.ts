@@ -124,6 +124,8 @@ export interface LivePortSpec {
   xdpBind: 'zerocopy' | 'copy' | ''; // AF_XDP bind mode, '' = the driver decides
   xdpAttach: 'native' | 'skb' | ''; // AF_XDP attach mode, '' = the driver decides
   xdpKernelClasses: boolean; // AF_XDP input: ARP/ICMP/ICMPv6 stay with the kernel; false for a bridge (--to): every frame to the filter
+  flowTtlMs?: number; // AF_XDP input: how long a flow verdict holds in the kernel (--flow-ttl; docs/ABI.md "Flow verdicts"), 0 = never cached; absent = 0
+  busyPoll?: boolean; // AF_XDP: busy polling on the sockets (--busy-poll)
 }
 
 export interface PortOptions {
@@ -193,6 +195,8 @@ export const LinkState = { up: 0, down: 1, gone: 2 } as const;
 export interface PortLink {
   link: number; // LinkState: up (also every port without an interface), down (not up or no carrier), gone (deleted: the port ended)
   oversize: number; // frames the kernel dropped because they are longer than the port's frames (AF_XDP), since open
+  kernelDrop: number; // packets the kernel dropped from flow verdicts without handing them to the port (AF_XDP), since open
+  kernelPass: number; // packets the kernel passed to its stack from flow verdicts (AF_XDP), since open
 }
 
 export interface NativeAddon {

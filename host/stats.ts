@@ -247,6 +247,7 @@ export function summaryJson(result: RunResult, ctx: SummaryContext, withTrace: b
     out: { packets: t.outPackets, bytes: t.outBytes, zeroCopy: t.outSwapped, drops: t.outDrops },
     logSuppressed: t.logSuppressed,
     oversize: result.oversize ?? 0,
+    kernel: { drop: result.kernel?.drop ?? 0, pass: result.kernel?.pass ?? 0 },
     filterStats,
   };
   if (withTrace) {
@@ -270,6 +271,10 @@ export function summaryText(result: RunResult, ctx: SummaryContext): string {
     `${ctx.module} on ${ctx.port}: ${t.packets} packets (${t.bytes} bytes) in ${secs.toFixed(2)} s, ${compact(t.packets / Math.max(secs, 1e-3))} pps, ${t.batches} batches, ${t.wasmCalls} wasm calls${result.stoppedBy !== 'eof' ? `, stopped by ${result.stoppedBy}` : ''}`,
     `verdicts: pass ${t.pass}, drop ${t.drop}, host ${t.host}, forward ${t.forward}, fault ${t.faultVerdicts}${t.faultVerdicts > 0 && ctx.onFault ? ` (${ctx.onFault === 'open' ? 'passed' : 'dropped'}: --on-fault ${ctx.onFault})` : ''}`,
   ];
+  const k = result.kernel;
+  if (k !== undefined && k.drop + k.pass > 0) {
+    lines.push(`kernel: drop ${k.drop}, pass ${k.pass} (flow verdicts applied by the XDP program; never taken from the port, not in packets)`);
+  }
   const missing = t.packets - verdictTotal(t);
   if (missing !== 0) lines.push(`unaccounted: ${missing} packets taken from the port without a verdict (a bug in nmwasm: please report it with this summary)`);
   const f = t.faults;

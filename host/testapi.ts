@@ -303,8 +303,8 @@ class Guest {
       if (len !== batch[k]!.data.length && (len < 14 || len > BUF_SIZE)) return fail(`violation: frame ${frame}: len ${len} outside 14..${BUF_SIZE}`);
       const verdict = after.getUint8(VERDICTS + s);
       if (verdict === 0xff) return fail(`violation: frame ${frame}: verdict left unset`);
-      if (verdict > 2 && verdict < 0x80) return fail(`violation: frame ${frame}: invalid verdict 0x${verdict.toString(16)}`);
-      verdicts.push(verdict);
+      if (verdict > 2 && verdict < 0x80 && verdict !== 0x40 && verdict !== 0x41) return fail(`violation: frame ${frame}: invalid verdict 0x${verdict.toString(16)}`);
+      verdicts.push(verdict < 0x80 ? verdict & ~0x40 : verdict); // DROP/PASS for the flow (0x40 | v) are DROP/PASS here
       data.push(new Uint8Array(this.memory.buffer.slice(bufAt(s), bufAt(s) + len)));
     }
     return { verdicts, data, logs: this.logs, fault: null };

@@ -60,6 +60,8 @@ inline NetmapSlot* ringSlots(NetmapRing* ring) {
 constexpr uint8_t kVerdictDrop = 0x00;
 constexpr uint8_t kVerdictPass = 0x01;
 constexpr uint8_t kVerdictHost = 0x02;
+// | DROP or PASS: the verdict holds for the packet's flow (docs/ABI.md section 3, "Flow verdicts")
+constexpr uint8_t kVerdictFlow = 0x40;
 constexpr uint8_t kVerdictForward = 0x80;  // | output index
 constexpr uint8_t kVerdictUnset = 0xFF;
 

@@ -69,6 +69,13 @@ struct TxPacket {
   uint64_t tsNs;
 };
 
+/** A DROP or PASS the filter marked as valid for the packet's whole flow (kVerdictFlow). */
+struct FlowVerdict {
+  const uint8_t* data;  // the packet as the filter left it
+  uint32_t len;
+  uint8_t verdict;      // kVerdictDrop or kVerdictPass
+};
+
 /** One packet handed to an output port that shares the sender's packet memory: the
  * output may take the slot's buffer and put a free one of its own in `slot->bufIdx`
  * (netmap's zero-copy forwarding with NS_BUF_CHANGED). */
@@ -143,6 +150,19 @@ class Port {
    * netmap hardware rings); false: the kernel keeps its own copy anyway (AF_PACKET) or
    * there is no host stack (files, generator, software ports), so PASS is counted only. */
   virtual bool passesToHost() const { return false; }
+  /** Whether the port applies flow verdicts in the kernel (cacheFlows): AF_XDP inputs whose
+   * XDP program looks flows up (not a bridge), with a flow TTL > 0. */
+  virtual bool cachesFlows() const { return false; }
+  /** Records `count` flow verdicts of `ring`'s batch for the kernel to apply to the rest of
+   * each flow (AF_XDP: one batched map update). Once per batch, only when cachesFlows().
+   * Never throws or allocates. */
+  virtual void cacheFlows(uint32_t ring, const FlowVerdict* flows, uint32_t count) noexcept {}
+  /** Forgets every flow verdict recorded so far (a ring was attached: a new instance, maybe of
+   * another module, serves). Never throws. */
+  virtual void invalidateFlows() noexcept {}
+  /** Packets the kernel decided from recorded flow verdicts without handing them to the port
+   * (dropped, passed to the stack), since open. Main thread, slow path. Default 0. */
+  virtual void kernelVerdicts(uint64_t* drop, uint64_t* pass) const noexcept { *drop = 0, *pass = 0; }
   /** One-line warnings for the start-up messages (offloads that merge frames, ...). */
   virtual std::vector<std::string> notices() const { return {}; }
   /** Looks at the port's interface now and returns its LinkState (link_watch.h): up, down
@@ -225,6 +245,8 @@ struct LivePortSpec {
   std::string xdpBind;    // AF_XDP: "zerocopy", "copy" or "" (driver decides)
   std::string xdpAttach;  // AF_XDP: "native", "skb" or "" (driver decides)
   bool xdpKernelClasses;  // AF_XDP input: ARP/ICMP/ICMPv6 stay with the kernel (false: a bridge takes every frame)
+  uint32_t flowTtlMs;     // AF_XDP input: how long a flow verdict holds in the kernel (--flow-ttl), 0 = never cached
+  bool busyPoll;          // AF_XDP: SO_PREFER_BUSY_POLL + SO_BUSY_POLL on the sockets (--busy-poll)
 };
 
 std::shared_ptr<Port> openPacketPort(const LivePortSpec& spec, const PortOptions& opts);  // port_packet.cc

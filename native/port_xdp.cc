@@ -218,6 +218,27 @@ class XdpPort : public Port {
 
   bool passesToHost() const override { return spec_.rx; }
 
+  bool cachesFlows() const override { return flowTtlNs_ > 0; }
+
+  void cacheFlows(uint32_t ring, const FlowVerdict* flows, uint32_t count) noexcept override {
+    if (torn_ || flowTtlNs_ == 0 || ring >= flowKeys_.size()) return;
+    iface_->recordFlows(flows, count, flowTtlNs_, flowKeys_[ring].data(), flowValues_[ring].data());
+  }
+
+  void invalidateFlows() noexcept override {
+    std::lock_guard<std::mutex> lock(txMu_);
+    if (!torn_ && iface_) iface_->invalidateFlows();
+  }
+
+  void kernelVerdicts(uint64_t* drop, uint64_t* pass) const noexcept override {
+    std::lock_guard<std::mutex> lock(txMu_);
+    if (torn_) {
+      *drop = kernelAtTeardown_[0], *pass = kernelAtTeardown_[1];
+      return;
+    }
+    currentKernelVerdicts(drop, pass);
+  }
+
   int pollFd(uint32_t ring) const override { return ring < rings() && !torn_ ? queues_[ring]->fd : -1; }
 
   // NB: a deleted interface unbinds the sockets without waking poll() (xsk_notifier): only
@@ -241,6 +262,16 @@ class XdpPort : public Port {
   void onAbort() noexcept override { teardown(); }
 
  private:
+  void currentKernelVerdicts(uint64_t* drop, uint64_t* pass) const noexcept {
+    *drop = 0, *pass = 0;
+    if (!iface_ || !spec_.rx) return;
+    for (const auto& q : queues_) {
+      uint64_t d = 0, p = 0;
+      iface_->flowCounts(q->queueId, &d, &p);
+      *drop += d, *pass += p;
+    }
+  }
+
   uint64_t currentOversize() const noexcept {
     uint64_t sum = 0;
     for (const auto& q : queues_) {
@@ -302,6 +333,15 @@ class XdpPort : public Port {
 
     XdpAttachMode mode = spec_.xdpAttach == "native" ? XdpAttachMode::Native : spec_.xdpAttach == "skb" ? XdpAttachMode::Skb : XdpAttachMode::Auto;
     if (spec_.rx) iface_ = acquireXdpInterface(name(), spec_.ifname, ifQueues, mode, spec_.xdpKernelClasses);
+    if (spec_.rx && iface_->flowPath() && spec_.flowTtlMs > 0) {
+      flowTtlNs_ = uint64_t{spec_.flowTtlMs} * 1000000ull;
+      flowKeys_.resize(rings);
+      flowValues_.resize(rings);
+      for (uint32_t r = 0; r < rings; r++) {
+        flowKeys_[r].resize(shadow(r).geo.numSlots);
+        flowValues_[r].resize(shadow(r).geo.numSlots);
+      }
+    }
 
     for (size_t k = 0; k < queues_.size(); k++) {
       XskQueue& q = *queues_[k];
@@ -328,7 +368,19 @@ class XdpPort : public Port {
                        (zeroCopyNote_.empty() ? "" : " (" + zeroCopyNote_ + ")") +
                        (spec_.rx ? std::string(iface_->batched() ? ", re-injection to the kernel stack batched (up to 256 frames a BPF_PROG_RUN)"
                                                                  : ", re-injection to the kernel stack one frame a system call (the batched program was refused by this kernel)")
-                                 : std::string()));
+                                 : std::string()) +
+                       (spec_.rx ? flowNotice() : std::string()) + (spec_.busyPoll ? ", busy polling" : ""));
+  }
+
+  /** What the start-up line says about flow verdicts in the kernel. */
+  std::string flowNotice() const {
+    if (flowTtlNs_ > 0) return ", flow verdicts applied in the kernel for " + std::to_string(spec_.flowTtlMs) + " ms";
+    if (!spec_.xdpKernelClasses) return "";  // a bridge: every frame goes to the filter
+    if (spec_.flowTtlMs == 0) return ", flow verdicts not cached (--flow-ttl 0)";
+    std::string why = iface_->flowRefusal();
+    for (char& c : why)
+      if (c < 0x20 || c > 0x7e) c = ' ';
+    return ", flow verdicts not applied in the kernel (this kernel refused the flow path" + (why.empty() ? std::string() : ": " + why.substr(0, 200)) + ")";
   }
 
   /** Binds one socket, zero-copy first when allowed; retries EBUSY for ~3 s. Only the
@@ -367,6 +419,19 @@ class XdpPort : public Port {
       throwSyscallError(name(), "bind", err, "binding an AF_XDP socket to " + queue + " in zero-copy mode", "the driver has no AF_XDP zero-copy: drop @zerocopy (copy mode works everywhere)");
     if (err != 0) throwSyscallError(name(), "bind", err, "binding an AF_XDP socket to " + queue, "run as root; check that the queue exists (ethtool -l " + spec_.ifname + ")");
     q.fd = xsk_socket__fd(q.xsk);
+    if (spec_.busyPoll) setBusyPoll(q);
+  }
+
+  /** --busy-poll: the socket's receive and send calls run the interface's NAPI poll themselves
+   * (SO_PREFER_BUSY_POLL, SO_BUSY_POLL 20 us, a budget of 64 frames) instead of waiting for
+   * softirq work. Throws NativeError when the kernel refuses it. */
+  void setBusyPoll(XskQueue& q) {
+    const int on = 1, usecs = 20, budget = 64;
+    const std::pair<int, const int*> opts[] = {{SO_PREFER_BUSY_POLL, &on}, {SO_BUSY_POLL, &usecs}, {SO_BUSY_POLL_BUDGET, &budget}};
+    for (const auto& [opt, value] : opts)
+      if (setsockopt(q.fd, SOL_SOCKET, opt, value, sizeof(int)) != 0)
+        throwSyscallError(name(), "setsockopt", errno, "turning on busy polling (--busy-poll) on the AF_XDP socket of queue " + std::to_string(q.queueId) + " of " + spec_.ifname,
+                          "run as root (SO_BUSY_POLL needs CAP_NET_ADMIN) on Linux 5.11+, or drop --busy-poll");
   }
 
   /** Pushes free frames into the fill ring (as many as it takes). */
@@ -408,6 +473,7 @@ class XdpPort : public Port {
     std::lock_guard<std::mutex> txLock(txMu_);
     if (torn_) return;
     oversizeAtTeardown_ = currentOversize();
+    currentKernelVerdicts(&kernelAtTeardown_[0], &kernelAtTeardown_[1]);
     torn_ = true;
     if (txQueue_ && txQueue_->xsk) kickTx(*txQueue_);  // what the last batch queued leaves before the socket closes
     for (auto& q : queues_) {
@@ -437,6 +503,10 @@ class XdpPort : public Port {
   std::atomic<bool> torn_{false};
   LinkWatch link_;
   uint64_t oversizeAtTeardown_ = 0;
+  uint64_t kernelAtTeardown_[2] = {0, 0};  // flow verdicts applied by the kernel: dropped, passed
+  uint64_t flowTtlNs_ = 0;                 // 0: flow verdicts are not cached
+  std::vector<std::vector<XdpFlowKey>> flowKeys_;      // per ring, num_slots entries (cacheFlows' scratch)
+  std::vector<std::vector<XdpFlowValue>> flowValues_;
 };
 
 }  // namespace

@@ -44,6 +44,8 @@ LivePortSpec liveSpecFrom(Napi::Object spec) {
   l.xdpBind = str(spec, "xdpBind");
   l.xdpAttach = str(spec, "xdpAttach");
   l.xdpKernelClasses = spec.Get("xdpKernelClasses").ToBoolean().Value();
+  l.flowTtlMs = spec.Get("flowTtlMs").IsNumber() ? u32(spec, "flowTtlMs") : 0;
+  l.busyPoll = spec.Get("busyPoll").ToBoolean().Value();
   return l;
 }
 
@@ -157,6 +159,10 @@ Napi::Value portLinkJs(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(env);
     out.Set("link", Napi::Number::New(env, port->checkLink()));
     out.Set("oversize", Napi::Number::New(env, static_cast<double>(port->oversizeDrops())));
+    uint64_t drop = 0, pass = 0;
+    port->kernelVerdicts(&drop, &pass);
+    out.Set("kernelDrop", Napi::Number::New(env, static_cast<double>(drop)));
+    out.Set("kernelPass", Napi::Number::New(env, static_cast<double>(pass)));
     return out;
   });
 }

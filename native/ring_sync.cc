@@ -26,7 +26,7 @@ inline uint32_t advance(uint32_t i, uint32_t n, uint32_t numSlots) {
 /** A verdict byte the ABI allows, given the number of outputs. NB: 0xFF (unset)
  * would read as FORWARD 127, so it is excluded explicitly. */
 inline bool verdictValid(uint8_t v, uint32_t numOutputs) {
-  if (v <= kVerdictHost) return true;
+  if (v <= kVerdictHost || v == (kVerdictFlow | kVerdictDrop) || v == (kVerdictFlow | kVerdictPass)) return true;
   if (v == kVerdictUnset || (v & kVerdictForward) == 0) return false;
   return uint32_t(v & 0x7F) < numOutputs;
 }
@@ -56,6 +56,7 @@ inline void copyVerdicts(uint8_t* out, const volatile uint8_t* verdicts, uint32_
 /** What the verdict scan of a batch found. */
 struct VerdictCounts {
   uint64_t bad = 0, pass = 0, host = 0;  // drop = n - bad - pass - host
+  uint64_t flowBits = 0;                 // the flow bit (0x40) of any byte: then the scan's counts do not hold
 };
 
 /** Counts the verdicts of a port without outputs: valid are DROP, PASS and HOST (0, 1, 2).
@@ -73,6 +74,7 @@ VerdictCounts countVerdictsNoOutputs(const uint8_t* v, uint32_t n) {
     c.bad += ((bad >> 7) * kOnes) >> 56;
     c.pass += ((x & valid) * kOnes) >> 56;
     c.host += (((x >> 1) & valid) * kOnes) >> 56;
+    c.flowBits |= x & 0x4040404040404040ull;
   }
   return c;
 }
@@ -89,7 +91,7 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     a.txBytes[o] = 0;
   }
   uint64_t pass = 0, drop = 0, host = 0, forward = 0, faultVerdicts = 0, violations = 0;
-  uint32_t hostCount = 0;
+  uint32_t hostCount = 0, flowCount = 0;
   bool counted = false;  // pass/drop/host already known from the verdict scan (pass 2 only routes)
 
   // Pass 1: read and check what the guest wrote (each guest field exactly once: the guest's
@@ -128,11 +130,15 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     }
     if (numOutputs == 0) {
       const VerdictCounts vc = countVerdictsNoOutputs(vs, done);
-      violations += vc.bad;
-      pass = vc.pass;
-      host = vc.host;
-      drop = done - vc.bad - vc.pass - vc.host;
-      counted = true;
+      if (vc.flowBits == 0) {
+        violations += vc.bad;
+        pass = vc.pass;
+        host = vc.host;
+        drop = done - vc.bad - vc.pass - vc.host;
+        counted = true;
+      } else {  // flow verdicts (0x40 | DROP/PASS): rare (a flow's first packets), checked one by one
+        for (uint32_t k = 0; k < done; k++) violations += verdictValid(vs[k], 0) ? 0 : 1;
+      }
     } else {
       for (uint32_t k = 0; k < done; k++) violations += verdictValid(vs[k], numOutputs) ? 0 : 1;
     }
@@ -150,8 +156,14 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
   i = sh.head;
   for (uint32_t k = 0; route && k < done; k++, i = advance(i, 1, geo.numSlots)) {
     const ShadowSlot& s = sh.slots[i];  // NB: s.bufIdx may change in transmitSwap below, after this loop
-    const uint8_t v = whole ? a.faultVerdict : a.verdictScratch[k];
+    uint8_t v = whole ? a.faultVerdict : a.verdictScratch[k];
     const uint32_t len = whole ? s.len : a.lenScratch[k];
+    if ((v & (kVerdictForward | kVerdictFlow)) == kVerdictFlow) {  // DROP or PASS for the flow (checked in pass 1)
+      v &= static_cast<uint8_t>(~kVerdictFlow);
+      // NB: PASS to an output cannot be applied by the kernel; a resized packet was rewritten.
+      if (a.flowCache && (v == kVerdictDrop || numOutputs == 0) && len == s.len)
+        a.flows[flowCount++] = FlowVerdict{port.bufferAt(geo, s.bufIdx), len, v};
+    }
     uint32_t out = UINT32_MAX;
     if (v == kVerdictPass) {
       if (!whole && !counted) pass++;
@@ -200,6 +212,7 @@ void completeSlots(RingAttachment& a, RingShadow& sh, uint32_t done, bool faulte
     c[Counter::outDrops] += txCount[o] - sent;
     c[Counter::outBytes] += static_cast<double>(bytes);
   }
+  if (flowCount > 0) port.cacheFlows(a.ring, a.flows.data(), flowCount);
   if (hostCount > 0) {
     const uint32_t accepted = port.toHost(a.ring, a.toHost.data(), hostCount);
     if (a.hostStack) c[Counter::hostRefused] += hostCount - accepted;  // else HOST is counted only
@@ -303,6 +316,11 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
   a->hostStack = port->passesToHost();
   a->passToHost = a->hostStack && outputs.empty();
   a->verdictScratch.resize(sh.geo.numSlots + 8);  // + the zero padding of the 8-at-a-time scan
+  a->flowCache = port->cachesFlows();
+  if (a->flowCache) a->flows.resize(sh.geo.numSlots);
+  // The instance about to serve may judge differently (a swap, a new config): the kernel
+  // forgets what the previous one decided.
+  port->invalidateFlows();
   a->lenScratch.resize(sh.geo.numSlots);
   a->outputs = std::move(outputs);
   // The port's expected packets count once per run: in ring 0's counters (host/engine.ts sums rings).

@@ -32,6 +32,8 @@ struct RingAttachment {
   std::vector<TxPacket> toHost;                // HOST packets of the batch (num_slots entries, allocated once)
   bool hostStack = false;                      // the port hands packets to a host stack (Port::passesToHost)
   bool passToHost = false;                     // hostStack and no output: PASS goes to toHost too
+  std::vector<FlowVerdict> flows;              // flow verdicts of the batch (num_slots entries when the port caches flows)
+  bool flowCache = false;                      // the port applies flow verdicts in the kernel (Port::cachesFlows)
   std::vector<uint8_t> verdictScratch;         // the guest's verdicts of the batch, read once (num_slots + 8 entries)
   std::vector<uint16_t> lenScratch;            // the guest's lengths of the batch, read once (num_slots entries)
   double* counters = nullptr;                  // Counter::slots doubles (a SharedArrayBuffer)
@@ -49,7 +51,8 @@ constexpr int32_t kSyncNoBudget = -2;
  * counters has Counter::slots entries and budget, when not null, one int64; both kept
  * alive by the caller). Makes every
  * earlier attachment of that ring stale; a batch it left in flight is delivered
- * again by the next sync. */
+ * again by the next sync. Makes the port forget its flow verdicts (Port::invalidateFlows):
+ * whatever instance serves now (a swap, a restart) judges every flow afresh. */
 std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t ring,
                                            std::vector<std::shared_ptr<Port>> outputs, double* counters,
                                            uint8_t faultVerdict, bool trace, int64_t* budget = nullptr);
@@ -69,7 +72,10 @@ std::unique_ptr<RingAttachment> attachRing(std::shared_ptr<Port> port, uint32_t 
  * not fill: the run takes exactly the budget from its input, the rest stays in the port.
  * packets/bytes count each packet once, when first delivered; PASS without an output
  * goes to the host stack with the HOST packets when the port has one (Port::passesToHost),
- * else is counted only; packets the host stack refused count in hostRefused. The guest's len is accepted when unchanged or in 14..nr_buf_size
+ * else is counted only; packets the host stack refused count in hostRefused. A DROP or PASS
+ * with kVerdictFlow counts as DROP or PASS; when the port caches flows it is also handed to
+ * Port::cacheFlows (once per batch), except a PASS that goes to an output or a packet whose
+ * length the filter changed. The guest's len is accepted when unchanged or in 14..nr_buf_size
  * (a captured runt shorter than 14 bytes is not a violation while the filter leaves
  * it alone).
  * Returns the next batch's size (> 0), 0 (nothing now), kSyncNoBudget (nothing in hand

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -59,6 +60,7 @@ class BpfAsm {
   void subImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_SUB | BPF_K, dst, 0, 0, imm); }
   void lshImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_LSH | BPF_K, dst, 0, 0, imm); }
   void orImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_OR | BPF_K, dst, 0, 0, imm); }
+  void andImm(int dst, int32_t imm) { emit(BPF_ALU64 | BPF_AND | BPF_K, dst, 0, 0, imm); }
   void addReg(int dst, int src) { emit(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0); }
   void jgtReg(int dst, int src, int label) { jump(BPF_JMP | BPF_JGT | BPF_X, dst, src, 0, label); }
   void jneReg(int dst, int src, int label) { jump(BPF_JMP | BPF_JNE | BPF_X, dst, src, 0, label); }
@@ -127,7 +129,127 @@ struct ProgramExtras {
   int guardFd = -1;
   int stageFd = -1;
   uint64_t secret[2] = {0, 0};
+  int flowFd = -1;       // flow verdicts (XdpInterface::flowFd_), -1: no flow path
+  int flowGenFd = -1;
+  int flowCountFd = -1;
 };
+
+/** IPv6 next headers that are extension headers: the flow path leaves such frames to the filter. */
+inline bool ipv6Extension(uint8_t nh) { return nh == 0 || nh == 43 || nh == 44 || nh == 50 || nh == 51 || nh == 60 || nh == 135 || nh == 139 || nh == 140; }
+/** Protocols whose first 4 bytes are source and destination ports. */
+inline bool hasPorts(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132 || proto == 136; }
+
+constexpr int16_t kKeyAt = -48;    // the XdpFlowKey on the stack: fp-48 .. fp-9
+constexpr int16_t kCountAt = -52;  // the counter index
+
+/** The flow path, entered at `flow4` (IPv4) or `flow6` (IPv6) with r6 = ctx, r2 = data,
+ * r3 = data_end, the frame known to hold 34 (IPv4) / 54 (IPv6) bytes: builds the frame's
+ * XdpFlowKey on the stack exactly as XdpInterface::flowKey does, looks it up and, for a
+ * verdict of the current generation that has not expired, counts it (per-CPU, queue*2 +
+ * verdict) and returns XDP_DROP / XDP_PASS. Anything else goes to `redirect`. */
+void emitFlowPath(BpfAsm& a, const ProgramExtras& x, int flow4, int flow6, int redirect) {
+  enum { kLookup = 200, kPorts4, kPorts6, kCounted, kRefresh };
+  auto zeroKey = [&]() {
+    for (int16_t off = kKeyAt; off < kKeyAt + 40; off += 8) a.st(BPF_DW, 10, off, 0);
+  };
+  // NB: while no flow verdict is recorded (a filter that never sets the bit) the frame skips
+  // the key and the lookup: one load and a branch.
+  auto active = [&]() {
+    a.ldMapValue(4, x.flowGenFd, 4);
+    a.ldx(BPF_W, 4, 4, 0);
+    a.jeqImm(4, 0, redirect);
+  };
+  a.label(flow4);
+  active();
+  zeroKey();
+  a.ldx(BPF_H, 5, 2, 20);  // flags + fragment offset, read little-endian
+  a.andImm(5, 0xFF3F);     // MF | offset (0x3FFF in network order)
+  a.jneImm(5, 0, redirect);
+  a.ldx(BPF_B, 5, 2, 23);
+  a.stx(BPF_B, 10, 5, kKeyAt + 1);
+  a.st(BPF_B, 10, kKeyAt, 4);
+  a.ldx(BPF_W, 4, 2, 26);
+  a.stx(BPF_W, 10, 4, kKeyAt + 8);
+  a.ldx(BPF_W, 4, 2, 30);
+  a.stx(BPF_W, 10, 4, kKeyAt + 24);
+  a.ldx(BPF_B, 4, 2, 14);
+  a.andImm(4, 0x0F);
+  a.jltImm(4, 5, redirect);
+  a.lshImm(4, 2);  // IPv4 header length, 20..60
+  for (int proto : {6, 17, 132, 136}) a.jeqImm(5, proto, kPorts4);
+  a.ja(kLookup);
+  a.label(kPorts4);
+  a.movReg(1, 2);
+  a.addReg(1, 4);
+  a.movReg(5, 1);
+  a.addImm(5, 18);
+  a.jgtReg(5, 3, redirect);
+  a.ldx(BPF_W, 5, 1, 14);
+  a.stx(BPF_W, 10, 5, kKeyAt + 4);
+  a.ja(kLookup);
+
+  a.label(flow6);
+  active();
+  zeroKey();
+  a.ldx(BPF_B, 5, 2, 20);
+  for (int nh : {0, 43, 44, 50, 51, 60, 135, 139, 140}) a.jeqImm(5, nh, redirect);
+  a.stx(BPF_B, 10, 5, kKeyAt + 1);
+  a.st(BPF_B, 10, kKeyAt, 6);
+  for (int16_t k = 0; k < 4; k++) {
+    a.ldx(BPF_DW, 4, 2, static_cast<int16_t>(22 + 8 * k));
+    a.stx(BPF_DW, 10, 4, static_cast<int16_t>(kKeyAt + 8 + 8 * k));
+  }
+  for (int proto : {6, 17, 132, 136}) a.jeqImm(5, proto, kPorts6);
+  a.ja(kLookup);
+  a.label(kPorts6);
+  a.movReg(4, 2);
+  a.addImm(4, 58);
+  a.jgtReg(4, 3, redirect);
+  a.ldx(BPF_W, 5, 2, 54);
+  a.stx(BPF_W, 10, 5, kKeyAt + 4);
+
+  a.label(kLookup);
+  a.ldMapFd(1, x.flowFd);
+  a.movReg(2, 10);
+  a.addImm(2, kKeyAt);
+  a.call(BPF_FUNC_map_lookup_elem);
+  a.jeqImm(0, 0, redirect);
+  a.movReg(7, 0);
+  a.ldx(BPF_W, 8, 7, 4);  // its generation
+  a.ldMapValue(1, x.flowGenFd, 0);
+  a.ldx(BPF_W, 1, 1, 0);
+  a.jneReg(8, 1, redirect);
+  // NB: the coarse clock (a jiffy's precision) costs a fraction of bpf_ktime_get_ns per frame.
+  a.call(BPF_FUNC_ktime_get_coarse_ns);
+  a.ldx(BPF_DW, 1, 7, 8);
+  a.jgtReg(0, 1, redirect);  // expired: the filter judges the flow again
+  // Past half its life: this one packet goes to the filter (it may renew the verdict before
+  // it lapses, so a steady flow never falls back to user space wholesale); the next ones
+  // are still decided here. NB: not atomic: two CPUs may both send one packet.
+  a.ldx(BPF_DW, 2, 7, 16);
+  a.jgtReg(0, 2, kRefresh);
+  a.ldx(BPF_W, 8, 7, 0);
+  a.andImm(8, 1);
+  a.ldx(BPF_W, 9, 6, offsetof(xdp_md, rx_queue_index));
+  a.lshImm(9, 1);
+  a.addReg(9, 8);
+  a.stx(BPF_W, 10, 9, kCountAt);
+  a.ldMapFd(1, x.flowCountFd);
+  a.movReg(2, 10);
+  a.addImm(2, kCountAt);
+  a.call(BPF_FUNC_map_lookup_elem);
+  a.jeqImm(0, 0, kCounted);
+  a.ldx(BPF_DW, 1, 0, 0);
+  a.addImm(1, 1);
+  a.stx(BPF_DW, 0, 1, 0);
+  a.label(kCounted);
+  a.movReg(0, 8);
+  a.addImm(0, 1);  // 0 -> XDP_DROP (1), 1 -> XDP_PASS (2)
+  a.exit();
+  a.label(kRefresh);
+  a.stx(BPF_DW, 7, 1, 16);  // refreshNs = expiresNs: no other packet is sent for it
+  a.ja(redirect);
+}
 
 /** The injection path (XdpInterface::inject): a frame of exactly kTemplateLen bytes that
  * starts with the 128-bit secret is one of inject's template frames, run by BPF_PROG_RUN:
@@ -233,7 +355,8 @@ void emitInjection(BpfAsm& a, const ProgramExtras& x, int notInject) {
 }
 
 std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses, const ProgramExtras& x) {
-  enum { kRedirect, kPass, kIpv4, kIpv6, kGuardSkip, kGuardRestore, kGuardKeep, kNotInject };
+  enum { kRedirect, kPass, kIpv4, kIpv6, kGuardSkip, kGuardRestore, kGuardKeep, kNotInject, kFlow4, kFlow6 };
+  const bool flows = x.flowFd >= 0 && kernelClasses;
   BpfAsm a;
   if (x.stageFd >= 0) emitInjection(a, x, kNotInject);
   const int guardFd = x.guardFd;
@@ -301,13 +424,15 @@ std::vector<bpf_insn> redirectProgram(int mapFd, bool kernelClasses, const Progr
   a.jgtReg(4, 3, kRedirect);
   a.ldx(BPF_B, 5, 2, 23);  // IPv4 protocol
   a.jeqImm(5, 1, kPass);   // ICMP
-  a.ja(kRedirect);
+  a.ja(flows ? kFlow4 : kRedirect);
   a.label(kIpv6);
   a.movReg(4, 2);
   a.addImm(4, 54);
   a.jgtReg(4, 3, kRedirect);
   a.ldx(BPF_B, 5, 2, 20);  // IPv6 next header
   a.jeqImm(5, 58, kPass);  // ICMPv6 (neighbour discovery included)
+  a.ja(flows ? kFlow6 : kRedirect);
+  if (flows) emitFlowPath(a, x, kFlow4, kFlow6, kRedirect);
   a.label(kRedirect);
   a.ldx(BPF_W, 2, 6, offsetof(xdp_md, rx_queue_index));
   a.ldMapFd(1, mapFd);
@@ -419,7 +544,7 @@ Registry& registry() {
 XdpInterface::~XdpInterface() {
   // Closing the link detaches the program (the kernel also does it at process exit).
   if (stage_) munmap(stage_, stageBytes_);
-  for (int fd : {linkFd_, progFd_, passFd_, mapFd_, guardFd_, stageFd_})
+  for (int fd : {linkFd_, progFd_, passFd_, mapFd_, guardFd_, stageFd_, flowFd_, flowGenFd_, flowCountFd_})
     if (fd >= 0) close(fd);
 }
 
@@ -459,14 +584,32 @@ int XdpInterface::loadRedirect(const std::string& port, const std::string& name,
     x.stageFd = stageFd_;
     x.secret[0] = secret_[0];
     x.secret[1] = secret_[1];
-    const int fd = tryLoad(name.c_str(), redirectProgram(mapFd_, kernelClasses_, x), nullptr);
-    if (fd >= 0) return fd;
-    // A kernel without bpf_xdp_store_bytes (< 5.18): no batched re-injection.
-    munmap(stage_, stageBytes_), stage_ = nullptr;
-    close(stageFd_), stageFd_ = -1;
-    x.stageFd = -1;
   }
+  // The fullest program this kernel takes: flow path and batched injection, then each alone.
+  for (int step = 0; step < 3; step++) {
+    const bool flows = flowFd_ >= 0 && step != 2;
+    const bool staged = stage_ && step != 1;
+    if (!flows && !staged) break;
+    x.flowFd = flows ? flowFd_ : -1;
+    x.flowGenFd = flowGenFd_;
+    x.flowCountFd = flowCountFd_;
+    x.stageFd = staged ? stageFd_ : -1;
+    const int fd = tryLoad(name.c_str(), redirectProgram(mapFd_, kernelClasses_, x), step == 0 ? &flowLog_ : nullptr);
+    if (fd < 0) continue;
+    if (!flows && flowFd_ >= 0) dropFlowPath();  // < 5.11: no bpf_ktime_get_coarse_ns
+    if (!staged && stage_) munmap(stage_, stageBytes_), stage_ = nullptr, close(stageFd_), stageFd_ = -1;  // < 5.18: no bpf_xdp_store_bytes
+    return fd;
+  }
+  if (flowFd_ >= 0) dropFlowPath();
+  if (stage_) munmap(stage_, stageBytes_), stage_ = nullptr, close(stageFd_), stageFd_ = -1;
+  x.flowFd = -1;
+  x.stageFd = -1;
   return loadProgram(port, name.c_str(), redirectProgram(mapFd_, kernelClasses_, x));
+}
+
+void XdpInterface::dropFlowPath() noexcept {
+  for (int* fd : {&flowFd_, &flowGenFd_, &flowCountFd_})
+    if (*fd >= 0) close(*fd), *fd = -1;
 }
 
 uint32_t XdpInterface::inject(uint32_t queue, const TxPacket* pkts, uint32_t count) const noexcept {
@@ -498,6 +641,102 @@ uint32_t XdpInterface::inject(uint32_t queue, const TxPacket* pkts, uint32_t cou
     if (runLive(progFd_, ifindex_, queue, tpl, kTemplateLen, staged)) ok += staged;
   }
   return ok;
+}
+
+bool XdpInterface::flowKey(const uint8_t* d, uint32_t len, XdpFlowKey* key) noexcept {
+  std::memset(key, 0, sizeof *key);
+  if (len < 14) return false;
+  const uint16_t type = static_cast<uint16_t>(d[12] << 8 | d[13]);
+  if (type == 0x0800) {
+    if (len < 34 || d[23] == 1) return false;  // ICMP stays with the kernel
+    if (((d[20] << 8 | d[21]) & 0x3FFF) != 0) return false;  // a fragment
+    const uint32_t ihl = d[14] & 0x0Fu;
+    if (ihl < 5) return false;
+    key->family = 4;
+    key->proto = d[23];
+    std::memcpy(key->src, d + 26, 4);
+    std::memcpy(key->dst, d + 30, 4);
+    if (hasPorts(key->proto)) {
+      const uint32_t l4 = 14 + ihl * 4;
+      if (l4 + 4 > len) return false;
+      std::memcpy(key->ports, d + l4, 4);
+    }
+    return true;
+  }
+  if (type == 0x86DD) {
+    if (len < 54 || d[20] == 58 || ipv6Extension(d[20])) return false;
+    key->family = 6;
+    key->proto = d[20];
+    std::memcpy(key->src, d + 22, 16);
+    std::memcpy(key->dst, d + 38, 16);
+    if (hasPorts(key->proto)) {
+      if (len < 58) return false;
+      std::memcpy(key->ports, d + 54, 4);
+    }
+    return true;
+  }
+  return false;
+}
+
+uint32_t XdpInterface::recordFlows(const FlowVerdict* flows, uint32_t count, uint64_t ttlNs, XdpFlowKey* keys, XdpFlowValue* values) const noexcept {
+  if (flowFd_ < 0) return 0;
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const uint64_t nowNs = uint64_t(now.tv_sec) * 1000000000ull + uint64_t(now.tv_nsec);
+  if (!flowActive_.load(std::memory_order_acquire)) {
+    // The first verdicts since the last invalidation: the program starts looking flows up.
+    // NB: under the lock, so that a concurrent invalidateFlows never sees its new generation
+    // overwritten with this older one (the old module's verdicts would count again).
+    std::lock_guard<std::mutex> lock(flowMu_);
+    if (!flowActive_.load(std::memory_order_acquire)) {
+      const uint32_t key = 0, value[2] = {flowGen_.load(std::memory_order_acquire), 1};
+      bpf_map_update_elem(flowGenFd_, &key, value, BPF_ANY);
+      flowActive_.store(true, std::memory_order_release);
+    }
+  }
+  // A generation read after the activation: at worst older than the map's (a swap meanwhile),
+  // and then these verdicts never apply.
+  const uint32_t gen = flowGen_.load(std::memory_order_acquire);
+  uint32_t n = 0;
+  for (uint32_t k = 0; k < count; k++) {
+    if (!flowKey(flows[k].data, flows[k].len, &keys[n])) continue;
+    values[n] = XdpFlowValue{flows[k].verdict == kVerdictPass ? 1u : 0u, gen, nowNs + ttlNs, nowNs + ttlNs / 2};
+    n++;
+  }
+  if (n == 0) return 0;
+  uint32_t done = n;
+  bpf_map_batch_opts opts{};
+  opts.sz = sizeof opts;
+  opts.elem_flags = BPF_ANY;
+  if (bpf_map_update_batch(flowFd_, keys, values, &done, &opts) == 0) return n;
+  // NB: a kernel without batch updates on LRU maps: one system call a flow (first packets only).
+  uint32_t ok = 0;
+  for (uint32_t k = 0; k < n; k++) ok += bpf_map_update_elem(flowFd_, &keys[k], &values[k], BPF_ANY) == 0 ? 1 : 0;
+  return ok;
+}
+
+void XdpInterface::invalidateFlows() noexcept {
+  if (flowGenFd_ < 0) return;
+  std::lock_guard<std::mutex> lock(flowMu_);
+  const uint32_t gen = flowGen_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  const uint32_t key = 0, value[2] = {gen, 0};
+  bpf_map_update_elem(flowGenFd_, &key, value, BPF_ANY);
+  flowActive_.store(false, std::memory_order_release);
+}
+
+void XdpInterface::flowCounts(uint32_t queue, uint64_t* drop, uint64_t* pass) const noexcept {
+  *drop = 0, *pass = 0;
+  if (flowCountFd_ < 0 || queue >= queues_) return;
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return;
+  std::vector<uint64_t> perCpu(static_cast<size_t>(cpus));
+  for (uint32_t v = 0; v < 2; v++) {
+    const uint32_t key = queue * 2 + v;
+    if (bpf_map_lookup_elem(flowCountFd_, &key, perCpu.data()) != 0) continue;
+    uint64_t sum = 0;
+    for (uint64_t c : perCpu) sum += c;
+    (v == 0 ? *drop : *pass) = sum;
+  }
 }
 
 std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const std::string& ifname, uint32_t queues,
@@ -534,6 +773,14 @@ std::shared_ptr<XdpInterface> acquireXdpInterface(const std::string& port, const
   x->guardFd_ = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "nmwasm_guard", 4, 16, 1, &gopts);
   if (x->guardFd_ < 0)
     throwSyscallError(port, "bpf_map_create", errno, "creating the re-injection guard map for " + ifname, "run as root (CAP_BPF, CAP_NET_ADMIN) or use packet:" + ifname);
+  if (kernelClasses) {
+    // The flow path (docs/ABI.md "Flow verdicts"); a kernel without LRU maps runs without it.
+    x->flowFd_ = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "nmwasm_flows", sizeof(XdpFlowKey), sizeof(XdpFlowValue), XdpInterface::kFlowEntries, &gopts);
+    x->flowGenFd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "nmwasm_flowgen", 4, 8, 1, &gopts);
+    x->flowCountFd_ = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "nmwasm_flowcnt", 4, 8, queues * 2, &gopts);
+    const uint32_t key = 0, value[2] = {1, 0};  // generation 1, no verdict recorded yet
+    if (x->flowFd_ < 0 || x->flowGenFd_ < 0 || x->flowCountFd_ < 0 || bpf_map_update_elem(x->flowGenFd_, &key, value, BPF_ANY) != 0) x->dropFlowPath();
+  }
   x->passFd_ = loadProgram(port, "nmwasm_host", {bpf_insn{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, kXdpPass}, bpf_insn{BPF_JMP | BPF_EXIT, 0, 0, 0, 0}});
 
   x->setupStaging();

@@ -10,6 +10,9 @@
 //     starting with a 128-bit secret)       packet goes up the stack (XdpInterface::inject)
 //   skb mode: a frame carrying this CPU's -> XDP_PASS (a re-injected frame meeting the
 //     re-injection nonce in its metadata    program again must not go back to the filter)
+//   an IPv4/IPv6 frame whose flow has a   -> XDP_DROP / XDP_PASS, counted per queue in a
+//     live flow verdict (the filter set       per-CPU array: the flow's steady traffic
+//     kVerdictFlow, recordFlows)               never reaches user space (docs/ABI.md "Flow verdicts")
 // It is attached through a BPF link owned by this process: whatever way the
 // process ends (exit, signal, SIGKILL, crash) the kernel closes the link and
 // detaches the program. A program named "nmwasm_<pid>" left attached the old way
@@ -19,8 +22,10 @@
 // Only compiled with NMWASM_HAVE_XDP (libxdp and libbpf found at configure time).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "port.h"  // TxPacket
@@ -28,6 +33,29 @@
 namespace nmwasm {
 
 enum class XdpAttachMode { Auto, Native, Skb };
+
+/** Key of the flow-verdict map: IPv4 addresses in the first 4 bytes of src/dst (the rest 0);
+ * ports (source, destination, network order) for TCP, UDP, SCTP and UDP-Lite, else 0
+ * (a 3-tuple). Built the same way by the XDP program and by XdpInterface::flowKey. */
+struct XdpFlowKey {
+  uint8_t family;  // 4 or 6
+  uint8_t proto;   // IPv4 protocol / IPv6 next header
+  uint16_t zero;
+  uint8_t ports[4];
+  uint8_t src[16];
+  uint8_t dst[16];
+};
+static_assert(sizeof(XdpFlowKey) == 40, "XdpFlowKey is the BPF map key");
+
+/** Value of the flow-verdict map. */
+struct XdpFlowValue {
+  uint32_t verdict;     // 0 = XDP_DROP, 1 = XDP_PASS
+  uint32_t generation;  // valid while it equals the interface's generation (invalidateFlows)
+  uint64_t expiresNs;   // CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns) after which the filter judges again
+  uint64_t refreshNs;   // after this (half the TTL), ONE packet goes to the filter, which may renew
+                        // the verdict before it expires; the program moves it to expiresNs
+};
+static_assert(sizeof(XdpFlowValue) == 24, "XdpFlowValue is the BPF map value");
 
 class XdpInterface {
  public:
@@ -60,6 +88,28 @@ class XdpInterface {
   uint32_t inject(uint32_t queue, const TxPacket* pkts, uint32_t count) const noexcept;
   bool batched() const { return stage_ != nullptr; }
 
+  /** Whether the program looks flow verdicts up (not a bridge: kernelClasses). */
+  bool flowPath() const { return flowFd_ >= 0; }
+  /** The flow of an Ethernet frame as the XDP program sees it; false when the program never
+   * looks it up (not IPv4/IPv6, VLAN-tagged, ICMP, an IPv4 fragment, IPv6 extension headers,
+   * a header cut short). Never throws. */
+  static bool flowKey(const uint8_t* frame, uint32_t len, XdpFlowKey* key) noexcept;
+  /** Writes the flow verdicts of one batch into the LRU map, valid for `ttlNs` from now under
+   * the current generation: ONE bpf(BPF_MAP_UPDATE_BATCH) system call (one a flow if this
+   * kernel refuses batches). `keys` and `values` are the caller's scratch of `count` entries.
+   * Returns how many flows were written. Never throws or allocates. */
+  uint32_t recordFlows(const FlowVerdict* flows, uint32_t count, uint64_t ttlNs, XdpFlowKey* keys, XdpFlowValue* values) const noexcept;
+  /** Makes every flow verdict written so far invalid (a new generation: one map update).
+   * Never throws. */
+  void invalidateFlows() noexcept;
+  /** Packets of `queue` the program dropped / passed from flow verdicts, since the interface's
+   * program was attached (sums the per-CPU counters: slow path). Never throws. */
+  void flowCounts(uint32_t queue, uint64_t* drop, uint64_t* pass) const noexcept;
+
+  /** The verifier's reasons when the program with the flow path was refused ("" if not). */
+  const std::string& flowRefusal() const { return flowLog_; }
+  static constexpr uint32_t kFlowEntries = 65536;  // LRU map size: flows remembered at once
+
   static constexpr uint32_t kBatch = 256;      // packets per BPF_PROG_RUN (the kernel's maximum batch_size)
   static constexpr uint32_t kRecord = 2048;    // staging map element: u32 len at +0, bytes at +8
   static constexpr uint32_t kMaxLen = 1792;    // the longest packet (an AF_XDP frame's data)
@@ -73,6 +123,8 @@ class XdpInterface {
   /** Loads the interface's program (with the injection path while stage_ is set, dropping it
    * if this kernel refuses it; with the guard when `skb`). Throws NativeError. */
   int loadRedirect(const std::string& port, const std::string& name, bool skb);
+  /** Closes the flow maps: the program runs without the flow path. */
+  void dropFlowPath() noexcept;
   std::string ifname_;
   int ifindex_ = 0;
   uint32_t queues_ = 0;
@@ -87,6 +139,13 @@ class XdpInterface {
   uint8_t* stage_ = nullptr;  // the staging map, mmap()ed (null: not batched)
   size_t stageBytes_ = 0;
   uint64_t secret_[2] = {0, 0};  // marks the template frames of inject's runs
+  int flowFd_ = -1;       // LRU hash XdpFlowKey -> XdpFlowValue
+  int flowGenFd_ = -1;    // array[1] of {u32 generation, u32 active}: active = 0 while no verdict of this generation is recorded
+  int flowCountFd_ = -1;  // per-CPU array[queues * 2] of u64: queue*2 + 0 dropped, + 1 passed
+  std::atomic<uint32_t> flowGen_{1};
+  mutable std::atomic<bool> flowActive_{false};  // the program's active flag, as last written
+  mutable std::mutex flowMu_;                    // orders the writes of the generation map
+  std::string flowLog_;   // the verifier's reasons when the fullest program was refused
 };
 
 /** The process's XdpInterface for `ifname` (attached on first use, in `mode`; Auto tries

@@ -39,6 +39,17 @@ export const VERDICT_PASS: u8 = 0x01;
 export const VERDICT_HOST: u8 = 0x02;
 export const VERDICT_FORWARD: u8 = 0x80;
 export const VERDICT_UNSET: u8 = 0xFF;
+/** Flag for DROP and PASS only: the verdict holds for the packet's whole flow (5-tuple, or
+ * 3-tuple without ports) for the host's --flow-ttl; on AF_XDP the kernel then applies it to
+ * the flow's next packets without calling the filter (docs/ABI.md "Flow verdicts"). A
+ * stateful filter (counters, rate limits, rewrites) never sets it. */
+export const VERDICT_FLOW: u8 = 0x40;
+
+/** `v` (VERDICT_DROP or VERDICT_PASS) for the packet's whole flow: VERDICT_FLOW | v. */
+// @ts-ignore: decorator
+@inline export function verdictForFlow(v: u8): u8 {
+  return (v | VERDICT_FLOW) as u8;
+}
 
 /** Verdict that forwards to output port `n` (0..127). */
 // @ts-ignore: decorator

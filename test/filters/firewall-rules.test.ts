@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { load, Harness } from './harness.ts';
-import { v4, v6 } from './frames.ts';
+import { v4, v6, arp, eth, ipv4, udp, udp4, udp6, tcp4, ETH_IPV4 } from './frames.ts';
 
 interface Rule {
   action: number; dir: number; family: number; proto: number;
@@ -135,8 +135,8 @@ test('256 rules are accepted, 257 are not', () => {
 });
 
 const errors: [string, string][] = [
-  ['allow tcp', "line 1: unknown action 'allow' (expected pass, drop, host or default)"],
-  ['pass\n\nPASS', "line 3: unknown action 'PASS' (expected pass, drop, host or default)"],
+  ['allow tcp', "line 1: unknown action 'allow' (expected pass, drop, host, default or flow-verdicts)"],
+  ['pass\n\nPASS', "line 3: unknown action 'PASS' (expected pass, drop, host, default or flow-verdicts)"],
   ['pass tcpx', "line 1: unexpected word 'tcpx' (expected <action> [in|out] [<proto>] [from <addr> [port <range>]] [to <addr> [port <range>]])"],
   ['pass tcp in', "line 1: unexpected word 'in' (expected <action> [in|out] [<proto>] [from <addr> [port <range>]] [to <addr> [port <range>]])"],
   ['pass to any from any', "line 1: unexpected word 'from' (expected <action> [in|out] [<proto>] [from <addr> [port <range>]] [to <addr> [port <range>]])"],
@@ -194,6 +194,24 @@ test('the example rules file compiles', async () => {
   const { h, rc } = compile(text);
   assert.is(rc, 0, h.logs.join(' | '));
   assert.is(rules(h).length, 8);
+});
+
+test('flow-verdicts: pass and drop of an unfragmented IPv4/IPv6 flow carry the flow bit 0x40, nothing else does', () => {
+  const frames = [
+    udp4('10.0.0.1', '10.0.0.2', 1000, 53), // pass udp
+    tcp4('10.0.0.1', '10.0.0.2', 1000, 80), // default drop
+    udp6('fd00::1', 'fd00::2', 1000, 53), // pass udp
+    eth(ETH_IPV4, ipv4('10.0.0.1', '10.0.0.2', udp(1000, 53), { proto: 17, mf: true })), // a first fragment (MF): no flow
+    arp(), // no IP: no flow
+  ];
+  const { h, rc } = compile('pass udp\ndefault drop\nflow-verdicts\n');
+  assert.is(rc, 0, h.logs.join(' | '));
+  assert.equal(h.run(frames), [0x41, 0x40, 0x41, 0x01, 0x00]);
+  const plain = compile('pass udp\ndefault drop\n');
+  assert.equal(plain.h.run(frames), [0x01, 0x00, 0x01, 0x01, 0x00]);
+  const bad = compile('flow-verdicts always\n');
+  assert.is(bad.rc, 1);
+  assert.match(bad.h.logs.join(' | '), /line 1: unexpected word after flow-verdicts 'always'/);
 });
 
 test.run();

@@ -70,6 +70,14 @@ test('the summary shows fault verdicts apart: pass + drop + host + forward + fau
   // a summary that does not add up says so (it would be a bug)
   counters[Counter.packets] = 101;
   assert.match(summaryText(result, ctx), /\nunaccounted: 1 packets taken from the port without a verdict/);
+  counters[Counter.packets] = 100;
+  // packets the kernel decided from flow verdicts (AF_XDP) get their own line, outside packets
+  assert.not.match(summaryText(result, ctx), /kernel:/);
+  assert.equal(summaryJson(result, ctx, false).kernel, { drop: 0, pass: 0 });
+  const withKernel = { ...result, kernel: { drop: 700, pass: 30 } };
+  assert.match(summaryText(withKernel, ctx), /\nkernel: drop 700, pass 30 \(flow verdicts applied by the XDP program; never taken from the port, not in packets\)/);
+  assert.not.match(summaryText(withKernel, ctx), /unaccounted/);
+  assert.equal(summaryJson(withKernel, ctx, false).kernel, { drop: 700, pass: 30 });
 });
 
 test.run();

@@ -5,13 +5,13 @@
 // (protocol, ports, addresses); no allocation, no byte swap of addresses.
 import {
   parse, hdr, ringNumSlots, ringBufSize, ringDir, slotAddr, nextSlot, statAdd, statInc,
-  RING_BUF_OFS, SLOT_BUF_IDX, SLOT_LEN, RING_DIR_RX,
+  RING_BUF_OFS, SLOT_BUF_IDX, SLOT_LEN, RING_DIR_RX, VERDICT_FLOW,
 } from "../../sdk";
 import {
   loadRules, logSummary, ruleTable, ruleCount, defaultAction, MAX_RULES, MATCH_SIZE, RULE_SIZE, R_ACTION,
   matchTableIndex, matchTableAt, matchCountAt, noIpRule,
   M_PROTO_MASK, M_PROTO_VALUE, M_SPORT_LO, M_SPORT_SPAN, M_DPORT_LO, M_DPORT_SPAN, M_ACTION, M_RULE,
-  M_SRC, M_SRC_MASK, M_DST, M_DST_MASK, PORT_ABSENT, DIR_IN, DIR_OUT,
+  M_SRC, M_SRC_MASK, M_DST, M_DST_MASK, PORT_ABSENT, DIR_IN, DIR_OUT, flowVerdicts,
 } from "./rules";
 export { nmwasm_abi_v1 } from "../../sdk";
 
@@ -82,6 +82,7 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
     // (VLAN, MPLS, PPPoE, SNAP, IPv6 extension headers, malformed IP, non-IP) takes
     // summariseSlow().
     let fast = false;
+    let flow = false; // the verdict depends on the flow alone: it may be cached for it (docs/ABI.md "Flow verdicts")
     const etherType = <u32>load<u16>(p, 12); // little-endian load of a big-endian field
     if (etherType == ETHERTYPE_IPV4_LE && len >= 14 + 20) {
       const vihl = <u32>load<u8>(p, 14);
@@ -100,6 +101,7 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
         }
         src0 = <u64>load<u32>(p, 14 + 12);
         dst0 = <u64>load<u32>(p, 14 + 16);
+        flow = (load<u16>(p, 14 + 6) & 0xFF3F) == 0 && (sport != PORT_ABSENT || (proto != IPPROTO_TCP && proto != IPPROTO_UDP));
       }
     } else if (etherType == ETHERTYPE_IPV6_LE && len >= 14 + 40) {
       const nh = <u32>load<u8>(p, 14 + 6);
@@ -115,6 +117,7 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
         }
         src0 = load<u64>(p, 14 + 8); src1 = load<u64>(p, 14 + 16);
         dst0 = load<u64>(p, 14 + 24); dst1 = load<u64>(p, 14 + 32);
+        flow = sport != PORT_ABSENT;
       }
     }
     if (!fast) {
@@ -167,7 +170,7 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
     }
     if (hit >= 0) statInc(hits, <u32>hit); else statInc(stats, STAT_DEFAULTED);
     statInc(stats, STAT_VERDICT0 + verdict);
-    store<u8>(verdicts + <usize>slot, <u8>verdict);
+    store<u8>(verdicts + <usize>slot, <u8>(verdict | (flow && flowVerdicts && verdict <= 1 ? VERDICT_FLOW : 0)));
     slot = nextSlot(slot, numSlots);
   }
   statAdd(stats, STAT_PACKETS, <u64>count);

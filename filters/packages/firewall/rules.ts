@@ -61,6 +61,9 @@ const noIpRules: usize = memory.data(4 * 2, 4);
 
 export let ruleCount: i32 = 0;
 export let defaultAction: u8 = ACTION_DROP;
+/** A `flow-verdicts` line: PASS and DROP of a packet whose flow (addresses, protocol, ports) is
+ *  all the rules see are marked for the whole flow (VERDICT_FLOW; docs/ABI.md "Flow verdicts"). */
+export let flowVerdicts: bool = false;
 
 function actionOf(r: ConfigReader): i32 {
   if (r.wordIs("pass")) return ACTION_PASS;
@@ -191,6 +194,7 @@ function buildMatchTables(): void {
 export function loadRules(ptr: usize, len: i32): i32 {
   ruleCount = 0;
   defaultAction = ACTION_DROP;
+  flowVerdicts = false;
   let sawDefault = false;
   const r = new ConfigReader(ptr, len);
   while (r.nextLine()) {
@@ -205,8 +209,13 @@ export function loadRules(ptr: usize, len: i32): i32 {
       sawDefault = true;
       continue;
     }
+    if (r.wordIs("flow-verdicts")) {
+      if (r.nextWord()) return fail(r.error("unexpected word after flow-verdicts"));
+      flowVerdicts = true;
+      continue;
+    }
     const action = actionOf(r);
-    if (action < 0) return fail(r.error("unknown action", "pass, drop, host or default"));
+    if (action < 0) return fail(r.error("unknown action", "pass, drop, host, default or flow-verdicts"));
     if (ruleCount == MAX_RULES) return fail(r.error("too many rules (at most 256) at"));
     const rule = ruleTable + <usize>ruleCount * RULE_SIZE;
     const err = parseRule(r, rule, action);
@@ -220,6 +229,7 @@ export function loadRules(ptr: usize, len: i32): i32 {
 function fail(err: i32): i32 {
   ruleCount = 0;
   defaultAction = ACTION_DROP;
+  flowVerdicts = false;
   buildMatchTables();
   return err;
 }
