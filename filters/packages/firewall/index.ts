@@ -12,10 +12,10 @@ import {
   loadRules, logSummary, ruleTable, ruleCount, defaultAction, MAX_RULES, RULE_SIZE, R_ACTION, DIR_IN, DIR_OUT,
 } from "./rules";
 import {
-  buildLookup, classIndex, classAt, noIpRule, matchEntries, chainNext, keyHash, keyHash4,
+  buildLookup, classIndex, classAt, noIpRule, noIpRulesAt, classes, matchEntries, chainNext, keyHash, keyHash4,
   MATCH_SIZE, M_PROTO_MASK, M_PROTO_VALUE, M_SPORT_LO, M_SPORT_SPAN, M_DPORT_LO, M_DPORT_SPAN, M_ACTION, M_RULE,
   M_SRC, M_SRC_MASK, M_DST, M_DST_MASK, PORT_ABSENT, C_ENTRIES, C_COUNT, C_TUPLES, C_TUPLE_COUNT,
-  TUPLE_SIZE, T_SRC_MASK, T_DST_MASK, T_KEY_MASK, T_BUCKETS, T_HASH_MASK, T_FIRST_RULE,
+  TUPLE_SIZE, T_SRC_MASK, T_DST_MASK, T_KEY_MASK, T_BUCKETS, T_HASH_MASK, T_FIRST_RULE, T_PROTOS, protoBit,
 } from "./lookup";
 export { nmwasm_abi_v1 } from "../../sdk";
 
@@ -44,6 +44,17 @@ export function firewall_rule_count(): i32 { return ruleCount; }
 export function firewall_default(): i32 { return defaultAction; }
 /** Address of one u64 hit counter per rule. */
 export function firewall_hits(): usize { return hits; }
+
+const lookupTables: usize = memory.data(16, 4);
+/** Address of four u32: the addresses of the match entries, chain links, class descriptors
+ *  and no-IP rules of lookup.ts (read by the C baseline, bench/c/firewall.c). */
+export function firewall_lookup(): usize {
+  store<u32>(lookupTables, <u32>matchEntries);
+  store<u32>(lookupTables, <u32>chainNext, 4);
+  store<u32>(lookupTables, <u32>classes, 8);
+  store<u32>(lookupTables, <u32>noIpRulesAt, 12);
+  return lookupTables;
+}
 
 // EtherTypes as a little-endian u16 load of the big-endian field reads them.
 const ETHERTYPE_IPV4_LE: u32 = 0x0008, ETHERTYPE_IPV6_LE: u32 = 0xDD86;
@@ -174,13 +185,15 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
           break;
         }
       } else {
-        // NB: one hash probe per tuple, tuples in order of their first rule; stops as soon
-        // as no later tuple can hold an earlier rule than the best found.
+        // NB: one hash probe per tuple that has the packet's protocol, tuples in order of their
+        // first rule; stops as soon as no later tuple can hold an earlier rule than the best found.
         const key = (<u64>proto << 17) | <u64>dport;
+        const bit = protoBit(proto);
         let best = i32.MAX_VALUE;
         let tp = tuples4;
         for (let t = 0; t < tupleCount4; t++, tp += TUPLE_SIZE) {
           if (load<i32>(tp, T_FIRST_RULE) >= best) break;
+          if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
           const h = keyHash4(src & load<u32>(tp, T_SRC_MASK), dst & load<u32>(tp, T_DST_MASK), key & load<u64>(tp, T_KEY_MASK)) & load<u32>(tp, T_HASH_MASK);
           let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
           while (e >= 0) {
@@ -204,10 +217,12 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
         }
       } else {
         const key = (<u64>proto << 17) | <u64>dport;
+        const bit = protoBit(proto);
         let best = i32.MAX_VALUE;
         let tp = tuples6;
         for (let t = 0; t < tupleCount6; t++, tp += TUPLE_SIZE) {
           if (load<i32>(tp, T_FIRST_RULE) >= best) break;
+          if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
           const h = keyHash(src0 & load<u64>(tp, T_SRC_MASK), src1 & load<u64>(tp, T_SRC_MASK + 8),
             dst0 & load<u64>(tp, T_DST_MASK), dst1 & load<u64>(tp, T_DST_MASK + 8), key & load<u64>(tp, T_KEY_MASK)) & load<u32>(tp, T_HASH_MASK);
           let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));

@@ -15,17 +15,22 @@
 // A class of at most LINEAR_MAX entries is scanned in order. A larger one is searched by
 // tuple space: its rules are grouped into tuples by shape (source prefix length,
 // destination prefix length, key kind: none, protocol, or protocol + exact destination
-// port); each tuple is a hash table keyed on (src & srcMask, dst & dstMask, the packet's
+// port; a shape within MERGE_BITS of a shorter one of the same kind joins its tuple); each
+// tuple is a hash table keyed on (src & srcMask, dst & dstMask, the packet's
 // (proto << 17 | dport) & keyMask) whose buckets chain entries in rule order. Tuples are
-// ordered by their first rule; a packet probes one bucket per tuple, walks its chain until
+// ordered by their first rule; a packet skips a tuple none of whose entries has its protocol
+// (a 64-bit set of protocol & 63), probes one bucket per other tuple, walks its chain until
 // a full match or a rule after the best found, and stops at the first tuple whose first rule
 // comes after the best found. Hash collisions cost time, never a wrong verdict.
 // The C baseline (bench/c/firewall.c) reads these same tables; keep the layouts in step.
 import { RULE_SIZE, R_ACTION, R_DIR, R_FAMILY, R_PROTO, R_FLAGS, R_SRC, R_SPORT_LO, R_SPORT_HI, R_DPORT_LO, R_DPORT_HI,
   RULE_FLAG_PORTS, PROTO_ANY, DIR_ANY, DIR_IN, DIR_OUT, MAX_RULES, ruleTable } from "./rules";
+import { prefixMask } from "../../sdk";
 
 /** Classes of at most this many entries are scanned in order (faster than hashing for few rules). */
 export const LINEAR_MAX: i32 = 16;
+/** A shape hashes under a shorter one of the same kind when both lengths are at most this much longer. */
+export const MERGE_BITS: i32 = 8;
 
 // ---- match entries ----
 export const MATCH_SIZE: usize = 96;
@@ -37,7 +42,10 @@ export const PORT_ABSENT: u32 = 0x10000;
 // ---- tuples: 64 bytes each ----
 export const TUPLE_SIZE: usize = 64;
 export const T_SRC_MASK: usize = 0, T_DST_MASK: usize = 16, T_KEY_MASK: usize = 32, T_BUCKETS: usize = 40;
-export const T_HASH_MASK: usize = 44, T_FIRST_RULE: usize = 48;
+export const T_HASH_MASK: usize = 44, T_FIRST_RULE: usize = 48, T_PROTOS: usize = 56;
+/** Bit of a protocol in T_PROTOS (u64): protocol & 63; a packet of unknown protocol (0xFFFF) has bit 63. */
+// @ts-ignore: decorator
+@inline export function protoBit(proto: u32): u64 { return <u64>1 << <u64>(proto & 63); }
 /** Key masks over a packet's (proto << 17 | dport): none, protocol, protocol and destination port. */
 export const KEY_NONE: u64 = 0, KEY_PROTO: u64 = <u64>0xFFFF << 17, KEY_PROTO_DPORT: u64 = (<u64>0xFFFF << 17) | 0x1FFFF;
 
@@ -46,7 +54,7 @@ export const CLASS_SIZE: usize = 16;
 export const C_ENTRIES: usize = 0, C_COUNT: usize = 4, C_TUPLES: usize = 8, C_TUPLE_COUNT: usize = 12;
 
 const ENTRIES_PER_CLASS: usize = <usize>MAX_RULES;
-const BUCKETS_PER_CLASS: usize = 4 * <usize>MAX_RULES; // each tuple: a power of two >= 2n, so < 4n in all
+const BUCKETS_PER_CLASS: usize = 8 * <usize>MAX_RULES + 8 * <usize>MAX_RULES; // each tuple: a power of two >= max(4n, 8), so < 8n + 8 in all
 /** All match entries (entry index e at matchEntries + e * MATCH_SIZE; class c from c * MAX_RULES). */
 export const matchEntries: usize = memory.data(<i32>(4 * ENTRIES_PER_CLASS * MATCH_SIZE), 16);
 /** Next entry in the same bucket (rule order), or -1; one i32 per entry. */
@@ -59,6 +67,7 @@ export const buckets: usize = memory.data(<i32>(4 * BUCKETS_PER_CLASS * 4), 4);
 export const classes: usize = memory.data(<i32>(4 * CLASS_SIZE), 8);
 /** First rule matching a packet without an IP header, per direction (in, out), or -1. */
 const noIpRules: usize = memory.data(4 * 2, 4);
+export const noIpRulesAt: usize = noIpRules;
 
 // Build scratch: tuple of each (srcLen, dstLen, kind) of the class being built, tuple of each entry.
 const SHAPES: i32 = 129 * 129 * 3;
@@ -118,6 +127,13 @@ function compileMatch(index: i32, m: usize): void {
   memory.copy(m + M_SRC, rule + R_SRC, 64); // src, src mask, dst, dst mask: same order
 }
 
+/** Shape index of a match entry: (source prefix length * 129 + destination prefix length) * 3 + key kind. */
+function shapeOf(m: usize): i32 {
+  const keyMask = keyMaskOf(m);
+  const kind = keyMask == KEY_NONE ? 0 : keyMask == KEY_PROTO ? 1 : 2;
+  return (prefixLength(m + M_SRC_MASK) * 129 + prefixLength(m + M_DST_MASK)) * 3 + kind;
+}
+
 /** The key kind of a match entry: which of (proto << 17 | dport) every packet it matches shares. */
 function keyMaskOf(m: usize): u64 {
   if (load<u32>(m, M_PROTO_MASK) == 0) return KEY_NONE;
@@ -150,36 +166,73 @@ function buildClass(c: u32, dir: u32, family: u32, ruleCount: i32): void {
   store<i32>(desc, 0, C_TUPLE_COUNT);
   if (count <= LINEAR_MAX) return;
 
+  // Shapes: (source prefix length, destination prefix length, key kind) of every entry.
+  // Merge: a shape hashes under a shorter "root" shape of the same kind present in the class
+  // when both its lengths are at most MERGE_BITS longer (a /32 rule under a /24 tuple
+  // chains with the other rules of its /24): fewer tuples to probe per packet, a few more
+  // entries per chain. Roots are chosen shortest first, so every shape maps to a root directly.
+  memory.fill(shapeTuple, 0, <usize>SHAPES * 4); // 0 absent, 1 present (then: root shape + 2)
+  for (let e = 0; e < count; e++) {
+    const shape = shapeOf(matchEntries + <usize>(firstEntry + e) * MATCH_SIZE);
+    store<i32>(entryTuple + (<usize>e << 2), shape);
+    store<i32>(shapeTuple + (<usize>shape << 2), 1);
+  }
+  const maxLen = family == 4 ? 32 : 128;
+  for (let sum = 0; sum <= 2 * maxLen; sum++) {
+    for (let srcLen = max(0, sum - maxLen); srcLen <= min(sum, maxLen); srcLen++) {
+      const dstLen = sum - srcLen;
+      for (let kind = 0; kind < 3; kind++) {
+        const shape = (srcLen * 129 + dstLen) * 3 + kind;
+        if (load<i32>(shapeTuple + (<usize>shape << 2)) != 1) continue;
+        let root = shape; // itself, unless a shorter root lies within MERGE_BITS on both sides
+        for (let rs = max(0, srcLen - MERGE_BITS); rs <= srcLen && root == shape; rs++) {
+          for (let rd = max(0, dstLen - MERGE_BITS); rd <= dstLen; rd++) {
+            const candidate = (rs * 129 + rd) * 3 + kind;
+            if (candidate != shape && load<i32>(shapeTuple + (<usize>candidate << 2)) - 2 == candidate) { root = candidate; break; }
+          }
+        }
+        store<i32>(shapeTuple + (<usize>shape << 2), root + 2);
+      }
+    }
+  }
   // Pass 1, in rule order: the tuple of each entry (tuples thus ordered by first rule);
-  // T_HASH_MASK counts the tuple's entries meanwhile.
-  memory.fill(shapeTuple, 0xFF, <usize>SHAPES * 4);
+  // T_HASH_MASK counts the tuple's entries meanwhile. shapeTuple of a root then holds
+  // -(tuple + 1) once its tuple exists.
   let tupleCount = 0;
   for (let e = 0; e < count; e++) {
     const m = matchEntries + <usize>(firstEntry + e) * MATCH_SIZE;
-    const keyMask = keyMaskOf(m);
-    const kind = keyMask == KEY_NONE ? 0 : keyMask == KEY_PROTO ? 1 : 2;
-    const shape = (prefixLength(m + M_SRC_MASK) * 129 + prefixLength(m + M_DST_MASK)) * 3 + kind;
-    let t = load<i32>(shapeTuple + (<usize>shape << 2));
-    if (t < 0) {
+    const shape = load<i32>(entryTuple + (<usize>e << 2));
+    const root = load<i32>(shapeTuple + (<usize>shape << 2)) - 2;
+    const rootSlot = shapeTuple + (<usize>(root >= 0 ? root : shape) << 2);
+    let t: i32;
+    if (root >= 0 && load<i32>(rootSlot) - 2 == root) {
+      // the root's tuple does not exist yet: create it (root lengths, this entry's kind)
       t = tupleCount++;
-      store<i32>(shapeTuple + (<usize>shape << 2), t);
       const tp = tupleBase + <usize>t * TUPLE_SIZE;
-      memory.copy(tp + T_SRC_MASK, m + M_SRC_MASK, 16);
-      memory.copy(tp + T_DST_MASK, m + M_DST_MASK, 16);
-      store<u64>(tp, keyMask, T_KEY_MASK);
+      const srcLen = root / 3 / 129, dstLen = root / 3 % 129;
+      prefixMask(tp + T_SRC_MASK, srcLen, 16);
+      prefixMask(tp + T_DST_MASK, dstLen, 16);
+      store<u64>(tp, keyMaskOf(m), T_KEY_MASK);
       store<u32>(tp, 0, T_HASH_MASK);
       store<i32>(tp, load<i32>(m, M_RULE), T_FIRST_RULE);
+      store<u64>(tp, 0, T_PROTOS);
+      store<i32>(rootSlot, -(t + 1));
+    } else {
+      t = -load<i32>(rootSlot) - 1;
     }
     const tp = tupleBase + <usize>t * TUPLE_SIZE;
     store<u32>(tp, load<u32>(tp, T_HASH_MASK) + 1, T_HASH_MASK);
+    // the protocols its entries can match (all for an entry without a protocol)
+    store<u64>(tp, load<u64>(tp, T_PROTOS) | (load<u32>(m, M_PROTO_MASK) != 0 ? protoBit(load<u32>(m, M_PROTO_VALUE)) : <u64>-1), T_PROTOS);
     store<i32>(entryTuple + (<usize>e << 2), t);
   }
-  // Buckets: a power of two >= 2 entries per tuple, all empty.
+  // Buckets: a power of two >= max(4n, 8) per tuple (load <= 1/4: a probe that misses
+  // mostly finds an empty bucket instead of testing an entry), all empty.
   let bucket = buckets + <usize>c * BUCKETS_PER_CLASS * 4;
   for (let t = 0; t < tupleCount; t++) {
     const tp = tupleBase + <usize>t * TUPLE_SIZE;
     const n = load<u32>(tp, T_HASH_MASK);
-    const size: u32 = <u32>1 << (32 - clz<u32>(2 * n - 1));
+    const size: u32 = n <= 2 ? 8 : <u32>1 << (32 - clz<u32>(4 * n - 1));
     store<u32>(tp, <u32>bucket, T_BUCKETS);
     store<u32>(tp, size - 1, T_HASH_MASK);
     memory.fill(bucket, 0xFF, <usize>size << 2);
