@@ -224,7 +224,7 @@ test(`${MAX_RULES} rules load; one more is refused with one line naming the limi
   assert.equal(g.batch([f.tcp4('10.0.0.1', '10.0.0.2', 1, 2), f.arp()]).verdicts, [0, 0]);
 });
 
-test('hostile configs are refused with one printable line, and a refused load after a good one leaves no rules', () => {
+test('hostile configs are refused with one line, and a refused load after a good one leaves no rules', () => {
   const h = load('firewall');
   assert.is(h.init(generated(5, 10000).text), 0);
   const hostile: [Uint8Array | string, RegExp][] = [
