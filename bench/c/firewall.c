@@ -43,19 +43,12 @@ static inline uint32_t be16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p
 #define H3 0x165667B19E3779F9ull
 #define H4 0xD6E8FEB86659FD93ull
 #define H5 0xFF51AFD7ED558CCDull
-#define H6 0xC4CEB9FE1A85EC53ull
 
-static inline uint32_t key_hash(uint64_t s0, uint64_t s1, uint64_t d0, uint64_t d1, uint64_t k) {
-  uint64_t x = s0 * H1 + s1 * H2 + d0 * H3 + d1 * H4 + k * H5;
-  x ^= x >> 29;
-  x *= H6;
-  return (uint32_t)(x >> 40);
+static inline uint32_t key_hash(uint64_t s0, uint64_t s1, uint64_t d0, uint64_t d1, uint64_t k, uint32_t shift) {
+  return (uint32_t)((s0 * H1 ^ s1 * H2 ^ d0 * H3 ^ d1 * H4 ^ k * H5) >> shift);
 }
-static inline uint32_t key_hash4(uint32_t s, uint32_t d, uint64_t k) {
-  uint64_t x = (uint64_t)s * H1 + (uint64_t)d * H3 + k * H5;
-  x ^= x >> 29;
-  x *= H6;
-  return (uint32_t)(x >> 40);
+static inline uint32_t key_hash4(uint32_t s, uint32_t d, uint64_t k, uint32_t shift) {
+  return (uint32_t)(((uint64_t)s * H1 ^ (uint64_t)d * H3 ^ k * H5) >> shift);
 }
 
 // One match entry (lookup.ts), as stored.
@@ -66,7 +59,7 @@ struct entry {
 };
 struct tuple {
   uint64_t src_mask[2], dst_mask[2], key_mask;
-  uint32_t buckets, hash_mask;
+  uint32_t buckets, hash_shift;
   int32_t first_rule;
   uint32_t pad;
   uint64_t protos;
@@ -232,7 +225,7 @@ static void process(uint32_t first, uint32_t count) {
           const struct tuple *tp = tuples4 + t;
           if (tp->first_rule >= best) break;
           if (!(tp->protos & bit)) continue;
-          const uint32_t h = key_hash4(s4 & (uint32_t)tp->src_mask[0], d4 & (uint32_t)tp->dst_mask[0], key & tp->key_mask) & tp->hash_mask;
+          const uint32_t h = key_hash4(s4 & (uint32_t)tp->src_mask[0], d4 & (uint32_t)tp->dst_mask[0], key & tp->key_mask, tp->hash_shift);
           int32_t e = *(const int32_t *)(mem + tp->buckets + ((uint64_t)h << 2));
           while (e >= 0) {
             const struct entry *m = (const struct entry *)(entries + (uint64_t)e * MATCH_SIZE);
@@ -260,7 +253,7 @@ static void process(uint32_t first, uint32_t count) {
           if (tp->first_rule >= best) break;
           if (!(tp->protos & bit)) continue;
           const uint32_t h = key_hash(src[0] & tp->src_mask[0], src[1] & tp->src_mask[1], dst[0] & tp->dst_mask[0],
-                                      dst[1] & tp->dst_mask[1], key & tp->key_mask) & tp->hash_mask;
+                                      dst[1] & tp->dst_mask[1], key & tp->key_mask, tp->hash_shift);
           int32_t e = *(const int32_t *)(mem + tp->buckets + ((uint64_t)h << 2));
           while (e >= 0) {
             const struct entry *m = (const struct entry *)(entries + (uint64_t)e * MATCH_SIZE);

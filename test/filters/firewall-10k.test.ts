@@ -173,14 +173,14 @@ function agree(text: string, set: RuleSet, packets: Packet[], dir: 1 | 2, label:
 }
 
 test('10,000 generated rules: random packets get the verdicts and hits of a first-match scan, both directions', () => {
-  for (const seed of [1, 2]) {
+  for (const seed of [1]) {
     const { text, pool } = generated(seed, 10000);
     const set = parseRules(text);
     assert.is(set.rules.length, 10000);
     const r = rng(seed * 7919);
-    const packets = Array.from({ length: 4000 }, () => randomPacket(r, pool));
+    const packets = Array.from({ length: 5000 }, () => randomPacket(r, pool));
     const hits = packets.filter((p) => firstMatch(set, p.headers, 1) >= 0).length;
-    assert.ok(hits > 1000 && hits < 3900, `the generated packets both hit and miss the rules (${hits} of ${packets.length} hit)`);
+    assert.ok(hits > 1000 && hits < 4900, `the generated packets both hit and miss the rules (${hits} of ${packets.length} hit)`);
     agree(text, set, packets, 1, `seed ${seed}, in`);
     agree(text, set, packets, 2, `seed ${seed}, out`);
   }

@@ -15,7 +15,7 @@ import {
   buildLookup, classIndex, classAt, noIpRule, noIpRulesAt, classes, matchEntries, chainNext, keyHash, keyHash4,
   MATCH_SIZE, M_PROTO_MASK, M_PROTO_VALUE, M_SPORT_LO, M_SPORT_SPAN, M_DPORT_LO, M_DPORT_SPAN, M_ACTION, M_RULE,
   M_SRC, M_SRC_MASK, M_DST, M_DST_MASK, PORT_ABSENT, C_ENTRIES, C_COUNT, C_TUPLES, C_TUPLE_COUNT,
-  TUPLE_SIZE, T_SRC_MASK, T_DST_MASK, T_KEY_MASK, T_BUCKETS, T_HASH_MASK, T_FIRST_RULE, T_PROTOS, protoBit,
+  TUPLE_SIZE, T_SRC_MASK, T_DST_MASK, T_KEY_MASK, T_BUCKETS, T_HASH_SHIFT, T_FIRST_RULE, T_PROTOS, protoBit,
 } from "./lookup";
 export { nmwasm_abi_v1 } from "../../sdk";
 
@@ -194,7 +194,7 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
         for (let t = 0; t < tupleCount4; t++, tp += TUPLE_SIZE) {
           if (load<i32>(tp, T_FIRST_RULE) >= best) break;
           if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
-          const h = keyHash4(src & load<u32>(tp, T_SRC_MASK), dst & load<u32>(tp, T_DST_MASK), key & load<u64>(tp, T_KEY_MASK)) & load<u32>(tp, T_HASH_MASK);
+          const h = keyHash4(src & load<u32>(tp, T_SRC_MASK), dst & load<u32>(tp, T_DST_MASK), key & load<u64>(tp, T_KEY_MASK), load<u32>(tp, T_HASH_SHIFT));
           let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
           while (e >= 0) {
             const m = matchEntries + <usize>e * MATCH_SIZE;
@@ -224,7 +224,7 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
           if (load<i32>(tp, T_FIRST_RULE) >= best) break;
           if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
           const h = keyHash(src0 & load<u64>(tp, T_SRC_MASK), src1 & load<u64>(tp, T_SRC_MASK + 8),
-            dst0 & load<u64>(tp, T_DST_MASK), dst1 & load<u64>(tp, T_DST_MASK + 8), key & load<u64>(tp, T_KEY_MASK)) & load<u32>(tp, T_HASH_MASK);
+            dst0 & load<u64>(tp, T_DST_MASK), dst1 & load<u64>(tp, T_DST_MASK + 8), key & load<u64>(tp, T_KEY_MASK), load<u32>(tp, T_HASH_SHIFT));
           let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
           while (e >= 0) {
             const m = matchEntries + <usize>e * MATCH_SIZE;

@@ -42,7 +42,7 @@ export const PORT_ABSENT: u32 = 0x10000;
 // ---- tuples: 64 bytes each ----
 export const TUPLE_SIZE: usize = 64;
 export const T_SRC_MASK: usize = 0, T_DST_MASK: usize = 16, T_KEY_MASK: usize = 32, T_BUCKETS: usize = 40;
-export const T_HASH_MASK: usize = 44, T_FIRST_RULE: usize = 48, T_PROTOS: usize = 56;
+export const T_HASH_SHIFT: usize = 44, T_FIRST_RULE: usize = 48, T_PROTOS: usize = 56;
 /** Bit of a protocol in T_PROTOS (u64): protocol & 63; a packet of unknown protocol (0xFFFF) has bit 63. */
 // @ts-ignore: decorator
 @inline export function protoBit(proto: u32): u64 { return <u64>1 << <u64>(proto & 63); }
@@ -85,24 +85,20 @@ const entryTuple: usize = memory.data(<i32>(ENTRIES_PER_CLASS * 4), 4);
 @inline export function noIpRule(dir: u32): i32 { return load<i32>(noIpRules + (<usize>(dir - 1) << 2)); }
 
 const H1: u64 = 0x9E3779B97F4A7C15, H2: u64 = 0xC2B2AE3D27D4EB4F, H3: u64 = 0x165667B19E3779F9;
-const H4: u64 = 0xD6E8FEB86659FD93, H5: u64 = 0xFF51AFD7ED558CCD, H6: u64 = 0xC4CEB9FE1A85EC53;
+const H4: u64 = 0xD6E8FEB86659FD93, H5: u64 = 0xFF51AFD7ED558CCD;
 
-/** Bucket hash of a masked key (IPv4: s1 = d1 = 0; addresses as loaded, network order).
- *  The C baseline computes the same function. */
+/** Bucket of a masked key in a table of 2^(64 - shift) buckets (IPv4: s1 = d1 = 0; addresses
+ *  as loaded, network order): multiplicative hashing, the top bits of a xor of products.
+ *  NB: independent multiplies, one shift: short latency per probe. The C baseline computes
+ *  the same function. */
 // @ts-ignore: decorator
-@inline export function keyHash(s0: u64, s1: u64, d0: u64, d1: u64, k: u64): u32 {
-  let x = s0 * H1 + s1 * H2 + d0 * H3 + d1 * H4 + k * H5;
-  x ^= x >> 29;
-  x *= H6;
-  return <u32>(x >> 40);
+@inline export function keyHash(s0: u64, s1: u64, d0: u64, d1: u64, k: u64, shift: u32): u32 {
+  return <u32>((s0 * H1 ^ s1 * H2 ^ d0 * H3 ^ d1 * H4 ^ k * H5) >> <u64>shift);
 }
 /** keyHash for IPv4 (the two upper address halves are 0): two multiplies fewer. */
 // @ts-ignore: decorator
-@inline export function keyHash4(s: u32, d: u32, k: u64): u32 {
-  let x = <u64>s * H1 + <u64>d * H3 + k * H5;
-  x ^= x >> 29;
-  x *= H6;
-  return <u32>(x >> 40);
+@inline export function keyHash4(s: u32, d: u32, k: u64, shift: u32): u32 {
+  return <u32>((<u64>s * H1 ^ <u64>d * H3 ^ k * H5) >> <u64>shift);
 }
 
 function prefixLength(mask: usize): i32 {
@@ -196,7 +192,7 @@ function buildClass(c: u32, dir: u32, family: u32, ruleCount: i32): void {
     }
   }
   // Pass 1, in rule order: the tuple of each entry (tuples thus ordered by first rule);
-  // T_HASH_MASK counts the tuple's entries meanwhile. shapeTuple of a root then holds
+  // T_HASH_SHIFT counts the tuple's entries meanwhile. shapeTuple of a root then holds
   // -(tuple + 1) once its tuple exists.
   let tupleCount = 0;
   for (let e = 0; e < count; e++) {
@@ -213,7 +209,7 @@ function buildClass(c: u32, dir: u32, family: u32, ruleCount: i32): void {
       prefixMask(tp + T_SRC_MASK, srcLen, 16);
       prefixMask(tp + T_DST_MASK, dstLen, 16);
       store<u64>(tp, keyMaskOf(m), T_KEY_MASK);
-      store<u32>(tp, 0, T_HASH_MASK);
+      store<u32>(tp, 0, T_HASH_SHIFT);
       store<i32>(tp, load<i32>(m, M_RULE), T_FIRST_RULE);
       store<u64>(tp, 0, T_PROTOS);
       store<i32>(rootSlot, -(t + 1));
@@ -221,7 +217,7 @@ function buildClass(c: u32, dir: u32, family: u32, ruleCount: i32): void {
       t = -load<i32>(rootSlot) - 1;
     }
     const tp = tupleBase + <usize>t * TUPLE_SIZE;
-    store<u32>(tp, load<u32>(tp, T_HASH_MASK) + 1, T_HASH_MASK);
+    store<u32>(tp, load<u32>(tp, T_HASH_SHIFT) + 1, T_HASH_SHIFT);
     // the protocols its entries can match (all for an entry without a protocol)
     store<u64>(tp, load<u64>(tp, T_PROTOS) | (load<u32>(m, M_PROTO_MASK) != 0 ? protoBit(load<u32>(m, M_PROTO_VALUE)) : <u64>-1), T_PROTOS);
     store<i32>(entryTuple + (<usize>e << 2), t);
@@ -231,10 +227,10 @@ function buildClass(c: u32, dir: u32, family: u32, ruleCount: i32): void {
   let bucket = buckets + <usize>c * BUCKETS_PER_CLASS * 4;
   for (let t = 0; t < tupleCount; t++) {
     const tp = tupleBase + <usize>t * TUPLE_SIZE;
-    const n = load<u32>(tp, T_HASH_MASK);
+    const n = load<u32>(tp, T_HASH_SHIFT);
     const size: u32 = n <= 2 ? 8 : <u32>1 << (32 - clz<u32>(4 * n - 1));
     store<u32>(tp, <u32>bucket, T_BUCKETS);
-    store<u32>(tp, size - 1, T_HASH_MASK);
+    store<u32>(tp, 33 + clz<u32>(size), T_HASH_SHIFT); // 64 - log2(size)
     memory.fill(bucket, 0xFF, <usize>size << 2);
     bucket += <usize>size << 2;
   }
@@ -243,12 +239,12 @@ function buildClass(c: u32, dir: u32, family: u32, ruleCount: i32): void {
     const index = firstEntry + e;
     const m = matchEntries + <usize>index * MATCH_SIZE;
     const tp = tupleBase + <usize>load<i32>(entryTuple + (<usize>e << 2)) * TUPLE_SIZE;
-    const keyMask = load<u64>(tp, T_KEY_MASK);
+    const keyMask = load<u64>(tp, T_KEY_MASK), shift = load<u32>(tp, T_HASH_SHIFT);
     const h = family == 4
-      ? keyHash4(load<u32>(m, M_SRC) & load<u32>(tp, T_SRC_MASK), load<u32>(m, M_DST) & load<u32>(tp, T_DST_MASK), keyValueOf(m) & keyMask)
+      ? keyHash4(load<u32>(m, M_SRC) & load<u32>(tp, T_SRC_MASK), load<u32>(m, M_DST) & load<u32>(tp, T_DST_MASK), keyValueOf(m) & keyMask, shift)
       : keyHash(load<u64>(m, M_SRC) & load<u64>(tp, T_SRC_MASK), load<u64>(m, M_SRC + 8) & load<u64>(tp, T_SRC_MASK + 8),
-        load<u64>(m, M_DST) & load<u64>(tp, T_DST_MASK), load<u64>(m, M_DST + 8) & load<u64>(tp, T_DST_MASK + 8), keyValueOf(m) & keyMask);
-    const slot = <usize>load<u32>(tp, T_BUCKETS) + (<usize>(h & load<u32>(tp, T_HASH_MASK)) << 2);
+        load<u64>(m, M_DST) & load<u64>(tp, T_DST_MASK), load<u64>(m, M_DST + 8) & load<u64>(tp, T_DST_MASK + 8), keyValueOf(m) & keyMask, shift);
+    const slot = <usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2);
     store<i32>(chainNext + (<usize>index << 2), load<i32>(slot));
     store<i32>(slot, index);
   }
