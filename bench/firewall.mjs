@@ -15,6 +15,9 @@
 // POOL/BATCH batches long): medians of CPU ns/packet (process CPU time for AS, the C
 // thread's CPU time for C) and of the per-round ratios.
 //
+// Experiments: NMWASM_BENCH_WASM (another firewall build), NMWASM_BENCH_C (another C source),
+// NMWASM_BENCH_POOL (another pool size, a multiple of 1024 up to 30720).
+//
 // "Isolated" only: the filter over a batch, no port, no ring sync. The in-the-loop figure
 // needs the shared C batch-loop harness (issue 12, bench/ of the pbase work).
 import { execFileSync, spawn } from 'node:child_process';
@@ -26,10 +29,10 @@ import { createInterface } from 'node:readline';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const FIREWALL = process.env.NMWASM_BENCH_WASM || here('../filters/build/firewall.wasm');
-const C_SOURCE = process.env.C_SOURCE || here('./c/firewall.c');
+const C_SOURCE = process.env.NMWASM_BENCH_C || here('./c/firewall.c');
 const BENCH_RULES = here('./bench.rules');
 const CONFIG_BASE = 0x10000, WINDOW_BASE = 0x100000, DATA_BASE = 0x4000000;
-const POOL = Number(process.env.POOL ?? 16384), BATCH = 1024, BUF_SIZE = 2048, RING_SLOTS_OFS = 256;
+const POOL = Number(process.env.NMWASM_BENCH_POOL ?? 16384), BATCH = 1024, BUF_SIZE = 2048, RING_SLOTS_OFS = 256;
 const TARGET_MS = 25;
 const RULE_COUNTS = [8, 64, 10000];
 
@@ -46,6 +49,7 @@ for (let i = 0; i < args.length; i++) {
   if (args[i] === '--rounds' && /^[1-9][0-9]*$/.test(args[i + 1] ?? '')) { ROUNDS = Number(args[++i]); continue; }
   die(`unknown argument ${JSON.stringify(args[i])}: expected --rounds N (a positive integer) or --json`);
 }
+if (!Number.isInteger(POOL) || POOL < BATCH || POOL % BATCH || POOL > 30720) die(`NMWASM_BENCH_POOL: expected a multiple of ${BATCH} from ${BATCH} to 30720, got ${JSON.stringify(process.env.NMWASM_BENCH_POOL)}`);
 if (!existsSync(FIREWALL)) die(`firewall filter not found at ${FIREWALL}: run npm run build first`);
 const HOW = `node bench/firewall.mjs --rounds ${ROUNDS}`;
 
