@@ -79,5 +79,5 @@ export const REJECTED: { text: string; line: number; word: string }[] = [
   { text: 'default maybe', line: 1, word: 'maybe' },
   { text: 'default pass drop', line: 1, word: 'drop' },
   { text: 'default pass\npass tcp\ndefault drop', line: 3, word: 'default' },
-  { text: Array.from({ length: 257 }, () => 'pass').join('\n'), line: 257, word: 'pass' },
+  { text: Array.from({ length: 16385 }, () => 'pass').join('\n'), line: 16385, word: 'pass' },
 ];

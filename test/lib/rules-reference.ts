@@ -9,7 +9,7 @@
 // - An address may have host bits outside its prefix (10.1.2.3/8); it is masked at load.
 // - IPv6 addresses: 1-4 hex digits per group, at most one `::`, and an optional trailing
 //   dotted IPv4 part (::ffff:192.0.2.1). IPv4: exactly four decimal parts 0..255, no sign.
-// - `default` lines do not count towards the 256-rule limit.
+// - `default` lines do not count towards the 16384-rule limit.
 
 export const DROP = 0, PASS = 1, HOST = 2;
 export type Action = typeof DROP | typeof PASS | typeof HOST;
@@ -62,7 +62,7 @@ export class RulesError extends Error {
   }
 }
 
-export const MAX_RULES = 256;
+export const MAX_RULES = 16384;
 const ACTIONS: Record<string, Action> = { pass: PASS, drop: DROP, host: HOST };
 const PROTOS: Record<string, { family: Family; proto: number }> = {
   any: { family: 0, proto: -1 },

@@ -1,18 +1,22 @@
 // firewall: first-match-wins filter over the outermost IP header (README.md).
 // Per packet: a family/protocol/port/address summary (fast path for plain Ethernet IPv4
-// and IPv6, the SDK's parse() otherwise), then the rules of the match table for the
-// ring's direction and the packet's family are tried in steps that reject early
-// (protocol, ports, addresses); no allocation, no byte swap of addresses.
+// and IPv6, the SDK's parse() otherwise), then the candidate rules of the class for the
+// ring's direction and the packet's family (lookup.ts: in order for a few rules, else one
+// hash probe per tuple) are tried in steps that reject early (protocol, ports, addresses);
+// no allocation, no byte swap of addresses.
 import {
   parse, hdr, ringNumSlots, ringBufSize, ringDir, slotAddr, nextSlot, statAdd, statInc,
   RING_BUF_OFS, SLOT_BUF_IDX, SLOT_LEN, RING_DIR_RX, VERDICT_FLOW,
 } from "../../sdk";
 import {
-  loadRules, logSummary, ruleTable, ruleCount, defaultAction, MAX_RULES, MATCH_SIZE, RULE_SIZE, R_ACTION,
-  matchTableIndex, matchTableAt, matchCountAt, noIpRule,
-  M_PROTO_MASK, M_PROTO_VALUE, M_SPORT_LO, M_SPORT_SPAN, M_DPORT_LO, M_DPORT_SPAN, M_ACTION, M_RULE,
-  M_SRC, M_SRC_MASK, M_DST, M_DST_MASK, PORT_ABSENT, DIR_IN, DIR_OUT, flowVerdicts,
+  loadRules, logSummary, ruleTable, ruleCount, defaultAction, MAX_RULES, RULE_SIZE, R_ACTION, DIR_IN, DIR_OUT, flowVerdicts,
 } from "./rules";
+import {
+  buildLookup, classIndex, classAt, noIpRule, noIpRulesAt, classes, matchEntries, chainNext, keyHash, keyHash4,
+  MATCH_SIZE, M_PROTO_MASK, M_PROTO_VALUE, M_SPORT_LO, M_SPORT_SPAN, M_DPORT_LO, M_DPORT_SPAN, M_ACTION, M_RULE,
+  M_SRC, M_SRC_MASK, M_DST, M_DST_MASK, PORT_ABSENT, C_ENTRIES, C_COUNT, C_TUPLES, C_TUPLE_COUNT,
+  TUPLE_SIZE, T_SRC_MASK, T_DST_MASK, T_KEY_MASK, T_BUCKETS, T_HASH_SHIFT, T_FIRST_RULE, T_PROTOS, protoBit,
+} from "./lookup";
 export { nmwasm_abi_v1 } from "../../sdk";
 
 // Counters (manifest.json "stats"): packets, bytes, then per verdict: dropped, passed, host, then defaulted.
@@ -25,6 +29,7 @@ export function nmwasm_init(config: usize, configLen: i32): i32 {
   memory.fill(stats, 0, 8 * 6);
   memory.fill(hits, 0, 8 * <usize>MAX_RULES);
   const err = loadRules(config, configLen);
+  buildLookup(ruleCount); // after an error: empty tables
   if (err == 0) logSummary();
   return err;
 }
@@ -40,6 +45,17 @@ export function firewall_default(): i32 { return defaultAction; }
 /** Address of one u64 hit counter per rule. */
 export function firewall_hits(): usize { return hits; }
 
+const lookupTables: usize = memory.data(16, 4);
+/** Address of four u32: the addresses of the match entries, chain links, class descriptors
+ *  and no-IP rules of lookup.ts (read by the C baseline, bench/c/firewall.c). */
+export function firewall_lookup(): usize {
+  store<u32>(lookupTables, <u32>matchEntries);
+  store<u32>(lookupTables, <u32>chainNext, 4);
+  store<u32>(lookupTables, <u32>classes, 8);
+  store<u32>(lookupTables, <u32>noIpRulesAt, 12);
+  return lookupTables;
+}
+
 // EtherTypes as a little-endian u16 load of the big-endian field reads them.
 const ETHERTYPE_IPV4_LE: u32 = 0x0008, ETHERTYPE_IPV6_LE: u32 = 0xDD86;
 const IPPROTO_TCP: u32 = 6, IPPROTO_UDP: u32 = 17, IPPROTO_ICMPV6: u32 = 58;
@@ -52,14 +68,36 @@ const IPPROTO_TCP: u32 = 6, IPPROTO_UDP: u32 = 17, IPPROTO_ICMPV6: u32 = 58;
  *  NB: deliberately not @inline: keeps the hot loop small. */
 function summariseSlow(p: usize, len: i32): void { parse(p, len); }
 
+/** Whether the IPv4 match entry at `m` matches. NB: rejects early, as the C baseline does:
+ *  protocol, then both port spans, then both addresses, each step one branch (a branch-free
+ *  & of all conditions measured 1.6x slower at 8 rules). */
+// @ts-ignore: decorator
+@inline function match4(m: usize, proto: u32, sport: u32, dport: u32, src: u32, dst: u32): bool {
+  if ((proto & load<u32>(m, M_PROTO_MASK)) != load<u32>(m, M_PROTO_VALUE)) return false;
+  if (((sport - load<u32>(m, M_SPORT_LO)) > load<u32>(m, M_SPORT_SPAN)) | ((dport - load<u32>(m, M_DPORT_LO)) > load<u32>(m, M_DPORT_SPAN))) return false;
+  return (((src & load<u32>(m, M_SRC_MASK)) ^ load<u32>(m, M_SRC)) | ((dst & load<u32>(m, M_DST_MASK)) ^ load<u32>(m, M_DST))) == 0;
+}
+
+/** Whether the IPv6 match entry at `m` matches (same steps as match4, addresses as two u64). */
+// @ts-ignore: decorator
+@inline function match6(m: usize, proto: u32, sport: u32, dport: u32, src0: u64, src1: u64, dst0: u64, dst1: u64): bool {
+  if ((proto & load<u32>(m, M_PROTO_MASK)) != load<u32>(m, M_PROTO_VALUE)) return false;
+  if (((sport - load<u32>(m, M_SPORT_LO)) > load<u32>(m, M_SPORT_SPAN)) | ((dport - load<u32>(m, M_DPORT_LO)) > load<u32>(m, M_DPORT_SPAN))) return false;
+  if (((src0 & load<u64>(m, M_SRC_MASK)) ^ load<u64>(m, M_SRC)) | ((src1 & load<u64>(m, M_SRC_MASK + 8)) ^ load<u64>(m, M_SRC + 8))) return false;
+  return (((dst0 & load<u64>(m, M_DST_MASK)) ^ load<u64>(m, M_DST)) | ((dst1 & load<u64>(m, M_DST_MASK + 8)) ^ load<u64>(m, M_DST + 8))) == 0;
+}
+
 /** Processes one batch: one verdict byte per slot. */
 export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: u32): i32 {
   const numSlots = ringNumSlots(ring);
   const bufBase = ring + <usize>load<i64>(ring, RING_BUF_OFS);
   const bufSize = <usize>ringBufSize(ring);
   const dir: u32 = ringDir(ring) == RING_DIR_RX ? DIR_IN : DIR_OUT;
-  const table4 = matchTableAt(matchTableIndex(dir, 4)), count4 = matchCountAt(matchTableIndex(dir, 4));
-  const table6 = matchTableAt(matchTableIndex(dir, 6)), count6 = matchCountAt(matchTableIndex(dir, 6));
+  const c4 = classAt(classIndex(dir, 4)), c6 = classAt(classIndex(dir, 6));
+  const entries4 = matchEntries + <usize>load<i32>(c4, C_ENTRIES) * MATCH_SIZE, count4 = load<i32>(c4, C_COUNT);
+  const tuples4 = <usize>load<u32>(c4, C_TUPLES), tupleCount4 = load<i32>(c4, C_TUPLE_COUNT);
+  const entries6 = matchEntries + <usize>load<i32>(c6, C_ENTRIES) * MATCH_SIZE, count6 = load<i32>(c6, C_COUNT);
+  const tuples6 = <usize>load<u32>(c6, C_TUPLES), tupleCount6 = load<i32>(c6, C_TUPLE_COUNT);
   const noIp = noIpRule(dir);
   const noIpVerdict: u32 = noIp >= 0 ? <u32>load<u8>(ruleTable + <usize>noIp * RULE_SIZE, R_ACTION) : 0;
   const fallback = <u32>defaultAction;
@@ -137,32 +175,69 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
       }
     }
 
-    // NB: reject early, as the C baseline does: the remaining conditions are grouped with
-    // bitwise | so that each step is one branch. A branch-free & of all conditions per
-    // rule measured 1.6x slower (npm run bench, 8 rules).
     let verdict = fallback;
     let hit = -1;
     if (family == 4) {
       const src = <u32>src0, dst = <u32>dst0;
-      let m = table4;
-      for (let i = 0; i < count4; i++, m += MATCH_SIZE) {
-        if ((proto & load<u32>(m, M_PROTO_MASK)) != load<u32>(m, M_PROTO_VALUE)) continue;
-        if (((sport - load<u32>(m, M_SPORT_LO)) > load<u32>(m, M_SPORT_SPAN)) | ((dport - load<u32>(m, M_DPORT_LO)) > load<u32>(m, M_DPORT_SPAN))) continue;
-        if ((((src & load<u32>(m, M_SRC_MASK)) ^ load<u32>(m, M_SRC)) | ((dst & load<u32>(m, M_DST_MASK)) ^ load<u32>(m, M_DST))) != 0) continue;
-        hit = load<i32>(m, M_RULE);
-        verdict = load<u32>(m, M_ACTION);
-        break;
+      if (tupleCount4 == 0) {
+        let m = entries4;
+        for (let i = 0; i < count4; i++, m += MATCH_SIZE) {
+          if (!match4(m, proto, sport, dport, src, dst)) continue;
+          hit = load<i32>(m, M_RULE);
+          verdict = load<u32>(m, M_ACTION);
+          break;
+        }
+      } else {
+        // NB: one hash probe per tuple that has the packet's protocol, tuples in order of their
+        // first rule; stops as soon as no later tuple can hold an earlier rule than the best found.
+        const key = (<u64>proto << 17) | <u64>dport;
+        const bit = protoBit(proto);
+        let best = i32.MAX_VALUE;
+        let tp = tuples4;
+        for (let t = 0; t < tupleCount4; t++, tp += TUPLE_SIZE) {
+          if (load<i32>(tp, T_FIRST_RULE) >= best) break;
+          if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
+          const h = keyHash4(src & load<u32>(tp, T_SRC_MASK), dst & load<u32>(tp, T_DST_MASK), key & load<u64>(tp, T_KEY_MASK), load<u32>(tp, T_HASH_SHIFT));
+          let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
+          while (e >= 0) {
+            const m = matchEntries + <usize>e * MATCH_SIZE;
+            const rule = load<i32>(m, M_RULE);
+            if (rule >= best) break;
+            if (match4(m, proto, sport, dport, src, dst)) { best = rule; verdict = load<u32>(m, M_ACTION); break; }
+            e = load<i32>(chainNext + (<usize>e << 2));
+          }
+        }
+        if (best != i32.MAX_VALUE) hit = best;
       }
     } else if (family == 6) {
-      let m = table6;
-      for (let i = 0; i < count6; i++, m += MATCH_SIZE) {
-        if ((proto & load<u32>(m, M_PROTO_MASK)) != load<u32>(m, M_PROTO_VALUE)) continue;
-        if (((sport - load<u32>(m, M_SPORT_LO)) > load<u32>(m, M_SPORT_SPAN)) | ((dport - load<u32>(m, M_DPORT_LO)) > load<u32>(m, M_DPORT_SPAN))) continue;
-        if (((src0 & load<u64>(m, M_SRC_MASK)) ^ load<u64>(m, M_SRC)) | ((src1 & load<u64>(m, M_SRC_MASK + 8)) ^ load<u64>(m, M_SRC + 8))) continue;
-        if (((dst0 & load<u64>(m, M_DST_MASK)) ^ load<u64>(m, M_DST)) | ((dst1 & load<u64>(m, M_DST_MASK + 8)) ^ load<u64>(m, M_DST + 8))) continue;
-        hit = load<i32>(m, M_RULE);
-        verdict = load<u32>(m, M_ACTION);
-        break;
+      if (tupleCount6 == 0) {
+        let m = entries6;
+        for (let i = 0; i < count6; i++, m += MATCH_SIZE) {
+          if (!match6(m, proto, sport, dport, src0, src1, dst0, dst1)) continue;
+          hit = load<i32>(m, M_RULE);
+          verdict = load<u32>(m, M_ACTION);
+          break;
+        }
+      } else {
+        const key = (<u64>proto << 17) | <u64>dport;
+        const bit = protoBit(proto);
+        let best = i32.MAX_VALUE;
+        let tp = tuples6;
+        for (let t = 0; t < tupleCount6; t++, tp += TUPLE_SIZE) {
+          if (load<i32>(tp, T_FIRST_RULE) >= best) break;
+          if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
+          const h = keyHash(src0 & load<u64>(tp, T_SRC_MASK), src1 & load<u64>(tp, T_SRC_MASK + 8),
+            dst0 & load<u64>(tp, T_DST_MASK), dst1 & load<u64>(tp, T_DST_MASK + 8), key & load<u64>(tp, T_KEY_MASK), load<u32>(tp, T_HASH_SHIFT));
+          let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
+          while (e >= 0) {
+            const m = matchEntries + <usize>e * MATCH_SIZE;
+            const rule = load<i32>(m, M_RULE);
+            if (rule >= best) break;
+            if (match6(m, proto, sport, dport, src0, src1, dst0, dst1)) { best = rule; verdict = load<u32>(m, M_ACTION); break; }
+            e = load<i32>(chainNext + (<usize>e << 2));
+          }
+        }
+        if (best != i32.MAX_VALUE) hit = best;
       }
     } else if (noIp >= 0) {
       hit = noIp;

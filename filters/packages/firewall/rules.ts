@@ -1,13 +1,13 @@
 // Firewall rules language (README.md): parses the rules text into the fixed 80-byte rule
-// table (exported for inspection and the C benchmark) and into the match tables the
-// per-packet loop uses (same rules, split by direction and family, laid out for matching
-// with few branches).
+// table (exported for inspection and the C benchmark); lookup.ts builds the per-packet
+// lookup tables from it.
 import {
   ConfigReader, parseAddressPrefix, parseDecimal, log,
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6,
 } from "../../sdk";
 
-export const MAX_RULES: i32 = 256;
+/** Most rules a rules file may hold (README "Limits"). */
+export const MAX_RULES: i32 = 16384;
 
 // ---- the fixed compiled rule table (README "Compiled rule table") ----
 export const RULE_SIZE: usize = 80;
@@ -20,44 +20,6 @@ export const ACTION_DROP: u8 = 0, ACTION_PASS: u8 = 1, ACTION_HOST: u8 = 2;
 export const DIR_ANY: u8 = 0, DIR_IN: u8 = 1, DIR_OUT: u8 = 2;
 
 export const ruleTable: usize = memory.data(<i32>(MAX_RULES * <i32>RULE_SIZE), 16);
-
-// ---- the match tables: one per ring direction (in, out) and packet family (4, 6) ----
-// Each holds, in rule order, only the rules that can match such a packet (direction any
-// or equal, family any or equal), so the per-packet loop neither tests direction nor
-// family and an IPv4 packet never walks the IPv6 rules. One 96-byte entry per rule:
-//   (proto & protoMask) == protoValue (packet proto 0xFFFF when unknown),
-//   (sport - sLo) <= sSpan, (dport - dLo) <= dSpan (unsigned),
-//   (src & srcMask) == srcRule, (dst & dstMask) == dstRule (IPv4: the first u32 only;
-//   IPv6: both u64 halves).
-// "No port condition" is lo 0, span 0x10000, so absent ports (0x10000) still match.
-// A packet without an IP header matches only rules with family any and proto any: the
-// first such rule per direction is `noIpRule` (-1 when none).
-export const MATCH_SIZE: usize = 96;
-export const M_PROTO_MASK: usize = 0, M_PROTO_VALUE: usize = 4, M_SPORT_LO: usize = 8, M_SPORT_SPAN: usize = 12;
-export const M_DPORT_LO: usize = 16, M_DPORT_SPAN: usize = 20, M_ACTION: usize = 24, M_RULE: usize = 28;
-export const M_SRC: usize = 32, M_SRC_MASK: usize = 48, M_DST: usize = 64, M_DST_MASK: usize = 80;
-export const PORT_ABSENT: u32 = 0x10000;
-export const MATCH_TABLE_SIZE: usize = <usize>MAX_RULES * MATCH_SIZE;
-
-/** Match tables, in order: in/IPv4, in/IPv6, out/IPv4, out/IPv6 (see matchTableFor). */
-export const matchTables: usize = memory.data(4 * MAX_RULES * <i32>MATCH_SIZE, 16);
-/** Entry counts of the four match tables (i32 each). */
-const matchCounts: usize = memory.data(4 * 4, 4);
-/** First rule matching a packet without an IP header, per direction (in, out), or -1. */
-const noIpRules: usize = memory.data(4 * 2, 4);
-
-/** Index (0..3) of the match table for ring direction `dir` (DIR_IN/DIR_OUT) and family 4 or 6. */
-// @ts-ignore: decorator
-@inline export function matchTableIndex(dir: u32, family: u32): u32 { return ((dir - 1) << 1) | <u32>(family == 6); }
-/** Address of match table `index`. */
-// @ts-ignore: decorator
-@inline export function matchTableAt(index: u32): usize { return matchTables + <usize>index * MATCH_TABLE_SIZE; }
-/** Entry count of match table `index`. */
-// @ts-ignore: decorator
-@inline export function matchCountAt(index: u32): i32 { return load<i32>(matchCounts + (<usize>index << 2)); }
-/** First rule matching a packet without an IP header on a ring of direction `dir`, or -1. */
-// @ts-ignore: decorator
-@inline export function noIpRule(dir: u32): i32 { return load<i32>(noIpRules + (<usize>(dir - 1) << 2)); }
 
 export let ruleCount: i32 = 0;
 export let defaultAction: u8 = ACTION_DROP;
@@ -149,48 +111,8 @@ function parseRule(r: ConfigReader, rule: usize, action: i32): i32 {
   return 0;
 }
 
-/** Writes the match entry for the compiled rule number `index` at `m`. */
-function compileMatch(index: i32, m: usize): void {
-  const rule = ruleTable + <usize>index * RULE_SIZE;
-  const proto = <u32>load<u8>(rule, R_PROTO);
-  store<u32>(m, proto != PROTO_ANY ? 0xFFFF : 0, M_PROTO_MASK);
-  store<u32>(m, proto != PROTO_ANY ? proto : 0, M_PROTO_VALUE);
-  const ports = (load<u32>(rule, R_FLAGS) & RULE_FLAG_PORTS) != 0;
-  const sLo = <u32>load<u16>(rule, R_SPORT_LO), sHi = <u32>load<u16>(rule, R_SPORT_HI);
-  const dLo = <u32>load<u16>(rule, R_DPORT_LO), dHi = <u32>load<u16>(rule, R_DPORT_HI);
-  store<u32>(m, ports ? sLo : 0, M_SPORT_LO);
-  store<u32>(m, ports ? sHi - sLo : PORT_ABSENT, M_SPORT_SPAN);
-  store<u32>(m, ports ? dLo : 0, M_DPORT_LO);
-  store<u32>(m, ports ? dHi - dLo : PORT_ABSENT, M_DPORT_SPAN);
-  store<u32>(m, <u32>load<u8>(rule, R_ACTION), M_ACTION);
-  store<u32>(m, <u32>index, M_RULE);
-  memory.copy(m + M_SRC, rule + R_SRC, 64); // src, src mask, dst, dst mask: same order
-}
-
-/** Rebuilds the match tables and noIpRules from the first `ruleCount` compiled rules. */
-function buildMatchTables(): void {
-  for (let dir: u32 = DIR_IN; dir <= DIR_OUT; dir++) {
-    let noIp = -1;
-    for (let family: u32 = 4; family <= 6; family += 2) {
-      const t = matchTableIndex(dir, family);
-      let count = 0;
-      for (let i = 0; i < ruleCount; i++) {
-        const rule = ruleTable + <usize>i * RULE_SIZE;
-        const ruleDir = <u32>load<u8>(rule, R_DIR), ruleFamily = <u32>load<u8>(rule, R_FAMILY);
-        if (ruleDir != DIR_ANY && ruleDir != dir) continue;
-        if (noIp < 0 && ruleFamily == 0 && load<u8>(rule, R_PROTO) == PROTO_ANY) noIp = i;
-        if (ruleFamily != 0 && ruleFamily != family) continue;
-        compileMatch(i, matchTableAt(t) + <usize>count * MATCH_SIZE);
-        count++;
-      }
-      store<i32>(matchCounts + (<usize>t << 2), count);
-    }
-    store<i32>(noIpRules + (<usize>(dir - 1) << 2), noIp);
-  }
-}
-
-/** Parses the rules text at `ptr` (`len` bytes) into the tables. Returns 0, or 1 after
- *  logging "line N: ... '<word>'" for the first error (the tables are then empty). */
+/** Parses the rules text at `ptr` (`len` bytes) into the rule table. Returns 0, or 1 after
+ *  logging "line N: ... '<word>'" for the first error (the table is then empty). */
 export function loadRules(ptr: usize, len: i32): i32 {
   ruleCount = 0;
   defaultAction = ACTION_DROP;
@@ -216,13 +138,12 @@ export function loadRules(ptr: usize, len: i32): i32 {
     }
     const action = actionOf(r);
     if (action < 0) return fail(r.error("unknown action", "pass, drop, host, default or flow-verdicts"));
-    if (ruleCount == MAX_RULES) return fail(r.error("too many rules (at most 256) at"));
+    if (ruleCount == MAX_RULES) return fail(r.error("too many rules (at most 16384) at"));
     const rule = ruleTable + <usize>ruleCount * RULE_SIZE;
     const err = parseRule(r, rule, action);
     if (err != 0) return fail(err);
     ruleCount++;
   }
-  buildMatchTables();
   return 0;
 }
 
@@ -230,7 +151,6 @@ function fail(err: i32): i32 {
   ruleCount = 0;
   defaultAction = ACTION_DROP;
   flowVerdicts = false;
-  buildMatchTables();
   return err;
 }
 
