@@ -28,7 +28,7 @@ const TARGET_MS = 40; // CPU time of one measurement: short, so that an AS/C pai
 const ROUNDS = Number(process.argv[2] ?? 25);
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const ADDON = here('../build/Release/nmwasm.node');
+const ADDON = here('./native/build/Release/nmwasm_bench.node'); // the benchmarks' addon (bench/native, built by npm run bench)
 // NMWASM_BENCH_WASM / NMWASM_BENCH_RULES: another build of the firewall / rules file (experiments).
 const FIREWALL = process.env.NMWASM_BENCH_WASM || here('../filters/build/firewall.wasm');
 const RULES = process.env.NMWASM_BENCH_RULES || here('./bench.rules'); // another rules file, for experiments

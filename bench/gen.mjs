@@ -31,7 +31,7 @@ const BASELINE = process.argv[4];
 const SMALL = 1000;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../dist/nmwasm.mjs');
-const ADDON = here('../build/Release/nmwasm.node');
+const ADDON = here('./native/build/Release/nmwasm_bench.node'); // the benchmarks' addon (bench/native, built by npm run bench)
 const PASS = here('../filters/build/fixtures/pass.wasm');
 
 function die(message) {
