@@ -1,7 +1,9 @@
 // Benchmark: the example filters pass-all, counter and reflector (`swap ports`) in
 // AssemblyScript (filters/build/*.wasm, as shipped) against C baselines written the
 // competent way (bench/c/baselines.h), on the same fresh frames, in the same ring layout.
-// Usage: node bench/filters.mjs [--json] [--quick] [--rounds N] [--only pass|counter|reflector] [--size 64|imix]
+// Usage: node bench/filters.mjs [--json] [--quick] [--rounds N] [--only pass|counter|reflector] [--size 64|imix] [--build DIR]
+// (--build: another build's directory of counter.wasm, reflector.wasm, fixtures/pass.wasm, e.g. an
+// older commit's, for a before/after; its outputs must match the C baselines' all the same)
 // Needs npm run build (filters) and cc; builds the benchmarks' addon (bench/native) if needed.
 //
 // The modules are loaded as `nmwasm load` loads them (host/module.ts, rewrite included).
@@ -40,6 +42,7 @@ const QUICK = args.includes('--quick');
 const ROUNDS = Number(opt('--rounds') ?? (QUICK ? 3 : 9));
 const ONLY = opt('--only');
 const SIZE = opt('--size');
+const BUILD = opt('--build') ?? join(ROOT, 'filters/build');
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) die(`--rounds: expected a positive integer, got ${JSON.stringify(opt('--rounds'))}`);
 
 const NMWASM_CONFIG_BASE = 0x10000;
@@ -51,14 +54,14 @@ const BATCH = 1023;
 const TARGET_MS = QUICK ? 15 : 40;
 
 const FILTERS = [
-  { name: 'pass', label: 'pass-all', wasm: 'filters/build/fixtures/pass.wasm', config: '', stats: 0 },
-  { name: 'counter', label: 'counter', wasm: 'filters/build/counter.wasm', config: '', stats: 10 },
-  { name: 'reflector', label: 'reflector', wasm: 'filters/build/reflector.wasm', config: 'swap ports\n', stats: 3 },
+  { name: 'pass', label: 'pass-all', wasm: 'fixtures/pass.wasm', config: '', stats: 0 },
+  { name: 'counter', label: 'counter', wasm: 'counter.wasm', config: '', stats: 10 },
+  { name: 'reflector', label: 'reflector', wasm: 'reflector.wasm', config: 'swap ports\n', stats: 3 },
 ].filter((f) => !ONLY || f.name === ONLY);
 const SIZES = [{ arg: '64', label: '64B', code: 0 }, { arg: 'imix', label: 'imix', code: 1 }].filter((s) => !SIZE || s.arg === SIZE);
 if (FILTERS.length === 0) die(`--only: expected pass, counter or reflector, got ${JSON.stringify(ONLY)}`);
 if (SIZES.length === 0) die(`--size: expected 64 or imix, got ${JSON.stringify(SIZE)}`);
-for (const f of FILTERS) if (!existsSync(join(ROOT, f.wasm))) die(`${f.wasm} not found: run npm run build first`);
+for (const f of FILTERS) if (!existsSync(join(BUILD, f.wasm))) die(`${join(BUILD, f.wasm)} not found: run npm run build first`);
 
 const bench = createRequire(import.meta.url)(ensureBenchAddon());
 // The module is loaded as `nmwasm load` loads it (host/module.ts: checks, limits, the
@@ -87,7 +90,7 @@ function instantiate(f) {
     nmwasm_log: (ptr, len) => process.stderr.write(`${f.label}: ${Buffer.from(memory.buffer, ptr, Math.min(len, 200)).toString('latin1').replace(/[^\x20-\x7e]/g, '?')}\n`),
     nmwasm_now: () => performance.now(),
   };
-  const inst = new WebAssembly.Instance(loadModule(join(ROOT, f.wasm)).module, { env });
+  const inst = new WebAssembly.Instance(loadModule(join(BUILD, f.wasm)).module, { env });
   const x = inst.exports;
   memory = x.memory;
   bench.hugePages(memory.buffer, IMG_OFS, WINDOW_END - IMG_OFS);
@@ -197,7 +200,7 @@ const measures = rows.map((r) =>
     r.base,
     r.ratio,
     r.where === 'loop' ? 1.1 : 1.3,
-    `node bench/filters.mjs --only ${r.f.name} --size ${r.size.arg}`,
+    `node bench/filters.mjs --only ${r.f.name} --size ${r.size.arg}${opt('--build') ? ` --build ${BUILD}` : ''}`,
   ),
 );
 if (JSON_OUT) {

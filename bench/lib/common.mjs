@@ -31,9 +31,11 @@ export function machine() {
   return { cpu: model.trim(), cores: cpus().length, kernel: release(), node: process.version, loadavg: loadavg().map((l) => Number(l.toFixed(2))), date: new Date().toISOString() };
 }
 
-/** node-gyp for the benchmarks' addon: npm's bundled copy, else the one on PATH. */
+/** node-gyp for the benchmarks' addon: the one npm gives its scripts (npm_config_node_gyp),
+ * else npm's bundled copy at its Debian path, else the one on PATH. */
 function nodeGyp(args) {
-  const [cmd, pre] = existsSync(NODE_GYP) ? [process.execPath, [NODE_GYP]] : ['node-gyp', []];
+  const script = [process.env.npm_config_node_gyp, NODE_GYP].find((p) => p && existsSync(p));
+  const [cmd, pre] = script ? [process.execPath, [script]] : ['node-gyp', []];
   const nodedir = existsSync('/usr/include/node/node.h') ? ['--nodedir=/usr'] : [];
   const res = spawnSync(cmd, [...pre, ...args, ...nodedir], { cwd: join(BENCH_DIR, 'native'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (res.status !== 0) die(`node-gyp ${args[0]} in bench/native failed (exit ${res.status}): ${(res.stderr || res.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
