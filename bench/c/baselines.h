@@ -47,8 +47,17 @@ static void bl_counter(uint8_t *ring, uint8_t *verdicts, uint32_t first, uint32_
   for (uint32_t k = 0; k < count; k++) {
     const int32_t len = hr_rd16(BL_SLOT(ring, slot) + 4);
     bytes += (uint32_t)len;
+    const uint8_t *p = bl_buf(ring, slot, buf_ofs, buf_size);
     hp_hdr h;
-    hp_parse(bl_buf(ring, slot, buf_ofs, buf_size), len, &h);
+    /* fast path: plain IPv4 / IPv6 right after Ethernet (as the AS counter), else hp_parse */
+    const uint16_t type = len >= 14 ? hr_rd16(p + 12) : 0;
+    if (type == 0x0008 && len >= 34 && p[14] == 0x45 && (hr_rd16(p + 16) == 0 || hp_be16(p, 16) >= 20)) {
+      h.family = 4; h.proto = p[23]; h.eth_type = 0x0800;
+    } else if (type == 0xDD86 && len >= 54 && (p[14] >> 4) == 6 && !hp_ipv6_ext(p[20])) {
+      h.family = 6; h.proto = p[20]; h.eth_type = 0x86DD;
+    } else {
+      hp_parse(p, len, &h);
+    }
     v4 += h.family == 4;
     v6 += h.family == 6;
     arp += h.family == 0 && h.eth_type == 0x0806;

@@ -32,6 +32,10 @@ static inline void hp_ipv4(const uint8_t *p, int32_t len, int32_t off, hp_hdr *h
   if (frag_ofs == 0 && off + ihl < end) hp_transport(p, end, off + ihl, h);
 }
 
+/** The next-header values the SDK's IPv6 parse skips (hop-by-hop, routing, destination
+ *  options, mobility, AH) or treats as a fragment header. */
+static inline int hp_ipv6_ext(int32_t nh) { return nh == 0 || nh == 43 || nh == 60 || nh == 135 || nh == 51 || nh == 44; }
+
 static inline void hp_ipv6(const uint8_t *p, int32_t len, int32_t off, hp_hdr *h) {
   if (off + 40 > len || (p[off] >> 4) != 6) return;
   const int32_t payload = hp_be16(p, off + 4);
