@@ -50,6 +50,14 @@ const ETH_IPV4_NET: u32 = 0x0008, ETH_IPV6_NET: u32 = 0xDD86; // ETH_IPV4/ETH_IP
   return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_MOBILITY || nh == IPPROTO_AH || nh == IPPROTO_FRAGMENT;
 }
 
+/** parse() for the frames the fast path does not take, packed: family | (proto + 1) << 4 |
+ *  (ARP ? 1 << 16 : 0). NB: deliberately not @inline: out of the loop's body, the general
+ *  parser (and its globals) does not weigh on the fast path's registers. */
+function classifyOther(p: usize, len: i32): i32 {
+  parse(p, len);
+  return hdr.family | ((hdr.proto + 1) << 4) | (hdr.ethType == ETH_ARP ? 1 << 16 : 0);
+}
+
 /** Counts each packet of the batch and passes it. The counts are kept in locals over the
  *  batch (branch-free adds) and added to the counters once: NB a statInc per packet is a
  *  load and a store to memory, which the verdict stores keep the compiler from merging. */
@@ -67,17 +75,17 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
     // Ethernet header, tested in network order; the result is what parse() gives for them.
     // Everything else takes the SDK's parse. NB: parse() keeps its results in globals (a
     // store per field per packet); the fast path keeps them in locals.
-    let family = 0, proto = -1, ethType = -1;
+    let family = 0, proto = -1, isArp = false;
     const type = len >= 14 ? <u32>load<u16>(p, 12) : 0;
     if (type == ETH_IPV4_NET && len >= 34 && load<u8>(p, 14) == 0x45 && (load<u16>(p, 16) == 0 || swap16(<u32>load<u16>(p, 16)) >= 20)) {
-      family = 4; proto = <i32>load<u8>(p, 23); ethType = ETH_IPV4;
+      family = 4; proto = <i32>load<u8>(p, 23);
     } else if (type == ETH_IPV6_NET && len >= 54 && (load<u8>(p, 14) >> 4) == 6 && !isIPv6ExtHeader(<i32>load<u8>(p, 20))) {
-      family = 6; proto = <i32>load<u8>(p, 20); ethType = ETH_IPV6;
+      family = 6; proto = <i32>load<u8>(p, 20);
     } else {
-      parse(p, len);
-      family = hdr.family; proto = hdr.proto; ethType = hdr.ethType;
+      const c = classifyOther(p, len);
+      family = c & 0xF; proto = ((c >> 4) & 0x1FF) - 1; isArp = (c >> 16) != 0;
     }
-    const noIp = family == 0, isArp = ethType == ETH_ARP;
+    const noIp = family == 0;
     v4 += <u32>(family == 4);
     v6 += <u32>(family == 6);
     arp += <u32>(noIp & isArp);
