@@ -93,11 +93,26 @@ static void bl_reflector(uint8_t *ring, uint8_t *verdicts, uint32_t first, uint3
     const int32_t len = hr_rd16(BL_SLOT(ring, slot) + 4);
     if (len >= 12) bl_swap(p, p + 6, 6);
     if (len >= 14) {
-      hp_hdr h;
-      hp_parse(p, len, &h);
-      if (h.family == 4) { bl_swap(p + h.l3 + 12, p + h.l3 + 16, 4); ips++; }
-      else if (h.family == 6) { bl_swap(p + h.l3 + 8, p + h.l3 + 24, 16); ips++; }
-      if (h.family != 0 && h.sport >= 0 && h.dport >= 0 && (h.proto == 6 || h.proto == 17)) { bl_swap(p + h.l4, p + h.l4 + 2, 2); ports++; }
+      /* fast path: plain IPv4 / IPv6 right after Ethernet (as the AS reflector), else hp_parse */
+      int32_t family = 0, l3 = 14, l4 = 0, ports_ok = 0;
+      const uint16_t type = hr_rd16(p + 12);
+      if (type == 0x0008 && len >= 34 && p[14] == 0x45 && (hr_rd16(p + 16) == 0 || hp_be16(p, 16) >= 20)) {
+        const int32_t total = hp_be16(p, 16), end = total != 0 && 14 + total <= len ? 14 + total : len;
+        family = 4; l4 = 34;
+        ports_ok = (hr_rd16(p + 20) & 0xFF1F) == 0 && end >= 38 && (p[23] == 6 || p[23] == 17);
+      } else if (type == 0xDD86 && len >= 54 && (p[14] >> 4) == 6 && !hp_ipv6_ext(p[20])) {
+        const int32_t payload = hp_be16(p, 18), end = payload != 0 && 54 + payload <= len ? 54 + payload : len;
+        family = 6; l4 = 54;
+        ports_ok = end >= 58 && (p[20] == 6 || p[20] == 17);
+      } else {
+        hp_hdr h;
+        hp_parse(p, len, &h);
+        family = h.family; l3 = h.l3; l4 = h.l4;
+        ports_ok = h.family != 0 && h.sport >= 0 && h.dport >= 0 && (h.proto == 6 || h.proto == 17);
+      }
+      if (family == 4) { bl_swap(p + l3 + 12, p + l3 + 16, 4); ips++; }
+      else if (family == 6) { bl_swap(p + l3 + 8, p + l3 + 24, 16); ips++; }
+      if (ports_ok) { bl_swap(p + l4, p + l4 + 2, 2); ports++; }
     }
     verdicts[slot] = 0x80;
     if (++slot == n) slot = 0;

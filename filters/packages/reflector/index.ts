@@ -8,7 +8,8 @@
 import {
   ConfigReader, parseDecimal, parse, hdr, ringNumSlots, ringBufBase, ringBufSize,
   slotAddr, slotBufAt, nextSlot, statAdd, verdictForward,
-  SLOT_LEN, IPPROTO_TCP, IPPROTO_UDP,
+  swap16 as bswap16, SLOT_LEN, IPPROTO_TCP, IPPROTO_UDP,
+  IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_MOBILITY, IPPROTO_AH, IPPROTO_FRAGMENT,
 } from "../../sdk";
 export { nmwasm_abi_v1 } from "../../sdk";
 
@@ -59,6 +60,25 @@ export function nmwasm_stats(): usize { return stats; }
   store<u64>(b, t0); store<u64>(b, t1, 8);
 }
 
+const ETH_IPV4_NET: u32 = 0x0008, ETH_IPV6_NET: u32 = 0xDD86; // ETH_IPV4/ETH_IPV6 as load<u16> reads them
+
+/** The IPv6 next-header values parse() skips or treats as a fragment header. */
+// @ts-ignore: decorator
+@inline function isIPv6ExtHeader(nh: i32): bool {
+  return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_MOBILITY || nh == IPPROTO_AH || nh == IPPROTO_FRAGMENT;
+}
+
+/** parse() for the frames the fast path does not take, packed: family | l3 << 8 | l4 << 32 |
+ *  (TCP/UDP with both ports ? 1 << 63 : 0).
+ *  NB: deliberately not @inline: out of the loop's body, the general parser (and its
+ *  globals) does not weigh on the fast path's registers. */
+function classifyOther(p: usize, len: i32): u64 {
+  parse(p, len);
+  if (hdr.family == 0) return 0;
+  const portsOk = hdr.sport >= 0 && hdr.dport >= 0 && (hdr.proto == IPPROTO_TCP || hdr.proto == IPPROTO_UDP);
+  return <u64>hdr.family | (<u64><u32>hdr.l3 << 8) | (portsOk ? (<u64><u32>hdr.l4 << 32) | (<u64>1 << 63) : 0);
+}
+
 /** Rewrites every frame of the batch and FORWARDs it (verdict 0x80 | output). The
  *  configuration and the ring's buffer geometry are read once per batch, the counts kept
  *  in locals and added to the counters once (NB: globals and ring fields read in the loop
@@ -74,17 +94,35 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
     const len = <i32>load<u16>(slotAddr(ring, slot), SLOT_LEN);
     if (len >= 12) swap6(p, p + 6); // a runt (captures have them) goes back as it came
     if (m != MODE_MAC && len >= 14) {
-      parse(p, len);
-      const family = hdr.family;
+      // Fast path (network-order compares, results in locals): plain IPv4 (no options) or
+      // IPv6 (no extension header) right after Ethernet; what parse() gives for them.
+      // Everything else: the SDK's parse, out of line (classifyOther).
+      let family = 0, l3 = 14, l4 = 0, portsOk = false;
+      const type = <u32>load<u16>(p, 12);
+      if (type == ETH_IPV4_NET && len >= 34 && load<u8>(p, 14) == 0x45 && (load<u16>(p, 16) == 0 || bswap16(<u32>load<u16>(p, 16)) >= 20)) {
+        const total = <i32>bswap16(<u32>load<u16>(p, 16));
+        const end = total != 0 && 14 + total <= len ? 14 + total : len;
+        const proto = <i32>load<u8>(p, 23);
+        family = 4; l4 = 34;
+        portsOk = (load<u16>(p, 20) & 0xFF1F) == 0 && end >= 38 && (proto == IPPROTO_TCP || proto == IPPROTO_UDP);
+      } else if (type == ETH_IPV6_NET && len >= 54 && (load<u8>(p, 14) >> 4) == 6 && !isIPv6ExtHeader(<i32>load<u8>(p, 20))) {
+        const payload = <i32>bswap16(<u32>load<u16>(p, 18));
+        const end = payload != 0 && 54 + payload <= len ? 54 + payload : len;
+        const proto = <i32>load<u8>(p, 20);
+        family = 6; l4 = 54;
+        portsOk = end >= 58 && (proto == IPPROTO_TCP || proto == IPPROTO_UDP);
+      } else {
+        const c = classifyOther(p, len);
+        family = <i32>(c & 0xFF); l3 = <i32>((c >> 8) & 0xFFFFFF); l4 = <i32>((c >> 32) & 0x7FFFFFFF); portsOk = (c >> 63) != 0;
+      }
       if (family != 0) { // a whole fixed IP header: both addresses are inside the frame
-        const l3 = p + <usize>hdr.l3;
-        if (family == 4) swap4(l3 + 12, l3 + 16);
-        else swap16(l3 + 8, l3 + 24);
+        const a = p + <usize>l3;
+        if (family == 4) swap4(a + 12, a + 16);
+        else swap16(a + 8, a + 24);
         ips++;
-        const proto = hdr.proto;
-        if (m == MODE_PORTS && hdr.sport >= 0 && hdr.dport >= 0 && (proto == IPPROTO_TCP || proto == IPPROTO_UDP)) {
-          const l4 = p + <usize>hdr.l4;
-          swap2(l4, l4 + 2);
+        if (m == MODE_PORTS && portsOk) {
+          const b = p + <usize>l4;
+          swap2(b, b + 2);
           ports++;
         }
       }
