@@ -24,6 +24,7 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBenchAddon } from './lib/common.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const PACKETS = Number(process.argv[3] ?? 10_000_000);
@@ -31,7 +32,7 @@ const BASELINE = process.argv[4];
 const SMALL = 1000;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../dist/nmwasm.mjs');
-const ADDON = here('./native/build/Release/nmwasm_bench.node'); // the benchmarks' addon (bench/native, built by npm run bench)
+const ADDON = ensureBenchAddon(); // the benchmarks' addon (bench/native), built when missing or stale
 const PASS = here('../filters/build/fixtures/pass.wasm');
 
 function die(message) {
