@@ -33,9 +33,7 @@
         "native/soft_domain.cc",
         "native/soft_queue.cc",
         "native/vale_switch.cc",
-        "native/bench_firewall.cc",
         "native/thread_clock.cc",
-        "native/bench_gen.cc",
         "native/peercred.cc",
         "<(pcap_file_dir)/pcap_file.cc",
         "<(pcap_file_dir)/pcap_writer.cc"

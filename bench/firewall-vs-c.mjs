@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { ensureBenchAddon } from './lib/common.mjs';
 
 const NMWASM_CONFIG_BASE = 0x10000;
 const NMWASM_WINDOW_BASE = 0x100000;
@@ -28,7 +29,7 @@ const TARGET_MS = 40; // CPU time of one measurement: short, so that an AS/C pai
 const ROUNDS = Number(process.argv[2] ?? 25);
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const ADDON = here('../build/Release/nmwasm.node');
+const ADDON = ensureBenchAddon(); // the benchmarks' addon (bench/native), built when missing or stale
 // NMWASM_BENCH_WASM / NMWASM_BENCH_RULES: another build of the firewall / rules file (experiments).
 const FIREWALL = process.env.NMWASM_BENCH_WASM || here('../filters/build/firewall.wasm');
 const RULES = process.env.NMWASM_BENCH_RULES || here('./bench.rules'); // another rules file, for experiments

@@ -37,6 +37,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBenchAddon } from './lib/common.mjs';
 
 const JSON_OUT = process.argv.includes('--json');
 const ARGS = process.argv.slice(2).filter((a) => a !== '--json');
@@ -46,7 +47,7 @@ const BASELINE = ARGS[2];
 const SMALL = 1000;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const CLI = here('../dist/nmwasm.mjs');
-const ADDON = here('../build/Release/nmwasm.node');
+const ADDON = ensureBenchAddon(); // the benchmarks' addon (bench/native), built when missing or stale
 const PASS = here('../filters/build/fixtures/pass.wasm');
 
 function die(message) {

@@ -221,17 +221,6 @@ export interface NativeAddon {
   /** SO_PEERCRED of a connected UNIX socket `fd` (the control socket's access check);
    * throws a native error {code, syscall: 'getsockopt', errno} when fd is no such socket. */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
-  /** Benchmark baseline: the example firewall's compiled rule table (80 bytes a rule) in C over
-   * every slot filled in ring 0 of the port, `iterations` times; defaultAction 0 drop (default), 1 pass,
-   * 2 host. Counts are those of one pass over `packets` slots. */
-  benchFirewallC(
-    portId: number,
-    rulesBlob: Uint8Array,
-    iterations: number,
-    defaultAction?: 0 | 1 | 2,
-  ): { nsPerPacket: number; packets: number; pass: number; drop: number; host: number };
-  /** Benchmark: the gen: port's rxsync alone on `ring` (never attached) until `packets` were made; thread CPU ns/packet. */
-  benchGen(portId: number, ring: number, packets: number): { nsPerPacket: number; packets: number };
 }
 
 let cached: NativeAddon | undefined;

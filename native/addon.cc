@@ -20,8 +20,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadCpuMs", Napi::Function::New(env, threadCpuMsJs, "threadCpuMs"));
   exports.Set("hardExit", Napi::Function::New(env, hardExitJs, "hardExit"));
   exports.Set("peerCred", Napi::Function::New(env, peerCredJs, "peerCred"));
-  exports.Set("benchFirewallC", Napi::Function::New(env, benchFirewallCJs, "benchFirewallC"));
-  exports.Set("benchGen", Napi::Function::New(env, benchGenJs, "benchGen"));
   return exports;
 }
 

@@ -25,10 +25,6 @@ Napi::Value attachRingJs(const Napi::CallbackInfo& info);
 Napi::Value registerThreadClockJs(const Napi::CallbackInfo& info);
 Napi::Value threadCpuMsJs(const Napi::CallbackInfo& info);
 Napi::Value hardExitJs(const Napi::CallbackInfo& info);
-// bench_firewall.cc
-Napi::Value benchFirewallCJs(const Napi::CallbackInfo& info);
-// bench_gen.cc
-Napi::Value benchGenJs(const Napi::CallbackInfo& info);
 // peercred.cc
 Napi::Value peerCredJs(const Napi::CallbackInfo& info);
 

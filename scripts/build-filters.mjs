@@ -155,7 +155,7 @@ async function main() {
     if (!m || !want(m[1])) continue;
     const name = m[1];
     const out = join(buildDir, 'fixtures', `${name}.wasm`);
-    let wasm = m[2] === 'ts' ? await compileAs(join(fixtureDir, file), out, name === 'accessors' ? 'release' : 'fixture') : compileWat(join(fixtureDir, file));
+    let wasm = m[2] === 'ts' ? await compileAs(join(fixtureDir, file), out, name === 'accessors' || name === 'pass' ? 'release' : 'fixture') : compileWat(join(fixtureDir, file));
     const manifest = join(fixtureDir, `${name}.manifest.json`);
     if (existsSync(manifest)) wasm = appendCustomSection(wasm, 'nmwasm.manifest', manifestBytes(manifest));
     if (!HOSTILE_STATIC.has(name)) checkAbi(`fixtures/${name}`, wasm);

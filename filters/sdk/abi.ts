@@ -93,6 +93,18 @@ export const VERDICT_FLOW: u8 = 0x40;
   return ring + <usize>load<i64>(ring, RING_BUF_OFS) + <usize>load<u32>(slotAddr(ring, i), SLOT_BUF_IDX) * <usize>load<u32>(ring, RING_NR_BUF_SIZE);
 }
 
+/** Address of buffer 0 (ring + buf_ofs). With ringBufSize, read once per batch and pass
+ *  both to slotBufAt: NB slotBuf re-reads buf_ofs and nr_buf_size from the ring at every
+ *  call, and after any store into packet memory the compiler cannot know they did not
+ *  change, so in a loop that writes packets or verdicts it reloads them per packet. */
+// @ts-ignore: decorator
+@inline export function ringBufBase(ring: usize): usize { return ring + <usize>load<i64>(ring, RING_BUF_OFS); }
+/** Address of slot `i`'s buffer, from ringBufBase(ring) and ringBufSize(ring) read once. */
+// @ts-ignore: decorator
+@inline export function slotBufAt(ring: usize, bufBase: usize, bufSize: usize, i: u32): usize {
+  return bufBase + <usize>load<u32>(slotAddr(ring, i), SLOT_BUF_IDX) * bufSize;
+}
+
 /** Writes verdict `v` for slot `i` into the verdict array at `verdicts`. */
 // @ts-ignore: decorator
 @inline export function setVerdict(verdicts: usize, i: u32, v: u8): void { store<u8>(verdicts + <usize>i, v); }
@@ -101,9 +113,12 @@ export const VERDICT_FLOW: u8 = 0x40;
 // @ts-ignore: decorator
 @inline export function nextSlot(i: u32, numSlots: u32): u32 { const n = i + 1; return n == numSlots ? 0 : n; }
 
-/** Writes verdict `v` for the whole batch (`count` slots from `first`). */
+/** Writes verdict `v` for the whole batch (`count` slots from `first`, wrapping at the
+ *  ring's end): two memory.fill, i.e. two memsets, not a loop over the slots. */
 export function setBatchVerdict(ring: usize, verdicts: usize, first: u32, count: u32, v: u8): void {
   const numSlots = ringNumSlots(ring);
-  let i = first;
-  for (let n: u32 = 0; n < count; n++) { setVerdict(verdicts, i, v); i = nextSlot(i, numSlots); }
+  const toEnd = first < numSlots ? numSlots - first : 0;
+  const head = count < toEnd ? count : toEnd;
+  memory.fill(verdicts + <usize>first, v, <usize>head);
+  memory.fill(verdicts, v, <usize>(count - head));
 }

@@ -413,34 +413,6 @@ test('native error messages are one line, name the port once and say what to do'
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('benchFirewallC evaluates the compiled rule table over the filled slots', () => {
-  const { port, guest, handle } = openAndAttach(genSpec({ count: 0, mix: [1, 1, 0, 0, 0, 0, 1], flows: 200 }), { numSlots: 1024 });
-  const n = handle.sync(0, false);
-  // rule: drop tcp from any to any port 80; default pass
-  const rule = new Uint8Array(80);
-  const dv = new DataView(rule.buffer);
-  rule[0] = 0; // drop
-  rule[2] = 0; // family any
-  rule[3] = 6; // tcp
-  dv.setUint16(4, 0, true);
-  dv.setUint16(6, 65535, true);
-  dv.setUint16(8, 80, true);
-  dv.setUint16(10, 80, true);
-  dv.setUint32(12, 1, true);
-  let want = 0;
-  for (const i of guest.batchSlots(n)) {
-    const p = guest.packet(i);
-    if (p[12] === 0x08 && p[13] === 0 && p[23] === 6 && ((p[36]! << 8) | p[37]!) === 80) want++;
-  }
-  assert.ok(want > 0);
-  const r = native.benchFirewallC(port.id, rule, 3, 1);
-  assert.is(r.packets, n);
-  assert.is(r.drop, want);
-  assert.is(r.pass, n - want);
-  assert.ok(r.nsPerPacket > 0);
-  native.closePort(port.id);
-});
-
 // A worker that cycles attach/map/sync/detach (and leaves some handles to the GC) as fast
 // as it can, so that terminate() lands inside native calls: RingHandle methods, attachRing,
 // the handle's constructor and its finalizer.

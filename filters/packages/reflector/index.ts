@@ -6,9 +6,10 @@
 // Config (README.md): `swap mac` (default), `swap ip` (MACs and IP addresses), or
 // `swap ports` (MACs, IP addresses, TCP/UDP ports); `output N` (0..127, default 0).
 import {
-  ConfigReader, parseDecimal, parse, hdr, srcAddrOffset, dstAddrOffset, ringNumSlots,
-  slotAddr, slotBuf, nextSlot, statAdd, statInc, verdictForward,
-  SLOT_LEN, IPPROTO_TCP, IPPROTO_UDP,
+  ConfigReader, parseDecimal, parse, hdr, ringNumSlots, ringBufBase, ringBufSize,
+  slotAddr, slotBufAt, nextSlot, statAdd, verdictForward,
+  swap16 as bswap16, SLOT_LEN, IPPROTO_TCP, IPPROTO_UDP,
+  IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_MOBILITY, IPPROTO_AH, IPPROTO_FRAGMENT,
 } from "../../sdk";
 export { nmwasm_abi_v1 } from "../../sdk";
 
@@ -45,39 +46,92 @@ export function nmwasm_init(config: usize, configLen: i32): i32 {
 
 export function nmwasm_stats(): usize { return stats; }
 
-/** Swaps `n` bytes at `a` with the `n` bytes at `b` (n = 2, 4, 6 or 16). */
+// Swaps of 2, 4, 6 and 16 bytes: straight loads and stores (no loop, no call).
 // @ts-ignore: decorator
-@inline function swapBytes(a: usize, b: usize, n: u32): void {
-  if (n == 2) { const t = load<u16>(a); store<u16>(a, load<u16>(b)); store<u16>(b, t); return; }
-  if (n == 4) { const t = load<u32>(a); store<u32>(a, load<u32>(b)); store<u32>(b, t); return; }
-  if (n == 6) { swapBytes(a, b, 4); swapBytes(a + 4, b + 4, 2); return; }
+@inline function swap2(a: usize, b: usize): void { const t = load<u16>(a); store<u16>(a, load<u16>(b)); store<u16>(b, t); }
+// @ts-ignore: decorator
+@inline function swap4(a: usize, b: usize): void { const t = load<u32>(a); store<u32>(a, load<u32>(b)); store<u32>(b, t); }
+// @ts-ignore: decorator
+@inline function swap6(a: usize, b: usize): void { swap4(a, b); swap2(a + 4, b + 4); }
+// @ts-ignore: decorator
+@inline function swap16(a: usize, b: usize): void {
   const t0 = load<u64>(a), t1 = load<u64>(a, 8);
   store<u64>(a, load<u64>(b)); store<u64>(a, load<u64>(b, 8), 8);
   store<u64>(b, t0); store<u64>(b, t1, 8);
 }
 
-/** Rewrites every frame of the batch and FORWARDs it (verdict 0x80 | output). */
+const ETH_IPV4_NET: u32 = 0x0008, ETH_IPV6_NET: u32 = 0xDD86; // ETH_IPV4/ETH_IPV6 as load<u16> reads them
+
+/** The IPv6 next-header values parse() skips or treats as a fragment header. */
+// @ts-ignore: decorator
+@inline function isIPv6ExtHeader(nh: i32): bool {
+  return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_MOBILITY || nh == IPPROTO_AH || nh == IPPROTO_FRAGMENT;
+}
+
+/** parse() for the frames the fast path does not take, packed: family | l3 << 8 | l4 << 32 |
+ *  (TCP/UDP with both ports ? 1 << 63 : 0).
+ *  NB: deliberately not @inline: out of the loop's body, the general parser (and its
+ *  globals) does not weigh on the fast path's registers. */
+function classifyOther(p: usize, len: i32): u64 {
+  parse(p, len);
+  if (hdr.family == 0) return 0;
+  const portsOk = hdr.sport >= 0 && hdr.dport >= 0 && (hdr.proto == IPPROTO_TCP || hdr.proto == IPPROTO_UDP);
+  return <u64>hdr.family | (<u64><u32>hdr.l3 << 8) | (portsOk ? (<u64><u32>hdr.l4 << 32) | (<u64>1 << 63) : 0);
+}
+
+/** Rewrites every frame of the batch and FORWARDs it (verdict 0x80 | output). The
+ *  configuration and the ring's buffer geometry are read once per batch, the counts kept
+ *  in locals and added to the counters once (NB: globals and ring fields read in the loop
+ *  are reloaded per packet, the frame stores may alias them as far as the compiler knows). */
 export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: u32): i32 {
   const numSlots = ringNumSlots(ring);
+  const bufBase = ringBufBase(ring), bufSize = <usize>ringBufSize(ring);
+  const m = mode, v = verdict;
+  let ips: u32 = 0, ports: u32 = 0;
   let slot = first;
   for (let k: u32 = 0; k < count; k++) {
-    const p = slotBuf(ring, slot);
+    const p = slotBufAt(ring, bufBase, bufSize, slot);
     const len = <i32>load<u16>(slotAddr(ring, slot), SLOT_LEN);
-    if (len >= 12) swapBytes(p, p + 6, 6); // a runt (captures have them) goes back as it came
-    if (mode != MODE_MAC && len >= 14) {
-      parse(p, len);
-      if (hdr.family != 0) { // a whole fixed IP header: both addresses are inside the frame
-        swapBytes(p + <usize>srcAddrOffset(), p + <usize>dstAddrOffset(), hdr.family == 4 ? 4 : 16);
-        statInc(stats, SWAPPED_IP);
-        if (mode == MODE_PORTS && hdr.sport >= 0 && hdr.dport >= 0 && (hdr.proto == IPPROTO_TCP || hdr.proto == IPPROTO_UDP)) {
-          swapBytes(p + <usize>hdr.l4, p + <usize>hdr.l4 + 2, 2);
-          statInc(stats, SWAPPED_PORTS);
+    if (len >= 12) swap6(p, p + 6); // a runt (captures have them) goes back as it came
+    if (m != MODE_MAC && len >= 14) {
+      // Fast path (network-order compares, results in locals): plain IPv4 (no options) or
+      // IPv6 (no extension header) right after Ethernet; what parse() gives for them.
+      // Everything else: the SDK's parse, out of line (classifyOther).
+      let family = 0, l3 = 14, l4 = 0, portsOk = false;
+      const type = <u32>load<u16>(p, 12);
+      if (type == ETH_IPV4_NET && len >= 34 && load<u8>(p, 14) == 0x45 && (load<u16>(p, 16) == 0 || bswap16(<u32>load<u16>(p, 16)) >= 20)) {
+        const total = <i32>bswap16(<u32>load<u16>(p, 16));
+        const end = total != 0 && 14 + total <= len ? 14 + total : len;
+        const proto = <i32>load<u8>(p, 23);
+        family = 4; l4 = 34;
+        portsOk = (load<u16>(p, 20) & 0xFF1F) == 0 && end >= 38 && (proto == IPPROTO_TCP || proto == IPPROTO_UDP);
+      } else if (type == ETH_IPV6_NET && len >= 54 && (load<u8>(p, 14) >> 4) == 6 && !isIPv6ExtHeader(<i32>load<u8>(p, 20))) {
+        const payload = <i32>bswap16(<u32>load<u16>(p, 18));
+        const end = payload != 0 && 54 + payload <= len ? 54 + payload : len;
+        const proto = <i32>load<u8>(p, 20);
+        family = 6; l4 = 54;
+        portsOk = end >= 58 && (proto == IPPROTO_TCP || proto == IPPROTO_UDP);
+      } else {
+        const c = classifyOther(p, len);
+        family = <i32>(c & 0xFF); l3 = <i32>((c >> 8) & 0xFFFFFF); l4 = <i32>((c >> 32) & 0x7FFFFFFF); portsOk = (c >> 63) != 0;
+      }
+      if (family != 0) { // a whole fixed IP header: both addresses are inside the frame
+        const a = p + <usize>l3;
+        if (family == 4) swap4(a + 12, a + 16);
+        else swap16(a + 8, a + 24);
+        ips++;
+        if (m == MODE_PORTS && portsOk) {
+          const b = p + <usize>l4;
+          swap2(b, b + 2);
+          ports++;
         }
       }
     }
-    store<u8>(verdicts + <usize>slot, verdict);
+    store<u8>(verdicts + <usize>slot, v);
     slot = nextSlot(slot, numSlots);
   }
   statAdd(stats, PACKETS, <u64>count);
+  statAdd(stats, SWAPPED_IP, <u64>ips);
+  statAdd(stats, SWAPPED_PORTS, <u64>ports);
   return 0;
 }

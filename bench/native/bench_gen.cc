@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "addon.h"
+#include "bench.h"
 #include "errors.h"
 #include "port_registry.h"
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "bench.h"
 #include "errors.h"
 #include "port_registry.h"
 
