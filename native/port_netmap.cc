@@ -122,7 +122,8 @@ class NetmapPort : public Port {
     const uint64_t front = frontBytes(geos);
     session_.registerPlain(p);
     const uint64_t region = session_.regionBytes();
-    if (front + region <= kWindowBytes) {
+    // NB: an output-only port (no input ring) is never mapped into a wasm window: any size fits.
+    if (rings == 0 || front + region <= kWindowBytes) {
       adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), region), geos);
       session_.attach(p, memory()->base() + memory()->regionOfs());
     } else {

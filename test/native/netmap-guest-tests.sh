@@ -98,7 +98,7 @@ t_pipe() {
   show "pkt-gen -i 'pipeB}1' -f rx &"
   pkt-gen -i 'pipeB}1' -f rx > /tmp/t2b.pg 2>&1 & G=$!
   sleep 5
-  x 120 $NMW load filters/build/counter.wasm --port gen:count=50000,size=64 --out 'pipeB{1' $BT --json > /tmp/t2b.out 2>/tmp/t2b.err
+  show "nmwasm ... --out pipeB{1"; timeout -s KILL 120 $NMW load filters/build/counter.wasm --port gen:count=50000,size=64 --out 'pipeB{1' $BT --json > /tmp/t2b.out 2>/tmp/t2b.err
   out /tmp/t2b.out /tmp/t2b.err
   sleep 3; kill -INT $G; sleep 2; kill -KILL $G 2>/dev/null; wait $G
   pg_rate /tmp/t2b.pg; tail -n 5 /tmp/t2b.pg
@@ -176,7 +176,7 @@ t_reopen() {
   timeout -s KILL 60 pkt-gen -i 'pipeK{1' -f tx -n 200000 > /tmp/t4k.pg 2>&1 & G=$!
   sleep 4; show "kill -KILL nmwasm"; kill -KILL $P; wait $P; echo "[nmwasm rc=$?]"
   kill -KILL $G 2>/dev/null; wait $G
-  x 120 $NMW load filters/build/counter.wasm --port 'pipeK}1' --duration 3 $BT --json > /tmp/t4r.out 2>/tmp/t4r.err; echo "[rc=$?]"
+  show "nmwasm ... --port pipeK}1 --duration 3"; timeout -s KILL 120 $NMW load filters/build/counter.wasm --port 'pipeK}1' --duration 3 $BT --json > /tmp/t4r.out 2>/tmp/t4r.err; echo "[rc=$?]"
   out /tmp/t4r.out /tmp/t4r.err
   echo "CHECK T4 after SIGKILL: rc=$(test -s /tmp/t4r.out && echo ok || echo fail) stoppedBy=$(jget /tmp/t4r.out stoppedBy)"
   x 120 $NMW load filters/build/counter.wasm --port 'vale0:k' --duration 3 $BT --json
@@ -300,9 +300,9 @@ t_pipe2() {
   show "pkt-gen -i 'pipeE{1' -f tx -n 50000 &"
   timeout -s KILL 300 pkt-gen -i 'pipeE{1' -f tx -n 50000 > /tmp/t2d.pg 2>&1 & G=$!
   sleep 4
-  x 300 $NMW load filters/build/counter.wasm --port 'pipeE}1' --count 50000 --duration 240 $BT --json > /tmp/t2d.out 2>/tmp/t2d.err
-  out /tmp/t2d.out /tmp/t2d.err
-  wait $G; pg_rate /tmp/t2d.pg
+  bg /tmp/t2d.out /tmp/t2d.err $NMW load filters/build/counter.wasm --port 'pipeE}1' --count 50000 --duration 240 $BT --json
+  waitp $BGPID 280; out /tmp/t2d.out /tmp/t2d.err
+  sleep 2; kill -KILL $G 2>/dev/null; wait $G; pg_rate /tmp/t2d.pg
   echo "CHECK T2d pipe-in, peer first: packets=$(jget /tmp/t2d.out packets) stoppedBy=$(jget /tmp/t2d.out stoppedBy) expected 50000"
 
   hdr "T2e pipe out, nmwasm first: gen:count=6000,pps=300 --out pipeF{1, then pkt-gen rx pipeF}1"
@@ -332,13 +332,15 @@ t_pipe2() {
 t_vethreg() {
   /usr/sbin/ip link show v0 >/dev/null 2>&1 || veth_setup
   hdr "TV veth register forms with the default buf_num, then with the buf_num nmwasm names"
-  x 120 $NMW load filters/build/counter.wasm --port 'netmap:v0' --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
+  show "$NMW load filters/build/counter.wasm --port 'netmap:v0' --duration 3 $BT --json"
+  timeout -s KILL 120 $NMW load filters/build/counter.wasm --port 'netmap:v0' --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
   cat /tmp/tv.err
   echo "CHECK TV default buf_num: rc=$rc lines=$(cat /tmp/tv.err | wc -l)"
   n=$(sed -n 's/.*echo \([0-9]*\) > \/sys\/module\/netmap\/parameters\/buf_num.*/\1/p' /tmp/tv.err)
   if [ -n "$n" ]; then echo "$n" > /sys/module/netmap/parameters/buf_num; echo "(buf_num=$(cat /sys/module/netmap/parameters/buf_num))"; fi
   for spec in 'netmap:v0' 'netmap:v0-0/R' 'netmap:v0*' 'netmap:v0^'; do
-    x 120 $NMW load filters/build/counter.wasm --port "$spec" --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
+    show "$NMW load filters/build/counter.wasm --port $spec --duration 3 $BT --json"
+    timeout -s KILL 120 $NMW load filters/build/counter.wasm --port "$spec" --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
     tail -n 3 /tmp/tv.err
     echo "CHECK TV $spec: rc=$rc stoppedBy=$(jget /tmp/tv.out stoppedBy)"
   done
