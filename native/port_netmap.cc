@@ -140,7 +140,7 @@ class NetmapPort : public Port {
       try {
         session_.registerExtmem(p, memory()->base() + extOfs, pools);
       } catch (const netmap::NetmapFailure& e) {
-        if (e.err == EOPNOTSUPP) regionTooBig(region, memId, front, haveInfo ? &info : nullptr, "this netmap lacks extmem (built without --enable-extmem)");
+        if (e.err == EOPNOTSUPP) regionTooBig(region, memId, front, haveInfo ? &info : nullptr, "this netmap lacks extmem (built without --enable-extmem)", true);
         if (e.err == ENOMEM)
           regionTooBig(region, memId, front, haveInfo ? &info : nullptr,
                        "extmem failed too (netmap needs each ring object physically contiguous: dmesg 'no objects available')");
@@ -181,7 +181,8 @@ class NetmapPort : public Port {
 
   /** netmap's region for the port does not fit the packet window (exit 2): which pool, and the
    * module parameter that shrinks it (the global allocator, id 1), or fewer rings/slots. */
-  [[noreturn]] void regionTooBig(uint64_t region, uint16_t memId, uint64_t front, const netmap::nmreq_pools_info* info, const std::string& also) {
+  [[noreturn]] void regionTooBig(uint64_t region, uint16_t memId, uint64_t front, const netmap::nmreq_pools_info* info, const std::string& also,
+                                 bool lacksExtmem = false) {
     std::string msg = "netmap's memory region for " + spec_.nrName + " (allocator " + std::to_string(memId) + ") is " + std::to_string(region >> 20) +
                       " MiB, more than the 63 MiB packet window holds";
     if (info && info->nr_buf_pool_objsize > 0) {
@@ -191,7 +192,7 @@ class NetmapPort : public Port {
       msg += " (its buffer pool: " + std::to_string(info->nr_buf_pool_objtotal) + " buffers of " + std::to_string(info->nr_buf_pool_objsize) + " bytes)";
       if (memId == 1 && fit > 0)
         msg += "; " + also + ": lower netmap's global buffer pool with no netmap port open (echo " + std::to_string(fit) +
-               " > /sys/module/netmap/parameters/buf_num), or build netmap with --enable-extmem";
+               " > /sys/module/netmap/parameters/buf_num)" + (lacksExtmem ? ", or build netmap with --enable-extmem" : "");
       else
         msg += "; " + also + ": ask for fewer rings or slots with @conf:rings=N,slots=N";
     } else {

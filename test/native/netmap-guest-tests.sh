@@ -341,8 +341,8 @@ t_vethreg() {
   for spec in 'netmap:v0' 'netmap:v0-0/R' 'netmap:v0*' 'netmap:v0^'; do
     show "$NMW load filters/build/counter.wasm --port $spec --duration 3 $BT --json"
     timeout -s KILL 120 $NMW load filters/build/counter.wasm --port "$spec" --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
-    tail -n 3 /tmp/tv.err
-    echo "CHECK TV $spec: rc=$rc stoppedBy=$(jget /tmp/tv.out stoppedBy)"
+    grep -av '^status' /tmp/tv.err | head -n 4
+    echo "CHECK TV $spec: rc=$rc stoppedBy=$(jget /tmp/tv.out stoppedBy) packets=$(jget /tmp/tv.out packets)"
   done
 }
 t_reopen2() {
