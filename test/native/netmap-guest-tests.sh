@@ -345,18 +345,47 @@ t_vethreg() {
     echo "CHECK TV $spec: rc=$rc stoppedBy=$(jget /tmp/tv.out stoppedBy) packets=$(jget /tmp/tv.out packets)"
   done
 }
+t_cycles() {
+  /usr/sbin/ip link show v0 >/dev/null 2>&1 || veth_setup
+  hdr "T4c 20 open/close cycles per port through the addon (register, map, unregister; no filter); buf_num=$(cat /sys/module/netmap/parameters/buf_num)"
+  x 600 node --import tsx test/native/netmap_cycles.ts vale0:c 'pipeC1}1' 'pipeC2{1' netmap:v0 netmap:v0-0/R 'netmap:v0*' 'netmap:v0^' > /tmp/t4c.out 2>&1
+  cat /tmp/t4c.out
+  grep CYCLES /tmp/t4c.out | sed 's/^/CHECK T4c /'
+}
+t_sigkill() {
+  hdr "T4k SIGKILL mid-run on pipeK}1 (pkt-gen sending), then start again on pipeK}1, vale0:k"
+  bg /tmp/t4k.out /tmp/t4k.err $NMW load filters/build/counter.wasm --port 'pipeK}1' --batch-timeout 60000 --json
+  P=$BGPID; ready /tmp/t4k.err $P 180
+  timeout -s KILL 60 pkt-gen -i 'pipeK{1' -f tx -n 200000 > /tmp/t4k.pg 2>&1 & G=$!
+  sleep 6; show "kill -KILL nmwasm"; kill -KILL $P; wait $P; echo "[nmwasm rc=$?]"
+  kill -KILL $G 2>/dev/null; wait $G
+  for spec in 'pipeK}1' vale0:k; do
+    show "nmwasm load counter.wasm --port $spec --duration 3"
+    timeout -s KILL 180 $NMW load filters/build/counter.wasm --port "$spec" --duration 3 --batch-timeout 60000 --json > /tmp/t4r.out 2>/tmp/t4r.err; rc=$?
+    grep -av '^status' /tmp/t4r.err | head -n 3
+    echo "CHECK T4k start after SIGKILL $spec: rc=$rc stoppedBy=$(jget /tmp/t4r.out stoppedBy)"
+  done
+}
 t_reopen2() {
+  hdr "T4b CLI open/close 20 times (vale0:r, --duration 1), start budget 60 s (TCG): rc and first error line"
+  ok=0; i=1
+  while [ $i -le 20 ]; do
+    timeout -s KILL 180 $NMW load filters/build/counter.wasm --port vale0:r --duration 1 --batch-timeout 60000 --json > /tmp/t4b.out 2>/tmp/t4b.err; rc=$?
+    [ $rc -eq 0 ] && ok=$((ok + 1)) || { echo "run $i rc=$rc: $(grep -av '^status' /tmp/t4b.err | grep -av 'netmap: /dev/netmap exists\|PASS ->' | head -n 1)"; }
+    i=$((i + 1))
+  done
+  echo "CHECK T4b CLI reopen vale0:r: $ok/20 runs exited 0 ($(el))"
   hdr "T4p open/close 20 times on a pipe and on a VALE port as output"
   ok=0; i=1
   while [ $i -le 20 ]; do
-    timeout -s KILL 60 $NMW load filters/build/counter.wasm --port 'pipeO}1' --duration 1 $BT --json > /tmp/t4p.out 2>/tmp/t4p.err; rc=$?
+    timeout -s KILL 180 $NMW load filters/build/counter.wasm --port 'pipeO}1' --duration 1 --batch-timeout 60000 --json > /tmp/t4p.out 2>/tmp/t4p.err; rc=$?
     [ $rc -eq 0 ] && ok=$((ok + 1)) || { echo "run $i rc=$rc: $(tail -n 2 /tmp/t4p.err)"; }
     i=$((i + 1))
   done
   echo "CHECK T4p reopen pipe: $ok/20 runs exited 0 ($(el))"
   ok=0; i=1
   while [ $i -le 20 ]; do
-    timeout -s KILL 60 $NMW load filters/build/counter.wasm --port gen:count=100 --out vale0:o $BT --json > /tmp/t4o.out 2>/tmp/t4o.err; rc=$?
+    timeout -s KILL 180 $NMW load filters/build/counter.wasm --port gen:count=100 --out vale0:o --batch-timeout 60000 --json > /tmp/t4o.out 2>/tmp/t4o.err; rc=$?
     [ $rc -eq 0 ] && ok=$((ok + 1)) || { echo "run $i rc=$rc: $(tail -n 2 /tmp/t4o.err)"; }
     i=$((i + 1))
   done
@@ -368,7 +397,7 @@ for t in $TESTS; do
   case "$t" in
     all) t_vale; t_pipe; t_veth; t_monitor; t_reopen; t_bad; t_rate; t_unit ;;
     debug) t_debug ;; ratevale) t_ratevale ;; vethsetup) veth_setup ;;
-    vale) t_vale ;; pipe) t_pipe ;; pipe2) t_pipe2 ;; vethreg) t_vethreg ;; reopen2) t_reopen2 ;; monitor) t_monitor ;; veth) t_veth ;; reopen) t_reopen ;; bad) t_bad ;; rate) t_rate ;; unit) t_unit ;;
+    vale) t_vale ;; pipe) t_pipe ;; pipe2) t_pipe2 ;; vethreg) t_vethreg ;; reopen2) t_reopen2 ;; cycles) t_cycles ;; sigkill) t_sigkill ;; monitor) t_monitor ;; veth) t_veth ;; reopen) t_reopen ;; bad) t_bad ;; rate) t_rate ;; unit) t_unit ;;
     *) echo "unknown test $t" ;;
   esac
 done
