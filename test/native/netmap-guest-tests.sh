@@ -362,8 +362,10 @@ t_sigkill() {
   sleep 6; show "kill -KILL nmwasm"; kill -KILL $P; wait $P; echo "[nmwasm rc=$?]"
   kill -KILL $G 2>/dev/null; wait $G
   for spec in 'pipeK}1' vale0:k; do
-    show "nmwasm load counter.wasm --port $spec --duration 3"
-    timeout -s KILL 180 $NMW load filters/build/counter.wasm --port "$spec" --duration 3 --batch-timeout 60000 --json > /tmp/t4r.out 2>/tmp/t4r.err; rc=$?
+    # NB: under TCG nmwasm takes 10-30 s to start; a --duration that ends during start-up
+    # stops the run inside nmwasm_init, which exits 2 ("ran longer than its start budget")
+    show "nmwasm load counter.wasm --port $spec --duration 45"
+    timeout -s KILL 240 $NMW load filters/build/counter.wasm --port "$spec" --duration 45 --batch-timeout 60000 --json > /tmp/t4r.out 2>/tmp/t4r.err; rc=$?
     grep -av '^status' /tmp/t4r.err | head -n 3
     echo "CHECK T4k start after SIGKILL $spec: rc=$rc stoppedBy=$(jget /tmp/t4r.out stoppedBy)"
   done
