@@ -50,7 +50,7 @@ export function formatNativeError(err: Error & NativeErrorFields): string {
 }
 
 /** Native error codes from opening a port that mean the user's input is bad (exit 2). */
-const USAGE_CODES = /^(EPCAP_|ELINKTYPE$|ENOENT$|EACCES$|EISDIR$|ENOTDIR$|EPERM$|EINVAL$|ENODEV$|EEXIST$|EROFS$|EBUSY$|ENOTSUP$|ERANGE$|ENOSPC$|ENXIO$|ESAMEFILE$)/;
+const USAGE_CODES = /^(EPCAP_|ENETMAP_|ELINKTYPE$|ENOENT$|EACCES$|EISDIR$|ENOTDIR$|EPERM$|EINVAL$|ENODEV$|EEXIST$|EROFS$|EBUSY$|ENOTSUP$|ERANGE$|ENOSPC$|ENXIO$|ESAMEFILE$)/;
 
 /** True when a native error thrown while opening a port is the user's fault (bad file, bad link type, ...). */
 export function isUsageNativeError(err: Error & NativeErrorFields): boolean {

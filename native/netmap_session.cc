@@ -1,4 +1,4 @@
-// netmap kernel session: register with extmem, locate rings, move slots (netmap_session.h).
+// netmap kernel session: register (plain or extmem), locate rings, move slots (netmap_session.h).
 #include "netmap_session.h"
 
 #include <fcntl.h>
@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace nmwasm {
 namespace netmap {
@@ -69,17 +70,87 @@ PortCounts NetmapSession::portInfo(const char* name) {
   return PortCounts{info.nr_tx_rings, info.nr_rx_rings, info.nr_host_tx_rings, info.nr_host_rx_rings, info.nr_tx_slots, info.nr_rx_slots};
 }
 
-void NetmapSession::registerPort(const RegisterPlan& plan, uint8_t* base, const nmreq_pools_info& pools) {
+void NetmapSession::reset() {
+  if (fd_ >= 0) sys_.close(sys_.ctx, fd_);
+  fd_ = -1;
+  reg_ = nmreq_register{};
+  nif_ = nullptr;
+  forward_ = false;
+  rx_.clear();
+  tx_.clear();
+}
+
+void NetmapSession::checkRing(const RegisterPlan& plan, const PortCounts& c) {
+  if (plan.mode != NR_REG_ONE_NIC && plan.mode != NR_REG_ONE_SW) return;
+  const bool host = plan.mode == NR_REG_ONE_SW;
+  const bool rxOnly = plan.flags & NR_RX_RINGS_ONLY, txOnly = plan.flags & NR_TX_RINGS_ONLY;
+  const uint32_t rx = host ? c.hostRxRings : c.rxRings, tx = host ? c.hostTxRings : c.txRings;
+  uint32_t n = txOnly ? tx : rxOnly ? rx : (rx < tx ? rx : tx);
+  if (plan.ringid < n) return;
+  const std::string sign = host ? "^" : "-";
+  const std::string kind = host ? "host ring" : "ring";
+  std::string what = std::string(plan.name) + " has " + std::to_string(n) + " " + kind + (n == 1 ? "" : "s") + ", no " + sign + std::to_string(plan.ringid);
+  if (n > 0) what += ": use " + sign + "0.." + sign + std::to_string(n - 1);
+  throw NetmapFailure("", ERANGE, what);
+}
+
+void NetmapSession::registerPlain(const RegisterPlan& plan) {
+  nmreq_header hdr;
+  if (!fill_register_request(&hdr, &reg_, plan)) fail("", EINVAL, "the netmap name does not fit nr_name");
+  if (sys_.ioctl(sys_.ctx, fd_, NIOCCTRL, &hdr) != 0) fail("ioctl", errno, "registering the port (NETMAP_REQ_REGISTER)");
+  if (reg_.nr_memsize == 0 || reg_.nr_offset + sizeof(netmap_if) > reg_.nr_memsize)
+    fail("ioctl", EPROTO, "netmap's register reply names no usable memory region (nr_memsize " + std::to_string(reg_.nr_memsize) + ", nr_offset " +
+                              std::to_string(reg_.nr_offset) + ")");
+}
+
+void NetmapSession::registerExtmem(const RegisterPlan& plan, uint8_t* base, const nmreq_pools_info& pools) {
   nmreq_header hdr;
   nmreq_opt_extmem ext;
   if (!fill_register_request(&hdr, &reg_, plan)) fail("", EINVAL, "the netmap name does not fit nr_name");
   push_extmem_option(&hdr, &ext, base, pools.nr_memsize);
   ext.nro_info = pools;
-  if (sys_.ioctl(sys_.ctx, fd_, NIOCCTRL, &hdr) != 0) fail("ioctl", errno, "registering the port (NETMAP_REQ_REGISTER with extmem)");
+  if (sys_.ioctl(sys_.ctx, fd_, NIOCCTRL, &hdr) != 0) {
+    const int err = errno;
+    // NB: a netmap built without extmem leaves the option unparsed: the register fails with
+    // EOPNOTSUPP and nro_status stays 0 (or netmap marks the option itself).
+    if (err == EOPNOTSUPP || ext.nro_opt.nro_status == EOPNOTSUPP) fail("ioctl", EOPNOTSUPP, "registering the port with extmem: this netmap lacks extmem (built without --enable-extmem)");
+    fail("ioctl", err, "registering the port (NETMAP_REQ_REGISTER with extmem)");
+  }
   if (ext.nro_opt.nro_status != 0) fail("ioctl", static_cast<int>(ext.nro_opt.nro_status), "netmap refused the extmem option");
+  // A pipe whose peer is already open (and any port netmap keeps in its allocator) ignores
+  // the option: the reply then names that region, not the memory offered.
+  if (reg_.nr_memsize != pools.nr_memsize)
+    fail("ioctl", EPROTO, "netmap placed the port in its memory region " + std::to_string(reg_.nr_mem_id) + " (" + std::to_string(reg_.nr_memsize) +
+                              " bytes), not in the " + std::to_string(pools.nr_memsize) + " bytes offered");
   if (reg_.nr_offset + sizeof(netmap_if) > pools.nr_memsize) fail("ioctl", EPROTO, "netmap's reply puts netmap_if outside the registered memory");
-  base_ = base;
-  nif_ = reinterpret_cast<netmap_if*>(base + reg_.nr_offset);
+  attach(plan, base);
+}
+
+bool NetmapSession::poolsInfo(const char* name, nmreq_pools_info* out) {
+  nmreq_header hdr;
+  nmreq_port_info_get unused;
+  if (!fill_port_info_request(&hdr, &unused, name)) return false;
+  std::memset(out, 0, sizeof(*out));
+  hdr.nr_reqtype = NETMAP_REQ_POOLS_INFO_GET;
+  hdr.nr_body = reinterpret_cast<uintptr_t>(out);
+  return sys_.ioctl(sys_.ctx, fd_, NIOCCTRL, &hdr) == 0;
+}
+
+void NetmapSession::attach(const RegisterPlan& plan, uint8_t* region) {
+  nif_ = reinterpret_cast<netmap_if*>(region + reg_.nr_offset);
+  // NB: a region that is not the registered one (zeros, another allocator) shows here: the
+  // ring counts disagree with the reply, or a ring lies outside the region.
+  if (nif_->ni_tx_rings != reg_.nr_tx_rings || nif_->ni_rx_rings != reg_.nr_rx_rings || nif_->ni_tx_rings + nif_->ni_rx_rings == 0)
+    fail("ioctl", EPROTO, "the mapped region holds no netmap_if for the port at nr_offset " + std::to_string(reg_.nr_offset) + " (rings " +
+                              std::to_string(nif_->ni_tx_rings) + "/" + std::to_string(nif_->ni_rx_rings) + ", the reply says " +
+                              std::to_string(reg_.nr_tx_rings) + "/" + std::to_string(reg_.nr_rx_rings) + ")");
+  const auto* ringOfs = reinterpret_cast<const int64_t*>(reinterpret_cast<const uint8_t*>(nif_) + sizeof(netmap_if));
+  const uint32_t all = nif_->ni_tx_rings + nif_->ni_rx_rings + nif_->ni_host_tx_rings + nif_->ni_host_rx_rings;
+  for (uint32_t i = 0; i < all; i++) {
+    const int64_t at = static_cast<int64_t>(reg_.nr_offset) + ringOfs[i];
+    if (at < 0 || static_cast<uint64_t>(at) + sizeof(netmap_ring) > reg_.nr_memsize)
+      fail("ioctl", EPROTO, "netmap_if puts ring " + std::to_string(i) + " outside the region of " + std::to_string(reg_.nr_memsize) + " bytes");
+  }
   locateRings(plan);
 }
 

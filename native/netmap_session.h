@@ -1,9 +1,10 @@
 // The kernel-facing half of the netmap backend (docs/PORTS.md "netmap backend"): opens
-// /dev/netmap, registers a port with NIOCCTRL/NETMAP_REQ_REGISTER using the extmem option
-// (netmap lays its netmap_if, rings and buffers out inside memory the caller owns: the
-// port's PacketMemory), finds the bound rings through netmap_if.ring_ofs[], and moves
-// slots: take received slots, give them back (NS_FORWARD for HOST verdicts), copy into TX
-// slots, NIOCRXSYNC/NIOCTXSYNC. No N-API, no errors.h: test/native/netmap_port.test.ts
+// /dev/netmap, registers a port with NIOCCTRL/NETMAP_REQ_REGISTER — plainly (netmap's own
+// memory model: the caller then mmaps the region of nr_memsize bytes from the fd) or with
+// the extmem option (netmap lays its objects out inside memory the caller owns) —, finds
+// the bound rings through netmap_if.ring_ofs[] once the region is visible (attach), and
+// moves slots: take received slots, give them back (NS_FORWARD for HOST verdicts), copy
+// into TX slots, NIOCRXSYNC/NIOCTXSYNC. No N-API, no errors.h: test/native/netmap_port.test.ts
 // drives it against a fake kernel through the NetmapSys seam.
 #pragma once
 
@@ -64,11 +65,30 @@ class NetmapSession {
   void openDevice(const char* path);
   /** Stage 2: NETMAP_REQ_PORT_INFO_GET for `name`. Throws NetmapFailure. */
   PortCounts portInfo(const char* name);
-  /** Stage 3: NETMAP_REQ_REGISTER of `plan` with the extmem option: netmap places its
-   * objects inside [base, base+pools size). Then locates netmap_if (nr_offset) and the
-   * bound rings; sets NR_FORWARD on the RX rings that hand packets to the host stack
-   * (an interface's hardware rings; with NR_REG_NIC_SW its host rings too). Throws. */
-  void registerPort(const RegisterPlan& plan, uint8_t* base, const nmreq_pools_info& pools);
+  /** Before any register: the ring `plan` names (-N, ^N) exists in `counts`; else throws
+   * NetmapFailure("", ERANGE, what) naming the valid range. Pure but for the throw. */
+  static void checkRing(const RegisterPlan& plan, const PortCounts& counts);
+  /** Stage 3a: NETMAP_REQ_REGISTER of `plan` without options (netmap's own memory: a
+   * default build has no extmem). Checks the reply (nr_memsize, nr_offset inside it); the
+   * caller then maps regionBytes() of fd() at offset 0 and calls attach. Throws. */
+  void registerPlain(const RegisterPlan& plan);
+  /** Stage 3b: NETMAP_REQ_REGISTER with the extmem option: netmap places its objects inside
+   * [base, base+pools.nr_memsize). Throws NetmapFailure (EOPNOTSUPP: this netmap has no
+   * extmem; EPROTO: the reply names another region, e.g. a pipe whose peer is open). Then
+   * attach(base) has run. */
+  void registerExtmem(const RegisterPlan& plan, uint8_t* base, const nmreq_pools_info& pools);
+  /** Bytes of the region the register reply names (nr_memsize). */
+  uint64_t regionBytes() const { return reg_.nr_memsize; }
+  /** NETMAP_REQ_POOLS_INFO_GET for `name`: the pools of the port's allocator (slow path,
+   * for messages). Returns false when netmap refuses. */
+  bool poolsInfo(const char* name, nmreq_pools_info* out);
+  /** Stage 4: `region` shows the registered memory (byte 0 = the region's byte 0): locates
+   * netmap_if (nr_offset) and the bound rings; sets NR_FORWARD on the RX rings that hand
+   * packets to the host stack (an interface's hardware rings; with NR_REG_NIC_SW its host
+   * rings too). Throws NetmapFailure (EPROTO) when the region holds no valid netmap_if. */
+  void attach(const RegisterPlan& plan, uint8_t* region);
+  /** Undoes the stages (closes the fd: netmap unregisters once no mapping is left). */
+  void reset();
 
   int fd() const { return fd_; }
   const nmreq_register& reply() const { return reg_; }
@@ -158,7 +178,6 @@ class NetmapSession {
 
   NetmapSys sys_;
   int fd_ = -1;
-  uint8_t* base_ = nullptr;
   nmreq_register reg_{};
   netmap_if* nif_ = nullptr;
   bool forward_ = false;

@@ -1,6 +1,7 @@
 // memfd-backed packet memory (see packet_memory.h).
 #include "packet_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -82,14 +83,52 @@ PacketMemory::PacketMemory(const std::string& portName, size_t frontSize, std::s
   }
 }
 
+PacketMemory::PacketMemory(const std::string& portName, size_t frontSize, int deviceFd, size_t regionBytes)
+    : portName_(portName), frontSize_(roundPage(frontSize)), devLen_(roundPage(regionBytes)) {
+  size_ = frontSize_ + devLen_;
+  devFd_ = fcntl(deviceFd, F_DUPFD_CLOEXEC, 0);
+  if (devFd_ < 0) throwSyscallError(portName, "fcntl", errno, "duplicating the device descriptor", "check the open-file limit (ulimit -n)");
+  try {
+    fd_ = makeFd(portName, frontSize_);
+  } catch (...) {
+    close(devFd_);
+    throw;
+  }
+  void* r = mmap(nullptr, size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) {
+    const int err = errno;
+    close(fd_);
+    close(devFd_);
+    throwSyscallError(portName, "mmap", err, "reserving the packet memory", "raise the memory limits");
+  }
+  base_ = static_cast<uint8_t*>(r);
+  try {
+    mapAt(base_);
+  } catch (...) {
+    munmap(base_, size_);
+    close(fd_);
+    close(devFd_);
+    throw;
+  }
+}
+
 PacketMemory::~PacketMemory() {
   if (base_) munmap(base_, size_);
   if (fd_ >= 0) close(fd_);
+  if (devFd_ >= 0) close(devFd_);
 }
 
 void PacketMemory::mapAt(uint8_t* addr) const {
   const char* what = "mapping the packet memory into the wasm memory";
   const char* advice = "report this: the address was checked";
+  if (devFd_ >= 0) {
+    // NB: the kernel region is mapped from the device at file offset 0 wherever it lands; netmap
+    // keeps the port registered while any mapping of the fd is left (unmapAt ends this one).
+    mapRange(addr, 0, frontSize_, true, what, advice);
+    void* p = mmap(addr + frontSize_, devLen_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, devFd_, 0);
+    if (p == MAP_FAILED) throwSyscallError(portName_, "mmap", errno, "mapping netmap's memory region (" + std::to_string(devLen_) + " bytes of /dev/netmap)", "check that the netmap module is loaded and the port is registered");
+    return;
+  }
   if (!under_) {
     mapRange(addr, 0, size_, populate_, what, advice);
     return;

@@ -7,6 +7,10 @@
 // verdicts) in front of a buffer pool that other ports may share: both mappings show the
 // front at offset 0 and the pool's pages from `underOfs` on, so whoever maps one port's
 // memory reaches that port's rings and the pool's buffers, never another port's rings.
+//
+// A device-backed memory (netmap's own memory model) is a small memfd front (the guest
+// rings and verdicts) followed by a kernel region mmapped from a device fd (/dev/netmap
+// after NETMAP_REQ_REGISTER, file offset 0): every mapping shows the same kernel pages.
 #pragma once
 
 #include <cstddef>
@@ -26,7 +30,14 @@ class PacketMemory {
    * the same offsets; size() == under->size(). Bytes [front end, underOfs) are not mapped
    * by native (PROT_NONE) and left to the caller's own pages by mapAt. Throws NativeError. */
   PacketMemory(const std::string& portName, size_t frontSize, std::shared_ptr<PacketMemory> under, size_t underOfs);
+  /** A device-backed memory: a fresh zero-filled front of `frontSize` bytes (page rounded)
+   * at offset 0, then `regionBytes` of `deviceFd` (from file offset 0, MAP_SHARED) at
+   * offset regionOfs() == the rounded front size. Keeps its own dup of `deviceFd` for
+   * later mapAt calls. Throws NativeError. */
+  PacketMemory(const std::string& portName, size_t frontSize, int deviceFd, size_t regionBytes);
   ~PacketMemory();
+  /** Device-backed: where the kernel region starts (0 otherwise). */
+  size_t regionOfs() const { return devFd_ >= 0 ? frontSize_ : 0; }
   PacketMemory(const PacketMemory&) = delete;
   PacketMemory& operator=(const PacketMemory&) = delete;
 
@@ -56,6 +67,8 @@ class PacketMemory {
   std::shared_ptr<PacketMemory> under_;  // layered: the pool behind the front
   size_t frontSize_ = 0;                 // layered: bytes of the front (fd_)
   size_t underOfs_ = 0;                  // layered: where the pool's pages start
+  int devFd_ = -1;                       // device-backed: dup of the device fd; its region follows the front
+  size_t devLen_ = 0;                    // device-backed: bytes of the region (page rounded)
 };
 
 }  // namespace nmwasm

@@ -4,14 +4,19 @@
 // base frees the packet memory; the member goes first, so netmap lets go of the memory
 // before it is unmapped):
 //   1. open /dev/netmap (absent: one line naming the module and suggesting xdp:IF);
-//   2. NETMAP_REQ_PORT_INFO_GET: ring and slot counts (@conf counts override them);
-//   3. size the extmem pools (if, rings, one buffer per slot); refuse when they and the
-//      guest rings exceed the 63 MiB packet window, suggesting fewer slots/rings;
-//   4. setupRings: the guest rings plus a free tail big enough for the pools;
-//   5. NETMAP_REQ_REGISTER with the extmem option pointing at that tail: netmap lays its
-//      netmap_if, rings and buffers out inside the port's PacketMemory, so the filter's
-//      packet window shows the kernel's own buffers (no copy on receive);
-//   6. per ring: the shadow's buffersOfs = the kernel buffer pool (ring + buf_ofs).
+//   2. NETMAP_REQ_PORT_INFO_GET: ring and slot counts (@conf counts override them); a
+//      -N / ^N ring is range-checked against them here, before any register;
+//   3. NETMAP_REQ_REGISTER without options (netmap's own memory model, what a default
+//      netmap build offers); the reply names the region (nr_memsize, nr_mem_id): a VALE
+//      port's or a pipe's private allocator, the peer's for a pipe whose peer is open, the
+//      global allocator for a NIC;
+//   4. the region fits the 63 MiB packet window behind the guest rings: the port's
+//      PacketMemory is the guest rings (memfd) then the region mmapped from /dev/netmap, so
+//      the filter's packet window shows the kernel's own buffers (no copy on receive);
+//   4'. it does not (the global allocator is hundreds of MiB by default): unregister and
+//      register with the extmem option inside the port's PacketMemory where netmap has it;
+//      else exit 2 naming the pool and the module parameter that shrinks it;
+//   5. per ring: the shadow's buffersOfs = the kernel buffer pool (ring + buf_ofs).
 // rxsync takes kernel slots [cur, tail) into the shadow with buf_idx = the kernel's;
 // rxrelease gives them back (head = cur); toHost (HOST, and PASS without an output) marks
 // NS_FORWARD on an interface's hardware RX rings, which carry NR_FORWARD, so netmap hands
@@ -108,20 +113,42 @@ class NetmapPort : public Port {
     if (spec_.hostTxRings) c.hostTxRings = spec_.hostTxRings;
     if (spec_.hostRxRings) c.hostRxRings = spec_.hostRxRings;
     const netmap::RegisterPlan p = plan();
+    netmap::NetmapSession::checkRing(p, c);  // -N / ^N out of range: before the kernel
     const uint32_t rings = netmap::NetmapSession::boundRings(p, c, true);
-    const netmap::nmreq_pools_info pools = netmap::extmemPools(c, opts.bufSize, 0);
-    const uint64_t total = netmap::packetMemoryBytes(rings, opts.numSlots, pools);
-    if (total > kWindowBytes) {
-      throw NativeError("E2BIG", name(), "", 0,
-                        "netmap needs " + std::to_string(total >> 20) + " MiB of packet memory (" + std::to_string(c.rxRings + c.hostRxRings) + " RX and " +
-                            std::to_string(c.txRings + c.hostTxRings) + " TX rings of " + std::to_string(c.rxSlots) + "/" + std::to_string(c.txSlots) +
-                            " slots), more than the 63 MiB packet window: ask for fewer slots or rings with @conf:rings=N,slots=N (a NIC: ethtool -L/-G), or bind one ring (" +
-                            spec_.nrName + "-0)");
+    // netmap's own memory model first (a default build has no extmem): register, then map
+    // the region the reply names behind the guest rings. A region too big for the window
+    // (a NIC on netmap's global allocator) tries extmem, where the module has it.
+    const std::vector<RingGeometry> geos = frontLayout(rings, opts.numSlots, opts.bufSize);
+    const uint64_t front = frontBytes(geos);
+    session_.registerPlain(p);
+    const uint64_t region = session_.regionBytes();
+    // NB: an output-only port (no input ring) is never mapped into a wasm window: any size fits.
+    if (rings == 0 || front + region <= kWindowBytes) {
+      adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), region), geos);
+      session_.attach(p, memory()->base() + memory()->regionOfs());
+    } else {
+      netmap::nmreq_pools_info info{};
+      const bool haveInfo = session_.poolsInfo(p.name, &info);
+      const uint16_t memId = session_.reply().nr_mem_id;
+      session_.reset();  // unregisters: netmap may place the port in our memory instead
+      session_.openDevice("/dev/netmap");
+      const netmap::nmreq_pools_info pools = netmap::extmemPools(c, opts.bufSize, 0);
+      const uint64_t total = netmap::packetMemoryBytes(rings, opts.numSlots, pools);
+      if (total > kWindowBytes) regionTooBig(region, memId, front, haveInfo ? &info : nullptr, "even netmap's extmem layout would need " + std::to_string(total >> 20) + " MiB");
+      setupRings(rings, opts.numSlots, opts.bufSize, (pools.nr_memsize + opts.bufSize - 1) / opts.bufSize);
+      const uint64_t extOfs = rings ? shadow(0).geo.buffersOfs : 0;
+      try {
+        session_.registerExtmem(p, memory()->base() + extOfs, pools);
+      } catch (const netmap::NetmapFailure& e) {
+        if (e.err == EOPNOTSUPP) regionTooBig(region, memId, front, haveInfo ? &info : nullptr, "this netmap lacks extmem (built without --enable-extmem)", true);
+        if (e.err == ENOMEM)
+          regionTooBig(region, memId, front, haveInfo ? &info : nullptr,
+                       "extmem failed too (netmap needs each ring object physically contiguous: dmesg 'no objects available')");
+        throw;
+      }
     }
-    setupRings(rings, opts.numSlots, opts.bufSize, (pools.nr_memsize + opts.bufSize - 1) / opts.bufSize);
-    const uint64_t extOfs = rings ? shadow(0).geo.buffersOfs : 0;
-    session_.registerPort(p, memory()->base() + extOfs, pools);
     if (session_.rxRings() != rings) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound " + std::to_string(session_.rxRings()) + " RX rings, expected " + std::to_string(rings) + ": report it with the port name");
+    if (spec_.tx && session_.txRings() == 0) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound no TX ring for this output: report it with the port name");
     for (uint32_t r = 0; r < rings; r++) {
       RingGeometry& geo = shadow(r).geo;
       netmap::netmap_ring* k = session_.rxRing(r);
@@ -132,12 +159,61 @@ class NetmapPort : public Port {
     }
   }
 
+  /** The guest rings (Port::setupRings' layout) in front of netmap's region; buffers are set after attach. */
+  static std::vector<RingGeometry> frontLayout(uint32_t rings, uint32_t numSlots, uint32_t bufSize) {
+    std::vector<RingGeometry> geos(rings);
+    uint64_t ofs = 0;
+    for (RingGeometry& g : geos) {
+      g.ringOfs = ofs;
+      g.verdictOfs = ofs + kRingHeaderSize + uint64_t{numSlots} * sizeof(NetmapSlot);
+      g.numSlots = numSlots;
+      g.bufSize = bufSize;
+      ofs = (g.verdictOfs + numSlots + 127) / 128 * 128;
+    }
+    return geos;
+  }
+  /** Page-rounded bytes of the front (at least one page: an output-only port has no guest ring). */
+  static uint64_t frontBytes(const std::vector<RingGeometry>& geos) {
+    const uint64_t page = PacketMemory::pageSize();
+    const uint64_t end = geos.empty() ? 0 : (geos.back().verdictOfs + geos.back().numSlots);
+    return end == 0 ? page : (end + page - 1) / page * page;
+  }
+
+  /** netmap's region for the port does not fit the packet window (exit 2): which pool, and the
+   * module parameter that shrinks it (the global allocator, id 1), or fewer rings/slots. */
+  [[noreturn]] void regionTooBig(uint64_t region, uint16_t memId, uint64_t front, const netmap::nmreq_pools_info* info, const std::string& also,
+                                 bool lacksExtmem = false) {
+    std::string msg = "netmap's memory region for " + spec_.nrName + " (allocator " + std::to_string(memId) + ") is " + std::to_string(region >> 20) +
+                      " MiB, more than the 63 MiB packet window holds";
+    if (info && info->nr_buf_pool_objsize > 0) {
+      const uint64_t other = uint64_t{info->nr_if_pool_objtotal} * info->nr_if_pool_objsize + uint64_t{info->nr_ring_pool_objtotal} * info->nr_ring_pool_objsize;
+      const uint64_t room = kWindowBytes > front + other + (1u << 20) ? kWindowBytes - front - other - (1u << 20) : 0;
+      const uint64_t fit = room / info->nr_buf_pool_objsize / 1024 * 1024;
+      msg += " (its buffer pool: " + std::to_string(info->nr_buf_pool_objtotal) + " buffers of " + std::to_string(info->nr_buf_pool_objsize) + " bytes)";
+      if (memId == 1 && fit > 0)
+        msg += "; " + also + ": lower netmap's global buffer pool with no netmap port open (echo " + std::to_string(fit) +
+               " > /sys/module/netmap/parameters/buf_num)" + (lacksExtmem ? ", or build netmap with --enable-extmem" : "");
+      else
+        msg += "; " + also + ": ask for fewer rings or slots with @conf:rings=N,slots=N";
+    } else {
+      msg += "; " + also + ": lower netmap's buf_num (/sys/module/netmap/parameters/buf_num, with no netmap port open) or ask for fewer rings or slots with @conf:rings=N,slots=N";
+    }
+    throw NativeError("ENETMAP_MEM", name(), "ioctl", 0, msg);
+  }
+
   [[noreturn]] void fail(const netmap::NetmapFailure& e) {
     std::string advice = "check the port with pkt-gen -i " + spec_.nrName;
+    if (e.syscall.empty() && e.err == ERANGE) throw NativeError("ERANGE", name(), "", 0, e.what());
     if (e.syscall == "open" && e.err == ENOENT) advice = "the netmap kernel module is not loaded: load it (modprobe netmap) or use xdp:" + spec_.nrName;
     else if (e.err == EPERM || e.err == EACCES) advice = "netmap needs root (or read/write access to /dev/netmap)";
     else if (e.err == ENXIO || e.err == ENODEV) advice = "netmap has no port named " + spec_.nrName + " (is its driver netmap-enabled? list with ip link)";
-    else if (e.err == EOPNOTSUPP || e.err == EINVAL) advice = "this netmap may lack extmem support (build netmap with extmem) or refuse the ring selection";
+    else if (e.err == EBUSY) advice = "another process holds the port exclusively (/x) or a kernel user (a VALE switch) owns it";
+    else if (e.err == EINVAL) advice = "netmap refused the ring selection or the flags (dmesg says why; try pkt-gen -i " + spec_.nrName + ")";
+    else if (e.err == ENOMEM) {
+      throw NativeError("ENETMAP_MEM", name(), e.syscall, e.err,
+                        std::string(e.what()) + " failed: netmap ran out of memory objects (dmesg names the pool: 'NAME: no objects available'): close other netmap ports, "
+                        "or raise the pool's module parameter with no netmap port open (/sys/module/netmap/parameters/: buf_num, ring_num, if_num for NICs; priv_buf_num, priv_ring_num, priv_if_num for VALE ports and pipes)");
+    }
     if (e.syscall.empty()) throw NativeError("EINVAL", name(), "", e.err, std::string(e.what()) + "; " + advice);
     throwSyscallError(name(), e.syscall.c_str(), e.err, e.what(), advice);
   }

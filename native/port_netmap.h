@@ -23,8 +23,8 @@ struct NetmapPortSpec {
 
 /** Whether /dev/netmap exists now (the netmap kernel module is loaded). */
 bool netmapPresent();
-/** Opens a netmap port: /dev/netmap, NETMAP_REQ_REGISTER with extmem = the port's packet
- * memory. Throws NativeError naming the stage that failed (its undo has run). */
+/** Opens a netmap port: /dev/netmap, NETMAP_REQ_REGISTER, netmap's region mapped behind the
+ * guest rings (extmem when it does not fit the window). Throws NativeError naming the stage that failed (its undo has run). */
 std::shared_ptr<Port> openNetmapPort(const NetmapPortSpec& spec, const PortOptions& opts);
 
 }  // namespace nmwasm

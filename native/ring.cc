@@ -208,7 +208,7 @@ Napi::Value attachRingJs(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < outIds.Length(); i++) {
       std::shared_ptr<Port> out = findPort(outIds.Get(i).As<Napi::Number>().Uint32Value());
       if (!out->canTransmit())
-        throw NativeError("EINVAL", out->name(), "", 0, "a " + out->kind() + " port cannot be an output: use an output port such as pcap-out:FILE");
+        throw NativeError("EINVAL", out->name(), "", 0, "a " + out->kind() + " port cannot be an output here (it has no transmit side): use --out pcap:FILE, a netmap pipe or VALE port, or an interface (netmap:, xdp:, packet:)");
       outputs.push_back(std::move(out));
     }
     Napi::Float64Array counters = opts.Get("counters").As<Napi::Float64Array>();

@@ -1,12 +1,20 @@
 // A fake netmap kernel for test/native/netmap_port.test.ts: implements the NetmapSys seam
-// of native/netmap_session.h (open/ioctl/close) the way netmap's kernel side behaves for
-// the requests the backend makes — NIOCCTRL (PORT_INFO_GET, REGISTER with the extmem
-// option: checks the header, lays netmap_if, rings and buffers out in the user memory
-// and fills the reply), NIOCRXSYNC (takes back released slots, honours NS_FORWARD,
-// delivers queued packets), NIOCTXSYNC (records what was sent). Then runs one scenario
-// given on the command line and prints JSON.
+// of native/netmap_session.h (open/ioctl/close) the way netmap 89607e1 behaved in the
+// netmap guest for the requests the backend makes — NIOCCTRL (PORT_INFO_GET,
+// POOLS_INFO_GET, REGISTER: plain, netmap lays netmap_if, rings and buffers out in its own
+// region, a memfd standing for /dev/netmap's memory that the caller mmaps from the fd at
+// offset 0; with the extmem option, in the user memory — refused with EOPNOTSUPP by a
+// default build; a pipe whose peer is open answers with the peer's region, extmem or not),
+// NIOCRXSYNC (takes back released slots, honours NS_FORWARD, delivers queued packets),
+// NIOCTXSYNC (records what was sent). Then runs one scenario given on the command line
+// and prints JSON. FAKE_BUILD=default|extmem (default: default) picks the module build;
+// FAKE_PEER=1: the pipe's other end is already open (its region: id 4, 42369024 bytes).
 //   netmap_fake register NAME MODE RINGID FLAGS MEMID TXS RXS TXR RXR HTXR HRXR
+//   netmap_fake register-extmem NAME ...   (the same, asking for extmem)
 //   netmap_fake rx COUNT        netmap_fake host        netmap_fake tx        netmap_fake absent
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +33,12 @@ struct Fake {
   uint32_t slots = 64;
   int fd = -1;
   bool opened = false, devicePresent = true;
+  bool extmemBuild = false;  // netmap configured with --enable-extmem
+  bool peerOpen = false;     // a pipe's other end is already registered (its region)
+  // The region of a plain register (netmap's own memory): a memfd standing for /dev/netmap's.
+  uint8_t* kmem = nullptr;
+  uint64_t kmemSize = 0;
+  nmreq_pools_info kpools{};
   // What the register request carried.
   nmreq_header hdr{};
   nmreq_register reg{};
@@ -41,6 +55,7 @@ struct Fake {
   std::vector<uint32_t> forwarded;             // buf_idx of slots released with NS_FORWARD
   std::vector<std::string> sent;               // "len:firstbyte" of transmitted slots
   uint32_t syncs = 0;
+  uint32_t registers = 0;  // NETMAP_REQ_REGISTER requests seen
 };
 
 netmap_slot* slotOf(netmap_ring* r, uint32_t i) { return reinterpret_cast<netmap_slot*>(reinterpret_cast<uint8_t*>(r) + sizeof(netmap_ring)) + i; }
@@ -54,12 +69,15 @@ int fakeOpen(void* ctx, const char* path, int) {
     return -1;
   }
   f.opened = true;
-  return f.fd = 42;
+  return f.fd = memfd_create("fake-netmap", MFD_CLOEXEC);  // mmap of the fd shows the region
 }
 
 int fakeClose(void* ctx, int fd) {
-  static_cast<Fake*>(ctx)->fd = fd == 42 ? -1 : -2;
-  return 0;
+  Fake& f = *static_cast<Fake*>(ctx);
+  if (f.kmem) munmap(f.kmem, f.kmemSize);
+  f.kmem = nullptr;
+  f.fd = fd == f.fd ? -1 : -2;
+  return close(fd);
 }
 
 int refuse(Fake& f, int err, const char* why) {
@@ -68,19 +86,55 @@ int refuse(Fake& f, int err, const char* why) {
   return -1;
 }
 
-/** NETMAP_REQ_REGISTER: lay the port out in the extmem region like netmap does (if pool,
- * ring pool, buffer pool; buffers 0 and 1 reserved), bind the rings the mode selects. */
+/** Pools of a private allocator for the port, as netmap_mem_private_new sizes them. */
+nmreq_pools_info privatePools(const Fake& f) {
+  nmreq_pools_info p{};
+  const uint32_t rings = f.txRings + f.rxRings + f.hostTx + f.hostRx;
+  p.nr_if_pool_objtotal = 2;
+  p.nr_if_pool_objsize = 1024;
+  p.nr_ring_pool_objtotal = rings;
+  p.nr_ring_pool_objsize = static_cast<uint32_t>(pageUp(sizeof(netmap_ring) + f.slots * sizeof(netmap_slot)));
+  p.nr_buf_pool_objtotal = f.slots * rings + 2;
+  p.nr_buf_pool_objsize = 2048;
+  p.nr_memsize = pageUp(2 * 1024) + pageUp(uint64_t{rings} * p.nr_ring_pool_objsize) + pageUp(uint64_t{p.nr_buf_pool_objtotal} * 2048);
+  return p;
+}
+
+/** NETMAP_REQ_REGISTER: lay the port out like netmap does (if pool, ring pool, buffer pool;
+ * buffers 0 and 1 reserved) in its own region (plain; a pipe whose peer is open: the peer's
+ * region) or in the extmem region (an extmem build), bind the rings the mode selects. */
 int doRegister(Fake& f, nmreq_header* h) {
+  f.registers++;
   f.hdr = *h;
   f.reg = *reinterpret_cast<nmreq_register*>(h->nr_body);
   nmreq_opt_extmem* ext = nullptr;
   for (uint64_t o = h->nr_options; o != 0; o = reinterpret_cast<nmreq_option*>(o)->nro_next)
     if (reinterpret_cast<nmreq_option*>(o)->nro_reqtype == NETMAP_REQ_OPT_EXTMEM) ext = reinterpret_cast<nmreq_opt_extmem*>(o);
-  if (!ext) return refuse(f, EINVAL, "no extmem option");
-  f.sawExtmem = true;
-  f.extmemPtr = ext->nro_usrptr;
-  f.extmemSize = ext->nro_info.nr_memsize;
-  nmreq_pools_info& p = ext->nro_info;
+  if (ext && !f.extmemBuild) {
+    ext->nro_opt.nro_status = EOPNOTSUPP;
+    return refuse(f, EOPNOTSUPP, "no extmem in this build");
+  }  // netmap.c without WITH_EXTMEM: unknown option
+  const bool pipe = std::string(h->nr_name).find_first_of("{}") != std::string::npos;
+  uint16_t memId = 3;
+  nmreq_pools_info plain{};
+  nmreq_pools_info* pp = &plain;
+  if (pipe && f.peerOpen) {
+    // The peer's allocator (a private one sized for the parent's pipes): the extmem option is ignored.
+    plain = privatePools(f);
+    plain.nr_buf_pool_objtotal = static_cast<uint32_t>((42369024 - pageUp(2 * 1024) - pageUp(uint64_t{plain.nr_ring_pool_objtotal} * plain.nr_ring_pool_objsize)) / 2048);
+    plain.nr_memsize = 42369024;
+    memId = 4;
+    ext = nullptr;
+  } else if (ext) {
+    f.sawExtmem = true;
+    f.extmemPtr = ext->nro_usrptr;
+    f.extmemSize = ext->nro_info.nr_memsize;
+    pp = &ext->nro_info;
+  } else {
+    plain = privatePools(f);
+    memId = 2;
+  }
+  nmreq_pools_info& p = *pp;
   const uint32_t rings = f.txRings + f.rxRings + f.hostTx + f.hostRx;
   const uint64_t needSlots = uint64_t{f.slots} * rings + 2;
   if (p.nr_ring_pool_objtotal < rings || p.nr_ring_pool_objsize < sizeof(netmap_ring) + f.slots * sizeof(netmap_slot) ||
@@ -90,7 +144,15 @@ int doRegister(Fake& f, nmreq_header* h) {
   p.nr_ring_pool_offset = pageUp(uint64_t{p.nr_if_pool_objtotal} * p.nr_if_pool_objsize);
   p.nr_buf_pool_offset = p.nr_ring_pool_offset + pageUp(uint64_t{p.nr_ring_pool_objtotal} * p.nr_ring_pool_objsize);
   if (p.nr_buf_pool_offset + uint64_t{p.nr_buf_pool_objtotal} * p.nr_buf_pool_objsize > p.nr_memsize) return refuse(f, EINVAL, "nr_memsize too small");
-  f.base = reinterpret_cast<uint8_t*>(ext->nro_usrptr);
+  if (!ext) {
+    if (ftruncate(f.fd, static_cast<off_t>(p.nr_memsize)) != 0) return refuse(f, errno, "ftruncate");
+    void* k = mmap(nullptr, p.nr_memsize, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd, 0);
+    if (k == MAP_FAILED) return refuse(f, errno, "mmap");
+    f.kmem = static_cast<uint8_t*>(k);
+    f.kmemSize = p.nr_memsize;
+    f.kpools = p;
+  }
+  f.base = ext ? reinterpret_cast<uint8_t*>(ext->nro_usrptr) : f.kmem;
   f.nif = reinterpret_cast<netmap_if*>(f.base + p.nr_if_pool_offset);
   netmap_if& nif = *f.nif;
   std::memcpy(nif.ni_name, h->nr_name, sizeof nif.ni_name - 1);  // netmap keeps the first 15 characters
@@ -141,8 +203,8 @@ int doRegister(Fake& f, nmreq_header* h) {
   out->nr_host_tx_rings = f.hostTx;
   out->nr_host_rx_rings = f.hostRx;
   out->nr_tx_slots = out->nr_rx_slots = f.slots;
-  out->nr_mem_id = 3;
-  ext->nro_opt.nro_status = 0;
+  out->nr_mem_id = memId;
+  if (ext) ext->nro_opt.nro_status = 0;
   return 0;
 }
 
@@ -183,7 +245,7 @@ void txsync(Fake& f) {
 
 int fakeIoctl(void* ctx, int fd, unsigned long request, void* arg) {
   Fake& f = *static_cast<Fake*>(ctx);
-  if (fd != 42 || !f.opened) return refuse(f, EBADF, "fd");
+  if (fd != f.fd || !f.opened) return refuse(f, EBADF, "fd");
   f.syncs++;
   if (request == NIOCRXSYNC) return rxsync(f), 0;
   if (request == NIOCTXSYNC) return txsync(f), 0;
@@ -201,6 +263,11 @@ int fakeIoctl(void* ctx, int fd, unsigned long request, void* arg) {
     return 0;
   }
   if (h->nr_reqtype == NETMAP_REQ_REGISTER) return doRegister(f, h);
+  if (h->nr_reqtype == NETMAP_REQ_POOLS_INFO_GET) {
+    if (!f.kmem) return refuse(f, EINVAL, "pools of an unregistered port");
+    *reinterpret_cast<nmreq_pools_info*>(h->nr_body) = f.kpools;
+    return 0;
+  }
   return refuse(f, EOPNOTSUPP, "reqtype");
 }
 
@@ -241,9 +308,13 @@ int main(int argc, char** argv) {
   if (argc < 2) return 2;
   const std::string cmd = argv[1];
   Fake f;
+  f.extmemBuild = getenv("FAKE_BUILD") && std::string(getenv("FAKE_BUILD")) == "extmem";
+  f.peerOpen = getenv("FAKE_PEER") && std::string(getenv("FAKE_PEER")) == "1";
   NetmapSys sys{fakeOpen, fakeIoctl, fakeClose, &f};
   std::string name;
-  RegisterPlan plan = cmd == "register" && argc == 13 ? planOf(argv + 2, name) : simplePlan("eth0", cmd == "host" ? NR_REG_NIC_SW : NR_REG_ALL_NIC);
+  const bool wantExtmem = cmd == "register-extmem";
+  const bool reg = cmd == "register" || wantExtmem;
+  RegisterPlan plan = reg && argc == 13 ? planOf(argv + 2, name) : simplePlan("eth0", cmd == "host" ? NR_REG_NIC_SW : NR_REG_ALL_NIC);
   if (cmd == "host-one") {
     // eth0-2/R: one hardware ring, RX only (the firewall on one bypassed queue).
     plan = simplePlan("eth0", NR_REG_ONE_NIC);
@@ -263,22 +334,40 @@ int main(int argc, char** argv) {
     // The stages of the backend's open (native/port_netmap.cc).
     s.openDevice("/dev/netmap");
     const PortCounts counts = s.portInfo(plan.name);
+    NetmapSession::checkRing(plan, counts);
     const nmreq_pools_info pools = extmemPools(counts, 2048, 0);
     Region mem(pools.nr_memsize);
-    s.registerPort(plan, mem.base, pools);
+    // The region the port sees: the extmem memory, or netmap's own mapped from the fd (as
+    // native/packet_memory.cc's device-backed memory does).
+    uint8_t* region = mem.base;
+    uint64_t regionSize = pools.nr_memsize;
+    if (wantExtmem) {
+      s.registerExtmem(plan, mem.base, pools);
+    } else {
+      s.registerPlain(plan);
+      void* r = mmap(nullptr, s.regionBytes(), PROT_READ | PROT_WRITE, MAP_SHARED, s.fd(), 0);
+      if (r == MAP_FAILED) return std::printf("{\"error\":\"mmap of the fd failed\"}\n"), 1;
+      region = static_cast<uint8_t*>(r);
+      regionSize = s.regionBytes();
+      s.attach(plan, region);
+    }
     if (s.rxRings() != NetmapSession::boundRings(plan, counts, true) || s.txRings() != NetmapSession::boundRings(plan, counts, false)) {
       std::printf("{\"error\":\"boundRings disagrees with the rings found\"}\n");
       return 1;
     }
-    if (cmd == "register") {
+    if (reg) {
+      nmreq_pools_info info{};
+      const bool haveInfo = !wantExtmem && s.poolsInfo(plan.name, &info);
       std::printf("{\"name\":\"%s\",\"version\":%u,\"reqtype\":%u,\"mode\":%u,\"ringid\":%u,\"flags\":%llu,\"memId\":%u,"
                   "\"slots\":[%u,%u],\"rings\":[%u,%u,%u,%u],\"extmem\":%s,\"extmemAtRegion\":%s,\"extmemSize\":%llu,\"poolBytes\":%llu,"
-                  "\"boundRx\":%u,\"boundTx\":%u,\"forwards\":%s,\"replyMemId\":%u}\n",
+                  "\"boundRx\":%u,\"boundTx\":%u,\"forwards\":%s,\"replyMemId\":%u,\"regionBytes\":%llu,\"ringsInRegion\":%s,\"poolsInfoBufs\":%u}\n",
                   f.hdr.nr_name, f.hdr.nr_version, f.hdr.nr_reqtype, f.reg.nr_mode, f.reg.nr_ringid, static_cast<unsigned long long>(f.reg.nr_flags), f.reg.nr_mem_id,
                   f.reg.nr_tx_slots, f.reg.nr_rx_slots, f.reg.nr_tx_rings, f.reg.nr_rx_rings, f.reg.nr_host_tx_rings, f.reg.nr_host_rx_rings,
                   f.sawExtmem ? "true" : "false", f.extmemPtr == reinterpret_cast<uintptr_t>(mem.base) ? "true" : "false",
                   static_cast<unsigned long long>(f.extmemSize), static_cast<unsigned long long>(extmemBytes(pools)), s.rxRings(), s.txRings(),
-                  s.forwards() ? "true" : "false", s.reply().nr_mem_id);
+                  s.forwards() ? "true" : "false", s.reply().nr_mem_id, static_cast<unsigned long long>(s.regionBytes()),
+                  (s.rxRings() == 0 || (reinterpret_cast<uint8_t*>(s.rxRing(0)) > region && reinterpret_cast<uint8_t*>(s.rxRing(0)) < region + regionSize)) ? "true" : "false",
+                  haveInfo ? info.nr_buf_pool_objtotal : 0);
       return 0;
     }
     if (cmd == "rx") {
@@ -300,7 +389,7 @@ int main(int argc, char** argv) {
       uint32_t outside = 0;  // buffers must lie inside the registered region
       for (uint32_t b : seenBufs) {
         const uint8_t* at = NetmapSession::bufferOf(s.rxRing(0), b);
-        if (at < mem.base || at + 2048 > mem.base + pools.nr_memsize) outside++;
+        if (at < region || at + 2048 > region + regionSize) outside++;
       }
       std::printf("{\"received\":%u,\"bad\":%u,\"outside\":%u,\"batches\":%u,\"pendingLeft\":%zu,\"head\":%u}\n", got, bad, outside, batches,
                   f.pending[0].size(), s.rxRing(0)->head);
@@ -341,8 +430,8 @@ int main(int argc, char** argv) {
     std::printf("{\"error\":\"unknown command\"}\n");
     return 2;
   } catch (const NetmapFailure& e) {
-    std::printf("{\"failure\":{\"syscall\":\"%s\",\"errno\":%d,\"what\":\"%s\"},\"fake\":\"%s\",\"closed\":%s}\n", e.syscall.c_str(), e.err, e.what(),
-                f.error.c_str(), f.fd == -1 ? "true" : "false");
+    std::printf("{\"failure\":{\"syscall\":\"%s\",\"errno\":%d,\"what\":\"%s\"},\"fake\":\"%s\",\"closed\":%s,\"registers\":%u}\n", e.syscall.c_str(), e.err, e.what(),
+                f.error.c_str(), f.fd == -1 ? "true" : "false", f.registers);
     return 0;
   }
 }

@@ -1,7 +1,9 @@
 // The netmap backend's kernel-facing half (native/netmap_session.cc, used by
 // native/port_netmap.cc) against a fake netmap kernel (test/native/netmap_fake.cc, built
-// here with g++): register requests encoded from parsed port names, the extmem region,
-// ring lookup through netmap_if.ring_ofs[], RX through a shadow, NS_FORWARD for HOST
+// here with g++): register requests encoded from parsed port names, netmap's own region
+// mapped from the fd (a default build) or the extmem region (an extmem build), pipes whose
+// peer is open (the peer's region), ring numbers checked before the kernel, ring lookup
+// through netmap_if.ring_ofs[], RX through a shadow, NS_FORWARD for HOST
 // verdicts and PASS without an output (hardware rings of an interface), TX copies. /dev/netmap cannot exist on this machine: nothing here touches a
 // real netmap kernel (docs/PORTS.md "netmap backend" lists what that leaves unverified).
 import { test } from 'uvu';
@@ -19,14 +21,20 @@ const fake = join(dir, 'netmap_fake');
 execFileSync('g++', ['-std=c++17', '-O1', '-Wall', '-Wextra', '-Werror', '-I', join(root, 'native'), '-o', fake, join(root, 'test/native/netmap_fake.cc'), join(root, 'native/netmap_session.cc'), '-lpthread'], { stdio: 'pipe' });
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-function run(...args: string[]): Record<string, any> {
-  return JSON.parse(execFileSync(fake, args, { encoding: 'utf8' }));
+/** The fake kernel's module: a default netmap build (no extmem) or --enable-extmem; `peer`: a pipe's other end is open. */
+type Kernel = { build?: 'default' | 'extmem'; peer?: boolean };
+
+function run(args: string[], k: Kernel = {}): Record<string, any> {
+  const env = { ...process.env, FAKE_BUILD: k.build ?? 'default', FAKE_PEER: k.peer ? '1' : '0' };
+  return JSON.parse(execFileSync(fake, args, { encoding: 'utf8', env }));
 }
 
-/** Registers `spec` (parsed and encoded as the host does) with the fake kernel (4 hardware and 1 host ring pair). */
-function register(spec: string): Record<string, any> {
+/** Registers `spec` (parsed and encoded as the host does) with the fake kernel (4 hardware and 1 host ring pair):
+ * plainly (netmap's region mapped from the fd) or, with `extmem`, with the extmem option. */
+function register(spec: string, k: Kernel = {}, extmem = false): Record<string, any> {
   const f = netmapRegisterFields(parsePortName(spec));
-  return run('register', ...[f.nrName, f.nrMode, f.nrRingid, f.nrFlags, f.nrMemId, f.txSlots, f.rxSlots, f.txRings, f.rxRings, f.hostTxRings, f.hostRxRings].map(String));
+  const fields = [f.nrName, f.nrMode, f.nrRingid, f.nrFlags, f.nrMemId, f.txSlots, f.rxSlots, f.txRings, f.rxRings, f.hostTxRings, f.hostRxRings].map(String);
+  return run([extmem ? 'register-extmem' : 'register', ...fields], k);
 }
 
 test('register requests: header, mode, ring, flags as the fake kernel decoded them; rings bound', () => {
@@ -50,10 +58,43 @@ test('register requests: header, mode, ring, flags as the fake kernel decoded th
     assert.is(out.boundRx, want.rx, `${spec}: RX rings`);
     assert.is(out.boundTx, want.tx, `${spec}: TX rings`);
     assert.is(out.forwards, want.forwards, `${spec}: NR_FORWARD`);
-    assert.ok(out.extmem && out.extmemAtRegion, `${spec}: the extmem option points at the port's memory`);
-    assert.is(out.extmemSize, out.poolBytes, `${spec}: extmem size = the pools' size`);
-    assert.is(out.replyMemId, 3, `${spec}: the reply is read back`);
+    assert.is(out.extmem, false, `${spec}: a plain register (a default netmap build has no extmem)`);
+    assert.is(out.replyMemId, 2, `${spec}: the reply is read back`);
+    assert.ok(out.regionBytes > 0 && out.ringsInRegion, `${spec}: the rings lie in netmap's region, mapped from the fd`);
   }
+});
+
+test('default netmap build: a register with extmem is refused (EOPNOTSUPP), and the failure says this netmap lacks extmem', () => {
+  const out = register('vale0:p1', { build: 'default' }, true);
+  assert.is(out.failure?.errno, 95, JSON.stringify(out));
+  assert.match(out.failure.what, /lacks extmem/);
+  assert.is(out.closed, true);
+});
+
+test("extmem build: the extmem option points at the port's memory, the rings lie there", () => {
+  const out = register('vale0:p1', { build: 'extmem' }, true);
+  assert.not.ok(out.failure, JSON.stringify(out));
+  assert.ok(out.extmem && out.extmemAtRegion, "the extmem option points at the port's memory");
+  assert.is(out.extmemSize, out.poolBytes, "extmem size = the pools' size");
+  assert.ok(out.ringsInRegion);
+});
+
+test("pipe with its peer open: the reply names the peer's region (id 4, 42369024 bytes) and the rings are found there, both builds", () => {
+  for (const build of ['default', 'extmem'] as const) {
+    for (const spec of ['p{1', 'p}1']) {
+      const out = register(spec, { build, peer: true });
+      assert.not.ok(out.failure, `${build} ${spec}: ${JSON.stringify(out)}`);
+      assert.is(out.replyMemId, 4, `${build} ${spec}`);
+      assert.is(out.regionBytes, 42369024, `${build} ${spec}`);
+      assert.is(out.boundRx, 4, `${build} ${spec}: RX rings found in the mapped region (was: "netmap bound 0 RX rings")`);
+      assert.ok(out.ringsInRegion, `${build} ${spec}`);
+      assert.ok(out.poolsInfoBufs > 20000, `${build} ${spec}: POOLS_INFO_GET names the peer's buffer pool`);
+    }
+  }
+  // With extmem asked for, netmap ignores the option for such a pipe: the session notices the other region.
+  const ext = register('p{1', { build: 'extmem', peer: true }, true);
+  assert.is(ext.failure?.errno, 71, JSON.stringify(ext));
+  assert.match(ext.failure.what, /memory region 4 \(42369024 bytes\), not in the \d+ bytes offered/);
 });
 
 test('register: @conf counts and the memory region travel in the request', () => {
@@ -64,7 +105,7 @@ test('register: @conf counts and the memory region travel in the request', () =>
 });
 
 test('RX: 300 packets through a 16-slot shadow, kernel buffers in place, every slot handed back', () => {
-  const out = run('rx', '300');
+  const out = run(['rx', '300']);
   assert.is(out.received, 300);
   assert.is(out.bad, 0, 'length and bytes of each buffer as the kernel wrote them');
   assert.is(out.outside, 0, 'every buffer lies inside the extmem region');
@@ -74,7 +115,7 @@ test('RX: 300 packets through a 16-slot shadow, kernel buffers in place, every s
 });
 
 test('HOST verdict: NS_FORWARD on exactly those slots; the kernel forwards them at the next sync', () => {
-  const out = run('host');
+  const out = run(['host']);
   assert.is(out.taken, 6);
   assert.equal(out.marked, [true, true, false]);
   assert.is(out.ringForward, true);
@@ -83,7 +124,7 @@ test('HOST verdict: NS_FORWARD on exactly those slots; the kernel forwards them 
 });
 
 test('PASS to the kernel on one bypassed queue (eth0-2/R): NR_FORWARD on the ring, NS_FORWARD slots go up at the next sync', () => {
-  const out = run('host-one');
+  const out = run(['host-one']);
   assert.is(out.taken, 6);
   assert.equal(out.marked, [true, true, false]);
   assert.is(out.ringForward, true, 'the hardware RX ring carries NR_FORWARD without the host rings bound');
@@ -92,7 +133,7 @@ test('PASS to the kernel on one bypassed queue (eth0-2/R): NR_FORWARD on the rin
 });
 
 test('TX: copies into TX slots (lengths, bytes), syncs and goes on when the ring fills', () => {
-  const out = run('tx');
+  const out = run(['tx']);
   assert.is(out.sent, 3);
   assert.equal(out.first, ['60:160', '1514:161', '200:162']);
   assert.is(out.more, 100);
@@ -100,24 +141,32 @@ test('TX: copies into TX slots (lengths, bytes), syncs and goes on when the ring
 });
 
 test('no /dev/netmap: the open stage fails with ENOENT', () => {
-  const out = run('absent');
+  const out = run(['absent']);
   assert.equal(out.failure, { syscall: 'open', errno: 2, what: 'opening /dev/netmap' });
 });
 
-test('a refused register (ring 7 of 4): ioctl EINVAL, and the undo closed /dev/netmap', () => {
-  const out = register('netmap:eth0-7');
-  assert.equal(out.failure, { syscall: 'ioctl', errno: 22, what: 'registering the port (NETMAP_REQ_REGISTER with extmem)' });
-  assert.is(out.fake, 'ringid');
-  assert.is(out.closed, true, 'the fake saw close(fd)');
+test('ring numbers out of range (-7 of 4, ^1 and ^3 of 1 host ring): ERANGE before any register, the undo closed /dev/netmap', () => {
+  const cases: Array<[string, string]> = [
+    ['netmap:eth0-7', 'eth0 has 4 rings, no -7: use -0..-3'],
+    ['netmap:eth0^1', 'eth0 has 1 host ring, no ^1: use ^0..^0'],
+    ['netmap:eth0^3/R', 'eth0 has 1 host ring, no ^3: use ^0..^0'],
+  ];
+  for (const [spec, what] of cases) {
+    const out = register(spec);
+    assert.equal(out.failure, { syscall: '', errno: 34, what }, spec);
+    assert.is(out.registers, 0, `${spec}: the kernel never saw a register`);
+    assert.is(out.closed, true, `${spec}: the fake saw close(fd)`);
+  }
+  assert.not.ok(register('netmap:eth0^0').failure, 'the one host ring is ^0');
 });
 
 test('packet memory against the 63 MiB window: one queue of 1024 slots fits, 16 queues of 4096 do not', () => {
   const window = 63 * 2 ** 20;
-  const small = run('size', '1', '1', '1024', '1', '1024').bytes;
+  const small = run(['size', '1', '1', '1024', '1', '1024']).bytes;
   // 2 rings of 1024 slots: 2048 + 2 buffers of 2 KiB, the rings, the guest ring.
   assert.ok(small > 2050 * 2048 && small < 2050 * 2048 + 200_000, `one queue: ${small}`);
   assert.ok(small <= window);
-  assert.ok(run('size', '16', '16', '4096', '16', '1024').bytes > window);
+  assert.ok(run(['size', '16', '16', '4096', '16', '1024']).bytes > window);
 });
 
 test.run();
