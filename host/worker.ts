@@ -690,6 +690,15 @@ function takeOver(module: WebAssembly.Module, config: Uint8Array, previousModule
       refuse(ring, why, true);
       return;
     }
+    // What the instance reports right after taking the state is counted already: a module
+    // that carries its counters (counter) continues them, one that does not (ratelimit) starts
+    // from 0; either way the stats add up once.
+    if (statsFn !== null) {
+      readStats();
+      for (let i = 0; i < statsValues.length; i++) statsBase[i]! -= statsValues[i]!;
+      statsOut.set(statsBase);
+      for (let i = 0; i < statsValues.length; i++) statsOut[i]! += statsValues[i]!;
+    }
   }
   previous = data.revert ? previousModule : null;
   counters[Counter.failed] = 0;
