@@ -2,8 +2,9 @@
 // swap (a trap in nmwasm_init, a trap on the sample of live packets, a budget overrun on the
 // sample, a module without the ABI marker, a module over the host's --max-memory limit) gives
 // `nmwasm swap` exit 2 and one line with the reason, and the old module keeps serving: the
-// packets keep flowing with no fault verdict. The three canary failures are counted in
-// `stats --json` and in the final summary's `swaps` (the two refused before any canary are not).
+// packets keep flowing with no fault verdict. Then a good swap goes through. The swap and the
+// three canary failures (the two refused before any canary are not counted) show in
+// `stats --json`, in /metrics (with the stall histogram) and in the final summary's `swaps`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
@@ -18,6 +19,8 @@ const dir = mkdtempSync(join(tmpdir(), 'nmwasm-canary-cli-'));
 const env = { ...process.env, XDG_RUNTIME_DIR: join(dir, 'xdg') };
 const name = `canary${process.pid}`;
 const good = writeWat('good.wasm', stampWat({ marker: 0xa, spin: 200 }), dir);
+const other = writeWat('other.wasm', stampWat({ marker: 0xb, spin: 200 }), dir);
+const metricsPort = 20_000 + (process.pid % 20_000);
 
 const bad: [string, string, RegExp][] = [
   ['trap in init', writeWat('init-trap.wasm', stampWat({ marker: 0xc, init: '(unreachable)' }), dir), /canary failed: nmwasm_init trapped/],
@@ -41,7 +44,7 @@ const stats = (): Live => JSON.parse(nm(['stats', name, '--json']).stdout).claus
 
 live('each bad swap: exit 2 with one line of reason, the old module keeps serving, canary failures counted', async () => {
   ensureBundle();
-  const child = spawn(process.execPath, [cli, 'load', good, '--port', 'gen:count=0', '--name', name, '--max-memory', '1', '--json'], { cwd: root, env });
+  const child = spawn(process.execPath, [cli, 'load', good, '--port', 'gen:count=0', '--name', name, '--max-memory', '1', '--metrics', `127.0.0.1:${metricsPort}`, '--json'], { cwd: root, env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -65,14 +68,23 @@ live('each bad swap: exit 2 with one line of reason, the old module keeps servin
         await new Promise((res) => setTimeout(res, 50));
       }
     }
+    // Then a good swap goes through.
+    const ok = nm(['swap', name, other]);
+    assert.is(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /^swapped: canary \d+ packets, 0 faults, stall \d+ us \(CPU \d+ us\)\n$/);
     const s = stats();
     assert.is(s.verdicts.fault, 0, 'the old module served every packet');
-    assert.equal([s.swaps.done, s.swaps.canaryFailures], [0, 3], 'stats --json: no swap, three canary failures');
+    assert.equal([s.swaps.done, s.swaps.canaryFailures], [1, 3], 'stats --json: one swap, three canary failures');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /^nmwasm_swaps_total\{[^}]*\} 1$/m);
+    assert.match(metrics, /^nmwasm_canary_failures_total\{[^}]*\} 3$/m);
+    assert.match(metrics, /^nmwasm_swap_stall_seconds_count\{[^}]*\} 1$/m);
+    assert.match(metrics, /^nmwasm_swap_stall_seconds_bucket\{[^}]*le="\+Inf"[^}]*\} 1$/m);
     assert.is(nm(['unload', name]).status, 0);
     const r = await done;
     assert.is(r.status, 0, r.stderr);
     const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Live;
-    assert.equal([summary.swaps.done, summary.swaps.canaryFailures], [0, 3], 'the final summary agrees');
+    assert.equal([summary.swaps.done, summary.swaps.canaryFailures], [1, 3], 'the final summary agrees');
     assert.is(summary.verdicts.fault, 0);
   } finally {
     child.kill('SIGKILL');
