@@ -365,7 +365,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
         n = ring.sync(0, false, LIVE_WAIT_MS); // the same batch, delivered again
         continue;
       }
-    }
+    } else if (askSeenAt !== 0) askSeenAt = 0; // an ask the engine gave up on
     // A canary sample asked for: at this batch boundary (one Atomics load per batch).
     if (n > 0 && Atomics.load(control, RingControl.sampleReq) !== sampleGen) takeSample(ringPtr, n, first);
     const stopping = Atomics.load(control, RingControl.stop) !== 0;
