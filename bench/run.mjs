@@ -28,6 +28,7 @@ const SCRIPTS = [
   { script: 'bench/filters.mjs', needs: () => null },
   { script: 'bench/firewall.mjs', needs: () => null },
   { script: 'bench/gen.mjs', needs: () => null },
+  { script: 'bench/swap.mjs', needs: () => null },
   { script: 'bench/xdp-fast.mjs', needs: () => (isRoot ? null : 'needs root (network namespaces, a veth pair, XDP): run npm run bench as root') },
 ].filter((s) => !ONLY || s.script.endsWith(ONLY));
 if (SCRIPTS.length === 0) die(`--only: no benchmark script ends with ${JSON.stringify(ONLY)}`);

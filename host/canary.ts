@@ -105,6 +105,7 @@ function run(d: CanaryData): CanaryMessage {
   return { type: 'result', ok: true, packets: count };
 }
 
-// Started warm (no workerData): the canary's data comes in one message.
+// Started warm (no workerData): the canary's data comes in a message. A worker whose canary
+// passed runs the next one too (host/swap.ts keeps it warm); one that failed is terminated.
 if (workerData) parentPort!.postMessage(run(workerData as CanaryData));
-else parentPort!.once('message', (d: CanaryData) => parentPort!.postMessage(run(d)));
+else parentPort!.on('message', (d: CanaryData) => parentPort!.postMessage(run(d)));

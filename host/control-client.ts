@@ -170,8 +170,8 @@ export async function clientCommand(command: string, args: string[], help: (comm
   if (clause !== undefined) body.clause = clause;
   if (moduleIndex !== undefined) body.module_index = moduleIndex;
   const answer = await request(what, name, body);
-  const s = answer.swap as { ok: boolean; reason?: string; canary?: { packets: number; faults: number }; stallUs?: number };
+  const s = answer.swap as { ok: boolean; reason?: string; canary?: { packets: number; faults: number }; stallUs?: number; stallCpuUs?: number };
   if (!s.ok) throw new UsageError(`${what}: host ${name} refused the swap: ${printable(s.reason ?? 'no reason given', 300)}`);
-  print(answer, `swapped: canary ${s.canary ? `${s.canary.packets} packets, ${s.canary.faults} faults` : 'none'}, stall ${s.stallUs ?? 0} us`);
+  print(answer, `swapped: canary ${s.canary ? `${s.canary.packets} packets, ${s.canary.faults} faults` : 'none'}, stall ${s.stallUs ?? 0} us (CPU ${s.stallCpuUs ?? 0} us)`);
   return 0;
 }

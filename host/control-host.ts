@@ -232,6 +232,7 @@ export class HostControl {
         statsNames: c.loaded.description.manifest?.stats ?? [],
         oversize: 0,
         kernel: engine?.kernelVerdicts,
+        swaps: engine?.swapCounts,
       } as unknown as Parameters<typeof summaryJson>[0];
       return summaryJson(live, c.ctx, false);
     });
@@ -243,8 +244,10 @@ export class HostControl {
       module: this.modules[i]!.name,
       port: c.ctx.port,
       rings: this.engines[i]?.ringRuns ?? [],
-      swaps: this.swaps[i]!,
-      canaryFailures: this.canaryFailures[i]!,
+      // The engine counts every swap (control socket and --watch alike).
+      swaps: this.engines[i]?.swapCounts.done ?? this.swaps[i]!,
+      canaryFailures: this.engines[i]?.swapCounts.canaryFailures ?? this.canaryFailures[i]!,
+      swapCounts: this.engines[i]?.swapCounts,
       kernel: this.engines[i]?.kernelVerdicts ?? { drop: 0, pass: 0 },
     }));
   }

@@ -22,6 +22,7 @@ export interface SwapResult {
   reason?: string;
   canary?: { packets: number; faults: number };
   stallUs?: number;
+  stallCpuUs?: number; // the stall in CPU time of the two ring threads (docs/CONTROL.md)
 }
 
 /** The engine hook the control server calls for `swap` (implemented by host/swap.ts). */

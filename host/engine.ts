@@ -14,11 +14,11 @@ import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from
 import { PortPool } from './portpool.ts';
 import { printable } from './text.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
-import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, CARRIED_BYTES, Handover, RingControl, RingState, SAMPLE_BYTES, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, CARRIED_BYTES, Handover, RingControl, RingState, SAMPLE_BYTES, type RingWorkerData, type TakeMessage, type WorkerMessage } from './ringshared.ts';
 import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
 import { Standbys } from './standby.ts';
 import { requestSample, runCanary } from './swap.ts';
-import type { SwapResult } from './swap.ts';
+import { newSwapCounts, recordSwap, type SwapCounts, type SwapResult } from './swap.ts';
 
 /** Budget of the first instantiation + nmwasm_init of a ring (ms), at least --batch-timeout. */
 const START_BUDGET_MS = 5000;
@@ -33,6 +33,8 @@ const MAX_CRASHES = 10;
 /** How often the link monitor looks at the interfaces of live ports (one ioctl each). */
 const LINK_CHECK_MS = 250;
 const NO_LIMIT = 2n ** 63n - 1n;
+/** Warm standbys of a swapped-in module are started this long after the last swap (ms). */
+const RESTANDBY_MS = 500;
 /** How long a swap waits for a ring to answer (it switches at its next batch boundary). */
 const SWAP_ANSWER_MS = 10_000;
 
@@ -92,6 +94,8 @@ export interface RingRun {
   /** Swaps applied on this ring and their stalls (µs, compile excluded). */
   swaps: number;
   swapStallsUs: number[];
+  /** The worker that handed the ring over at the last swap, idle, kept for the next one. */
+  spare: { worker: Worker; lease: Int32Array } | null;
   /** A kill whose outage is not reported yet: the line and the killed call's start. */
   outage: { line: string; startedAt: number; backoffMs: number; how: string } | null;
 }
@@ -105,6 +109,7 @@ export interface RunResult {
   oversize: number; // frames the input's kernel dropped for being longer than its frames (AF_XDP)
   /** Packets of the input the kernel decided from the filter's flow verdicts, never taken from the port (AF_XDP). */
   kernel?: KernelVerdicts;
+  swaps?: SwapCounts; // the clause's hot-swaps (absent: none were possible)
 }
 
 /** Packets the kernel dropped / passed from flow verdicts (docs/ABI.md "Flow verdicts"). */
@@ -160,6 +165,9 @@ export class Engine {
   private current: { loaded: LoadedModule; config: Uint8Array };
   private previousModule: { loaded: LoadedModule; config: Uint8Array } | null = null;
   private swapGen = 0;
+  private restandby: NodeJS.Timeout | null = null;
+  /** This clause's swaps: done, canary failures, stalls (the summary, `stats`, /metrics). */
+  readonly swapCounts: SwapCounts = newSwapCounts();
   private swapQueue: Promise<unknown> = Promise.resolve();
   private resolve!: (r: RunResult) => void;
   private reject!: (e: unknown) => void;
@@ -212,6 +220,7 @@ export class Engine {
         swapWaiters: new Map(),
         swaps: 0,
         swapStallsUs: [],
+        spare: null,
       };
       run.counters[Counter.expected] = r === 0 ? this.input.expected : 0;
       this.rings.push(run);
@@ -253,7 +262,7 @@ export class Engine {
 
   /** What the run has counted so far (the summary of a run cut off by the stop deadline). */
   snapshot(): RunResult {
-    return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [], oversize: this.oversize, kernel: { ...this.kernel } };
+    return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [], oversize: this.oversize, kernel: { ...this.kernel }, swaps: this.swapCounts };
   }
 
   /** Asks every ring to give the batch in hand its verdicts and end (SIGINT/SIGTERM,
@@ -346,7 +355,8 @@ export class Engine {
       run.lease = lease;
     }
     worker.on('message', (msg: WorkerMessage) => {
-      if (msg.type === 'standby-ready') {
+      if (msg.type === 'spare') this.keepSpare(run, worker, lease);
+      else if (msg.type === 'standby-ready') {
         if (run.standby === worker) run.standbyReady = true;
         this.maybeGo();
       } else if (run.worker === worker || msg.type === 'log' || msg.type === 'notice') this.onMessage(run, msg);
@@ -382,6 +392,7 @@ export class Engine {
     const sample = await requestSample(from.control, from.sampleBuffer);
     const canary = await runCanary({ module: loaded.module, config, sample, outputs: this.outputIds.length }, Math.max(this.opts.batchTimeoutMs * 20, 250));
     const canaryInfo = { packets: canary.packets, faults: canary.ok ? 0 : 1 };
+    if (!canary.ok) this.swapCounts.canaryFailures++;
     if (!canary.ok) return { ok: false, reason: `canary failed: ${canary.reason!}; the old module still serves`, canary: canaryInfo };
     const gen = ++this.swapGen;
     const takesState = loaded.description.exports.some((e) => e.name === 'nmwasm_state_load');
@@ -389,18 +400,24 @@ export class Engine {
     const results = await Promise.all(answers);
     const failed = results.find((r) => r !== null && !r.ok);
     const stallUs = Math.max(0, ...results.map((r) => r?.stallUs ?? 0));
+    const stallCpuUs = Math.max(0, ...results.map((r) => r?.stallCpuUs ?? 0));
     if (results.some((r) => r?.ok)) {
+      recordSwap(this.swapCounts, stallUs, stallCpuUs);
       this.previousModule = this.opts.revert ? this.current : null;
       this.current = { loaded, config };
-      // Standbys hold an instance of the old module: fresh ones of the new.
-      for (const run of this.rings) {
-        if (run.standby === null) continue;
-        this.standbys.endAll([run]);
-        this.standbys.ensure(run);
-      }
+      // Standbys hold an instance of the old module: fresh ones of the new, once swaps pause
+      // (NB: a standby is a thread and an instance: one per swap of a burst would slow the
+      // burst down; meanwhile a killed worker is replaced by a fresh one, as without standby).
+      this.standbys.endAll(this.rings.filter((run) => run.standby !== null));
+      if (this.restandby !== null) clearTimeout(this.restandby);
+      this.restandby = setTimeout(() => {
+        this.restandby = null;
+        if (!this.settled) for (const run of this.rings) this.standbys.ensure(run);
+      }, RESTANDBY_MS);
+      this.restandby.unref();
     }
     if (failed) return { ok: false, reason: `ring ${failed.ring}: ${failed.reason!}; the old module still serves${results.some((r) => r?.ok) ? ' on that ring (the other rings switched)' : ''}`, canary: canaryInfo, stallUs };
-    return { ok: true, canary: canaryInfo, stallUs, stateCarried: results.every((r) => r === null || r.state === 'carried') };
+    return { ok: true, canary: canaryInfo, stallUs, stallCpuUs, stateCarried: results.every((r) => r === null || r.state === 'carried') };
   }
 
   /** One ring's switch: a new worker instantiates and initialises the new module ahead, then
@@ -411,14 +428,27 @@ export class Engine {
     return new Promise((resolve) => {
       run.state[RingState.handoverState] = takesState ? 1 : 0;
       run.handingOff = run.worker;
-      const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
-      const worker = newRingWorker({
+      // The ring's spare (the worker that handed it over at the last swap) takes it, else a new
+      // worker (NB: a thread start, tens of ms, more on a loaded machine).
+      const spare = run.spare;
+      run.spare = null;
+      const lease = spare?.lease ?? new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
+      const previous = this.opts.revert ? { module: this.current.loaded.module, config: this.current.config } : null;
+      if (spare !== null) {
+        spare.worker.removeAllListeners('message').removeAllListeners('error').removeAllListeners('exit');
+        spare.worker.ref();
+        Atomics.store(lease, 0, Phase.idle);
+        Atomics.store(lease, 1, 0);
+        spare.worker.postMessage({ type: 'take', module: loaded.module, config, previous } satisfies TakeMessage);
+        Atomics.notify(lease, 0); // it waits there (host/worker.ts becomeSpare)
+      }
+      const worker = spare?.worker ?? newRingWorker({
         portId: this.input.id, ring: run.ring, outputs: this.outputIds, module: loaded.module, config,
         counters: run.counters.buffer as SharedArrayBuffer, control: run.control.buffer as SharedArrayBuffer, state: run.state.buffer as SharedArrayBuffer,
         stats: run.stats.buffer as SharedArrayBuffer, statsCount: run.stats.length, faultVerdict: this.opts.onFault === 'open' ? 1 : 0, trace: this.opts.trace,
         budget: this.budget.buffer as SharedArrayBuffer, resume: false, lease: lease.buffer as SharedArrayBuffer, standbyGen: 0, memSize: this.input.memSize,
         sample: run.sampleBuffer, revert: this.opts.revert === true, carried: run.carried,
-        handover: { previous: this.opts.revert ? { module: this.current.loaded.module, config: this.current.config } : null },
+        handover: { previous },
       });
       let settled = false;
       let took = false;
@@ -455,6 +485,10 @@ export class Engine {
         }
       }, 50);
       worker.on('message', (msg: WorkerMessage) => {
+        if (msg.type === 'spare') {
+          this.keepSpare(run, worker, lease);
+          return;
+        }
         if (run.worker === worker) {
           this.onMessage(run, msg);
           return;
@@ -500,6 +534,34 @@ export class Engine {
     });
   }
 
+  /** A worker that handed its ring over to a swap's worker waits, idle, for the next swap
+   * (host/worker.ts becomeSpare): kept as the ring's spare, one per ring; ended with the run. */
+  private keepSpare(run: RingRun, worker: Worker, lease: Int32Array): void {
+    if (run.handingOff === worker) run.handingOff = null;
+    worker.removeAllListeners('message').removeAllListeners('error').removeAllListeners('exit');
+    if (run.spare !== null || run.done || this.settled) {
+      void worker.terminate(); // idle in its event loop: safe to terminate
+      return;
+    }
+    const spare = { worker, lease };
+    run.spare = spare;
+    worker.unref();
+    const gone = (): void => {
+      if (run.spare === spare) run.spare = null;
+    };
+    worker.on('error', gone);
+    worker.on('exit', gone);
+  }
+
+  /** Ends every ring's spare worker (the run is over). */
+  private endSpares(): void {
+    for (const run of this.rings) {
+      const spare = run.spare;
+      run.spare = null;
+      if (spare !== null) void spare.worker.terminate();
+    }
+  }
+
   private onMessage(run: RingRun, msg: WorkerMessage): void {
     switch (msg.type) {
       case 'standby-ready':
@@ -532,6 +594,7 @@ export class Engine {
         return;
       case 'swapped':
       case 'handover-ready':
+      case 'spare':
         return;
       case 'reverted':
         if (this.previousModule !== null) this.current = this.previousModule;
@@ -696,6 +759,7 @@ export class Engine {
     this.clearWatchdog();
     this.checkLinks(epochMs()); // a deletion that ended the rings before the monitor saw it
     this.standbys.endAll(this.rings);
+    this.endSpares();
     try {
       // Close outputs after the input so the last packets are flushed, then commit.
       for (const info of [...this.opened].reverse()) this.pool.close(info.id);
@@ -714,6 +778,7 @@ export class Engine {
       statsNames: this.opts.loaded.description.manifest?.stats ?? [],
       oversize: this.oversize,
       kernel: { ...this.kernel },
+      swaps: this.swapCounts,
     });
   }
 
@@ -738,6 +803,7 @@ export class Engine {
     });
     this.clearWatchdog();
     this.standbys.endAll(this.rings);
+    this.endSpares();
     void Promise.all(exits).finally(() => {
       for (const run of this.rings) run.worker = null;
       this.abortAll();

@@ -11,6 +11,7 @@ import { UsageError, quote } from './errors.ts';
 import { Counter } from './native.ts';
 import { BATCH_BUCKETS, RingState } from './ringshared.ts';
 import type { RingRun } from './engine.ts';
+import { STALL_BUCKETS_US, type SwapCounts } from './swap.ts';
 
 /** One clause as the metrics see it. */
 export interface MetricsClause {
@@ -22,6 +23,7 @@ export interface MetricsClause {
   canaryFailures: number;
   /** Packets of the input the kernel decided from flow verdicts (AF_XDP). */
   kernel: { drop: number; pass: number };
+  swapCounts?: SwapCounts; // the stall histogram (nmwasm_swap_stall_seconds)
 }
 
 export interface MetricsAddress {
@@ -166,6 +168,27 @@ export function hostRegistry(hostName: string, clauses: () => MetricsClause[], s
         }
       }
       return { name: 'nmwasm_batch_duration_seconds', help: 'Duration of one nmwasm_process call (a batch).', type: 'histogram', aggregator: 'sum', values };
+    },
+  } as unknown as Parameters<Registry['registerMetric']>[0]);
+  // The swap stall histogram (host/swap.ts recordSwap): one observation per swap of a clause.
+  registry.registerMetric({
+    name: 'nmwasm_swap_stall_seconds',
+    help: 'Ring stall of a hot-swap: from the old instance\'s last batch to the new one\'s first (compile excluded).',
+    type: 'histogram',
+    aggregator: 'sum',
+    reset() {},
+    get() {
+      const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
+      for (const cl of clauses()) {
+        const c = cl.swapCounts;
+        if (c === undefined) continue;
+        const labels = { host: hostName, clause: String(cl.clause), module: cl.module, port: cl.port };
+        STALL_BUCKETS_US.forEach((le, i) => values.push({ value: c.buckets[i]!, labels: { ...labels, le: le / 1e6 }, metricName: 'nmwasm_swap_stall_seconds_bucket' }));
+        values.push({ value: c.done, labels: { ...labels, le: '+Inf' }, metricName: 'nmwasm_swap_stall_seconds_bucket' });
+        values.push({ value: c.stallSumUs / 1e6, labels, metricName: 'nmwasm_swap_stall_seconds_sum' });
+        values.push({ value: c.done, labels, metricName: 'nmwasm_swap_stall_seconds_count' });
+      }
+      return { name: 'nmwasm_swap_stall_seconds', help: 'Ring stall of a hot-swap: from the old instance\'s last batch to the new one\'s first (compile excluded).', type: 'histogram', aggregator: 'sum', values };
     },
   } as unknown as Parameters<Registry['registerMetric']>[0]);
   new Gauge<'host'>({

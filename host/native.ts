@@ -209,6 +209,9 @@ export interface NativeAddon {
   /** Closes without committing: an output file being written is removed. */
   abortPort(id: number): void;
   attachRing(portId: number, ring: number, opts: AttachOptions): RingHandle;
+  /** Maps the port's packet memory at `offset` of a wasm memory view without attaching to a
+   * ring (a swap's new instance, ahead of the switch); checked as RingHandle.map. */
+  mapPortMemory(portId: number, view: Uint8Array, offset: number): void;
   /** Backends built into this addon: always 'packet'; 'xdp' when built with AF_XDP support. */
   backends(): string[];
   /** Makes the calling thread's CPU clock readable by threadCpuMs(threadId) until the thread

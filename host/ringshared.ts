@@ -14,13 +14,14 @@ export const RingControl = {
   sampleReq: 5, // generation of the last canary-sample request (host/swap.ts)
   sampleDone: 6, // generation of the last sample the worker copied into RingWorkerData.sample
   handover: 7, // Handover step of a swap to a prepared worker (host/worker.ts handOver / takeOver)
+  takerBeat: 8, // bumped by a swap's new worker while it spins for the ring: it is on a CPU now
 } as const;
 
 /** Steps of a handover in control[handover]: the engine asks (ask), the serving worker lets go
  * of the ring at a batch boundary (released), the new worker took it (taken) or could not
  * (refused: the old worker attaches again and serves on). */
 export const Handover = { none: 0, ask: 1, released: 2, taken: 3, refused: 4 } as const;
-export const RING_CONTROL_SLOTS = 8;
+export const RING_CONTROL_SLOTS = 9;
 
 export const Phase = {
   idle: 0, // not running guest code
@@ -50,6 +51,7 @@ export const RingState = {
   outageMsTotal: 14,
   handoverAt: 10, // epoch ms the serving worker let go of the ring for a handover (the stall starts)
   handoverState: 11, // 1: the old instance's carried state is wanted (the new module takes it)
+  handoverCpuMs: 15, // CPU time (ms) the serving worker's thread spent in the stall, up to the release
   // Metrics (host/metrics.ts), written by the ring worker; slots from 16 on, clear of the others.
   lastBatchSlots: 16, // filled slots handed to the filter at the last sync (ring occupancy)
   instanceMemory: 17, // bytes of the current instance's linear memory (updated once a second)
@@ -137,6 +139,14 @@ export const SAMPLE_BYTES = 4 + SAMPLE_PACKETS * (4 + 2048);
 
 export type FaultKind = 'trap' | 'timeout' | 'violation' | 'return' | 'init' | 'crash';
 
+/** The engine to a ring's spare worker: take the ring over with this module (a swap). */
+export interface TakeMessage {
+  type: 'take';
+  module: WebAssembly.Module;
+  config: Uint8Array;
+  previous: { module: WebAssembly.Module; config: Uint8Array } | null;
+}
+
 export type WorkerMessage =
   | { type: 'ready'; ring: number }
   | { type: 'standby-ready'; ring: number }
@@ -146,7 +156,8 @@ export type WorkerMessage =
   | { type: 'fault'; ring: number; kind: FaultKind; message: string; backoffMs: number }
   | { type: 'notice'; ring: number; message: string }
   | { type: 'done'; ring: number; trace?: Uint8Array }
-  | { type: 'swapped'; ring: number; gen: number; ok: boolean; reason?: string; stallUs: number; state: 'carried' | 'none' }
+  | { type: 'swapped'; ring: number; gen: number; ok: boolean; reason?: string; stallUs: number; stallCpuUs?: number; state: 'carried' | 'none' }
   | { type: 'reverted'; ring: number; message: string }
   | { type: 'handover-ready'; ring: number }
+  | { type: 'spare'; ring: number } // handed the ring over; kept for the next swap (host/worker.ts becomeSpare)
   | { type: 'fatal'; ring: number; message: string; code?: string; port?: string; syscall?: string; errno?: number };

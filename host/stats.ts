@@ -6,6 +6,7 @@
 import { Counter } from './native.ts';
 import { RingState } from './ringshared.ts';
 import type { RingRun, RunResult } from './engine.ts';
+import { swapSummary } from './swap.ts';
 
 export interface Totals {
   packets: number;
@@ -249,6 +250,7 @@ export function summaryJson(result: RunResult, ctx: SummaryContext, withTrace: b
     oversize: result.oversize ?? 0,
     kernel: { drop: result.kernel?.drop ?? 0, pass: result.kernel?.pass ?? 0 },
     filterStats,
+    swaps: swapSummary(result.swaps),
   };
   if (withTrace) {
     const parts = result.rings.map((r) => r.trace ?? new Uint8Array(0));
@@ -293,6 +295,11 @@ export function summaryText(result: RunResult, ctx: SummaryContext): string {
   if (result.statsNames.length > 0) {
     const values = result.statsNames.map((name, i) => `${name} ${result.rings.reduce((sum, r) => sum + (r.stats[i] ?? 0), 0)}`);
     lines.push(`filter: ${values.join(', ')}`);
+  }
+  const sw = result.swaps;
+  if (sw !== undefined && sw.done + sw.canaryFailures > 0) {
+    const st = swapSummary(sw).stallUs;
+    lines.push(`swaps: ${sw.done} done, ${sw.canaryFailures} refused by the canary; ring stall last ${sw.lastStallUs} µs, p50 ${st.p50} µs, p99 ${st.p99} µs, max ${st.max} µs`);
   }
   if ((result.oversize ?? 0) > 0) lines.push(`oversize: the kernel dropped ${result.oversize} frames of ${ctx.port} longer than its frames hold (1792 bytes on AF_XDP): neither the filter nor the stack got them; lower the MTU`);
   if (t.logSuppressed > 0) lines.push(`log: ${t.logSuppressed} lines suppressed by the rate limit (20 lines/s per ring)`);

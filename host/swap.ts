@@ -2,7 +2,8 @@
 // the canary worker (host/canary.ts) bounded in wall time, and the module + config file
 // check of a swap request (the same validation as a load). The switch itself happens in the
 // ring workers (host/worker.ts applySwap) at a batch boundary.
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { UsageError } from './errors.ts';
 import { loadModule, NMWASM_CONFIG_MAX, DEFAULT_LIMITS, type LoadedModule, type ModuleLimits } from './module.ts';
@@ -11,6 +12,57 @@ import { RingControl } from './ringshared.ts';
 import type { CanaryData, CanaryMessage } from './canary.ts';
 import type { SwapRequest, SwapResult as ControlSwapResult } from './control-types.ts';
 import type { Engine } from './engine.ts';
+
+/** Upper bounds (µs) of the swap stall histogram (/metrics nmwasm_swap_stall_seconds). */
+export const STALL_BUCKETS_US = [25, 50, 100, 200, 500, 1000, 2000, 5000, 20000, 100000];
+
+/** A clause's swaps (Engine.swapCounts): what the summary, `stats` and /metrics report. The
+ * stall of a swap is the longest of its rings' (docs/CONTROL.md "Stall"). */
+export interface SwapCounts {
+  done: number;
+  canaryFailures: number;
+  lastStallUs: number;
+  stallsUs: number[]; // every swap's stall, in order (NB: 8 bytes per swap, kept for the percentiles)
+  stallsCpuUs: number[]; // the same in CPU time of the ring threads
+  buckets: number[]; // per STALL_BUCKETS_US bound, then +Inf: swaps with a stall at or under it (cumulative)
+  stallSumUs: number;
+}
+
+export function newSwapCounts(): SwapCounts {
+  return { done: 0, canaryFailures: 0, lastStallUs: 0, stallsUs: [], stallsCpuUs: [], buckets: new Array<number>(STALL_BUCKETS_US.length + 1).fill(0), stallSumUs: 0 };
+}
+
+/** Counts a swap that switched with a stall of `stallUs`. */
+export function recordSwap(c: SwapCounts, stallUs: number, stallCpuUs: number): void {
+  c.done++;
+  c.stallsCpuUs.push(stallCpuUs);
+  c.lastStallUs = stallUs;
+  c.stallsUs.push(stallUs);
+  c.stallSumUs += stallUs;
+  STALL_BUCKETS_US.forEach((le, i) => {
+    if (stallUs <= le) c.buckets[i]!++;
+  });
+  c.buckets[STALL_BUCKETS_US.length]!++;
+}
+
+/** The `swaps` object of the --json summary and `stats --json`: counts, the last stall, and
+ * p50/p99/max of the stalls, on the clock and in CPU time (µs; 0 without swaps). */
+export function swapSummary(c: SwapCounts | undefined): { done: number; canaryFailures: number; lastStallUs: number; stallUs: Percentiles; stallCpuUs: Percentiles } {
+  return { done: c?.done ?? 0, canaryFailures: c?.canaryFailures ?? 0, lastStallUs: c?.lastStallUs ?? 0, stallUs: percentiles(c?.stallsUs ?? []), stallCpuUs: percentiles(c?.stallsCpuUs ?? []) };
+}
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** p50/p99/max of `values` (0 when empty). */
+export function percentiles(values: readonly number[]): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  const q = (p: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
+  return { p50: q(0.5), p99: q(0.99), max: sorted.at(-1) ?? 0 };
+}
 
 /** What Engine.swap did (the control protocol's SwapResult, plus whether state was carried). */
 export type SwapResult = ControlSwapResult & { stateCarried?: boolean };
@@ -50,7 +102,7 @@ export const SAMPLE_WAIT_MS = 200;
 /** The module and config of a swap: validated and compiled like `nmwasm load`'s (throws a
  * UsageError naming the file). */
 export function prepareSwap(moduleSpec: string, configPath: string | undefined, limits: ModuleLimits = DEFAULT_LIMITS): { loaded: LoadedModule; config: Uint8Array | undefined } {
-  const loaded = loadModule(moduleSpec, limits);
+  const loaded = cachedModule(moduleSpec, limits);
   if (configPath === undefined) return { loaded, config: undefined };
   let config: Uint8Array;
   try {
@@ -60,6 +112,38 @@ export function prepareSwap(moduleSpec: string, configPath: string | undefined, 
   }
   if (config.length > NMWASM_CONFIG_MAX) throw new UsageError(`--config ${printable(configPath, 120)}: expected at most ${NMWASM_CONFIG_MAX} bytes, got ${config.length}`);
   return { loaded, config };
+}
+
+/** Modules compiled for swaps, by sha256 of the file, limits and spec (the same bytes swapped
+ * in again, as when alternating two builds, are not validated and compiled again). */
+const compiled = new Map<string, LoadedModule>();
+const COMPILED_MAX = 16;
+
+/** loadModule, cached for a module file whose bytes were loaded before (a package directory
+ * or anything that is not a regular file goes through loadModule each time). */
+function cachedModule(spec: string, limits: ModuleLimits): LoadedModule {
+  let bytes: Buffer;
+  try {
+    if (!statSync(spec).isFile()) return loadModule(spec, limits);
+    bytes = readFileSync(spec);
+  } catch {
+    return loadModule(spec, limits); // names the problem
+  }
+  const key = `${createHash('sha256').update(bytes).digest('hex')} ${JSON.stringify(limits)} ${spec}`;
+  const hit = compiled.get(key);
+  if (hit !== undefined) return hit;
+  const loaded = loadModule(spec, limits);
+  // Cached only if the file did not change while it was loaded (loadModule read it again).
+  let same = false;
+  try {
+    same = readFileSync(spec).equals(bytes);
+  } catch {
+    same = false;
+  }
+  if (!same) return loaded;
+  if (compiled.size >= COMPILED_MAX) compiled.delete(compiled.keys().next().value!);
+  compiled.set(key, loaded);
+  return loaded;
 }
 
 /** Asks the ring's serving worker for a copy of up to SAMPLE_PACKETS packets of its next batch
@@ -87,11 +171,23 @@ export function runCanary(data: CanaryData, sampleBudgetMs: number): Promise<{ o
     worker.postMessage(data);
     let settled = false;
     let sampling = false;
-    const finish = (r: { ok: boolean; reason?: string; packets: number }): void => {
+    const finish = (r: { ok: boolean; reason?: string; packets: number }, reusable = false): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      void worker.terminate();
+      worker.removeAllListeners('message').removeAllListeners('error').removeAllListeners('exit');
+      // A passed canary leaves a clean worker: it is the next warm one (a worker thread costs
+      // tens of ms to start); any other ends here.
+      if (reusable && warm === null) {
+        worker.unref();
+        worker.on('error', () => {
+          if (warm === worker) warm = null;
+        });
+        warm = worker;
+      } else {
+        void worker.terminate();
+        warmUp();
+      }
       resolve(r);
     };
     const overrun = (): void => {
@@ -104,7 +200,7 @@ export function runCanary(data: CanaryData, sampleBudgetMs: number): Promise<{ o
         sampling = true;
         clearTimeout(timer);
         timer = setTimeout(overrun, sampleBudgetMs);
-      } else finish(msg.ok ? { ok: true, packets: msg.packets } : { ok: false, reason: msg.reason!, packets: msg.packets });
+      } else finish(msg.ok ? { ok: true, packets: msg.packets } : { ok: false, reason: msg.reason!, packets: msg.packets }, msg.ok);
     });
     worker.on('error', (err) => finish({ ok: false, reason: `canary worker died: ${printable(err.message, 200)}`, packets: 0 }));
     worker.on('exit', () => finish({ ok: false, reason: 'canary worker exited without a result', packets: 0 }));
@@ -112,17 +208,24 @@ export function runCanary(data: CanaryData, sampleBudgetMs: number): Promise<{ o
 }
 
 /** A warm canary worker (started ahead: a worker thread takes tens of ms to start, with tsx
- * far more), then the next one is started in the background. */
+ * far more): the one whose canary passed last, or a fresh one started after a failure. */
 let warm: Worker | null = null;
 function takeCanaryWorker(): Worker {
   const worker = warm ?? newCanaryWorker();
+  worker.removeAllListeners('message').removeAllListeners('error').removeAllListeners('exit');
+  warm = null;
+  return worker;
+}
+
+/** Starts the next warm canary worker in the background (after a failed canary ended its own). */
+function warmUp(): void {
+  if (warm !== null) return;
   const next = newCanaryWorker();
   next.unref(); // an idle warm canary never keeps the process alive
   next.on('error', () => {
     if (warm === next) warm = null;
   });
   warm = next;
-  return worker;
 }
 
 /** Ends the warm canary worker (the host is done with swaps). */

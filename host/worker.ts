@@ -9,11 +9,11 @@
 //
 // NB: the batch path (runBatches' loop) allocates nothing: no closures, objects or strings;
 // counters are typed-array stores; the only N-API call is ring.sync.
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
 import { NMWASM_CONFIG_BASE, NMWASM_CONFIG_MAX, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
 import { printable } from './text.ts';
-import { epochMs, Handover, Phase, recordBatchDuration, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { epochMs, Handover, Phase, type TakeMessage, recordBatchDuration, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
 
 const LOG_MAX_BYTES = 1024;
 const LOG_LINES_PER_SECOND = 20;
@@ -356,13 +356,16 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   for (;;) {
     if (n === -1) return ring; // end of a finite source (or the port closed), every slot released
     if (Atomics.load(control, RingControl.handover) === Handover.ask) {
-      // A swap's prepared worker takes the ring over with the batch in hand (not processed here).
+      // A swap's prepared worker takes the ring over with the batch in hand (not processed
+      // here), once it is seen on a CPU (else this batch is processed as usual).
       const kept = handOver(ring);
       if (kept === null) return null;
-      ring = kept;
-      n = ring.sync(0, false, LIVE_WAIT_MS); // the same batch, delivered again
-      continue;
-    }
+      if (kept !== ring) {
+        ring = kept;
+        n = ring.sync(0, false, LIVE_WAIT_MS); // the same batch, delivered again
+        continue;
+      }
+    } else if (askSeenAt !== 0) askSeenAt = 0; // an ask the engine gave up on
     // A canary sample asked for: at this batch boundary (one Atomics load per batch).
     if (n > 0 && Atomics.load(control, RingControl.sampleReq) !== sampleGen) takeSample(ringPtr, n, first);
     const stopping = Atomics.load(control, RingControl.stop) !== 0;
@@ -457,7 +460,7 @@ function main(): void {
   }
   if (data.standbyGen > 0 && !standBy()) return;
   if (data.handover) {
-    takeOver();
+    takeOver(data.module, data.config, data.handover.previous);
     return;
   }
   let ring: RingHandle;
@@ -491,11 +494,13 @@ function main(): void {
   }
 }
 
-/** Runs the ring to its end and says so ('done'), unless a swap's worker took it over. */
+/** Runs the ring to its end and says so ('done'), unless a swap's worker took it over: then
+ * this worker becomes the ring's spare (becomeSpare). */
 function serve(ring: RingHandle, layout: ReturnType<RingHandle['layout']>): void {
   const last = runBatches(ring, layout.numSlots, NMWASM_WINDOW_BASE + layout.ringOfs, NMWASM_WINDOW_BASE + layout.verdictOfs, layout.memSize);
   if (last === null) {
     dropInstance(null); // handed over: the port memory stays mapped in the new instance only
+    becomeSpare();
     return;
   }
   if (healthy) readStats();
@@ -506,6 +511,14 @@ function serve(ring: RingHandle, layout: ReturnType<RingHandle['layout']>): void
 }
 
 let native: ReturnType<typeof loadNative>;
+/** This thread's CPU time (ms; 0 when its clock could not be registered). */
+function threadCpuMs(): number {
+  try {
+    return native.threadCpuMs(threadId);
+  } catch {
+    return 0;
+  }
+}
 function attach(): RingHandle {
   return native.attachRing(data.portId, data.ring, { outputs: data.outputs, counters, faultVerdict: data.faultVerdict, trace: data.trace, budget: new BigInt64Array(data.budget) });
 }
@@ -516,11 +529,38 @@ const carriedBytes = new Uint8Array(data.carried);
 const NO_STATE = 0xffffffff;
 const SPIN_MS = 20;
 
+/** Spinning on the serving worker's side for at most this long per batch boundary (ms). */
+const BEAT_WAIT_MS = 0.02;
+/** After this long (ms) since the ask the ring is let go even if the new worker was never seen
+ * on a CPU at a boundary (a machine with one free CPU or less). */
+const BEAT_GIVE_UP_MS = 50;
+let askSeenAt = 0;
+/** When the stall of the handover in progress began (epoch ms): the serving worker's batch
+ * boundary where it decided to let go. */
+let stallFrom = 0;
+
+/** Serving worker, asked for the ring: whether the swap's new worker is spinning on a CPU right
+ * now (its beat, control[takerBeat], moves within BEAT_WAIT_MS). Only then is the ring let go,
+ * so the new worker picks it up at once rather than after a scheduler round (most of a stall
+ * on a loaded machine); otherwise this batch is processed as usual and the next boundary
+ * checks again. NB: up to BEAT_WAIT_MS of spinning per boundary while a swap waits. */
+function takerOnCpu(): boolean {
+  if (askSeenAt === 0) askSeenAt = stallFrom;
+  if (stallFrom - askSeenAt > BEAT_GIVE_UP_MS) return true;
+  const beat = Atomics.load(control, RingControl.takerBeat);
+  const until = performance.now() + BEAT_WAIT_MS;
+  while (performance.now() < until) if (Atomics.load(control, RingControl.takerBeat) !== beat) return true;
+  return false;
+}
+
 /** Serving worker, at a batch boundary: saves the instance's carried state for the new worker,
- * lets go of the ring (the batch in hand, not processed, is delivered again to whoever attaches
- * next) and waits for the outcome. Returns null when the new worker took the ring, else a
- * fresh handle (this worker serves on with its instance). */
+ * then (takerOnCpu) lets go of the ring (the batch in hand, not processed, is delivered again to whoever attaches
+ * next) and waits for the outcome. Returns null when the new worker took the ring, `ring`
+ * itself when it did not let go yet, else a fresh handle (this worker serves on with its
+ * instance). */
 function handOver(ring: RingHandle): RingHandle | null {
+  stallFrom = epochMs();
+  const cpuFrom = threadCpuMs();
   carriedView.setUint32(0, NO_STATE, true);
   if (healthy) readStats();
   if (healthy && stateSaveFn !== null && state[RingState.handoverState] === 1) {
@@ -543,8 +583,14 @@ function handOver(ring: RingHandle): RingHandle | null {
       }
     }
   }
-  state[RingState.handoverAt] = epochMs();
+  // Saved first, then the ring is let go only if the new worker is on a CPU now: the window
+  // in which it could lose its CPU is then just the detach. Otherwise this batch is processed
+  // by the old instance (the saved state is stale: saved again at the next boundary).
+  if (!takerOnCpu()) return ring;
+  askSeenAt = 0;
+  state[RingState.handoverAt] = stallFrom;
   ring.detach();
+  state[RingState.handoverCpuMs] = threadCpuMs() - cpuFrom;
   if (Atomics.compareExchange(control, RingControl.handover, Handover.ask, Handover.released) === Handover.ask) {
     Atomics.notify(control, RingControl.handover);
     for (;;) {
@@ -566,11 +612,13 @@ function handOver(ring: RingHandle): RingHandle | null {
  * yet), then, once the serving worker let go of the ring, attaches, maps the port memory,
  * hands over the carried state and serves from the batch in hand. NB: the ring stalls from the
  * release to the first batch here (attach + map + nmwasm_state_load), not for instantiation. */
-function takeOver(): void {
+function takeOver(module: WebAssembly.Module, config: Uint8Array, previousModule: { module: WebAssembly.Module; config: Uint8Array } | null): void {
   let instance: WebAssembly.Instance;
+  currentModule = module; // what a fault restart instantiates again
+  currentConfig = config;
   Atomics.store(lease, 0, Phase.inStart);
   try {
-    instance = new WebAssembly.Instance(data.module, imports);
+    instance = new WebAssembly.Instance(module, imports);
   } catch (err) {
     Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
     refuse(null, `instantiation failed: ${errorText(err)}`, false);
@@ -578,9 +626,18 @@ function takeOver(): void {
   }
   Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
   // nmwasm_init ahead too: its packet window is not mapped yet (zero pages).
-  const result = adoptInstance(null, data.memSize, instance, data.config);
+  const result = adoptInstance(null, data.memSize, instance, config);
   if (!result.ok) {
     refuse(null, result.reason === 'init-rejected' ? `configuration rejected by nmwasm_init: ${result.message!}` : result.message!, false);
+    return;
+  }
+  // The packet memory is mapped into the new instance ahead too (NB: a populated mapping costs
+  // some 0.2 ms, which would be part of the stall after the release).
+  try {
+    native.mapPortMemory(data.portId, guestBytes(), NMWASM_WINDOW_BASE);
+    mapped = guestBytes();
+  } catch (err) {
+    refuse(null, `mapping the packet memory failed: ${errorText(err)}`, false);
     return;
   }
   post({ type: 'handover-ready', ring: data.ring });
@@ -592,20 +649,25 @@ function takeOver(): void {
   // NB: spins (up to SPIN_MS) rather than sleeping: a sleeping thread's wake-up costs a
   // scheduler round, part of the ring's stall. The serving worker lets go at its next batch
   // boundary, normally well within this.
-  const spinUntil = performance.now() + SPIN_MS;
+  // The beat tells the serving worker this thread is on a CPU (it lets go only then); after
+  // SPIN_MS a short sleep lets a starved machine breathe, then the spin resumes.
+  let spinUntil = performance.now() + SPIN_MS;
   for (;;) {
     const step = Atomics.load(control, RingControl.handover);
     if (step === Handover.released) break;
     if (Atomics.load(lease, 1) !== 0) return; // the engine gave up on this swap
-    if (performance.now() > spinUntil) Atomics.wait(control, RingControl.handover, step, 50);
+    Atomics.add(control, RingControl.takerBeat, 1);
+    if (performance.now() > spinUntil) {
+      Atomics.wait(control, RingControl.handover, step, 1);
+      spinUntil = performance.now() + SPIN_MS;
+    }
   }
+  const cpuFrom = threadCpuMs();
   let ring: RingHandle;
   let layout: ReturnType<RingHandle['layout']>;
   try {
     ring = attach();
     layout = ring.layout();
-    ring.map(guestBytes(), NMWASM_WINDOW_BASE);
-    mapped = guestBytes();
   } catch (err) {
     refuse(null, `taking the ring failed: ${errorText(err)}`, true);
     return;
@@ -628,16 +690,50 @@ function takeOver(): void {
       refuse(ring, why, true);
       return;
     }
+    // What the instance reports right after taking the state is counted already: a module
+    // that carries its counters (counter) continues them, one that does not (ratelimit) starts
+    // from 0; either way the stats add up once.
+    if (statsFn !== null) {
+      readStats();
+      for (let i = 0; i < statsValues.length; i++) statsBase[i]! -= statsValues[i]!;
+      statsOut.set(statsBase);
+      for (let i = 0; i < statsValues.length; i++) statsOut[i]! += statsValues[i]!;
+    }
   }
-  previous = data.revert ? (data.handover!.previous ?? null) : null;
+  previous = data.revert ? previousModule : null;
   counters[Counter.failed] = 0;
   Atomics.store(control, RingControl.handover, Handover.taken);
   Atomics.notify(control, RingControl.handover);
-  post({ type: 'swapped', ring: data.ring, gen: 0, ok: true, stallUs: Math.round((epochMs() - state[RingState.handoverAt]!) * 1000), state: len !== NO_STATE && stateLoadFn !== null ? 'carried' : 'none' });
+  // The stall on the clock (it includes any time either thread waited for a CPU) and in CPU
+  // time of the two threads (what the switch itself costs).
+  const stallUs = Math.round((epochMs() - state[RingState.handoverAt]!) * 1000);
+  const stallCpuUs = Math.round((state[RingState.handoverCpuMs]! + threadCpuMs() - cpuFrom) * 1000);
+  post({ type: 'swapped', ring: data.ring, gen: 0, ok: true, stallUs, stallCpuUs, state: len !== NO_STATE && stateLoadFn !== null ? 'carried' : 'none' });
   try {
     serve(ring, layout);
   } catch (err) {
     postFatal(err);
+  }
+}
+
+/** A worker that handed its ring over to a swap's worker is kept as the ring's spare (a
+ * thread costs tens of ms to start, a swap should not wait for one): it says so and waits in
+ * its event loop for the engine's next `take` (host/engine.ts handOver), then takes the ring
+ * over with that module as a fresh swap worker would. Without a `take` it is terminated at
+ * the end of the run (idle in its event loop, never inside a native call). */
+function becomeSpare(): void {
+  post({ type: 'spare', ring: data.ring });
+  // NB: blocks in Atomics.wait (the engine notifies lease[0] after posting `take`): a spare
+  // is terminated there at the end of the run, as a ready standby is.
+  for (;;) {
+    const m = receiveMessageOnPort(parentPort as unknown as MessagePort)?.message as TakeMessage | undefined;
+    if (m !== undefined) {
+      sampleGen = Atomics.load(control, RingControl.sampleDone);
+      statsValues.fill(0);
+      takeOver(m.module, m.config, m.previous);
+      return;
+    }
+    Atomics.wait(lease, 0, Phase.idle, 50);
   }
 }
 

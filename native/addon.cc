@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("portLink", Napi::Function::New(env, portLinkJs, "portLink"));
   exports.Set("abortPort", Napi::Function::New(env, abortPortJs, "abortPort"));
   exports.Set("attachRing", Napi::Function::New(env, attachRingJs, "attachRing"));
+  exports.Set("mapPortMemory", Napi::Function::New(env, mapPortMemoryJs, "mapPortMemory"));
   exports.Set("backends", Napi::Function::New(env, backendsJs, "backends"));
   exports.Set("registerThreadClock", Napi::Function::New(env, registerThreadClockJs, "registerThreadClock"));
   exports.Set("threadCpuMs", Napi::Function::New(env, threadCpuMsJs, "threadCpuMs"));

@@ -21,6 +21,7 @@ Napi::Value backendsJs(const Napi::CallbackInfo& info);
 // ring.cc
 Napi::Function defineRingHandleClass(Napi::Env env);
 Napi::Value attachRingJs(const Napi::CallbackInfo& info);
+Napi::Value mapPortMemoryJs(const Napi::CallbackInfo& info);
 // thread_clock.cc
 Napi::Value registerThreadClockJs(const Napi::CallbackInfo& info);
 Napi::Value threadCpuMsJs(const Napi::CallbackInfo& info);

@@ -234,4 +234,25 @@ Napi::Value attachRingJs(const Napi::CallbackInfo& info) {
   });
 }
 
+/** mapPortMemory(portId, view, offset): maps the port's packet memory into a wasm memory
+ * without attaching to a ring (a swap's new instance, mapped ahead while the old instance
+ * still serves: both see the same shared pages). Checked like RingHandle.map. */
+Napi::Value mapPortMemoryJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guardEntry(env, [&]() -> Napi::Value {
+    std::shared_ptr<Port> port = findPort(info[0].As<Napi::Number>().Uint32Value());
+    Napi::Uint8Array view = info[1].As<Napi::Uint8Array>();
+    const size_t offset = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+    const size_t memSize = port->memSize();
+    uint8_t* base = view.Data();
+    const size_t page = PacketMemory::pageSize();
+    if (reinterpret_cast<uintptr_t>(base + offset) % page != 0)
+      throw NativeError("EINVAL", port->name(), "", 0, "map offset " + std::to_string(offset) + " is not page aligned in the wasm memory: use a multiple of " + std::to_string(page));
+    if (offset > view.ByteLength() || memSize > view.ByteLength() - offset)
+      throw NativeError("ERANGE", port->name(), "", 0, "packet memory of " + std::to_string(memSize) + " bytes at offset " + std::to_string(offset) + " does not fit in the wasm memory of " + std::to_string(view.ByteLength()) + " bytes: grow the memory or use fewer slots");
+    port->memory()->mapAt(base + offset);
+    return env.Undefined();
+  });
+}
+
 }  // namespace nmwasm

@@ -31,7 +31,7 @@ test('counters of every ring are summed, faults by kind', () => {
     return {
       ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state, stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false,
       lease: new Int32Array(2), sample: { startedAt: 0, cpuAtSight: -1 }, standby: null, standbyLease: null, standbyReady: false, standbyGen: 0, standbySince: 0, noStandby: false, outage: null,
-      sampleBuffer: new SharedArrayBuffer(8), carried: new SharedArrayBuffer(8), swapWaiters: new Map(), swaps: 0, swapStallsUs: [],
+      sampleBuffer: new SharedArrayBuffer(8), carried: new SharedArrayBuffer(8), swapWaiters: new Map(), swaps: 0, swapStallsUs: [], spare: null,
     };
   };
   const a = ring(10, 1, 0);
@@ -59,7 +59,7 @@ test('the summary shows fault verdicts apart: pass + drop + host + forward + fau
   counters[Counter.faultVerdicts] = 22;
   const run: RingRun = { ring: 0, counters, control: new Int32Array(RING_CONTROL_SLOTS), state: new Float64Array(RING_STATE_SLOTS), stats: new Float64Array(0), worker: null, ready: true, done: true, killedByWatchdog: false,
     lease: new Int32Array(2), sample: { startedAt: 0, cpuAtSight: -1 }, standby: null, standbyLease: null, standbyReady: false, standbyGen: 0, standbySince: 0, noStandby: false, outage: null,
-    sampleBuffer: new SharedArrayBuffer(8), carried: new SharedArrayBuffer(8), swapWaiters: new Map(), swaps: 0, swapStallsUs: [] };
+    sampleBuffer: new SharedArrayBuffer(8), carried: new SharedArrayBuffer(8), swapWaiters: new Map(), swaps: 0, swapStallsUs: [], spare: null };
   const result = { rings: [run], input: { id: 1, name: 'gen:', rings: 1, memSize: 0, expected: 0, notices: [] }, elapsedMs: 1000, stoppedBy: 'signal' as const, statsNames: [], oversize: 0 };
   const ctx = { module: 'm.wasm', port: 'gen:', outputs: [], onFault: 'closed' as const };
   const text = summaryText(result, ctx);
