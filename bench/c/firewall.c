@@ -4,14 +4,16 @@
 // lookup tables of lookup.ts) into two files; this program loads them at the same offsets
 // of one buffer, so a wasm address A is mem + A, and runs the same lookup as index.ts:
 // per packet a summary (the same fast path for untagged Ethernet IPv4/IPv6, a general
-// parser otherwise), then the in-order scan of a small class or one hash probe per tuple
-// with rule-order pruning; one verdict byte per slot, the same counters (packets, bytes,
+// parser otherwise), then the in-order scan of a small class, or for a larger one the
+// module's flow cache (same slots, same entries, filled and read the same way) and on a miss
+// one hash probe per tuple with rule-order pruning; one verdict byte per slot, the same counters (packets, bytes,
 // per verdict, defaulted) and per-rule hits.
 //
 // Usage: firewall WINDOW_FILE DATA_FILE RING VERDICTS BATCH LOOKUP DEFAULT RULE_TABLE RULE_COUNT
 //   (RING, VERDICTS, LOOKUP, RULE_TABLE: wasm addresses; LOOKUP = firewall_lookup().)
 // Commands on stdin, one per line, answers on stdout:
-//   verify OUT   one pass over every slot from slot 0 with zeroed counters; writes the
+//   verify OUT   one pass over every slot from slot 0 with zeroed counters and empty flow
+//                caches (as after nmwasm_init); writes the
 //                verdicts, the 6 counters and the hits (u64 LE) to OUT; answers "ok"
 //   time CALLS   CALLS batches of BATCH slots, continuing round the ring; answers the
 //                CPU ns/packet of this thread (CLOCK_THREAD_CPUTIME_ID)
@@ -28,6 +30,8 @@
 #define TUPLE_SIZE 64
 #define CLASS_SIZE 16
 #define PORT_ABSENT 0x10000u
+#define FLOW_SHIFT 52
+#define FLOW_SLOTS 4096
 
 static uint8_t *mem;
 static uint64_t stats[6];
@@ -64,6 +68,14 @@ struct tuple {
   uint32_t pad;
   uint64_t protos;
 };
+// Flow cache entries (lookup.ts "flow cache").
+struct flow4 { uint64_t addrs, key; int32_t rule; uint32_t verdict; uint64_t pad; };
+struct flow6 { uint64_t src[2], dst[2], key; int32_t rule; uint32_t verdict; uint64_t pad[2]; };
+_Static_assert(sizeof(struct flow4) == 32, "flow4 layout");
+_Static_assert(sizeof(struct flow6) == 64, "flow6 layout");
+static inline uint64_t flow_key(uint32_t proto, uint32_t sport, uint32_t dport, uint32_t dir) {
+  return (uint64_t)proto | ((uint64_t)sport << 16) | ((uint64_t)dport << 33) | ((uint64_t)dir << 50) | (1ull << 62);
+}
 _Static_assert(sizeof(struct entry) == MATCH_SIZE, "match entry layout");
 _Static_assert(sizeof(struct tuple) == TUPLE_SIZE, "tuple layout");
 
@@ -140,7 +152,7 @@ static void parse_slow(const uint8_t *p, uint32_t len, uint32_t *family, uint32_
   if ((*proto == 6 || *proto == 17) && first_fragment && l4 + 4 <= end) { *sport = be16(p + l4); *dport = be16(p + l4 + 2); }
 }
 
-static uint32_t lookup[4];
+static uint32_t lookup[6];
 static uint32_t ring_addr, verdicts_addr, batch;
 static uint32_t default_action, rule_table, rule_count;
 
@@ -162,6 +174,8 @@ static void process(uint32_t first, uint32_t count) {
   const struct tuple *tuples6 = (const struct tuple *)(mem + ld32(c6 + 8));
   const int32_t no_ip = (int32_t)ld32(lookup[3] + (dir - 1) * 4);
   const uint32_t no_ip_verdict = no_ip >= 0 ? mem[rule_table + (uint64_t)no_ip * 80] : 0;
+  struct flow4 *flows4 = (struct flow4 *)(mem + lookup[4]);
+  struct flow6 *flows6 = (struct flow6 *)(mem + lookup[5]);
   uint64_t bytes = 0;
   uint32_t slot = first;
   for (uint32_t k = 0; k < count; k++) {
@@ -218,6 +232,11 @@ static void process(uint32_t first, uint32_t count) {
           break;
         }
       } else {
+        const uint64_t addrs = (uint64_t)s4 | ((uint64_t)d4 << 32), fkey = flow_key(proto, sport, dport, dir);
+        struct flow4 *fe = flows4 + key_hash4(s4, d4, fkey, FLOW_SHIFT);
+        if (fe->addrs == addrs && fe->key == fkey) {
+          hit = fe->rule; verdict = fe->verdict;
+        } else {
         const uint64_t key = ((uint64_t)proto << 17) | dport;
         const uint64_t bit = 1ull << (proto & 63);
         int32_t best = INT32_MAX;
@@ -235,6 +254,8 @@ static void process(uint32_t first, uint32_t count) {
           }
         }
         if (best != INT32_MAX) hit = best;
+        fe->addrs = addrs; fe->key = fkey; fe->rule = hit; fe->verdict = verdict;
+        }
       }
     } else if (family == 6) {
       if (tuple_count6 == 0) {
@@ -245,6 +266,11 @@ static void process(uint32_t first, uint32_t count) {
           break;
         }
       } else {
+        const uint64_t fkey = flow_key(proto, sport, dport, dir);
+        struct flow6 *fe = flows6 + key_hash(src[0], src[1], dst[0], dst[1], fkey, FLOW_SHIFT);
+        if (((fe->src[0] ^ src[0]) | (fe->src[1] ^ src[1]) | (fe->dst[0] ^ dst[0]) | (fe->dst[1] ^ dst[1]) | (fe->key ^ fkey)) == 0) {
+          hit = fe->rule; verdict = fe->verdict;
+        } else {
         const uint64_t key = ((uint64_t)proto << 17) | dport;
         const uint64_t bit = 1ull << (proto & 63);
         int32_t best = INT32_MAX;
@@ -263,6 +289,9 @@ static void process(uint32_t first, uint32_t count) {
           }
         }
         if (best != INT32_MAX) hit = best;
+        fe->src[0] = src[0]; fe->src[1] = src[1]; fe->dst[0] = dst[0]; fe->dst[1] = dst[1];
+        fe->key = fkey; fe->rule = hit; fe->verdict = verdict;
+        }
       }
     } else if (no_ip >= 0) {
       hit = no_ip;
@@ -305,7 +334,7 @@ int main(int argc, char **argv) {
   ring_addr = (uint32_t)strtoul(argv[3], 0, 0);
   verdicts_addr = (uint32_t)strtoul(argv[4], 0, 0);
   batch = (uint32_t)strtoul(argv[5], 0, 0);
-  memcpy(lookup, mem + strtoul(argv[6], 0, 0), 16);
+  memcpy(lookup, mem + strtoul(argv[6], 0, 0), sizeof lookup);
   default_action = (uint32_t)strtoul(argv[7], 0, 0);
   rule_table = (uint32_t)strtoul(argv[8], 0, 0);
   rule_count = (uint32_t)strtoul(argv[9], 0, 0);
@@ -318,6 +347,9 @@ int main(int argc, char **argv) {
       line[strcspn(line, "\n")] = 0;
       memset(stats, 0, sizeof stats);
       memset(hits, 0, (size_t)rule_count * 8);
+      // as nmwasm_init: empty flow caches (the dump holds the module's, filled by its own pass)
+      memset(mem + lookup[4], 0, FLOW_SLOTS * sizeof(struct flow4));
+      memset(mem + lookup[5], 0, FLOW_SLOTS * sizeof(struct flow6));
       for (uint32_t at = 0; at < num_slots; at += batch) process(at, at + batch <= num_slots ? batch : num_slots - at);
       FILE *f = fopen(line + 7, "wb");
       if (!f) { fprintf(stderr, "firewall: cannot write %s\n", line + 7); return 2; }

@@ -1,8 +1,8 @@
 // firewall: first-match-wins filter over the outermost IP header (README.md).
 // Per packet: a family/protocol/port/address summary (fast path for plain Ethernet IPv4
 // and IPv6, the SDK's parse() otherwise), then the candidate rules of the class for the
-// ring's direction and the packet's family (lookup.ts: in order for a few rules, else one
-// hash probe per tuple) are tried in steps that reject early (protocol, ports, addresses);
+// ring's direction and the packet's family (lookup.ts: in order for a few rules, else the
+// flow cache, then one hash probe per tuple) are tried in steps that reject early (protocol, ports, addresses);
 // no allocation, no byte swap of addresses.
 import {
   parse, hdr, ringNumSlots, ringBufSize, ringDir, slotAddr, nextSlot, statAdd, statInc,
@@ -16,6 +16,7 @@ import {
   MATCH_SIZE, M_PROTO_MASK, M_PROTO_VALUE, M_SPORT_LO, M_SPORT_SPAN, M_DPORT_LO, M_DPORT_SPAN, M_ACTION, M_RULE,
   M_SRC, M_SRC_MASK, M_DST, M_DST_MASK, PORT_ABSENT, C_ENTRIES, C_COUNT, C_TUPLES, C_TUPLE_COUNT,
   TUPLE_SIZE, T_SRC_MASK, T_DST_MASK, T_KEY_MASK, T_BUCKETS, T_HASH_SHIFT, T_FIRST_RULE, T_PROTOS, protoBit,
+  flowCache4, flowCache6, flowKey, FLOW_SHIFT, F4_ADDRS, F4_KEY, F4_RULE, F4_VERDICT, F6_SRC, F6_DST, F6_KEY, F6_RULE, F6_VERDICT,
 } from "./lookup";
 export { nmwasm_abi_v1 } from "../../sdk";
 
@@ -45,14 +46,17 @@ export function firewall_default(): i32 { return defaultAction; }
 /** Address of one u64 hit counter per rule. */
 export function firewall_hits(): usize { return hits; }
 
-const lookupTables: usize = memory.data(16, 4);
-/** Address of four u32: the addresses of the match entries, chain links, class descriptors
- *  and no-IP rules of lookup.ts (read by the C baseline, bench/c/firewall.c). */
+const lookupTables: usize = memory.data(24, 4);
+/** Address of six u32: the addresses of the match entries, chain links, class descriptors,
+ *  no-IP rules and the IPv4 and IPv6 flow caches of lookup.ts (read by the C baseline,
+ *  bench/c/firewall.c). */
 export function firewall_lookup(): usize {
   store<u32>(lookupTables, <u32>matchEntries);
   store<u32>(lookupTables, <u32>chainNext, 4);
   store<u32>(lookupTables, <u32>classes, 8);
   store<u32>(lookupTables, <u32>noIpRulesAt, 12);
+  store<u32>(lookupTables, <u32>flowCache4, 16);
+  store<u32>(lookupTables, <u32>flowCache6, 20);
   return lookupTables;
 }
 
@@ -188,26 +192,39 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
           break;
         }
       } else {
-        // NB: one hash probe per tuple that has the packet's protocol, tuples in order of their
-        // first rule; stops as soon as no later tuple can hold an earlier rule than the best found.
-        const key = (<u64>proto << 17) | <u64>dport;
-        const bit = protoBit(proto);
-        let best = i32.MAX_VALUE;
-        let tp = tuples4;
-        for (let t = 0; t < tupleCount4; t++, tp += TUPLE_SIZE) {
-          if (load<i32>(tp, T_FIRST_RULE) >= best) break;
-          if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
-          const h = keyHash4(src & load<u32>(tp, T_SRC_MASK), dst & load<u32>(tp, T_DST_MASK), key & load<u64>(tp, T_KEY_MASK), load<u32>(tp, T_HASH_SHIFT));
-          let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
-          while (e >= 0) {
-            const m = matchEntries + <usize>e * MATCH_SIZE;
-            const rule = load<i32>(m, M_RULE);
-            if (rule >= best) break;
-            if (match4(m, proto, sport, dport, src, dst)) { best = rule; verdict = load<u32>(m, M_ACTION); break; }
-            e = load<i32>(chainNext + (<usize>e << 2));
+        // The flow cache first (lookup.ts): the answer of an earlier packet with this summary.
+        const addrs = <u64>src | (<u64>dst << 32);
+        const fkey = flowKey(proto, sport, dport, dir);
+        const fe = flowCache4 + (<usize>keyHash4(src, dst, fkey, FLOW_SHIFT) << 5);
+        if (load<u64>(fe, F4_ADDRS) == addrs && load<u64>(fe, F4_KEY) == fkey) {
+          hit = load<i32>(fe, F4_RULE);
+          verdict = load<u32>(fe, F4_VERDICT);
+        } else {
+          // NB: one hash probe per tuple that has the packet's protocol, tuples in order of their
+          // first rule; stops as soon as no later tuple can hold an earlier rule than the best found.
+          const key = (<u64>proto << 17) | <u64>dport;
+          const bit = protoBit(proto);
+          let best = i32.MAX_VALUE;
+          let tp = tuples4;
+          for (let t = 0; t < tupleCount4; t++, tp += TUPLE_SIZE) {
+            if (load<i32>(tp, T_FIRST_RULE) >= best) break;
+            if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
+            const h = keyHash4(src & load<u32>(tp, T_SRC_MASK), dst & load<u32>(tp, T_DST_MASK), key & load<u64>(tp, T_KEY_MASK), load<u32>(tp, T_HASH_SHIFT));
+            let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
+            while (e >= 0) {
+              const m = matchEntries + <usize>e * MATCH_SIZE;
+              const rule = load<i32>(m, M_RULE);
+              if (rule >= best) break;
+              if (match4(m, proto, sport, dport, src, dst)) { best = rule; verdict = load<u32>(m, M_ACTION); break; }
+              e = load<i32>(chainNext + (<usize>e << 2));
+            }
           }
+          if (best != i32.MAX_VALUE) hit = best;
+          store<u64>(fe, addrs, F4_ADDRS);
+          store<u64>(fe, fkey, F4_KEY);
+          store<i32>(fe, hit, F4_RULE);
+          store<u32>(fe, verdict, F4_VERDICT);
         }
-        if (best != i32.MAX_VALUE) hit = best;
       }
     } else if (family == 6) {
       if (tupleCount6 == 0) {
@@ -219,25 +236,40 @@ export function nmwasm_process(ring: usize, verdicts: usize, first: u32, count: 
           break;
         }
       } else {
-        const key = (<u64>proto << 17) | <u64>dport;
-        const bit = protoBit(proto);
-        let best = i32.MAX_VALUE;
-        let tp = tuples6;
-        for (let t = 0; t < tupleCount6; t++, tp += TUPLE_SIZE) {
-          if (load<i32>(tp, T_FIRST_RULE) >= best) break;
-          if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
-          const h = keyHash(src0 & load<u64>(tp, T_SRC_MASK), src1 & load<u64>(tp, T_SRC_MASK + 8),
-            dst0 & load<u64>(tp, T_DST_MASK), dst1 & load<u64>(tp, T_DST_MASK + 8), key & load<u64>(tp, T_KEY_MASK), load<u32>(tp, T_HASH_SHIFT));
-          let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
-          while (e >= 0) {
-            const m = matchEntries + <usize>e * MATCH_SIZE;
-            const rule = load<i32>(m, M_RULE);
-            if (rule >= best) break;
-            if (match6(m, proto, sport, dport, src0, src1, dst0, dst1)) { best = rule; verdict = load<u32>(m, M_ACTION); break; }
-            e = load<i32>(chainNext + (<usize>e << 2));
+        const fkey = flowKey(proto, sport, dport, dir);
+        const fe = flowCache6 + (<usize>keyHash(src0, src1, dst0, dst1, fkey, FLOW_SHIFT) << 6);
+        if (((load<u64>(fe, F6_SRC) ^ src0) | (load<u64>(fe, F6_SRC + 8) ^ src1) | (load<u64>(fe, F6_DST) ^ dst0)
+          | (load<u64>(fe, F6_DST + 8) ^ dst1) | (load<u64>(fe, F6_KEY) ^ fkey)) == 0) {
+          hit = load<i32>(fe, F6_RULE);
+          verdict = load<u32>(fe, F6_VERDICT);
+        } else {
+          const key = (<u64>proto << 17) | <u64>dport;
+          const bit = protoBit(proto);
+          let best = i32.MAX_VALUE;
+          let tp = tuples6;
+          for (let t = 0; t < tupleCount6; t++, tp += TUPLE_SIZE) {
+            if (load<i32>(tp, T_FIRST_RULE) >= best) break;
+            if ((load<u64>(tp, T_PROTOS) & bit) == 0) continue;
+            const h = keyHash(src0 & load<u64>(tp, T_SRC_MASK), src1 & load<u64>(tp, T_SRC_MASK + 8),
+              dst0 & load<u64>(tp, T_DST_MASK), dst1 & load<u64>(tp, T_DST_MASK + 8), key & load<u64>(tp, T_KEY_MASK), load<u32>(tp, T_HASH_SHIFT));
+            let e = load<i32>(<usize>load<u32>(tp, T_BUCKETS) + (<usize>h << 2));
+            while (e >= 0) {
+              const m = matchEntries + <usize>e * MATCH_SIZE;
+              const rule = load<i32>(m, M_RULE);
+              if (rule >= best) break;
+              if (match6(m, proto, sport, dport, src0, src1, dst0, dst1)) { best = rule; verdict = load<u32>(m, M_ACTION); break; }
+              e = load<i32>(chainNext + (<usize>e << 2));
+            }
           }
+          if (best != i32.MAX_VALUE) hit = best;
+          store<u64>(fe, src0, F6_SRC);
+          store<u64>(fe, src1, F6_SRC + 8);
+          store<u64>(fe, dst0, F6_DST);
+          store<u64>(fe, dst1, F6_DST + 8);
+          store<u64>(fe, fkey, F6_KEY);
+          store<i32>(fe, hit, F6_RULE);
+          store<u32>(fe, verdict, F6_VERDICT);
         }
-        if (best != i32.MAX_VALUE) hit = best;
       }
     } else if (noIp >= 0) {
       hit = noIp;

@@ -65,6 +65,31 @@ export const tuples: usize = memory.data(<i32>(4 * ENTRIES_PER_CLASS * TUPLE_SIZ
 export const buckets: usize = memory.data(<i32>(4 * BUCKETS_PER_CLASS * 4), 4);
 /** The four class descriptors. */
 export const classes: usize = memory.data(<i32>(4 * CLASS_SIZE), 8);
+// ---- flow cache: the answer of the tuple search per packet summary ----
+// The verdict and hit of a packet are a function of its ring direction and summary (family,
+// protocol, ports, addresses) alone, and the tables change only at load: a class searched by
+// tuple space (above LINEAR_MAX entries) keeps the last answer per summary in a direct-mapped
+// cache, emptied by every load (buildLookup). A packet whose summary is in its slot costs one
+// hash and two (IPv4) or five (IPv6) compares instead of the tuple probes; any other packet
+// costs those too, then the search, then a store into the slot. Never a different answer: an
+// entry holds the whole summary it was computed for. Scanned classes use no cache.
+//   IPv4 entries, 32 bytes: u64 src | dst << 32 @0, u64 key @8, i32 rule or -1 @16, u32 verdict @20.
+//   IPv6 entries, 64 bytes: u64 src halves @0 @8, u64 dst halves @16 @24, u64 key @32, i32 rule @40, u32 verdict @44.
+//   key = proto | sport << 16 | dport << 33 | dir << 50 | 1 << 62 (never 0: an empty slot never matches).
+// Slot: keyHash4/keyHash of (addresses, key) with shift FLOW_SHIFT.
+export const FLOW_SLOTS: i32 = 4096;
+export const FLOW_SHIFT: u32 = 52; // 64 - log2(FLOW_SLOTS)
+export const FLOW4_SIZE: usize = 32, FLOW6_SIZE: usize = 64;
+export const F4_ADDRS: usize = 0, F4_KEY: usize = 8, F4_RULE: usize = 16, F4_VERDICT: usize = 20;
+export const F6_SRC: usize = 0, F6_DST: usize = 16, F6_KEY: usize = 32, F6_RULE: usize = 40, F6_VERDICT: usize = 44;
+export const flowCache4: usize = memory.data(<i32>(<usize>FLOW_SLOTS * FLOW4_SIZE), 64);
+export const flowCache6: usize = memory.data(<i32>(<usize>FLOW_SLOTS * FLOW6_SIZE), 64);
+/** The flow cache key of a packet summary on a ring of direction `dir` (DIR_IN/DIR_OUT). */
+// @ts-ignore: decorator
+@inline export function flowKey(proto: u32, sport: u32, dport: u32, dir: u32): u64 {
+  return <u64>proto | (<u64>sport << 16) | (<u64>dport << 33) | (<u64>dir << 50) | (<u64>1 << 62);
+}
+
 /** First rule matching a packet without an IP header, per direction (in, out), or -1. */
 const noIpRules: usize = memory.data(4 * 2, 4);
 export const noIpRulesAt: usize = noIpRules;
@@ -253,6 +278,8 @@ function buildClass(c: u32, dir: u32, family: u32, ruleCount: i32): void {
 
 /** Rebuilds every class and the no-IP rules from the first `ruleCount` compiled rules. */
 export function buildLookup(ruleCount: i32): void {
+  memory.fill(flowCache4, 0, <usize>FLOW_SLOTS * FLOW4_SIZE); // no answer of the old tables survives
+  memory.fill(flowCache6, 0, <usize>FLOW_SLOTS * FLOW6_SIZE);
   for (let dir: u32 = DIR_IN; dir <= DIR_OUT; dir++) {
     let noIp = -1;
     for (let i = 0; i < ruleCount && noIp < 0; i++) {
