@@ -142,10 +142,11 @@ function generated(seed: number, n: number, extraPool: Packet[] = []): { text: s
   return { text: lines.join('\n') + '\n', pool };
 }
 
-/** Runs `packets` through the firewall on a ring of direction `dir` and compares each verdict
- *  and every per-rule hit counter with the reference first-match scan. */
-function agree(text: string, set: RuleSet, packets: Packet[], dir: 1 | 2, label: string): void {
-  const h: Harness = load('firewall', { dir, numSlots: NUM_SLOTS });
+/** Runs `packets` through the firewall on a ring of direction `dir` (a new instance, or `on`
+ *  loaded again with `text`) and compares each verdict and every per-rule hit counter with
+ *  the reference first-match scan. */
+function agree(text: string, set: RuleSet, packets: Packet[], dir: 1 | 2, label: string, on?: Harness): void {
+  const h: Harness = on ?? load('firewall', { dir, numSlots: NUM_SLOTS });
   assert.is(h.init(text), 0, h.logs.join(' | '));
   assert.is(h.fn('firewall_rule_count')!(), set.rules.length);
   const verdicts = h.run(packets.map((p) => p.bytes), NUM_SLOTS - 1);
@@ -208,6 +209,25 @@ test('many rules of one shape: hosts, exact ports and long chains agree with a f
   const packets = Array.from({ length: 6000 }, () => randomPacket(r, pool));
   agree(text, set, packets, 1, 'shapes, in');
   agree(text, set, packets, 2, 'shapes, out');
+});
+
+test('flow cache: repeated packets agree with a first-match scan, and a reload forgets every cached verdict', () => {
+  // The same summaries again and again (cache hits, and slots shared by several flows), then
+  // the same packets after a load of the same rules with every action and the default
+  // changed (a verdict surviving from the old tables would show), then the first set again.
+  const { text, pool } = generated(6, 10000);
+  const rotate: Record<string, string> = { pass: 'drop', drop: 'host', host: 'pass' };
+  const other = text.replace(/^(pass|drop|host|default (?:pass|drop|host))\b/gm, (w) => w.startsWith('default') ? `default ${rotate[w.slice(8)]}` : rotate[w]!);
+  assert.is.not(other, text);
+  const r = rng(6007);
+  const once = Array.from({ length: 1500 }, () => randomPacket(r, pool));
+  const packets = [...once, ...once.slice().reverse(), ...once];
+  for (const dir of [1, 2] as const) {
+    const h = load('firewall', { dir, numSlots: NUM_SLOTS });
+    agree(text, parseRules(text), packets, dir, `cache, dir ${dir}`, h);
+    agree(other, parseRules(other), packets, dir, `cache after reload, dir ${dir}`, h);
+    agree(text, parseRules(text), packets, dir, `cache after second reload, dir ${dir}`, h);
+  }
 });
 
 test(`${MAX_RULES} rules load; one more is refused with one line naming the limit, leaving no rules`, () => {
