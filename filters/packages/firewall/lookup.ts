@@ -21,7 +21,8 @@
 // ordered by their first rule; a packet skips a tuple none of whose entries has its protocol
 // (a 64-bit set of protocol & 63), probes one bucket per other tuple, walks its chain until
 // a full match or a rule after the best found, and stops at the first tuple whose first rule
-// comes after the best found. Hash collisions cost time, never a wrong verdict.
+// comes after the best found. Hash collisions cost time, never a wrong verdict. In front of
+// the tuple search: a per-summary flow cache (below), emptied at every load.
 // The C baseline (bench/c/firewall.c) reads these same tables; keep the layouts in step.
 import { RULE_SIZE, R_ACTION, R_DIR, R_FAMILY, R_PROTO, R_FLAGS, R_SRC, R_SPORT_LO, R_SPORT_HI, R_DPORT_LO, R_DPORT_HI,
   RULE_FLAG_PORTS, PROTO_ANY, DIR_ANY, DIR_IN, DIR_OUT, MAX_RULES, ruleTable } from "./rules";
