@@ -82,6 +82,13 @@ function readAllStats(): void {
   state[RingState.instanceMemory] = bytes;
 }
 
+/** Whether a current instance exports nmwasm_stats (read after every batch then). */
+function hasStats(): boolean {
+  if (single !== null) return single.hasStats;
+  for (const inst of chain) if (inst.hasStats) return true;
+  return false;
+}
+
 // ---- hot-swap (host/swap.ts) ---------------------------------------------------------
 const sampleBytes = new Uint8Array(data.sample);
 const sampleView = new DataView(data.sample);
@@ -143,7 +150,6 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
   // there (NB: one N-API call per batch, the wait included); without one (gen, pcap) an empty
   // sync waits on the stop flag here.
   const hasDescriptor = ring.wait(0) >= 0;
-  const statsEveryBatch = chain.some((inst) => inst.hasStats);
   for (;;) {
     if (n === -1) return ring; // end of a finite source (or the port closed), every slot released
     if (Atomics.load(control, RingControl.handover) === Handover.ask) {
@@ -214,7 +220,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
     }
     // The filters' counters are published after every batch: a killed instance loses the
     // stats of the batch in flight only. NB: one more small guest call per batch and module.
-    if (!faulted && statsEveryBatch) readAllStats();
+    if (!faulted && hasStats()) readAllStats();
     else if (performance.now() - chain[0]!.statsReadAt >= STATS_INTERVAL_MS) readAllStats();
   }
 }
