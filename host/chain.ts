@@ -29,6 +29,7 @@ const SLOTS_OFS = 256; // struct netmap_ring: slot[] starts here
 const PASS = 1;
 const UNSET = 0xff;
 const MIN_LEN = 14;
+const COUNTS = ModuleCounter.fault + 1; // room for seen .. fault (the back-off slots between stay 0)
 
 export class ChainRunner {
   /** The host's own view of the packet window: a wasm memory (page-aligned, V8-reserved) the
@@ -40,6 +41,9 @@ export class ChainRunner {
   private readonly saved: Uint32Array; // the batch's slots as the sync delivered them, by batch index (lengths updated)
   private readonly fin: Uint8Array; // final verdict by batch index, UNSET while alive
   private readonly live: Int32Array; // batch indices of the packets still alive, in order
+  /** This batch's counts per module (ModuleCounter seen..fault), added to the modules' blocks
+   * once the whole chain ran: a batch whose call the watchdog kills is counted by no module. */
+  private readonly batchCounts: Float64Array;
   private readonly ringW: number; // u32 index of the ring header
   private readonly slotsW: number; // u32 index of slot 0
   private readonly verdicts: number; // byte address of the verdict array
@@ -62,6 +66,7 @@ export class ChainRunner {
     this.saved = new Uint32Array(numSlots * 4);
     this.fin = new Uint8Array(numSlots);
     this.live = new Int32Array(numSlots);
+    this.batchCounts = new Float64Array(chain.length * COUNTS);
     this.ringW = ringPtr >>> 2;
     this.slotsW = (ringPtr + SLOTS_OFS) >>> 2;
     this.verdicts = verdictPtr;
@@ -98,12 +103,15 @@ export class ChainRunner {
       fin[i] = UNSET;
       live[i] = i;
     }
+    const counts = this.batchCounts;
+    counts.fill(0);
     let m = n;
     let guestMs = 0;
     const last = this.chain.length - 1;
     for (let k = 0; k <= last && m > 0; k++) {
       const inst = this.chain[k]!;
       const b = inst.block!;
+      const c = k * COUNTS;
       if (k > 0) {
         // Lay the live packets out at the front of the batch, each with a fresh verdict.
         for (let j = 0; j < m; j++) {
@@ -159,10 +167,10 @@ export class ChainRunner {
       }
       // Counted once the call returned: a call the watchdog kills ends this worker, and its
       // batch gets the fault verdict as a whole (counted by the ring, not by the modules).
-      b[ModuleCounter.seen]! += m;
+      counts[c + ModuleCounter.seen]! += m;
       if (!ok) {
         // The fault verdict for every packet that reached the module.
-        b[ModuleCounter.fault]! += m;
+        counts[c + ModuleCounter.fault]! += m;
         if (faultVerdict !== PASS) {
           for (let j = 0; j < m; j++) fin[live[j]!] = faultVerdict;
           ctx.state[RingState.chainFaultDrop]! += m;
@@ -194,11 +202,21 @@ export class ChainRunner {
           else forward++;
         }
       }
-      b[ModuleCounter.pass]! += pass;
-      b[ModuleCounter.drop]! += drop;
-      b[ModuleCounter.host]! += host;
-      b[ModuleCounter.forward]! += forward;
+      counts[c + ModuleCounter.pass] = pass;
+      counts[c + ModuleCounter.drop] = drop;
+      counts[c + ModuleCounter.host] = host;
+      counts[c + ModuleCounter.forward] = forward;
       m = k === last ? 0 : alive;
+    }
+    for (let k = 0; k <= last; k++) {
+      const b = this.chain[k]!.block!;
+      const c = k * COUNTS;
+      b[ModuleCounter.seen]! += counts[c + ModuleCounter.seen]!;
+      b[ModuleCounter.pass]! += counts[c + ModuleCounter.pass]!;
+      b[ModuleCounter.drop]! += counts[c + ModuleCounter.drop]!;
+      b[ModuleCounter.host]! += counts[c + ModuleCounter.host]!;
+      b[ModuleCounter.forward]! += counts[c + ModuleCounter.forward]!;
+      b[ModuleCounter.fault]! += counts[c + ModuleCounter.fault]!;
     }
     // Every slot back in place with its final verdict (the sync checks and applies them).
     for (let i = 0; i < n; i++) {

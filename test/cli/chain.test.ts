@@ -147,6 +147,10 @@ live('stats --json, /metrics and the final summary agree with the computed count
     // ps lists the chain's modules in order.
     const ps = JSON.parse(nm(['ps', '--json']).stdout) as { hosts: { name: string; clauses: { modules: { path: string }[] }[] }[] };
     assert.equal(ps.hosts.find((h) => h.name === name)!.clauses[1]!.modules.map((m) => m.path), [drop3, host5, drop7]);
+    // The text of `stats`: one line per module of the chain.
+    const statsText = nm(['stats', name]);
+    assert.is(statsText.status, 0, statsText.stderr);
+    assert.ok(statsText.stdout.includes(`\nmodule 1 ${host5}: ${chain.modules[1]!.packets} packets: pass ${chain.modules[1]!.verdicts.pass}, drop 0, host ${chain.modules[1]!.verdicts.host}, forward 0, fault 0\n`), statsText.stdout);
     // The final summary (unload) says the same.
     const unload = nm(['unload', name, '--json']);
     assert.is(unload.status, 0, unload.stderr);
@@ -194,6 +198,29 @@ live('a module trapping in the middle of a chain faults alone: the others keep c
   assert.is(s.packets, count);
 });
 
+live('a module of a chain killed by the watchdog: its batch gets the fault verdict as a whole, the module alone waits out its back-off', () => {
+  const looping = join(root, 'filters', 'build', 'fixtures', 'infinite-loop.wasm');
+  const count = 50_000;
+  const res = nm(['load', drop3, looping, drop7, '--port', `gen:count=${count},seq,pps=50000`, '--json']);
+  assert.is(res.status, 0, res.stderr);
+  const s = JSON.parse(res.stdout) as ClauseJson;
+  const [m0, m1, m2] = s.modules as [ModuleJson, ModuleJson, ModuleJson];
+  assert.ok(m1.faults.timeouts >= 1, `timeouts: ${m1.faults.timeouts}`);
+  assert.is(s.faults.timeouts, m1.faults.timeouts);
+  assert.equal([m0.faults.timeouts, m0.faults.traps, m0.restarts, m0.verdicts.fault], [0, 0, 0, 0], 'module 0 ran on');
+  // Module 0 gave its own verdict to every frame but those of the killed batches (the clause's
+  // fault verdicts beyond module 1's own).
+  const killed = s.verdicts.fault - m1.verdicts.fault;
+  assert.ok(killed > 0);
+  assert.is(m0.packets + killed, count);
+  assert.is(m0.verdicts.pass + m0.verdicts.drop, m0.packets);
+  assert.is(m1.packets, m0.verdicts.pass);
+  assert.is(m1.verdicts.fault, m1.packets, 'every frame that reached module 1 got the fault verdict');
+  assert.is(m2.packets, 0);
+  assert.equal(s.verdicts, { pass: 0, drop: m0.verdicts.drop, host: 0, forward: 0, fault: count - m0.verdicts.drop });
+  assert.match(res.stderr, /infinite-loop\.wasm \(module 1 of 3\) on gen:\S* ring 0: timeout fault: /);
+});
+
 live('--on-fault open: a failed module in a chain passes the packets that reach it on to the next module', () => {
   const trapper = seqModule('trap-all', { mod: 1, rem: 1, verdict: 1, trapMod: 1, trapRem: 0 }, dir);
   const res = nm(['load', drop3, trapper, drop7, '--port', `gen:count=${N},seq`, '--on-fault', 'open', '--json']);
@@ -208,26 +235,29 @@ live('--on-fault open: a failed module in a chain passes the packets that reach 
 
 live('swap --module 2 swaps that module only; the others keep their verdicts and no packet is lost', async () => {
   const name = `${tag}-s`;
-  const count = 20_000;
   const out = join(dir, 'swap.pcap');
-  const host = startHost(['load', drop3, host5, pass, '--port', `gen:count=${count},seq,pps=5000`, '--out', `pcap:${out}`, '--json', '--name', name]);
+  // An endless paced source: the host serves until unloaded.
+  const host = startHost(['load', drop3, host5, pass, '--port', 'gen:seq,pps=4000', '--out', `pcap:${out}`, '--json', '--name', name]);
   try {
-    await until(name, (a) => a.clauses[0]!.packets > 2000);
+    const before = await until(name, (a) => a.clauses[0]!.packets > 1000);
     const wrong = nm(['swap', name, drop7, '--module', '3']);
     assert.is(wrong.status, 2);
     assert.match(wrong.stderr.trim(), /--module: expected 0\.\.2 \(clause 0 runs 3 modules\), got 3$/);
     const swap = nm(['swap', name, drop7, '--module', '2', '--json']);
     assert.is(swap.status, 0, swap.stderr);
-    assert.ok((JSON.parse(swap.stdout) as { ok: boolean }).ok);
+    assert.ok((JSON.parse(swap.stdout) as { swap: { ok: boolean } }).swap.ok, swap.stdout);
+    await until(name, (a) => a.clauses[0]!.packets > before.clauses[0]!.packets + 3000);
+    const unload = nm(['unload', name]);
+    assert.is(unload.status, 0, unload.stderr);
   } finally {
-    const res = await Promise.race([host.done, sleep(30_000).then(() => null)]);
+    const ended = await Promise.race([host.done, sleep(30_000).then(() => null)]);
     host.child.kill('SIGKILL');
-    assert.ok(res !== null, 'the host ended with its input');
+    assert.ok(ended !== null, 'the host ended when unloaded');
   }
   const res = await host.done;
   assert.is(res.status, 0, res.stderr);
   const s = JSON.parse(res.stdout.trim().split('\n').pop()!) as ClauseJson;
-  assert.is(s.packets, count);
+  const count = s.packets;
   const model = modelChain([DROP3, HOST5], range(count));
   const [m0, m1, m2] = s.modules as [ModuleJson, ModuleJson, ModuleJson];
   // Modules 0 and 1 were not swapped: exactly their verdicts over every frame.
@@ -245,8 +275,7 @@ live('swap --module 2 swaps that module only; the others keep their verdicts and
   const passed1 = range(count).filter((q) => q % 3 !== 0 && q % 5 !== 0);
   const firstDropped = passed1.findIndex((q, i) => seqs[i] !== q);
   assert.ok(firstDropped > 0, 'frames before the swap all passed');
-  const after = passed1.slice(firstDropped);
-  assert.equal(seqs.slice(firstDropped), after.filter((q) => q % 7 !== 0), 'after the swap: drop7, every frame in order');
+  assert.equal(seqs.slice(firstDropped), passed1.slice(firstDropped).filter((q) => q % 7 !== 0), 'after the swap: drop7, every frame in order');
 });
 
 /** The low 32 bits of each frame's sequence number in a pcap file. */
