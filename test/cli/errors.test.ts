@@ -112,7 +112,7 @@ for (const [name, args, pattern, needsNative] of cases) {
 test('--help exits 0 and lists the commands', () => {
   const res = runCli(['--help']);
   assert.is(res.status, 0);
-  assert.match(res.stdout, /nmwasm load MODULE --port SPEC/);
+  assert.match(res.stdout, /nmwasm load MODULE \[MODULE\]\.\.\. --port SPEC/);
   assert.match(res.stdout, /nmwasm test MODULE --port pcap:FILE/);
   assert.match(res.stdout, /nmwasm inspect MODULE/);
 });
