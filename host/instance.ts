@@ -255,7 +255,9 @@ export class Instance {
   /** Unmaps the port memory from the current instance (fresh zero pages replace it; ring null:
    * handed over, the mapping goes with the thread) and forgets the instance. */
   drop(ring: RingHandle | null): void {
-    if (this.memory !== null) this.foldStats();
+    // Handed over (ring null): no guest call any more, and nothing written to the shared
+    // counters, which the new worker owns now.
+    if (ring !== null && this.memory !== null) this.foldStats();
     if (ring !== null && this.memory !== null && this.mapped) {
       const current = new Uint8Array(this.memory.buffer); // after a guest grow the old view is detached
       ring.unmap(current, NMWASM_WINDOW_BASE);
