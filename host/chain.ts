@@ -90,7 +90,8 @@ export class ChainRunner {
   }
 
   /** Runs every module of the chain on the batch of `n` slots from `first`; leaves the final
-   * verdicts and lengths in the window for the sync. Returns the seconds spent in guest code. */
+   * verdicts and lengths in the window for the sync. Returns the seconds spent in guest code,
+   * -1 when no module was called (all failed). */
   run(first: number, n: number, ringPtr: number, faultVerdict: number, numOutputs: number): number {
     const { u8, u16, u32, saved, fin, live, numSlots } = this;
     const ctx = this.ctx;
@@ -107,6 +108,7 @@ export class ChainRunner {
     counts.fill(0);
     let m = n;
     let guestMs = 0;
+    let called = false;
     const last = this.chain.length - 1;
     for (let k = 0; k <= last && m > 0; k++) {
       const inst = this.chain[k]!;
@@ -142,6 +144,7 @@ export class ChainRunner {
         }
         leaveGuest(ctx);
         guestMs += performance.timeOrigin + performance.now() - startedAt;
+        called = true;
         if (trapped !== null) {
           inst.fail('trap', errorText(trapped));
           ok = false;
@@ -232,6 +235,6 @@ export class ChainRunner {
     u32[this.ringW + 5] = first;
     u32[this.ringW + 6] = first;
     u32[this.ringW + 7] = (first + n) % numSlots;
-    return guestMs / 1000;
+    return called ? guestMs / 1000 : -1;
   }
 }

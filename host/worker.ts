@@ -203,7 +203,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       }
     } else if (!faulted) {
       const seconds = runner!.run(first, n, ringPtr, data.faultVerdict, data.outputs.length);
-      if (seconds > 0) recordBatchDuration(state, seconds);
+      if (seconds >= 0) recordBatchDuration(state, seconds);
     }
     state[RingState.lastBatchSlots] = n;
     const violationsBefore = counters[Counter.violations]!;
