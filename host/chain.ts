@@ -93,8 +93,13 @@ export class ChainRunner {
    * verdicts and lengths in the window for the sync. Returns the seconds spent in guest code,
    * -1 when no module was called (all failed). */
   run(first: number, n: number, ringPtr: number, faultVerdict: number, numOutputs: number): number {
-    const { u8, u16, u32, saved, fin, live, numSlots } = this;
+    const { u8, u16, u32, saved, fin, live } = this;
     const ctx = this.ctx;
+    // NB: integers: `first` comes from a Float64Array, and a double `%` is a libm fmod call per
+    // packet (an integer one is a division; num_slots need not be a power of two on netmap).
+    first |= 0;
+    n |= 0;
+    const numSlots = this.numSlots | 0;
     for (let i = 0; i < n; i++) {
       const w = this.slotsW + ((first + i) % numSlots) * 4;
       saved[i * 4] = u32[w]!;
