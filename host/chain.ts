@@ -95,13 +95,14 @@ export class ChainRunner {
   run(first: number, n: number, ringPtr: number, faultVerdict: number, numOutputs: number): number {
     const { u8, u16, u32, saved, fin, live } = this;
     const ctx = this.ctx;
-    // NB: integers: `first` comes from a Float64Array, and a double `%` is a libm fmod call per
-    // packet (an integer one is a division; num_slots need not be a power of two on netmap).
+    // NB: integers, and the slot index stepped with a compare, not `%` per packet: `first` comes
+    // from a Float64Array (a double `%` is a libm fmod call), and an integer `%` is a division
+    // (num_slots need not be a power of two on netmap).
     first |= 0;
     n |= 0;
     const numSlots = this.numSlots | 0;
-    for (let i = 0; i < n; i++) {
-      const w = this.slotsW + ((first + i) % numSlots) * 4;
+    for (let i = 0, s = first; i < n; i++, s = s + 1 === numSlots ? 0 : s + 1) {
+      const w = this.slotsW + s * 4;
       saved[i * 4] = u32[w]!;
       saved[i * 4 + 1] = u32[w + 1]!;
       saved[i * 4 + 2] = u32[w + 2]!;
@@ -121,8 +122,7 @@ export class ChainRunner {
       const c = k * COUNTS;
       if (k > 0) {
         // Lay the live packets out at the front of the batch, each with a fresh verdict.
-        for (let j = 0; j < m; j++) {
-          const s = (first + j) % numSlots;
+        for (let j = 0, s = first; j < m; j++, s = s + 1 === numSlots ? 0 : s + 1) {
           const w = this.slotsW + s * 4;
           const i = live[j]! * 4;
           u32[w] = saved[i]!;
@@ -158,8 +158,7 @@ export class ChainRunner {
           ok = false;
         } else {
           let bad = 0;
-          for (let j = 0; j < m; j++) {
-            const s = (first + j) % numSlots;
+          for (let j = 0, s = first; j < m; j++, s = s + 1 === numSlots ? 0 : s + 1) {
             const w = this.slotsW + s * 4;
             const v = u8[this.verdicts + s]!;
             const len = u16[(w + 1) * 2]!;
@@ -194,8 +193,7 @@ export class ChainRunner {
       let drop = 0;
       let host = 0;
       let forward = 0;
-      for (let j = 0; j < m; j++) {
-        const s = (first + j) % numSlots;
+      for (let j = 0, s = first; j < m; j++, s = s + 1 === numSlots ? 0 : s + 1) {
         const i = live[j]!;
         const v = u8[this.verdicts + s]!;
         saved[i * 4 + 1] = (saved[i * 4 + 1]! & 0xffff0000) | u16[(this.slotsW + s * 4 + 1) * 2]!; // its (new) len
@@ -227,8 +225,7 @@ export class ChainRunner {
       b[ModuleCounter.fault]! += counts[c + ModuleCounter.fault]!;
     }
     // Every slot back in place with its final verdict (the sync checks and applies them).
-    for (let i = 0; i < n; i++) {
-      const s = (first + i) % numSlots;
+    for (let i = 0, s = first; i < n; i++, s = s + 1 === numSlots ? 0 : s + 1) {
       const w = this.slotsW + s * 4;
       u32[w] = saved[i * 4]!;
       u32[w + 1] = saved[i * 4 + 1]!;
