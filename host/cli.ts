@@ -2,7 +2,7 @@
 // and count verdicts, no root needed), `inspect` (print what a module declares). Every
 // input is validated here; a bad one exits 2 with ONE line on stderr and writes no output
 // file. Exit 0 on success, 1 when a run fails after it started.
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError, describeError, exitCodeOf, quote } from './errors.ts';
 import { closest, parseCommandArgs, suggestion, type OptionTable } from './args.ts';
@@ -32,7 +32,7 @@ const FLOW_TTL_MAX_MS = 3_600_000;
 const HELP = `nmwasm: run WebAssembly packet filters over netmap-style rings
 
 usage:
-  nmwasm load MODULE --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]
+  nmwasm load MODULE [MODULE]... --port SPEC [--to SPEC]... [--bidir] [--out SPEC] [--config FILE]...
                      [--count N] [--duration S] [--on-fault open|closed|previous] [--batch-timeout MS]
                      [--watch] [--json] [--name NAME] [--status-interval S] [--metrics ADDR:PORT [--metrics-public]]
                      [--flow-ttl MS] [--busy-poll]
@@ -50,16 +50,20 @@ usage:
   nmwasm --version;  nmwasm COMMAND --help: the help of one command
 
 MODULE      a .wasm file built against the nmwasm ABI v1 (docs/ABI.md), a filter package:
-            its directory, its name in node_modules, or its .tgz from npm pack (docs/PACKAGES.md)
+            its directory, its name in node_modules, or its .tgz from npm pack (docs/PACKAGES.md);
+            load: several MODULEs run as a chain on every batch, in order: PASS hands the packet to
+            the next one, DROP, HOST and FORWARD end it, the last one's PASS is the ring's (as
+            libxdp's dispatcher; docs/ABI.md section 9); each is counted, faulted and swapped alone
 --port      input port: ${availableSchemes('in').join(' | ')}
 --to        output port: the first gets PASS, each one FORWARD n in order (bridge --port to it)
 --bidir     with one --to: also run the filter from the --to port back to the --port port
 --out       output port after the --to ports (PASS when there is no --to): ${availableSchemes('out').join(' | ')}
---config    file handed to the filter's nmwasm_init (at most 960 KiB)
+--config    file handed to the filter's nmwasm_init (at most 960 KiB); load with a chain: repeated,
+            one per MODULE in order (fewer: the later modules get none; --config '': none for that one)
 --count     stop after N packets got a verdict;  --duration: stop after S seconds (0.001..10000000)
 --on-fault  verdict for packets while the filter is failed: closed = DROP (default), open = PASS;
             load: previous = DROP, and a hot-swapped module that faults is replaced by the last good one
---watch     load: hot-swap the module when its file or the --config file changes (canary first,
+--watch     load: hot-swap a module when its file or its --config file changes (canary first,
             docs/ABI.md section 8); a file that does not validate leaves the old module running
 --batch-timeout  CPU budget of one batch in ms (default ${DEFAULT_BATCH_TIMEOUT_MS}); a batch over it is killed and a standby takes over
 --flow-ttl MS  (AF_XDP input) how long a DROP or PASS the filter marks for the packet's flow is
@@ -103,7 +107,7 @@ const LOAD_OPTIONS: OptionTable = {
   to: { type: 'string', multiple: true, value: 'a port SPEC' },
   bidir: { type: 'boolean' },
   out: { type: 'string', value: 'a port SPEC' },
-  config: { type: 'string', value: 'a FILE' },
+  config: { type: 'string', multiple: true, value: 'a FILE' },
   count: { type: 'string', value: 'a number of packets' },
   duration: { type: 'string', value: 'a number of seconds' },
   'on-fault': { type: 'string', value: 'open, closed or previous' },
@@ -138,6 +142,18 @@ function parse(command: string, args: string[]): { values: Values; positionals: 
   for (const [name, table] of Object.entries(COMMANDS)) if (name !== command) for (const option of Object.keys(table)) others[option] ??= name;
   const { values, positionals, help } = parseCommandArgs(command, args, COMMANDS[command]!, others);
   return { values: { ...values, help }, positionals };
+}
+
+/** The MODULEs of a load clause (a chain when several); an option written without its dashes
+ * ("port gen:") is said as such rather than taken for a module. */
+function chainModules(positionals: string[]): string[] {
+  if (positionals.length === 0) throw new UsageError('nmwasm load: expected MODULE (a .wasm file or npm package name), got nothing');
+  const options = Object.keys(COMMANDS.load!);
+  for (const p of positionals.slice(1)) {
+    const hint = closest(p.replace(/^-+/, ''), options);
+    if (hint !== undefined && !existsSync(p)) throw new UsageError(`nmwasm load: expected MODULE arguments (a chain), got ${quote(p, 30)}, which is no file; did you mean --${hint}?`);
+  }
+  return positionals;
 }
 
 function oneModule(command: string, positionals: string[]): string {
@@ -237,6 +253,8 @@ interface RunRequest {
   loaded: LoadedModule;
   config: Uint8Array;
   configName: string | undefined;
+  /** load: the modules of the chain after the first, in order (docs/ABI.md section 9). */
+  then?: ChainModule[];
   input: PlainPortSpec;
   outputs: PlainPortSpec[];
   onFault: 'open' | 'closed';
@@ -251,6 +269,14 @@ interface RunRequest {
   startup?: string[]; // lines printed once the ports are open (backend choice, AF_PACKET limits)
   group?: number; // the load clause ("+"-separated) it came from: a normal end stops only its own group
   host?: HostRequest; // load: the host options given in this clause
+}
+
+/** A module of a load clause's chain after the first. */
+interface ChainModule {
+  moduleSpec: string;
+  loaded: LoadedModule;
+  config: Uint8Array;
+  configName: string | undefined;
 }
 
 /** Host-wide options of `load` as given in one clause (checked). */
@@ -321,6 +347,7 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
         moduleName: req.moduleSpec,
         config: req.config,
         ...(req.configName !== undefined ? { configName: req.configName } : {}),
+        ...(req.then && req.then.length > 0 ? { then: req.then.map((m) => ({ loaded: m.loaded, moduleName: m.moduleSpec, config: m.config, ...(m.configName !== undefined ? { configName: m.configName } : {}) })) } : {}),
         input: req.input,
         outputs: req.outputs,
         onFault: req.onFault,
@@ -357,7 +384,7 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns), { intervalS: statusIntervalS, durationMs: Math.max(...reqs.map((r) => r.durationMs)), log: process.stderr });
   if (!reqs[0]!.json || !process.stdout.isTTY) status.start();
-  const unwatch = reqs.flatMap((req, i) => (req.watch ? [watchModule({ engine: engines[i]!, modulePath: req.moduleSpec, configPath: req.configName, limits: req.watch.limits, say: (line) => events('notice', -1, line) })] : []));
+  const unwatch = reqs.flatMap((req, i) => (req.watch ? [req, ...(req.then ?? [])].map((m, index) => watchModule({ engine: engines[i]!, index, modulePath: m.moduleSpec, configPath: m.configName, limits: req.watch!.limits, say: (line) => events('notice', -1, line) })) : []));
   const stopAll = (): void => {
     for (const engine of engines) engine.stop('signal');
   };
@@ -448,7 +475,7 @@ async function endLingering(engines: Engine[], waitMs: number): Promise<void> {
 }
 
 function contextOf(req: RunRequest): SummaryContext {
-  return { module: req.moduleSpec, port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
+  return { module: [req.moduleSpec, ...(req.then ?? []).map((m) => m.moduleSpec)].join(' -> '), port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
 }
 
 /** The host options of all clauses: each may be given once, in any clause. */
@@ -511,7 +538,7 @@ async function load(args: string[]): Promise<number> {
   const host = hostOptions(reqs);
   const hostOpts: HostOptions = host.metricsText !== undefined ? { metrics: parseMetricsAddress(host.metricsText, host.metricsPublic) } : {};
   if (host.metricsText === undefined && host.metricsPublic) throw new UsageError('--metrics-public: expected --metrics ADDR:PORT with it, got no --metrics');
-  const hostClauses = reqs.map((req) => ({ group: req.group ?? 0, moduleSpec: req.moduleSpec, loaded: req.loaded, ctx: contextOf(req), trace: req.trace }));
+  const hostClauses = reqs.map((req) => ({ group: req.group ?? 0, moduleSpec: req.moduleSpec, loaded: req.loaded, then: (req.then ?? []).map((m) => ({ moduleSpec: m.moduleSpec, loaded: m.loaded })), ctx: contextOf(req), trace: req.trace }));
   const name = host.name ?? defaultHostName(reqs[0]!.input.name);
   const control = await HostControl.open(name, host.name === undefined, hostClauses, hostOpts, (line) => process.stderr.write(`${safeLine(line)}\n`));
   let results: RunResult[];
@@ -533,7 +560,7 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
     help('load');
     throw new HelpShown();
   }
-  const moduleSpec = oneModule('load', positionals);
+  const moduleSpecs = chainModules(positionals);
   const portText = str(values, 'port');
   if (portText === undefined) throw new UsageError(`${what}: expected --port SPEC (${availableSchemes('in').join(' or ')}), got none`);
   let input = portOption('--port', portText, 'in');
@@ -553,11 +580,19 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
   const revert = onFaultText === 'previous';
   const onFault = onFaultOption(revert ? 'closed' : onFaultText, ['open', 'closed', 'previous']);
   const batchTimeoutMs = integerOption('batch-timeout', str(values, 'batch-timeout'), 1, 60_000, 'milliseconds') ?? DEFAULT_BATCH_TIMEOUT_MS;
-  const configName = str(values, 'config');
-  const config = readConfig(configName);
+  const configNames = (values.config as string[] | undefined) ?? [];
+  if (configNames.length > moduleSpecs.length) {
+    throw new UsageError(`--config: expected at most one per MODULE (${moduleSpecs.length}), in module order, got ${configNames.length}`);
+  }
   const limits = limitsOption(values);
-  const loaded = loadModule(moduleSpec, limits);
-  checkFilterConfig(moduleSpec, loaded.description.manifest, configName, config);
+  const chain: ChainModule[] = moduleSpecs.map((spec, i) => {
+    const configName = configNames[i] === '' ? undefined : configNames[i]; // --config '': none for this module
+    const config = readConfig(configName);
+    const loaded = loadModule(spec, limits);
+    checkFilterConfig(spec, loaded.description.manifest, configName, config);
+    return { moduleSpec: spec, loaded, config, configName };
+  });
+  const { moduleSpec, loaded, config, configName } = chain[0]!;
   // An unbounded generator with --count generates exactly that many packets.
   if (count > 0 && input.kind === 'gen' && (input.count === 0 || input.count > count)) input = { ...input, count };
   // A bridge carries every frame, ARP and ICMP included: an AF_XDP input then leaves nothing to the kernel.
@@ -579,7 +614,7 @@ function loadClause(args: string[], what: string, group: number): RunRequest[] {
     ...(str(values, 'metrics') !== undefined ? { metricsText: str(values, 'metrics')! } : {}),
     metricsPublic: values['metrics-public'] === true,
   };
-  const common = { moduleSpec, loaded, config, configName, onFault, revert, limits, ...(values.watch === true ? { watch: { limits } } : {}), batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group, host };
+  const common = { moduleSpec, loaded, config, configName, then: chain.slice(1), onFault, revert, limits, ...(values.watch === true ? { watch: { limits } } : {}), batchTimeoutMs, count, durationMs: duration ? duration * 1000 : 0, json: values.json === true, trace: false, group, host };
   const reqs: RunRequest[] = [{ ...common, input, outputs, startup: startupLines(portText, input, [...toTexts, ...(outText === undefined ? [] : [outText])], outputs) }];
   if (bidir) {
     // The way back: the --to port as an input, the --port port as its output.

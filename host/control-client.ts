@@ -130,7 +130,13 @@ function clausesText(clauses: Record<string, unknown>[]): string {
     .map((c) => {
       const v = c.verdicts as Record<string, number>;
       const head = `${printable(String(c.module), 80)} on ${printable(String(c.port), 80)}: ${c.packets} packets (${humanBytes(Number(c.bytes))}) in ${(Number(c.elapsedMs) / 1000).toFixed(2)} s, ${c.rings} ring(s)${c.stoppedBy !== 'running' ? `, stopped by ${String(c.stoppedBy)}` : ''}`;
-      return `${head}\nverdicts: pass ${v.pass}, drop ${v.drop}, host ${v.host}, forward ${v.forward}, fault ${v.fault}`;
+      // A chain (docs/ABI.md section 9): one line per module.
+      const modules = Array.isArray(c.modules) && c.modules.length > 1 ? (c.modules as Record<string, unknown>[]) : [];
+      const moduleLines = modules.map((m) => {
+        const mv = m.verdicts as Record<string, number>;
+        return `\nmodule ${Number(m.index)} ${printable(String(m.module), 80)}: ${Number(m.packets)} packets: pass ${mv.pass}, drop ${mv.drop}, host ${mv.host}, forward ${mv.forward}, fault ${mv.fault}`;
+      });
+      return `${head}\nverdicts: pass ${v.pass}, drop ${v.drop}, host ${v.host}, forward ${v.forward}, fault ${v.fault}${moduleLines.join('')}`;
     })
     .join('\n');
 }

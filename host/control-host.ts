@@ -36,6 +36,8 @@ export interface HostClause {
   group: number;
   moduleSpec: string;
   loaded: LoadedModule;
+  /** The modules of its chain after the first (docs/ABI.md section 9), in order. */
+  then?: { moduleSpec: string; loaded: LoadedModule }[];
   ctx: SummaryContext;
   trace: boolean;
 }
@@ -75,7 +77,7 @@ export class HostControl {
   private readonly finalSummaries: Promise<Record<string, unknown>[]>;
   private resolveFinal!: (s: Record<string, unknown>[]) => void;
   private readonly startedAt = Date.now();
-  private readonly modules: ModuleInfo[];
+  private readonly modules: ModuleInfo[][]; // per clause: each module of its chain
   private server: ControlServer | null = null;
   /** Said once every port opened (a host that fails to start prints only its one error line). */
   startupNotices: string[] = [];
@@ -93,7 +95,7 @@ export class HostControl {
     private readonly clauses: HostClause[],
   ) {
     this.finalSummaries = new Promise((resolve) => (this.resolveFinal = resolve));
-    this.modules = clauses.map((c) => moduleInfo(c.moduleSpec, c.loaded));
+    this.modules = clauses.map((c) => [moduleInfo(c.moduleSpec, c.loaded), ...(c.then ?? []).map((m) => moduleInfo(m.moduleSpec, m.loaded))]);
     this.swaps = clauses.map(() => 0);
     this.canaryFailures = clauses.map(() => 0);
   }
@@ -201,7 +203,7 @@ export class HostControl {
         port: c.ctx.port,
         outputs: c.ctx.outputs,
         rings: engine?.ringRuns.length ?? 0,
-        modules: [this.modules[i]!],
+        modules: this.modules[i]!,
         running: this.running[i] ?? false,
       };
       const rate = this.rates[i];
@@ -230,6 +232,7 @@ export class HostControl {
         elapsedMs,
         stoppedBy: 'running',
         statsNames: c.loaded.description.manifest?.stats ?? [],
+        chain: engine?.chainInfo() ?? [{ module: c.moduleSpec, statsNames: c.loaded.description.manifest?.stats ?? [] }],
         oversize: 0,
         kernel: engine?.kernelVerdicts,
         swaps: engine?.swapCounts,
@@ -241,7 +244,7 @@ export class HostControl {
   private metricsClauses(): MetricsClause[] {
     return this.clauses.map((c, i) => ({
       clause: i,
-      module: this.modules[i]!.name,
+      module: this.modules[i]!.map((m) => m.name).join(','),
       port: c.ctx.port,
       rings: this.engines[i]?.ringRuns ?? [],
       // The engine counts every swap (control socket and --watch alike).
@@ -249,6 +252,8 @@ export class HostControl {
       canaryFailures: this.engines[i]?.swapCounts.canaryFailures ?? this.canaryFailures[i]!,
       swapCounts: this.engines[i]?.swapCounts,
       kernel: this.engines[i]?.kernelVerdicts ?? { drop: 0, pass: 0 },
+      chain: this.engines[i]?.chainInfo() ?? [{ module: c.moduleSpec, statsNames: [] }],
+      moduleNames: this.modules[i]!.map((m) => m.name),
     }));
   }
 }

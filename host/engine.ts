@@ -14,7 +14,7 @@ import { UsageError, formatNativeError, isNativeError, isUsageNativeError } from
 import { PortPool } from './portpool.ts';
 import { printable } from './text.ts';
 import { NMWASM_DATA_BASE, NMWASM_WINDOW_BASE, type LoadedModule } from './module.ts';
-import { epochMs, LEASE_SLOTS, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, CARRIED_BYTES, Handover, RingControl, RingState, SAMPLE_BYTES, type RingWorkerData, type TakeMessage, type WorkerMessage } from './ringshared.ts';
+import { epochMs, LEASE_SLOTS, MODULE_SLOTS, ModuleCounter, Phase, recordFault, RING_CONTROL_SLOTS, RING_STATE_SLOTS, CARRIED_BYTES, Handover, RingControl, RingState, SAMPLE_BYTES, type ChainEntry, type RingWorkerData, type TakeMessage, type WorkerMessage } from './ringshared.ts';
 import { describeKill, judgeCall, newCallSample, Reaper, WATCHDOG_TICK_MS, type CallSample, type Verdict } from './watchdog.ts';
 import { Standbys } from './standby.ts';
 import { requestSample, runCanary } from './swap.ts';
@@ -38,11 +38,21 @@ const RESTANDBY_MS = 500;
 /** How long a swap waits for a ring to answer (it switches at its next batch boundary). */
 const SWAP_ANSWER_MS = 10_000;
 
+/** A module of a chain after the first (EngineOptions.then). */
+export interface EngineModule {
+  loaded: LoadedModule;
+  moduleName: string; // as the user gave it, for messages
+  config: Uint8Array;
+  configName?: string;
+}
+
 export interface EngineOptions {
   loaded: LoadedModule;
   moduleName: string; // as the user gave it, for messages
   config: Uint8Array;
   configName?: string;
+  /** The modules that run after the first on every batch, in order: a chain (docs/ABI.md section 9). */
+  then?: EngineModule[];
   input: PlainPortSpec;
   outputs: PlainPortSpec[];
   onFault: 'open' | 'closed';
@@ -68,6 +78,8 @@ export interface RingRun {
   control: Int32Array;
   state: Float64Array;
   stats: Float64Array;
+  /** MODULE_SLOTS per module of the chain (ModuleCounter); written for chains of more than one module. */
+  modules: Float64Array;
   worker: Worker | null;
   ready: boolean;
   done: boolean;
@@ -105,7 +117,10 @@ export interface RunResult {
   input: PortInfo;
   elapsedMs: number;
   stoppedBy: 'eof' | 'count' | 'duration' | 'signal' | 'link'; // link: an interface of the clause was deleted (exit 1)
-  statsNames: string[];
+  statsNames: string[]; // the first module's (nmwasm_stats); `chain` has every module's
+  /** The modules of the chain, in order: name as given and manifest stats names (their values
+   * follow each other in RingRun.stats). */
+  chain: { module: string; statsNames: string[] }[];
   oversize: number; // frames the input's kernel dropped for being longer than its frames (AF_XDP)
   /** Packets of the input the kernel decided from the filter's flow verdicts, never taken from the port (AF_XDP). */
   kernel?: KernelVerdicts;
@@ -161,9 +176,12 @@ export class Engine {
   private readonly budget = new BigInt64Array(new SharedArrayBuffer(8));
   private settled = false;
   private readonly heldLogs: { ring: number; line: string }[] = [];
-  /** The module and config new instances are made of (changed by swaps and reverts). */
-  private current: { loaded: LoadedModule; config: Uint8Array };
-  private previousModule: { loaded: LoadedModule; config: Uint8Array } | null = null;
+  /** The modules and configs of the chain new instances are made of (changed by swaps and reverts). */
+  private current: { loaded: LoadedModule; config: Uint8Array }[];
+  private readonly previousModules = new Map<number, { loaded: LoadedModule; config: Uint8Array }>();
+  /** Names of the chain's modules as given (messages), and their config file names. */
+  private readonly names: string[];
+  private readonly configNames: (string | undefined)[];
   private swapGen = 0;
   private restandby: NodeJS.Timeout | null = null;
   /** This clause's swaps: done, canary failures, stalls (the summary, `stats`, /metrics). */
@@ -180,7 +198,9 @@ export class Engine {
       this.reject = rej;
     });
     this.native = loadNative();
-    this.current = { loaded: opts.loaded, config: opts.config };
+    this.current = [{ loaded: opts.loaded, config: opts.config }, ...(opts.then ?? []).map((m) => ({ loaded: m.loaded, config: m.config }))];
+    this.names = [opts.moduleName, ...(opts.then ?? []).map((m) => m.moduleName)];
+    this.configNames = [opts.configName, ...(opts.then ?? []).map((m) => m.configName)];
     Atomics.store(this.budget, 0, opts.count > 0 ? BigInt(opts.count) : NO_LIMIT);
     this.pool = opts.pool ?? new PortPool(this.native);
     this.openPorts();
@@ -194,7 +214,7 @@ export class Engine {
     if (this.started || this.settled) return;
     this.started = true;
     const opts = this.opts;
-    const statsCount = opts.loaded.description.manifest?.stats.length ?? 0;
+    const statsCount = this.current.reduce((sum, m) => sum + (m.loaded.description.manifest?.stats.length ?? 0), 0);
     for (let r = 0; r < this.input.rings; r++) {
       const run: RingRun = {
         ring: r,
@@ -202,6 +222,7 @@ export class Engine {
         control: new Int32Array(new SharedArrayBuffer(RING_CONTROL_SLOTS * 4)),
         state: new Float64Array(new SharedArrayBuffer(RING_STATE_SLOTS * 8)),
         stats: new Float64Array(new SharedArrayBuffer(Math.max(statsCount, 1) * 8)).subarray(0, statsCount),
+        modules: new Float64Array(new SharedArrayBuffer(this.current.length * MODULE_SLOTS * 8)),
         worker: null,
         ready: false,
         done: false,
@@ -216,7 +237,7 @@ export class Engine {
         noStandby: false,
         outage: null,
         sampleBuffer: new SharedArrayBuffer(SAMPLE_BYTES),
-        carried: new SharedArrayBuffer(CARRIED_BYTES),
+        carried: new SharedArrayBuffer(CARRIED_BYTES * this.current.length),
         swapWaiters: new Map(),
         swaps: 0,
         swapStallsUs: [],
@@ -262,7 +283,18 @@ export class Engine {
 
   /** What the run has counted so far (the summary of a run cut off by the stop deadline). */
   snapshot(): RunResult {
-    return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [], oversize: this.oversize, kernel: { ...this.kernel }, swaps: this.swapCounts };
+    return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [], chain: this.chainInfo(), oversize: this.oversize, kernel: { ...this.kernel }, swaps: this.swapCounts };
+  }
+
+  /** The chain as the summaries name it: each module as given, with its stats names (the
+   * modules loaded at start: a swapped-in module keeps the slot's names). */
+  chainInfo(): RunResult['chain'] {
+    return this.names.map((module, i) => ({ module, statsNames: (i === 0 ? this.opts.loaded : this.opts.then![i - 1]!.loaded).description.manifest?.stats ?? [] }));
+  }
+
+  /** The chain's module entries for a worker. */
+  private chainEntries(current = this.current): ChainEntry[] {
+    return current.map((m, i) => ({ module: m.loaded.module, config: m.config, statsCount: this.chainInfo()[i]!.statsNames.length }));
   }
 
   /** Asks every ring to give the batch in hand its verdicts and end (SIGINT/SIGTERM,
@@ -278,7 +310,7 @@ export class Engine {
       if (this.settled) return;
       this.settled = true;
       this.abortAll();
-      this.resolve({ rings: [], input: this.input, elapsedMs: 0, stoppedBy: reason, statsNames: [], oversize: 0 });
+      this.resolve({ rings: [], input: this.input, elapsedMs: 0, stoppedBy: reason, statsNames: [], chain: this.chainInfo(), oversize: 0 });
       return;
     }
     for (const run of this.rings) {
@@ -319,14 +351,13 @@ export class Engine {
 
   /** Starts the ring's worker (standbyGen 0), or a warm standby for it (standbyGen > 0). */
   private spawn(run: RingRun, resume: boolean, standbyGen = 0): void {
-    const statsCount = run.stats.length;
     const lease = new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
     const data: RingWorkerData = {
       portId: this.input.id,
       ring: run.ring,
       outputs: this.outputIds,
-      module: this.current.loaded.module,
-      config: this.current.config,
+      chain: this.chainEntries(),
+      modules: run.modules.buffer as SharedArrayBuffer,
       sample: run.sampleBuffer,
       revert: this.opts.revert === true,
       carried: run.carried,
@@ -334,7 +365,6 @@ export class Engine {
       control: run.control.buffer as SharedArrayBuffer,
       state: run.state.buffer as SharedArrayBuffer,
       stats: run.stats.buffer as SharedArrayBuffer,
-      statsCount,
       faultVerdict: this.opts.onFault === 'open' ? 1 : 0,
       trace: this.opts.trace,
       budget: this.budget.buffer as SharedArrayBuffer,
@@ -379,13 +409,19 @@ export class Engine {
    * to 64 of the clause's live packets) and, only if it passes, every serving ring switches at
    * a batch boundary, handing its instance's carried state over. ok false: the old module
    * still serves, `reason` says why. `loaded` is validated and compiled (host/swap.ts). */
-  swap(loaded: LoadedModule, config: Uint8Array | undefined): Promise<SwapResult> {
-    const next = this.swapQueue.then(() => this.swapNow(loaded, config ?? this.current.config));
+  swap(loaded: LoadedModule, config: Uint8Array | undefined, index = 0): Promise<SwapResult> {
+    if (!Number.isInteger(index) || index < 0 || index >= this.current.length) return Promise.resolve({ ok: false, reason: `--module: expected 0..${this.current.length - 1} (the clause runs ${this.current.length} module${this.current.length > 1 ? 's' : ''}), got ${index}` });
+    const next = this.swapQueue.then(() => this.swapNow(loaded, config ?? this.current[index]!.config, index));
     this.swapQueue = next.catch(() => undefined);
     return next;
   }
 
-  private async swapNow(loaded: LoadedModule, config: Uint8Array): Promise<SwapResult> {
+  /** Number of modules in the chain. */
+  get chainLength(): number {
+    return this.current.length;
+  }
+
+  private async swapNow(loaded: LoadedModule, config: Uint8Array, index: number): Promise<SwapResult> {
     const serving = (): RingRun[] => this.rings.filter((r) => !r.done && r.worker !== null);
     if (!this.went || this.settled || serving().length === 0) return { ok: false, reason: 'the clause is not serving (still starting, or ended): nothing swapped' };
     const from = serving()[0]!;
@@ -396,15 +432,16 @@ export class Engine {
     if (!canary.ok) return { ok: false, reason: `canary failed: ${canary.reason!}; the old module still serves`, canary: canaryInfo };
     const gen = ++this.swapGen;
     const takesState = loaded.description.exports.some((e) => e.name === 'nmwasm_state_load');
-    const answers = serving().map((run) => this.handOver(run, gen, loaded, config, takesState));
+    const answers = serving().map((run) => this.handOver(run, gen, loaded, config, takesState, index));
     const results = await Promise.all(answers);
     const failed = results.find((r) => r !== null && !r.ok);
     const stallUs = Math.max(0, ...results.map((r) => r?.stallUs ?? 0));
     const stallCpuUs = Math.max(0, ...results.map((r) => r?.stallCpuUs ?? 0));
     if (results.some((r) => r?.ok)) {
       recordSwap(this.swapCounts, stallUs, stallCpuUs);
-      this.previousModule = this.opts.revert ? this.current : null;
-      this.current = { loaded, config };
+      if (this.opts.revert) this.previousModules.set(index, this.current[index]!);
+      else this.previousModules.delete(index);
+      this.current = this.current.map((m, i) => (i === index ? { loaded, config } : m));
       // Standbys hold an instance of the old module: fresh ones of the new, once swaps pause
       // (NB: a standby is a thread and an instance: one per swap of a burst would slow the
       // burst down; meanwhile a killed worker is replaced by a fresh one, as without standby).
@@ -424,31 +461,34 @@ export class Engine {
    * the serving worker lets go of the ring at a batch boundary and the new one takes it over
    * (host/worker.ts handOver / takeOver). Resolves with the new worker's answer (null: the
    * ring ended first). */
-  private handOver(run: RingRun, gen: number, loaded: LoadedModule, config: Uint8Array, takesState: boolean): Promise<Extract<WorkerMessage, { type: 'swapped' }> | null> {
+  private handOver(run: RingRun, gen: number, loaded: LoadedModule, config: Uint8Array, takesState: boolean, index: number): Promise<Extract<WorkerMessage, { type: 'swapped' }> | null> {
     return new Promise((resolve) => {
       run.state[RingState.handoverState] = takesState ? 1 : 0;
+      run.state[RingState.handoverModule] = index;
+      const chain = this.chainEntries(this.current.map((m, i) => (i === index ? { loaded, config } : m)));
+      const old = this.current[index]!;
       run.handingOff = run.worker;
       // The ring's spare (the worker that handed it over at the last swap) takes it, else a new
       // worker (NB: a thread start, tens of ms, more on a loaded machine).
       const spare = run.spare;
       run.spare = null;
       const lease = spare?.lease ?? new Int32Array(new SharedArrayBuffer(LEASE_SLOTS * 4));
-      const previous = this.opts.revert ? { module: this.current.loaded.module, config: this.current.config } : null;
+      const handover = { index, previous: this.opts.revert ? { module: old.loaded.module, config: old.config } : null };
       if (spare !== null) {
         spare.worker.removeAllListeners('message').removeAllListeners('error').removeAllListeners('exit');
         spare.worker.ref();
         Atomics.store(lease, 0, Phase.idle);
         Atomics.store(lease, 1, 0);
-        spare.worker.postMessage({ type: 'take', module: loaded.module, config, previous } satisfies TakeMessage);
+        spare.worker.postMessage({ type: 'take', chain, handover } satisfies TakeMessage);
         Atomics.notify(lease, 0); // it waits there (host/worker.ts becomeSpare)
       }
       const worker = spare?.worker ?? newRingWorker({
-        portId: this.input.id, ring: run.ring, outputs: this.outputIds, module: loaded.module, config,
+        portId: this.input.id, ring: run.ring, outputs: this.outputIds, chain, modules: run.modules.buffer as SharedArrayBuffer,
         counters: run.counters.buffer as SharedArrayBuffer, control: run.control.buffer as SharedArrayBuffer, state: run.state.buffer as SharedArrayBuffer,
-        stats: run.stats.buffer as SharedArrayBuffer, statsCount: run.stats.length, faultVerdict: this.opts.onFault === 'open' ? 1 : 0, trace: this.opts.trace,
+        stats: run.stats.buffer as SharedArrayBuffer, faultVerdict: this.opts.onFault === 'open' ? 1 : 0, trace: this.opts.trace,
         budget: this.budget.buffer as SharedArrayBuffer, resume: false, lease: lease.buffer as SharedArrayBuffer, standbyGen: 0, memSize: this.input.memSize,
         sample: run.sampleBuffer, revert: this.opts.revert === true, carried: run.carried,
-        handover: { previous },
+        handover,
       });
       let settled = false;
       let took = false;
@@ -576,7 +616,8 @@ export class Engine {
       case 'start-failed': {
         run.done = true;
         const what = msg.reason === 'init-rejected' ? `configuration rejected by the filter's nmwasm_init: ${msg.message}` : msg.message;
-        const subject = msg.reason === 'init-rejected' && this.opts.configName ? `--config ${printable(this.opts.configName, 120)}` : this.opts.moduleName;
+        const configName = this.configNames[msg.module];
+        const subject = msg.reason === 'init-rejected' && configName ? `--config ${printable(configName, 120)}` : this.names[msg.module] ?? this.opts.moduleName;
         this.fail(new UsageError(`${subject}: ${what}`));
         return;
       }
@@ -587,7 +628,7 @@ export class Engine {
         else if (this.heldLogs.length < 20) this.heldLogs.push({ ring: msg.ring, line: msg.line });
         return;
       case 'fault':
-        this.opts.onEvent?.('fault', msg.ring, `${this.clause(msg.ring)}: ${msg.kind} fault: ${msg.message}; fault verdicts for ${msg.backoffMs} ms, then a fresh instance`);
+        this.opts.onEvent?.('fault', msg.ring, `${this.clause(msg.ring, msg.module)}: ${msg.kind} fault: ${msg.message}; fault verdicts for ${msg.backoffMs} ms${this.current.length > 1 ? ' to the packets that reach it' : ''}, then a fresh instance`);
         return;
       case 'notice':
         this.opts.onEvent?.('notice', msg.ring, `${this.clause(msg.ring)}: ${msg.message}`);
@@ -597,8 +638,11 @@ export class Engine {
       case 'spare':
         return;
       case 'reverted':
-        if (this.previousModule !== null) this.current = this.previousModule;
-        this.previousModule = null;
+        {
+          const previous = this.previousModules.get(msg.module);
+          if (previous !== undefined) this.current = this.current.map((m, i) => (i === msg.module ? previous : m));
+          this.previousModules.delete(msg.module);
+        }
         this.opts.onEvent?.('notice', msg.ring, `${this.clause(msg.ring)}: ${msg.message}`);
         return;
       case 'done':
@@ -621,9 +665,12 @@ export class Engine {
     }
   }
 
-  /** Names a ring's clause in fault lines: "MODULE on PORT ring N" (module and port as given). */
-  private clause(ring: number): string {
-    return `${printable(this.opts.moduleName, 120)} on ${printable(this.opts.input.name, 120)} ring ${ring}`;
+  /** Names a ring's clause in fault lines: "MODULE on PORT ring N" (module and port as given);
+   * in a chain of several modules, with `index`: "MODULE (module 1 of 3) on PORT ring N". */
+  private clause(ring: number, index = -1): string {
+    const chain = this.current.length > 1;
+    const module = chain && index >= 0 ? `${printable(this.names[index] ?? '', 120)} (module ${index} of ${this.current.length})` : chain ? this.names.map((n) => printable(n, 60)).join(' -> ') : printable(this.opts.moduleName, 120);
+    return `${module} on ${printable(this.opts.input.name, 120)} ring ${ring}`;
   }
 
   /** Traffic starts once every ring's first instance and its standby are ready (a standby
@@ -692,12 +739,16 @@ export class Engine {
     }
     run.counters[Counter.timeouts]!++;
     run.counters[Counter.batchStartedAt] = 0;
-    run.counters[Counter.failed] = 1;
-    const backoffMs = recordFault(run.state, epochMs());
+    // A chain: the killed module alone waits out the back-off (host/worker.ts main, resume).
+    const killed = this.current.length > 1 ? run.state[RingState.guestModule]! : -1;
+    const block = killed >= 0 ? run.modules.subarray(killed * MODULE_SLOTS, (killed + 1) * MODULE_SLOTS) : null;
+    if (block !== null) block[ModuleCounter.timeouts]!++;
+    else run.counters[Counter.failed] = 1;
+    const backoffMs = recordFault(block ?? run.state, epochMs());
     // Also when stopping: the new worker gives the batch in flight its fault verdicts, then ends.
     const how = this.standbys.replace(run, () => this.spawn(run, true));
     if (run.outage !== null) this.opts.onEvent?.('fault', run.ring, `${run.outage.line}; ${run.outage.how}, killed in turn before traffic flowed`);
-    run.outage = { line: `${this.clause(run.ring)}: timeout fault: ${describeKill(verdict)}: worker killed`, startedAt, backoffMs, how };
+    run.outage = { line: `${this.clause(run.ring, killed)}: timeout fault: ${describeKill(verdict)}: worker killed`, startedAt, backoffMs, how };
   }
 
   /** Reports a pending outage: traffic flowed again at `at` (epoch ms; 0 = the ring ended first). */
@@ -776,6 +827,7 @@ export class Engine {
       elapsedMs: epochMs() - this.startedAt,
       stoppedBy,
       statsNames: this.opts.loaded.description.manifest?.stats ?? [],
+      chain: this.chainInfo(),
       oversize: this.oversize,
       kernel: { ...this.kernel },
       swaps: this.swapCounts,

@@ -10,8 +10,9 @@ import { Counter as PromCounter, Gauge, Registry } from 'prom-client';
 import { UsageError, quote } from './errors.ts';
 import { Counter } from './native.ts';
 import { BATCH_BUCKETS, RingState } from './ringshared.ts';
-import type { RingRun } from './engine.ts';
 import { STALL_BUCKETS_US, type SwapCounts } from './swap.ts';
+import { moduleTotals, type ModuleTotals } from './stats.ts';
+import type { RingRun, RunResult } from './engine.ts';
 
 /** One clause as the metrics see it. */
 export interface MetricsClause {
@@ -19,6 +20,10 @@ export interface MetricsClause {
   module: string;
   port: string;
   rings: readonly RingRun[];
+  /** The clause's chain of modules (one for a plain clause): per-module series. */
+  chain: RunResult['chain'];
+  /** Names of the chain's modules for the `module` label (as ps shows them). */
+  moduleNames: string[];
   swaps: number;
   canaryFailures: number;
   /** Packets of the input the kernel decided from flow verdicts (AF_XDP). */
@@ -56,12 +61,29 @@ const FAULT_KINDS: [string, (c: Float64Array, s: Float64Array) => number][] = [
   ['crash', (_c, s) => s[RingState.workerCrashes]!],
 ];
 
-const VERDICTS: [string, number][] = [
-  ['pass', Counter.pass],
-  ['drop', Counter.drop],
-  ['host', Counter.host],
-  ['forward', Counter.forward],
-  ['fault', Counter.faultVerdicts],
+// A faulted module of a chain ends packets with the fault verdict: native counted them under the
+// verdict applied, the summaries under fault (host/stats.ts sumCounters); so do the metrics.
+const VERDICTS: [string, (c: Float64Array, s: Float64Array) => number][] = [
+  ['pass', (c, s) => c[Counter.pass]! - s[RingState.chainFaultPass]!],
+  ['drop', (c, s) => c[Counter.drop]! - s[RingState.chainFaultDrop]!],
+  ['host', (c) => c[Counter.host]!],
+  ['forward', (c) => c[Counter.forward]!],
+  ['fault', (c, s) => c[Counter.faultVerdicts]! + s[RingState.chainFaultDrop]! + s[RingState.chainFaultPass]!],
+];
+
+const MODULE_VERDICTS: [string, (m: ModuleTotals) => number][] = [
+  ['pass', (m) => m.verdicts.pass],
+  ['drop', (m) => m.verdicts.drop],
+  ['host', (m) => m.verdicts.host],
+  ['forward', (m) => m.verdicts.forward],
+  ['fault', (m) => m.verdicts.fault],
+];
+const MODULE_FAULTS: [string, (m: ModuleTotals) => number][] = [
+  ['trap', (m) => m.faults.traps],
+  ['timeout', (m) => m.faults.timeouts],
+  ['violation', (m) => m.faults.violations],
+  ['bad_return', (m) => m.faults.badReturns],
+  ['init', (m) => m.faults.initFaults],
 ];
 
 /** The registry of one host: every value is read from `clauses()` at scrape time. */
@@ -105,8 +127,34 @@ export function hostRegistry(hostName: string, clauses: () => MetricsClause[], s
       },
     });
   };
-  perRingBy('nmwasm_verdicts_total', 'Packets by verdict (fault: the --on-fault verdict); they add up to nmwasm_packets_total.', 'verdict', VERDICTS.map(([verdict, slot]) => [verdict, (c) => c[slot]!]));
+  perRingBy('nmwasm_verdicts_total', 'Packets by verdict (fault: the --on-fault verdict); they add up to nmwasm_packets_total.', 'verdict', VERDICTS);
   perRingBy('nmwasm_faults_total', 'Filter faults by kind.', 'kind', FAULT_KINDS);
+  // Per module of the clause's chain (docs/ABI.md section 9): `module` names the chain's
+  // module, `position` its 0-based place in the chain.
+  const moduleLabels = ['host', 'clause', 'ring', 'module', 'position', 'port'] as const;
+  type ML = (typeof moduleLabels)[number];
+  const perModule = (name: string, help: string, extra: 'verdict' | 'kind' | null, values: [string, (m: ModuleTotals) => number][]): void => {
+    new PromCounter<ML | 'verdict' | 'kind'>({
+      name,
+      help,
+      labelNames: extra === null ? moduleLabels : [...moduleLabels, extra],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const cl of clauses()) {
+          for (const r of cl.rings) {
+            for (const m of moduleTotals(cl.chain, [r])) {
+              const labels = { host: hostName, clause: String(cl.clause), ring: String(r.ring), module: cl.moduleNames[m.index] ?? m.module, position: String(m.index), port: cl.port };
+              for (const [value, get] of values) this.inc(extra === null ? labels : { ...labels, [extra]: value }, get(m));
+            }
+          }
+        }
+      },
+    });
+  };
+  perModule('nmwasm_module_packets_total', 'Packets that reached the module of the chain (PASS of every module before it).', null, [['', (m) => m.packets]]);
+  perModule('nmwasm_module_verdicts_total', 'Packets by the verdict the module of the chain gave them (fault: the --on-fault verdict of a faulted module); they add up to nmwasm_module_packets_total.', 'verdict', MODULE_VERDICTS);
+  perModule('nmwasm_module_faults_total', 'Faults of the module of the chain by kind.', 'kind', MODULE_FAULTS);
   const perClause = (name: string, help: string, value: (cl: MetricsClause) => number): void => {
     new PromCounter<'host' | 'clause' | 'module' | 'port'>({
       name,

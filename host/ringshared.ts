@@ -51,7 +51,11 @@ export const RingState = {
   outageMsTotal: 14,
   handoverAt: 10, // epoch ms the serving worker let go of the ring for a handover (the stall starts)
   handoverState: 11, // 1: the old instance's carried state is wanted (the new module takes it)
-  handoverCpuMs: 15, // CPU time (ms) the serving worker's thread spent in the stall, up to the release
+  guestModule: 15, // index in the chain of the module whose guest call runs (the watchdog's kill names it)
+  chainFaultDrop: 0, // packets a faulted module of a chain (> 1 module) ended with the fault verdict DROP (native counted them as drop)
+  handoverModule: 32, // index in the chain of the module a handover swaps (its state is carried only when handoverState is 1)
+  chainFaultPass: 31, // ... with the fault verdict PASS as the chain's last module (native counted them as pass)
+  handoverCpuMs: 33, // CPU time (ms) the serving worker's thread spent in the stall, up to the release
   // Metrics (host/metrics.ts), written by the ring worker; slots from 16 on, clear of the others.
   lastBatchSlots: 16, // filled slots handed to the filter at the last sync (ring occupancy)
   instanceMemory: 17, // bytes of the current instance's linear memory (updated once a second)
@@ -60,7 +64,7 @@ export const RingState = {
 } as const;
 /** Upper bounds (seconds) of the batch duration histogram (nmwasm_batch_duration_seconds). */
 export const BATCH_BUCKETS = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1] as const;
-export const RING_STATE_SLOTS = 32; // >= RingState.batchBuckets + BATCH_BUCKETS.length + 1
+export const RING_STATE_SLOTS = 40; // >= RingState.batchBuckets + BATCH_BUCKETS.length + 1, and handoverModule
 
 /** Counts one guest call of `seconds` in the ring's batch duration histogram (cumulative
  * buckets). NB: per batch; a few compares and stores, allocates nothing. */
@@ -94,17 +98,49 @@ export function recordFault(state: Float64Array, now: number): number {
   return backoff;
 }
 
+/** Float64Array slots of one chain module's block in a ring's module buffer (RingWorkerData.modules,
+ * MODULE_SLOTS per module). backoffMs, failedUntil and lastFaultAt sit at RingState's indices so
+ * recordFault works on a block as on a ring's state. Written only for chains of more than one
+ * module: a one-module chain's module counts are the ring's own (host/chainstats.ts). */
+export const ModuleCounter = {
+  seen: 0, // packets that reached the module (PASS of every module before it)
+  pass: 1,
+  backoffMs: 2,
+  failedUntil: 3,
+  lastFaultAt: 4,
+  drop: 5,
+  host: 6,
+  forward: 7,
+  fault: 8, // packets that got the fault verdict from this module (it was failed, or faulted on them)
+  traps: 9,
+  violations: 10, // faults: a batch broke the ABI
+  badReturns: 11,
+  initFaults: 12,
+  timeouts: 13, // written by the main thread's watchdog
+  restarts: 14,
+  violationSlots: 15,
+} as const;
+export const MODULE_SLOTS = 16;
+
+/** One module of a chain as a worker gets it. */
+export interface ChainEntry {
+  module: WebAssembly.Module;
+  config: Uint8Array;
+  statsCount: number; // its manifest's stats names (nmwasm_stats); its slots follow the earlier modules' in `stats`
+}
+
 export interface RingWorkerData {
   portId: number;
   ring: number;
   outputs: number[];
-  module: WebAssembly.Module;
-  config: Uint8Array;
+  /** The modules run in order on every batch (libxdp dispatcher semantics, docs/ABI.md section 9). */
+  chain: ChainEntry[];
+  /** MODULE_SLOTS Float64 per module of the chain (ModuleCounter), kept across workers. */
+  modules: SharedArrayBuffer;
   counters: SharedArrayBuffer; // host/native.ts Counter layout
   control: SharedArrayBuffer; // RingControl
   state: SharedArrayBuffer; // RingState
-  stats: SharedArrayBuffer; // one f64 per manifest stats name: accumulated over instances
-  statsCount: number;
+  stats: SharedArrayBuffer; // one f64 per manifest stats name of each module, in chain order: accumulated over instances
   faultVerdict: 0 | 1;
   trace: boolean;
   /** The run's budget (AttachOptions.budget): one BigInt64 shared by every ring of the run,
@@ -126,8 +162,9 @@ export interface RingWorkerData {
   revert: boolean;
   /** A swap's new worker: instantiate and init ahead, then take the ring over at the serving
    * worker's next batch boundary (control[handover]); `previous` is the module it replaces. */
-  handover?: { previous: { module: WebAssembly.Module; config: Uint8Array } | null };
-  /** The carried state of a handover: u32 length (0xFFFFFFFF: none) + the blob. */
+  handover?: { index: number; previous: { module: WebAssembly.Module; config: Uint8Array } | null };
+  /** The carried state of a handover, CARRIED_BYTES per module of the chain: u32 length
+   * (0xFFFFFFFF: none) + the blob. */
   carried: SharedArrayBuffer;
 }
 
@@ -139,25 +176,25 @@ export const SAMPLE_BYTES = 4 + SAMPLE_PACKETS * (4 + 2048);
 
 export type FaultKind = 'trap' | 'timeout' | 'violation' | 'return' | 'init' | 'crash';
 
-/** The engine to a ring's spare worker: take the ring over with this module (a swap). */
+/** The engine to a ring's spare worker: take the ring over with this chain (a swap of module
+ * `handover.index`; the others as they serve). */
 export interface TakeMessage {
   type: 'take';
-  module: WebAssembly.Module;
-  config: Uint8Array;
-  previous: { module: WebAssembly.Module; config: Uint8Array } | null;
+  chain: ChainEntry[];
+  handover: { index: number; previous: { module: WebAssembly.Module; config: Uint8Array } | null };
 }
 
 export type WorkerMessage =
   | { type: 'ready'; ring: number }
   | { type: 'standby-ready'; ring: number }
   | { type: 'recovered'; ring: number; at: number }
-  | { type: 'start-failed'; ring: number; reason: 'init-rejected' | 'trap' | 'memory'; message: string }
+  | { type: 'start-failed'; ring: number; reason: 'init-rejected' | 'trap' | 'memory'; message: string; module: number }
   | { type: 'log'; ring: number; line: string }
-  | { type: 'fault'; ring: number; kind: FaultKind; message: string; backoffMs: number }
+  | { type: 'fault'; ring: number; kind: FaultKind; message: string; backoffMs: number; module: number }
   | { type: 'notice'; ring: number; message: string }
   | { type: 'done'; ring: number; trace?: Uint8Array }
   | { type: 'swapped'; ring: number; gen: number; ok: boolean; reason?: string; stallUs: number; stallCpuUs?: number; state: 'carried' | 'none' }
-  | { type: 'reverted'; ring: number; message: string }
+  | { type: 'reverted'; ring: number; message: string; module: number }
   | { type: 'handover-ready'; ring: number }
   | { type: 'spare'; ring: number } // handed the ring over; kept for the next swap (host/worker.ts becomeSpare)
   | { type: 'fatal'; ring: number; message: string; code?: string; port?: string; syscall?: string; errno?: number };

@@ -4,7 +4,7 @@
 // kind, the filter's own stats by manifest names and, with --trace, every packet's final
 // verdict.
 import { Counter } from './native.ts';
-import { RingState } from './ringshared.ts';
+import { MODULE_SLOTS, ModuleCounter, RingState } from './ringshared.ts';
 import type { RingRun, RunResult } from './engine.ts';
 import { swapSummary } from './swap.ts';
 
@@ -66,8 +66,55 @@ export function sumCounters(rings: readonly RingRun[]): Totals {
     t.outages.count += s[RingState.outages]!;
     t.outages.maxMs = Math.max(t.outages.maxMs, s[RingState.outageMsMax]!);
     t.outages.totalMs += s[RingState.outageMsTotal]!;
+    // A faulted module of a chain ended these packets with the fault verdict; native counted
+    // them under the verdict applied (host/chain.ts).
+    t.drop -= s[RingState.chainFaultDrop]!;
+    t.pass -= s[RingState.chainFaultPass]!;
+    t.faultVerdicts += s[RingState.chainFaultDrop]! + s[RingState.chainFaultPass]!;
   }
   return t;
+}
+
+/** One module of a clause's chain as the summaries show it. */
+export interface ModuleTotals {
+  index: number;
+  module: string;
+  packets: number; // packets that reached it (= the sum of its verdicts)
+  verdicts: { pass: number; drop: number; host: number; forward: number; fault: number };
+  faults: { traps: number; timeouts: number; violations: number; violationSlots: number; badReturns: number; initFaults: number };
+  restarts: number;
+  filterStats: Record<string, number>;
+}
+
+/** Per-module counts of a clause's chain (safe while workers run). A chain of one module
+ * counts what its ring counts; a longer chain's modules count in RingRun.modules. */
+export function moduleTotals(chain: RunResult['chain'], rings: readonly RingRun[]): ModuleTotals[] {
+  let statsAt = 0;
+  return chain.map((entry, index) => {
+    const filterStats: Record<string, number> = Object.create(null); // a stat may be named "__proto__"
+    const at = statsAt;
+    entry.statsNames.forEach((name, i) => {
+      filterStats[name] = rings.reduce((sum, r) => sum + (r.stats[at + i] ?? 0), 0);
+    });
+    statsAt += entry.statsNames.length;
+    if (chain.length === 1) {
+      const t = sumCounters(rings);
+      const f = t.faults;
+      return {
+        index, module: entry.module, packets: verdictTotal(t),
+        verdicts: { pass: t.pass, drop: t.drop, host: t.host, forward: t.forward, fault: t.faultVerdicts },
+        faults: { traps: f.traps, timeouts: f.timeouts, violations: f.violations, violationSlots: f.violationSlots, badReturns: f.badReturns, initFaults: f.initFaults },
+        restarts: f.restarts, filterStats,
+      };
+    }
+    const sum = (slot: number): number => rings.reduce((n, r) => n + (r.modules[index * MODULE_SLOTS + slot] ?? 0), 0);
+    return {
+      index, module: entry.module, packets: sum(ModuleCounter.seen),
+      verdicts: { pass: sum(ModuleCounter.pass), drop: sum(ModuleCounter.drop), host: sum(ModuleCounter.host), forward: sum(ModuleCounter.forward), fault: sum(ModuleCounter.fault) },
+      faults: { traps: sum(ModuleCounter.traps), timeouts: sum(ModuleCounter.timeouts), violations: sum(ModuleCounter.violations), violationSlots: sum(ModuleCounter.violationSlots), badReturns: sum(ModuleCounter.badReturns), initFaults: sum(ModuleCounter.initFaults) },
+      restarts: sum(ModuleCounter.restarts), filterStats,
+    };
+  });
 }
 
 /** Packets that got a verdict: the filter's (pass, drop, host, forward) or the fault verdict. */
@@ -249,7 +296,8 @@ export function summaryJson(result: RunResult, ctx: SummaryContext, withTrace: b
     logSuppressed: t.logSuppressed,
     oversize: result.oversize ?? 0,
     kernel: { drop: result.kernel?.drop ?? 0, pass: result.kernel?.pass ?? 0 },
-    filterStats,
+    filterStats, // the first module's (each module's: modules[i].filterStats)
+    modules: moduleTotals(result.chain ?? [{ module: ctx.module, statsNames: result.statsNames }], result.rings),
     swaps: swapSummary(result.swaps),
   };
   if (withTrace) {
@@ -292,7 +340,17 @@ export function summaryText(result: RunResult, ctx: SummaryContext): string {
     const lost = t.outDrops > 0 ? `; ${t.outDrops} not accepted by an output (queue full or frame too long)` : '';
     lines.push(`out: ${t.outPackets} packets (${t.outBytes} bytes) to ${ctx.outputs.join(', ')}${how}${lost}`);
   }
-  if (result.statsNames.length > 0) {
+  const chain = result.chain ?? [{ module: ctx.module, statsNames: result.statsNames }];
+  if (chain.length > 1) {
+    // One line per module of the chain (libxdp dispatcher semantics: docs/ABI.md section 9).
+    for (const m of moduleTotals(chain, result.rings)) {
+      const v = m.verdicts;
+      const f = m.faults;
+      const faults = f.traps + f.timeouts + f.violations + f.badReturns + f.initFaults;
+      const stats = Object.entries(m.filterStats).map(([name, value]) => `${name} ${value}`);
+      lines.push(`module ${m.index} ${m.module}: ${m.packets} packets: pass ${v.pass}, drop ${v.drop}, host ${v.host}, forward ${v.forward}, fault ${v.fault}${faults > 0 || m.restarts > 0 ? `; faults: traps ${f.traps}, timeouts ${f.timeouts}, violations ${f.violations}, bad returns ${f.badReturns}, init ${f.initFaults}; restarts ${m.restarts}` : ''}${stats.length > 0 ? `; filter: ${stats.join(', ')}` : ''}`);
+    }
+  } else if (result.statsNames.length > 0) {
     const values = result.statsNames.map((name, i) => `${name} ${result.rings.reduce((sum, r) => sum + (r.stats[i] ?? 0), 0)}`);
     lines.push(`filter: ${values.join(', ')}`);
   }

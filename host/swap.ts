@@ -77,14 +77,15 @@ export function makeSwapHook(engines: () => readonly Engine[], limits: readonly 
     const list = engines();
     const engine = list[clause];
     if (engine === undefined) return { ok: false, reason: `--clause: expected 0..${list.length - 1}, got ${clause}` };
-    if ((req.module_index ?? 0) !== 0) return { ok: false, reason: `--module: clause ${clause} runs 1 module (index 0), got ${req.module_index}` };
+    const index = req.module_index ?? 0;
+    if (index >= engine.chainLength) return { ok: false, reason: `--module: expected 0..${engine.chainLength - 1} (clause ${clause} runs ${engine.chainLength} module${engine.chainLength > 1 ? 's' : ''}), got ${index}` };
     let prepared: ReturnType<typeof prepareSwap>;
     try {
       prepared = prepareSwap(req.module, req.config, limits[clause] ?? DEFAULT_LIMITS);
     } catch (err) {
       return { ok: false, reason: err instanceof Error ? printable(err.message, 300) : String(err) };
     }
-    const result = await engine.swap(prepared.loaded, prepared.config);
+    const result = await engine.swap(prepared.loaded, prepared.config, index);
     if (counts) {
       if (result.ok) counts.swaps[clause] = (counts.swaps[clause] ?? 0) + 1;
       else if (result.canary && result.canary.faults > 0) counts.canaryFailures[clause] = (counts.canaryFailures[clause] ?? 0) + 1;

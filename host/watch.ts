@@ -18,6 +18,8 @@ const SETTLE_MS = 300;
 
 export interface WatchTarget {
   engine: Engine;
+  /** The module of the clause's chain it swaps (0-based; default 0). */
+  index?: number;
   modulePath: string;
   configPath: string | undefined;
   limits: ModuleLimits;
@@ -40,7 +42,7 @@ export function watchModule(t: WatchTarget): () => void {
     const name = printable(t.modulePath, 120);
     try {
       const { loaded, config } = prepareSwap(t.modulePath, t.configPath, t.limits);
-      const r = await t.engine.swap(loaded, config);
+      const r = await t.engine.swap(loaded, config, t.index ?? 0);
       t.say(r.ok ? `--watch: ${name} changed: swapped (canary on ${r.canary?.packets ?? 0} packets, ring stall ${r.stallUs ?? 0} µs${r.stateCarried ? ', state carried' : ''})` : `--watch: ${name} changed: not swapped: ${r.reason!}`);
     } catch (err) {
       t.say(`--watch: ${name} changed: not swapped, the old module keeps running: ${describeError(err)}`);

@@ -1,22 +1,23 @@
 // Ring worker: runs in a worker_thread, one per ring. Attaches to the ring of a port the
-// main thread opened, instantiates the filter with the port's packet memory mapped into
-// its linear memory, and runs the batch loop: one sync and one nmwasm_process call per
-// batch. Faults fail the instance (never the port): fault verdicts are applied until the
-// back-off expires, then a fresh instance takes over. The main thread's watchdog observes
-// this worker's lease (its phase) and Counter.batchStartedAt, reads its thread's CPU clock
-// and terminates a worker stuck in guest code. A standby worker (data.standbyGen > 0)
-// instantiates the module ahead and waits to take the ring over from a killed worker.
+// main thread opened, instantiates the ring's chain of filters (host/instance.ts, one instance
+// per module) with the port's packet memory mapped into each linear memory, and runs the batch
+// loop: one sync per batch and one nmwasm_process call per batch and module (a chain of more
+// than one module runs through host/chain.ts). Faults fail the instance (never the port, never
+// the other modules of the chain): fault verdicts are applied to the packets that reach it
+// until the back-off expires, then a fresh instance takes over. The main thread's watchdog
+// observes this worker's lease (its phase) and Counter.batchStartedAt, reads its thread's CPU
+// clock and terminates a worker stuck in guest code. A standby worker (data.standbyGen > 0)
+// instantiates the modules ahead and waits to take the ring over from a killed worker.
 //
 // NB: the batch path (runBatches' loop) allocates nothing: no closures, objects or strings;
 // counters are typed-array stores; the only N-API call is ring.sync.
 import { parentPort, receiveMessageOnPort, threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { Counter, loadNative, SYNC_NO_BUDGET, type RingHandle } from './native.ts';
-import { NMWASM_CONFIG_BASE, NMWASM_CONFIG_MAX, NMWASM_DATA_BASE, NMWASM_WINDOW_BASE } from './module.ts';
-import { printable } from './text.ts';
-import { epochMs, Handover, Phase, type TakeMessage, recordBatchDuration, recordFault, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type FaultKind, type RingWorkerData, type WorkerMessage } from './ringshared.ts';
+import { NMWASM_WINDOW_BASE } from './module.ts';
+import { ChainRunner } from './chain.ts';
+import { enterGuest, errorText, Instance, leaveGuest, type WorkerContext } from './instance.ts';
+import { CARRIED_BYTES, epochMs, Handover, Phase, recordBatchDuration, RingControl, RingState, SAMPLE_BYTES, SAMPLE_PACKETS, type RingWorkerData, type TakeMessage, type WorkerMessage } from './ringshared.ts';
 
-const LOG_MAX_BYTES = 1024;
-const LOG_LINES_PER_SECOND = 20;
 const STATS_INTERVAL_MS = 1000;
 const IDLE_WAIT_MS = 1; // software ports with nothing now
 const LIVE_WAIT_MS = 10; // live ports: poll this long, then check the stop flag
@@ -27,295 +28,80 @@ const control = new Int32Array(data.control);
 const lease = new Int32Array(data.lease); // [0]: this worker's Phase, watched by host/watchdog.ts
 const state = new Float64Array(data.state);
 const statsOut = new Float64Array(data.stats);
-const statsBase = Float64Array.from(statsOut); // values of earlier instances (kept across respawns; a standby re-reads it at takeover)
-const utf8 = new TextDecoder('utf-8');
-const utf16 = new TextDecoder('utf-16le');
+const moduleCounters = new Float64Array(data.modules);
 
 function post(message: WorkerMessage): void {
   parentPort!.postMessage(message);
 }
 
-// ---- the current module (hot-swap replaces it) and instance -----------------------------
-let currentModule: WebAssembly.Module = data.module;
-let currentConfig: Uint8Array = data.config;
-/** The last good module before a swap (--on-fault previous), null when none or not asked. */
-let previous: { module: WebAssembly.Module; config: Uint8Array } | null = null;
-let sampleGen = Atomics.load(control, RingControl.sampleDone);
-type ProcessFn = (ring: number, verdicts: number, first: number, count: number) => number;
-let memory: WebAssembly.Memory | null = null;
-let mapped: Uint8Array | null = null; // the view the port memory was mapped through
-let processFn: ProcessFn | null = null;
-let statsFn: (() => number) | null = null;
-let stateSaveFn: (() => number) | null = null;
-let stateLoadFn: ((ptr: number, len: number) => number) | null = null;
-let healthy = false;
-let prepared: WebAssembly.Instance | null = null; // a standby's instance, made before it took the ring
-let lastLogLine = '';
-let logWindowStart = 0;
-let logLinesInWindow = 0;
-
-/** A trap raised by env.abort: carries the decoded AssemblyScript message. */
-class AbortTrap extends Error {}
-
-/** Current bytes of the guest memory; re-created only when the guest grew it (old buffer detached). */
-function guestBytes(): Uint8Array {
-  const buffer = memory!.buffer;
-  if (guestView === null || guestView.buffer !== buffer) guestView = new Uint8Array(buffer);
-  return guestView;
-}
-let guestView: Uint8Array | null = null;
-
-/** Decodes an AssemblyScript string (UTF-16, byte length at ptr-4) if it lies in bounds. */
-function readAsString(ptr: number): string | null {
-  if (memory === null || ptr < 4) return null;
-  const bytes = guestBytes();
-  ptr >>>= 0;
-  if (ptr > bytes.length) return null;
-  const size = new DataView(bytes.buffer).getUint32(ptr - 4, true);
-  if (size > 2048 || size % 2 !== 0 || ptr + size > bytes.length) return null;
-  return utf16.decode(bytes.subarray(ptr, ptr + size));
-}
-
-const imports = {
-  env: {
-    abort(msg: number, file: number, line: number, col: number): never {
-      // Guest text: escaped to one printable line (a module must not forge host lines).
-      const text = printable(readAsString(msg) ?? `message at 0x${(msg >>> 0).toString(16)} not readable`);
-      const where = readAsString(file);
-      throw new AbortTrap(`abort: ${text}${where ? ` at ${printable(where, 120)}:${line >>> 0}:${col >>> 0}` : ''}`);
-    },
-    nmwasm_log(ptr: number, len: number): void {
-      const now = performance.now();
-      if (now - logWindowStart >= 1000) {
-        logWindowStart = now;
-        logLinesInWindow = 0;
-      }
-      if (logLinesInWindow >= LOG_LINES_PER_SECOND) {
-        counters[Counter.logSuppressed]!++;
-        return;
-      }
-      logLinesInWindow++;
-      if (memory === null) return;
-      const bytes = guestBytes();
-      ptr >>>= 0;
-      len = Math.min(len >>> 0, LOG_MAX_BYTES);
-      if (ptr > bytes.length) return;
-      const end = Math.min(ptr + len, bytes.length);
-      lastLogLine = printable(utf8.decode(bytes.subarray(ptr, end)), LOG_MAX_BYTES); // guest text: one printable line
-      post({ type: 'log', ring: data.ring, line: lastLogLine });
-    },
-    nmwasm_now(): number {
-      return performance.now();
-    },
-  },
+const ctx: WorkerContext = {
+  data,
+  counters,
+  state,
+  lease,
+  statsOut,
+  statsBase: Float64Array.from(statsOut), // values of earlier instances (kept across respawns; a standby re-reads it at takeover)
+  post,
 };
 
-// ---- watchdog protocol --------------------------------------------------------------
-// The phase lives in this worker's own lease cell: the watchdog claims a call there
-// (inGuest/inStart -> killed), so only this worker can ever see its own kill.
-let guestPhase: number = Phase.inGuest;
-function enterGuest(phase: number = Phase.inGuest): void {
-  guestPhase = phase;
-  counters[Counter.batchStartedAt] = epochMs();
-  Atomics.store(lease, 0, phase);
+// ---- the chain: one instance per module (hot-swap replaces one) ------------------------------
+const chain: Instance[] = [];
+{
+  let statsOffset = 0;
+  data.chain.forEach((entry, i) => {
+    chain.push(new Instance(ctx, i, data.chain.length, statsOffset, entry.statsCount, moduleCounters));
+    statsOffset += entry.statsCount;
+  });
 }
+const single = chain.length === 1 ? chain[0]! : null; // a one-module chain: called directly, as before chains
+let runner: ChainRunner | null = null; // chains of more than one module
+let sampleGen = Atomics.load(control, RingControl.sampleReq);
 
-/** Leaves guest code; if the watchdog claimed this call, block until terminated. */
-function leaveGuest(): void {
-  if (Atomics.compareExchange(lease, 0, guestPhase, Phase.idle) !== guestPhase) {
-    for (;;) Atomics.wait(lease, 0, Phase.killed);
+/** Starts every instance of the chain (a fresh one, or the one made ahead); the first failure ends it. */
+function startChain(ring: RingHandle, memSize: number): { ok: boolean; index: number; reason?: 'init-rejected' | 'trap' | 'memory'; message?: string } {
+  for (const inst of chain) {
+    const r = inst.start(ring, memSize);
+    if (!r.ok) return { ...r, index: inst.index };
   }
-  counters[Counter.batchStartedAt] = 0;
+  return { ok: true, index: -1 };
 }
 
-function errorText(err: unknown): string {
-  if (err instanceof AbortTrap) return err.message; // escaped when raised
-  if (err instanceof WebAssembly.RuntimeError) return `trap: ${printable(err.message)}`;
-  if (err instanceof RangeError && OUT_OF_MEMORY.test(err.message)) return `${printable(err.message)}${ADDRESS_SPACE_HINT}`;
-  if (err instanceof RangeError) return `trap: ${printable(err.message)}`; // stack overflow
-  return printable(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+/** Drops every instance (ring null: handed over) and the chain's own view of the window. */
+function dropChain(ring: RingHandle | null): void {
+  for (const inst of chain) inst.drop(ring);
+  runner?.unmap(ring);
 }
 
-// V8 reserves about 10 GiB of virtual address space per wasm memory (8 GiB + guard regions,
-// so bounds checks cost nothing); under `ulimit -v` instantiation then fails as "Out of memory".
-const OUT_OF_MEMORY = /out of memory|cannot allocate/i;
-const ADDRESS_SPACE_HINT = ' (each filter instance reserves about 10 GiB of virtual address space for its memory, however little it uses: raise `ulimit -v` to at least 10 GiB per ring plus the host, or lift it)';
-
-// ---- instance lifecycle -------------------------------------------------------------
-interface StartResult {
-  ok: boolean;
-  reason?: 'init-rejected' | 'trap' | 'memory';
-  message?: string;
-}
-
-/** Creates a fresh instance, maps the port memory into it and runs nmwasm_init. */
-function startInstance(ring: RingHandle, layoutMemSize: number): StartResult {
-  dropInstance(ring);
-  lastLogLine = '';
-  let instance: WebAssembly.Instance;
-  if (prepared !== null) {
-    instance = prepared; // a standby made it before taking the ring: no instantiation now
-    prepared = null;
-  } else {
-    enterGuest(Phase.inStart);
-    try {
-      instance = new WebAssembly.Instance(currentModule, imports); // runs the start function
-    } catch (err) {
-      leaveGuest();
-      return { ok: false, reason: 'trap', message: `instantiation failed: ${errorText(err)}` };
-    }
-    leaveGuest();
+/** Reads every instance's filter stats and the memory gauge (all modules together). */
+function readAllStats(): void {
+  let bytes = 0;
+  for (const inst of chain) {
+    if (inst.memory !== null) bytes += inst.memory.buffer.byteLength;
+    inst.readStats();
   }
-  return adoptInstance(ring, layoutMemSize, instance, currentConfig);
+  state[RingState.instanceMemory] = bytes;
 }
 
-/** Makes `instance` the current one: maps the port memory into it, copies the config and runs
- * nmwasm_init. The previous instance must be dropped already. */
-function adoptInstance(ring: RingHandle | null, layoutMemSize: number, instance: WebAssembly.Instance, config: Uint8Array): StartResult {
-  const exports = instance.exports as Record<string, unknown>;
-  memory = exports.memory as WebAssembly.Memory;
-  guestView = null;
-  const bytes = guestBytes();
-  state[RingState.instanceMemory] = bytes.length; // the metrics gauge, from the first instance on (readStats updates it)
-  if (bytes.length < NMWASM_DATA_BASE || NMWASM_WINDOW_BASE + layoutMemSize > NMWASM_DATA_BASE) {
-    memory = null;
-    return { ok: false, reason: 'memory', message: `memory of ${bytes.length} bytes cannot hold the ring's ${layoutMemSize} bytes at 0x${NMWASM_WINDOW_BASE.toString(16)}` };
-  }
-  if (ring !== null) {
-    ring.map(bytes, NMWASM_WINDOW_BASE);
-    mapped = bytes;
-  } // else a swap's worker initialises ahead: it maps the ring once it has taken it
-  bytes.set(config, NMWASM_CONFIG_BASE);
-  processFn = exports.nmwasm_process as ProcessFn;
-  stateSaveFn = typeof exports.nmwasm_state_save === 'function' ? (exports.nmwasm_state_save as () => number) : null;
-  stateLoadFn = typeof exports.nmwasm_state_load === 'function' ? (exports.nmwasm_state_load as (ptr: number, len: number) => number) : null;
-  statsFn = data.statsCount > 0 && typeof exports.nmwasm_stats === 'function' ? (exports.nmwasm_stats as () => number) : null;
-  const init = exports.nmwasm_init as ((config: number, len: number) => number) | undefined;
-  if (init) {
-    let rc: number;
-    enterGuest(Phase.inStart);
-    try {
-      rc = init(NMWASM_CONFIG_BASE, config.length);
-    } catch (err) {
-      leaveGuest();
-      return { ok: false, reason: 'trap', message: `nmwasm_init trapped: ${errorText(err)}` };
-    }
-    leaveGuest();
-    if (rc !== 0) return { ok: false, reason: 'init-rejected', message: lastLogLine ? lastLogLine : `nmwasm_init returned ${rc} (the module logged no reason)` };
-  }
-  healthy = true;
-  if (ring !== null) counters[Counter.failed] = 0;
-  return { ok: true };
-}
-
-/** Unmaps the port memory from the current instance (fresh zero pages replace it) and forgets it. */
-function dropInstance(ring: RingHandle | null): void {
-  if (ring !== null && memory !== null && mapped !== null) {
-    foldStats();
-    const current = new Uint8Array(memory.buffer); // after a guest grow the old view is detached
-    ring.unmap(current, NMWASM_WINDOW_BASE);
-  }
-  memory = null;
-  mapped = null;
-  guestView = null;
-  processFn = null;
-  statsFn = null;
-  stateSaveFn = null;
-  stateLoadFn = null;
-  healthy = false;
-}
-
-// ---- filter stats -------------------------------------------------------------------
-const statsValues = new Float64Array(statsOut.length); // last values read from the current instance
-let statsReadAt = 0;
-
-/** Reads the instance's nmwasm_stats counters into statsOut (base + current). */
-function readStats(): void {
-  statsReadAt = performance.now();
-  if (memory !== null) state[RingState.instanceMemory] = memory.buffer.byteLength;
-  if (statsFn === null || !healthy) return;
-  let addr: number;
-  enterGuest();
-  try {
-    addr = statsFn() >>> 0;
-  } catch (err) {
-    leaveGuest();
-    fail('trap', `nmwasm_stats trapped: ${errorText(err)}`);
-    return;
-  }
-  leaveGuest();
-  const bytes = guestBytes();
-  const n = statsValues.length;
-  if (addr < NMWASM_DATA_BASE || addr > bytes.length - 8 * n) {
-    if (state[RingState.statsInvalid] === 0) {
-      state[RingState.statsInvalid] = 1;
-      post({ type: 'notice', ring: data.ring, message: `nmwasm_stats returned 0x${addr.toString(16)}, outside [0x${NMWASM_DATA_BASE.toString(16)}, memory size - ${8 * n}]: filter stats ignored` });
-    }
-    return;
-  }
-  // NB: read as two u32 halves: getBigUint64 would allocate a BigInt per value, per batch.
-  const dv = statsDataView(bytes);
-  for (let i = 0; i < n; i++) {
-    statsValues[i] = dv.getUint32(addr + 8 * i, true) + dv.getUint32(addr + 8 * i + 4, true) * 4294967296;
-    statsOut[i] = statsBase[i]! + statsValues[i]!;
-  }
-}
-
-/** A DataView over the guest memory, re-made only when the guest grew it. */
-function statsDataView(bytes: Uint8Array): DataView {
-  if (statsView === null || statsView.buffer !== bytes.buffer) statsView = new DataView(bytes.buffer);
-  return statsView;
-}
-let statsView: DataView | null = null;
-
-/** Adds the current instance's last stats to the base before the instance goes away. */
-function foldStats(): void {
-  if (healthy) readStats();
-  for (let i = 0; i < statsValues.length; i++) {
-    statsBase[i]! += statsValues[i]!;
-    statsValues[i] = 0;
-  }
-}
-
-// ---- faults -------------------------------------------------------------------------
-function fail(kind: FaultKind, message: string): void {
-  healthy = false;
-  counters[Counter.failed] = 1;
-  if (kind === 'trap') counters[Counter.traps]!++;
-  else if (kind === 'return') state[RingState.badReturns]!++;
-  else if (kind === 'violation') state[RingState.violationFaults]!++;
-  else if (kind === 'init') state[RingState.initFaults]!++;
-  const backoffMs = recordFault(state, epochMs());
-  post({ type: 'fault', ring: data.ring, kind, message, backoffMs });
-}
-
-/** After the back-off: a fresh instance (restarts counted); a failure starts a new back-off. */
-function restartInstance(ring: RingHandle, memSize: number): void {
-  counters[Counter.restarts]!++;
-  if (previous !== null) {
-    // --on-fault previous: the swapped-in module faulted; the last good one serves again.
-    currentModule = previous.module;
-    currentConfig = previous.config;
-    previous = null;
-    post({ type: 'reverted', ring: data.ring, message: 'the swapped-in module faulted: the previous module serves again (--on-fault previous)' });
-  }
-  const result = startInstance(ring, memSize);
-  if (!result.ok) fail(result.reason === 'trap' ? 'trap' : 'init', result.message!);
+/** Whether a current instance exports nmwasm_stats (read after every batch then). */
+function hasStats(): boolean {
+  if (single !== null) return single.hasStats;
+  for (const inst of chain) if (inst.hasStats) return true;
+  return false;
 }
 
 // ---- hot-swap (host/swap.ts) ---------------------------------------------------------
 const sampleBytes = new Uint8Array(data.sample);
 const sampleView = new DataView(data.sample);
 
-/** Copies up to SAMPLE_PACKETS packets of the batch in hand (before the filter sees them) into
+/** Copies up to SAMPLE_PACKETS packets of the batch in hand (before the filters see them) into
  * the shared sample buffer for a canary, and says so through control[sampleDone]. */
 function takeSample(ringPtr: number, n: number, first: number): void {
   sampleGen = Atomics.load(control, RingControl.sampleReq);
   let count = 0;
   let at = 4;
-  if (memory !== null && mapped !== null) {
-    const bytes = guestBytes();
-    const dv = statsDataView(bytes);
+  const bytes = runner !== null ? runner.bytes : single !== null && single.hasWindow ? single.guestBytes() : null;
+  if (bytes !== null) {
+    const dv = new DataView(bytes.buffer);
     const bufOfs = dv.getUint32(ringPtr, true) + dv.getInt32(ringPtr + 4, true) * 4294967296;
     const numSlots = dv.getUint32(ringPtr + 8, true);
     const bufSize = dv.getUint32(ringPtr + 12, true);
@@ -336,6 +122,17 @@ function takeSample(ringPtr: number, n: number, first: number): void {
 }
 
 // ---- the batch loop -----------------------------------------------------------------
+/** Fresh instances for the failed modules whose back-off is over (not while a batch is owed
+ * its fault verdicts, nor when stopping). */
+function restartDue(ring: RingHandle, memSize: number): void {
+  let now = 0;
+  for (const inst of chain) {
+    if (inst.healthy) continue;
+    if (now === 0) now = epochMs();
+    if (inst.due(now)) inst.restart(ring, memSize);
+  }
+}
+
 /** Runs batches until the source ends or the run stops. Every packet the ring takes from
  * the port gets a verdict: at a stop the batch in hand is processed (or given the fault
  * verdict) like any other and completed before the ring ends; the main thread zeroed the
@@ -369,7 +166,7 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
     // A canary sample asked for: at this batch boundary (one Atomics load per batch).
     if (n > 0 && Atomics.load(control, RingControl.sampleReq) !== sampleGen) takeSample(ringPtr, n, first);
     const stopping = Atomics.load(control, RingControl.stop) !== 0;
-    if (!healthy && !owed && !stopping && epochMs() >= state[RingState.failedUntil]!) restartInstance(ring, memSize);
+    if (!owed && !stopping) restartDue(ring, memSize);
     if (n <= 0) {
       state[RingState.lastBatchSlots] = 0; // an empty ring (metrics: occupancy)
       // Nothing in hand: a stop ends the ring here, every packet it took has its verdict.
@@ -380,60 +177,68 @@ function runBatches(ring: RingHandle, numSlots: number, ringPtr: number, verdict
       if (n === SYNC_NO_BUDGET) Atomics.wait(control, RingControl.stop, 0, LIVE_WAIT_MS);
       else if (!hasDescriptor) Atomics.wait(control, RingControl.stop, 0, IDLE_WAIT_MS);
       n = ring.sync(0, false, LIVE_WAIT_MS);
-      if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
+      if (performance.now() - chain[0]!.statsReadAt >= STATS_INTERVAL_MS) readAllStats();
       continue;
     }
-    let faulted = !healthy || owed; // never re-processed by a fresh instance
-    if (!faulted) {
-      let rc = 0;
-      let trapped: unknown = null;
-      counters[Counter.wasmCalls]!++; // counted when started: a call the watchdog kills counts too
-      enterGuest();
-      try {
-        rc = processFn!(ringPtr, verdictPtr, first, n);
-      } catch (err) {
-        trapped = err;
+    let faulted = owed; // never re-processed by a fresh instance
+    if (single !== null) {
+      faulted ||= !single.healthy;
+      if (!faulted) {
+        let rc = 0;
+        let trapped: unknown = null;
+        counters[Counter.wasmCalls]!++; // counted when started: a call the watchdog kills counts too
+        enterGuest(ctx, 0);
+        try {
+          rc = single.processFn!(ringPtr, verdictPtr, first, n);
+        } catch (err) {
+          trapped = err;
+        }
+        const startedAt = counters[Counter.batchStartedAt]!;
+        leaveGuest(ctx);
+        recordBatchDuration(state, (epochMs() - startedAt) / 1000);
+        if (trapped !== null) {
+          single.fail('trap', errorText(trapped));
+          faulted = true;
+        } else if (rc !== 0) {
+          single.fail('return', `nmwasm_process returned ${rc}`);
+          faulted = true;
+        }
       }
-      const startedAt = counters[Counter.batchStartedAt]!;
-      leaveGuest();
-      recordBatchDuration(state, (epochMs() - startedAt) / 1000);
-      if (trapped !== null) {
-        fail('trap', errorText(trapped));
-        faulted = true;
-      } else if (rc !== 0) {
-        fail('return', `nmwasm_process returned ${rc}`);
-        faulted = true;
-      }
+    } else if (!faulted) {
+      const seconds = runner!.run(first, n, ringPtr, data.faultVerdict, data.outputs.length);
+      if (seconds >= 0) recordBatchDuration(state, seconds);
     }
     state[RingState.lastBatchSlots] = n;
     const violationsBefore = counters[Counter.violations]!;
     const next = ring.sync(n, faulted, LIVE_WAIT_MS);
     first = (first + n) % numSlots;
     state[RingState.first] = first;
-    if (!faulted && counters[Counter.violations]! > violationsBefore) {
-      fail('violation', `batch of ${n} slots broke the ABI (${counters[Counter.violations]! - violationsBefore} slots with a changed buf_idx, a bad len or an invalid verdict)`);
+    if (single !== null && !faulted && counters[Counter.violations]! > violationsBefore) {
+      single.fail('violation', `batch of ${n} slots broke the ABI (${counters[Counter.violations]! - violationsBefore} slots with a changed buf_idx, a bad len or an invalid verdict)`);
     }
     n = next;
     if (owed) {
       owed = false;
       post({ type: 'recovered', ring: data.ring, at: epochMs() });
     }
-    // The filter's counters are published after every batch: a killed instance loses the
-    // stats of the batch in flight only. NB: one more small guest call per batch.
-    if (!faulted && statsFn !== null) readStats();
-    else if (performance.now() - statsReadAt >= STATS_INTERVAL_MS) readStats();
+    // The filters' counters are published after every batch: a killed instance loses the
+    // stats of the batch in flight only. NB: one more small guest call per batch and module.
+    if (!faulted && hasStats()) readAllStats();
+    else if (performance.now() - chain[0]!.statsReadAt >= STATS_INTERVAL_MS) readAllStats();
   }
 }
 
-/** A standby: instantiates the module now (unwatched: it owns no ring yet), says so, and
+/** A standby: instantiates the modules now (unwatched: it owns no ring yet), says so, and
  * waits until the watchdog hands it the ring (true) or the engine ends it (false). */
 function standBy(): boolean {
-  // The start function runs here, under the engine's start budget (wall time, on this lease).
+  // The start functions run here, under the engine's start budget (wall time, on this lease).
   Atomics.store(lease, 0, Phase.inStart);
-  try {
-    prepared = new WebAssembly.Instance(data.module, imports);
-  } catch {
-    prepared = null; // the takeover instantiates again, watched, and reports the fault then
+  for (const inst of chain) {
+    try {
+      inst.prepared = new WebAssembly.Instance(inst.module, inst.imports);
+    } catch {
+      inst.prepared = null; // the takeover instantiates again, watched, and reports the fault then
+    }
   }
   if (Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle) !== Phase.inStart) {
     for (;;) Atomics.wait(lease, 0, Phase.killed); // the engine gave up on this standby
@@ -447,8 +252,15 @@ function standBy(): boolean {
     if (Atomics.load(lease, 1) !== 0) return false;
     Atomics.wait(control, RingControl.takeover, gen, 50);
   }
-  statsBase.set(statsOut); // what every earlier instance published, up to the killed call's last batch
+  ctx.statsBase.set(statsOut); // what every earlier instance published, up to the killed call's last batch
   return true;
+}
+
+/** The chain runner of a chain of more than one module (null for one module), its view mapped. */
+function makeRunner(ring: RingHandle, layout: ReturnType<RingHandle['layout']>): void {
+  if (chain.length === 1) return;
+  runner = new ChainRunner(ctx, chain, layout.numSlots, layout.bufSize, NMWASM_WINDOW_BASE + layout.ringOfs, NMWASM_WINDOW_BASE + layout.verdictOfs, layout.memSize);
+  runner.map(ring);
 }
 
 function main(): void {
@@ -460,7 +272,7 @@ function main(): void {
   }
   if (data.standbyGen > 0 && !standBy()) return;
   if (data.handover) {
-    takeOver(data.module, data.config, data.handover.previous);
+    takeOver(data.handover);
     return;
   }
   let ring: RingHandle;
@@ -472,12 +284,12 @@ function main(): void {
   }
   try {
     const layout = ring.layout();
-    const ringPtr = NMWASM_WINDOW_BASE + layout.ringOfs;
-    const verdictPtr = NMWASM_WINDOW_BASE + layout.verdictOfs;
+    makeRunner(ring, layout);
     if (!data.resume) {
-      const result = startInstance(ring, layout.memSize);
+      const result = startChain(ring, layout.memSize);
       if (!result.ok) {
-        post({ type: 'start-failed', ring: data.ring, reason: result.reason!, message: result.message! });
+        post({ type: 'start-failed', ring: data.ring, reason: result.reason!, message: result.message!, module: result.index });
+        dropChain(ring);
         ring.detach();
         return;
       }
@@ -485,8 +297,17 @@ function main(): void {
       while (Atomics.load(control, RingControl.go) === 0 && Atomics.load(control, RingControl.stop) === 0) {
         Atomics.wait(control, RingControl.go, 0, 50);
       }
-    } else {
+    } else if (single !== null) {
       counters[Counter.failed] = 1; // fault verdicts until the back-off set by the watchdog expires
+    } else {
+      // A chain: the module whose call was killed waits out its back-off (set by the watchdog
+      // in its block); the others start now.
+      const killed = state[RingState.guestModule]!;
+      for (const inst of chain) {
+        if (inst.index === killed) continue;
+        const r = inst.start(ring, layout.memSize);
+        if (!r.ok) inst.fail(r.reason === 'trap' ? 'trap' : 'init', r.message!);
+      }
     }
     serve(ring, layout);
   } catch (err) {
@@ -499,13 +320,13 @@ function main(): void {
 function serve(ring: RingHandle, layout: ReturnType<RingHandle['layout']>): void {
   const last = runBatches(ring, layout.numSlots, NMWASM_WINDOW_BASE + layout.ringOfs, NMWASM_WINDOW_BASE + layout.verdictOfs, layout.memSize);
   if (last === null) {
-    dropInstance(null); // handed over: the port memory stays mapped in the new instance only
+    dropChain(null); // handed over: the port memory stays mapped in the new instances only
     becomeSpare();
     return;
   }
-  if (healthy) readStats();
+  readAllStats();
   const trace = data.trace ? last.takeTrace() : undefined;
-  dropInstance(last);
+  dropChain(last);
   last.detach();
   post(trace ? { type: 'done', ring: data.ring, trace } : { type: 'done', ring: data.ring });
 }
@@ -526,7 +347,6 @@ function attach(): RingHandle {
 // ---- handover: a swap's prepared worker takes the ring over -------------------------------
 const carriedView = new DataView(data.carried);
 const carriedBytes = new Uint8Array(data.carried);
-const NO_STATE = 0xffffffff;
 const SPIN_MS = 20;
 
 /** Spinning on the serving worker's side for at most this long per batch boundary (ms). */
@@ -553,39 +373,24 @@ function takerOnCpu(): boolean {
   return false;
 }
 
-/** Serving worker, at a batch boundary: saves the instance's carried state for the new worker,
- * then (takerOnCpu) lets go of the ring (the batch in hand, not processed, is delivered again to whoever attaches
- * next) and waits for the outcome. Returns null when the new worker took the ring, `ring`
- * itself when it did not let go yet, else a fresh handle (this worker serves on with its
- * instance). */
+/** Serving worker, at a batch boundary: saves each instance's carried state for the new worker
+ * (the swapped module's only when the new module takes it), then (takerOnCpu) lets go of the
+ * ring (the batch in hand, not processed, is delivered again to whoever attaches next) and
+ * waits for the outcome. Returns null when the new worker took the ring, `ring` itself when it
+ * did not let go yet, else a fresh handle (this worker serves on with its instances). */
 function handOver(ring: RingHandle): RingHandle | null {
   stallFrom = epochMs();
   const cpuFrom = threadCpuMs();
-  carriedView.setUint32(0, NO_STATE, true);
-  if (healthy) readStats();
-  if (healthy && stateSaveFn !== null && state[RingState.handoverState] === 1) {
-    let addr = -1;
-    enterGuest();
-    try {
-      addr = stateSaveFn() >>> 0;
-    } catch (err) {
-      post({ type: 'notice', ring: data.ring, message: `nmwasm_state_save trapped (${errorText(err)}): the new module starts without carried state` });
-    }
-    leaveGuest();
-    if (addr >= 0) {
-      const bytes = guestBytes();
-      const len = addr >= NMWASM_DATA_BASE && addr + 4 <= bytes.length ? statsDataView(bytes).getUint32(addr, true) : -1;
-      if (len >= 0 && len <= NMWASM_CONFIG_MAX && addr + 4 + len <= bytes.length) {
-        carriedBytes.set(bytes.subarray(addr + 4, addr + 4 + len), 4);
-        carriedView.setUint32(0, len, true);
-      } else {
-        post({ type: 'notice', ring: data.ring, message: `nmwasm_state_save returned 0x${addr.toString(16)}, not a u32-length-prefixed blob of at most ${NMWASM_CONFIG_MAX} bytes at or above 0x${NMWASM_DATA_BASE.toString(16)}: the new module starts without carried state` });
-      }
-    }
+  const swapped = state[RingState.handoverModule]!;
+  for (const inst of chain) {
+    if (inst.healthy) inst.readStats();
+    const at = inst.index * CARRIED_BYTES;
+    if (inst.index === swapped && state[RingState.handoverState] !== 1) carriedView.setUint32(at, 0xffffffff, true);
+    else inst.saveState(carriedView, carriedBytes, at);
   }
   // Saved first, then the ring is let go only if the new worker is on a CPU now: the window
   // in which it could lose its CPU is then just the detach. Otherwise this batch is processed
-  // by the old instance (the saved state is stale: saved again at the next boundary).
+  // by the old instances (the saved states are stale: saved again at the next boundary).
   if (!takerOnCpu()) return ring;
   askSeenAt = 0;
   state[RingState.handoverAt] = stallFrom;
@@ -608,34 +413,37 @@ function handOver(ring: RingHandle): RingHandle | null {
   return again;
 }
 
-/** A swap's new worker: instantiates and initialises the new module ahead (it owns no ring
- * yet), then, once the serving worker let go of the ring, attaches, maps the port memory,
- * hands over the carried state and serves from the batch in hand. NB: the ring stalls from the
- * release to the first batch here (attach + map + nmwasm_state_load), not for instantiation. */
-function takeOver(module: WebAssembly.Module, config: Uint8Array, previousModule: { module: WebAssembly.Module; config: Uint8Array } | null): void {
-  let instance: WebAssembly.Instance;
-  currentModule = module; // what a fault restart instantiates again
-  currentConfig = config;
+/** A swap's new worker: instantiates and initialises every module of the chain ahead (it owns
+ * no ring yet) and maps the port memory into them, then, once the serving worker let go of the
+ * ring, attaches, hands over the carried states and serves from the batch in hand. NB: the ring
+ * stalls from the release to the first batch here (attach + nmwasm_state_load per module), not
+ * for instantiation nor the mapping. */
+function takeOver(handover: NonNullable<RingWorkerData['handover']>): void {
   Atomics.store(lease, 0, Phase.inStart);
-  try {
-    instance = new WebAssembly.Instance(module, imports);
-  } catch (err) {
-    Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
-    refuse(null, `instantiation failed: ${errorText(err)}`, false);
-    return;
+  const made: WebAssembly.Instance[] = [];
+  for (const inst of chain) {
+    try {
+      made.push(new WebAssembly.Instance(inst.module, inst.imports));
+    } catch (err) {
+      Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
+      refuse(null, `${chain.length > 1 ? `module ${inst.index}: ` : ''}instantiation failed: ${errorText(err)}`, false);
+      return;
+    }
   }
   Atomics.compareExchange(lease, 0, Phase.inStart, Phase.idle);
-  // nmwasm_init ahead too: its packet window is not mapped yet (zero pages).
-  const result = adoptInstance(null, data.memSize, instance, config);
-  if (!result.ok) {
-    refuse(null, result.reason === 'init-rejected' ? `configuration rejected by nmwasm_init: ${result.message!}` : result.message!, false);
-    return;
+  // nmwasm_init ahead too: the packet windows are not mapped yet (zero pages).
+  for (const inst of chain) {
+    const result = inst.adopt(null, data.memSize, made[inst.index]!, inst.config);
+    if (!result.ok) {
+      const who = chain.length > 1 ? `module ${inst.index}: ` : '';
+      refuse(null, who + (result.reason === 'init-rejected' ? `configuration rejected by nmwasm_init: ${result.message!}` : result.message!), false);
+      return;
+    }
   }
-  // The packet memory is mapped into the new instance ahead too (NB: a populated mapping costs
-  // some 0.2 ms, which would be part of the stall after the release).
+  // The packet memory is mapped into the new instances ahead too (NB: a populated mapping costs
+  // some 0.2 ms per instance, which would be part of the stall after the release).
   try {
-    native.mapPortMemory(data.portId, guestBytes(), NMWASM_WINDOW_BASE);
-    mapped = guestBytes();
+    for (const inst of chain) inst.mapPortWindow((view, offset) => native.mapPortMemory(data.portId, view, offset));
   } catch (err) {
     refuse(null, `mapping the packet memory failed: ${errorText(err)}`, false);
     return;
@@ -668,39 +476,28 @@ function takeOver(module: WebAssembly.Module, config: Uint8Array, previousModule
   try {
     ring = attach();
     layout = ring.layout();
+    makeRunner(ring, layout);
   } catch (err) {
     refuse(null, `taking the ring failed: ${errorText(err)}`, true);
     return;
   }
-  statsBase.set(statsOut); // everything the old worker published
-  const len = carriedView.getUint32(0, true);
-  if (len !== NO_STATE && stateLoadFn !== null) {
-    guestBytes().set(carriedBytes.subarray(4, 4 + len), NMWASM_CONFIG_BASE);
-    let rc = 0;
-    let why = '';
-    enterGuest(Phase.inStart);
-    try {
-      rc = stateLoadFn(NMWASM_CONFIG_BASE, len);
-    } catch (err) {
-      why = `nmwasm_state_load trapped: ${errorText(err)}`;
-    }
-    leaveGuest();
-    if (why === '' && rc !== 0) why = `nmwasm_state_load returned ${rc}${lastLogLine ? ` (${lastLogLine})` : ''}`;
+  ctx.statsBase.set(statsOut); // everything the old worker published
+  let carried = false;
+  for (const inst of chain) {
+    const why = inst.loadState(carriedView, carriedBytes, inst.index * CARRIED_BYTES);
+    if (why === 'none') continue;
     if (why !== '') {
-      refuse(ring, why, true);
+      refuse(ring, `${chain.length > 1 ? `module ${inst.index}: ` : ''}${why}`, true);
       return;
     }
     // What the instance reports right after taking the state is counted already: a module
     // that carries its counters (counter) continues them, one that does not (ratelimit) starts
     // from 0; either way the stats add up once.
-    if (statsFn !== null) {
-      readStats();
-      for (let i = 0; i < statsValues.length; i++) statsBase[i]! -= statsValues[i]!;
-      statsOut.set(statsBase);
-      for (let i = 0; i < statsValues.length; i++) statsOut[i]! += statsValues[i]!;
-    }
+    inst.rebaseStats();
+    if (inst.index === handover.index) carried = true;
   }
-  previous = data.revert ? previousModule : null;
+  for (const inst of chain) inst.previous = null;
+  if (data.revert) chain[handover.index]!.previous = handover.previous ?? null;
   counters[Counter.failed] = 0;
   Atomics.store(control, RingControl.handover, Handover.taken);
   Atomics.notify(control, RingControl.handover);
@@ -708,7 +505,7 @@ function takeOver(module: WebAssembly.Module, config: Uint8Array, previousModule
   // time of the two threads (what the switch itself costs).
   const stallUs = Math.round((epochMs() - state[RingState.handoverAt]!) * 1000);
   const stallCpuUs = Math.round((state[RingState.handoverCpuMs]! + threadCpuMs() - cpuFrom) * 1000);
-  post({ type: 'swapped', ring: data.ring, gen: 0, ok: true, stallUs, stallCpuUs, state: len !== NO_STATE && stateLoadFn !== null ? 'carried' : 'none' });
+  post({ type: 'swapped', ring: data.ring, gen: 0, ok: true, stallUs, stallCpuUs, state: carried ? 'carried' : 'none' });
   try {
     serve(ring, layout);
   } catch (err) {
@@ -717,10 +514,9 @@ function takeOver(module: WebAssembly.Module, config: Uint8Array, previousModule
 }
 
 /** A worker that handed its ring over to a swap's worker is kept as the ring's spare (a
- * thread costs tens of ms to start, a swap should not wait for one): it says so and waits in
- * its event loop for the engine's next `take` (host/engine.ts handOver), then takes the ring
- * over with that module as a fresh swap worker would. Without a `take` it is terminated at
- * the end of the run (idle in its event loop, never inside a native call). */
+ * thread costs tens of ms to start, a swap should not wait for one): it says so and waits for
+ * the engine's next `take` (host/engine.ts handOver), then takes the ring over with that chain
+ * as a fresh swap worker would. Without a `take` it is terminated at the end of the run. */
 function becomeSpare(): void {
   post({ type: 'spare', ring: data.ring });
   // NB: blocks in Atomics.wait (the engine notifies lease[0] after posting `take`): a spare
@@ -729,8 +525,8 @@ function becomeSpare(): void {
     const m = receiveMessageOnPort(parentPort as unknown as MessagePort)?.message as TakeMessage | undefined;
     if (m !== undefined) {
       sampleGen = Atomics.load(control, RingControl.sampleDone);
-      statsValues.fill(0);
-      takeOver(m.module, m.config, m.previous);
+      for (const inst of chain) inst.reset(m.chain[inst.index]!);
+      takeOver(m.handover);
       return;
     }
     Atomics.wait(lease, 0, Phase.idle, 50);
@@ -740,7 +536,7 @@ function becomeSpare(): void {
 /** The new worker could not take the ring: the old one attaches again and serves on. */
 function refuse(ring: RingHandle | null, reason: string, released: boolean): void {
   if (ring !== null) {
-    dropInstance(ring);
+    dropChain(ring);
     ring.detach();
   }
   if (released) {

@@ -52,7 +52,7 @@ test('node dist/nmwasm.mjs --help runs the bundle and builds nothing', () => {
   const before = artefacts();
   const res = runCli(['--help'], dir);
   assert.is(res.status, 0, res.stderr);
-  assert.match(res.stdout, /nmwasm load MODULE --port SPEC/);
+  assert.match(res.stdout, /nmwasm load MODULE \[MODULE\]\.\.\. --port SPEC/);
   assert.is(res.stderr, '');
   assert.equal(artefacts(), before);
 });

@@ -84,7 +84,7 @@ const cases: Case[] = [
   ['--to names itself', (o) => ['load', pass, '--port', 'gen:', '--to', 'gen:', '--out', `pcap:${o}`], /^--to "gen:": gen: cannot be used as an output/],
   ['empty --pcap', (o) => ['test', pass, '--pcap=', '--out', o], /^nmwasm test: expected --port pcap:FILE or --pcap FILE \(a pcap or pcapng capture\), got an empty string$/],
   ['misspelt scheme', (o) => ['load', pass, '--port', 'gne:count=3', '--out', `pcap:${o}`], /^--port "gne:count=3": unknown port scheme; did you mean "gen:count=3"\?/],
-  ['option without dashes', (o) => ['load', pass, 'port', 'gen:', '--out', `pcap:${o}`], /^nmwasm load: expected one MODULE, got 3 arguments \(.* "port" "gen:"\); did you mean --port\?$/],
+  ['option without dashes', (o) => ['load', pass, 'port', 'gen:', '--out', `pcap:${o}`], /^nmwasm load: expected MODULE arguments \(a chain\), got "port", which is no file; did you mean --port\?$/],
   ['misspelt command', () => ['lod', pass, '--port', 'gen:'], /^nmwasm: unknown command "lod"; did you mean load\? \(expected load, test, inspect, new, build, ps, stats, swap or unload; see nmwasm --help\)$/],
   ['module before the command', () => [pass, '--port', 'gen:'], /^nmwasm: expected a command before MODULE, got ".*pass\.wasm" .*; e\.g\. nmwasm load ".*pass\.wasm" --port SPEC$/],
   ['option before the command', () => ['--port', 'gen:'], /^nmwasm: expected a command first, got the option "--port" .*; e\.g\. nmwasm load MODULE --port \.\.\.$/],
@@ -116,7 +116,7 @@ for (const [name, args, pattern, needsNative] of cases) {
 test('--help exits 0 and lists the commands', () => {
   const res = runCli(['--help']);
   assert.is(res.status, 0);
-  assert.match(res.stdout, /nmwasm load MODULE --port SPEC/);
+  assert.match(res.stdout, /nmwasm load MODULE \[MODULE\]\.\.\. --port SPEC/);
   assert.match(res.stdout, /nmwasm test MODULE --port pcap:FILE/);
   assert.match(res.stdout, /nmwasm inspect MODULE/);
 });

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Counter } from '../../host/native.ts';
-import { RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, CARRIED_BYTES, SAMPLE_BYTES, type RingWorkerData } from '../../host/ringshared.ts';
+import { MODULE_SLOTS, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, CARRIED_BYTES, SAMPLE_BYTES, type RingWorkerData } from '../../host/ringshared.ts';
 import { genSpec, native, newCounters } from './helpers.ts';
 
 // The worker: attach, map into its own memory, pass every packet; after `batches`
@@ -77,13 +77,12 @@ test('a respawned ring worker (host/worker.ts) gives the hung batch its fault ve
     portId: port.id,
     ring: 0,
     outputs: [],
-    module: new WebAssembly.Module(readFileSync(new URL('../../filters/build/fixtures/pass.wasm', import.meta.url))),
-    config: new Uint8Array(0),
+    chain: [{ module: new WebAssembly.Module(readFileSync(new URL('../../filters/build/fixtures/pass.wasm', import.meta.url))), config: new Uint8Array(0), statsCount: 0 }],
+    modules: new SharedArrayBuffer(MODULE_SLOTS * 8),
     counters: counters.buffer as SharedArrayBuffer,
     control: new SharedArrayBuffer(RING_CONTROL_SLOTS * 4),
     state: state.buffer as SharedArrayBuffer,
     stats: new SharedArrayBuffer(8),
-    statsCount: 0,
     faultVerdict: 0,
     trace: false,
     budget: (() => {

@@ -142,7 +142,7 @@ test('the control socket hook: clause and module checked, bad files refused with
   const counts = { swaps: [0], canaryFailures: [0] };
   const hook = makeSwapHook(() => [engine], [], counts);
   assert.equal(await hook({ module: B, clause: 1 }), { ok: false, reason: '--clause: expected 0..0, got 1' });
-  assert.equal(await hook({ module: B, module_index: 2 }), { ok: false, reason: '--module: clause 0 runs 1 module (index 0), got 2' });
+  assert.equal(await hook({ module: B, module_index: 2 }), { ok: false, reason: '--module: expected 0..0 (clause 0 runs 1 module), got 2' });
   const missing = await hook({ module: join(dir, 'nope.wasm') });
   assert.not.ok(missing.ok);
   assert.match(missing.reason!, /nope\.wasm: module file not found/);
