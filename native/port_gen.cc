@@ -116,9 +116,29 @@ struct Flow {
   uint32_t ring;       // the ring its 5-tuple hashes to
 };
 
+/** A pre-built frame per (flow, length) of the schedules (when there are at most kMaxTmpl
+ * such pairs): the flow's frame with its length fields written, and the checksum sums with
+ * everything but the per-packet id folded in, so that a packet is one copy of the frame, the
+ * id twice and two checksums from a 16-bit add (plus the seq trailer with `seq`). */
+struct Tmpl {
+  alignas(64) uint8_t frame[kFrameCopy];  // length fields written; id fields and checksums zero
+  uint64_t slotWord;   // ShadowSlot bytes 4..11: len, flags 0, origLen = len (little-endian)
+  uint64_t wireStepPs; // the frame's wire time at 10 Gb/s
+  uint32_t len;
+  uint16_t flow;       // the id of packet k is uint16(k + flow)
+  uint16_t ipBase;     // IPv4 header sum without the id, folded to 16 bits (ones' complement)
+  uint16_t l4Base;     // L4 sum without the id and the trailer, folded to 16 bits
+  uint16_t l4IdMask;   // 0xFFFF when the id is in the L4 sum (TCP, ICMP), else 0
+  uint16_t udpZero;    // 0xFFFF for UDP (a zero checksum is sent as 0xFFFF), else 0
+  uint16_t ipIdOfs, ipCsumOfs, l4IdOfs, l4CsumOfs;  // the scratch bytes when the protocol lacks one
+  uint32_t oddTrailer; // all ones when the seq trailer lies at an odd offset of the L4 data
+};
+constexpr uint32_t kMaxTmpl = 1024;  // pre-built frames at most (192 KiB); more pairs: per-flow frames
+
 /** One ring's generator share; only its ring's thread touches it (under the shadow mutex). */
 struct alignas(64) GenRing {
   std::vector<uint32_t> sched;  // flow << kLenBits | len
+  std::vector<uint16_t> tsched; // the same schedule as indices into tmpls_ (when the port has them)
   uint32_t pos = 0;
   uint64_t quota = 0;           // packets of this ring, 0 = unbounded
   uint64_t produced = 0;
@@ -150,6 +170,7 @@ class GenPort : public Port {
     gens_.resize(rings);
     buildSchedules();
     splitCount();
+    buildTmpls();
   }
 
   uint64_t expected() const override { return spec_.count; }
@@ -169,6 +190,100 @@ class GenPort : public Port {
       const double due = std::floor(double(now - g.startNs) * g.ppsRing / 1e9) + 1 - double(g.produced);
       if (due < double(count)) count = due <= 0 ? 0 : static_cast<uint32_t>(due);
     }
+    const uint64_t seqTop = uint64_t{ring} << 56;
+    if (!tmpls_.empty()) {
+      if (spec_.seq) fillTmpl<true>(sh, g, first, count, seqTop);
+      else fillTmpl<false>(sh, g, first, count, seqTop);
+    } else {
+      if (spec_.seq) fillFlow<true>(sh, g, first, count, seqTop);
+      else fillFlow<false>(sh, g, first, count, seqTop);
+    }
+    *exhausted = g.quota > 0 && g.produced >= g.quota;
+    return count;
+  }
+
+ private:
+  /** The fill loop on pre-built (flow, length) frames. NB: hot path — per packet one copy
+   * and four 16-bit stores into the frame, two 8-byte stores into the slot; the loop runs in
+   * stretches that wrap neither the schedule nor the ring (no wrap test per packet). */
+  template <bool kSeq>
+  void fillTmpl(RingShadow& sh, GenRing& g, uint32_t first, uint32_t count, uint64_t seqTop) noexcept {
+    // NB: byte stores into the frames may alias anything: everything the loop reads is a
+    // local first, or the compiler reloads it from memory after every store.
+    const uint16_t* const sched = g.tsched.data();
+    const uint32_t schedLen = static_cast<uint32_t>(g.tsched.size());
+    const Tmpl* const tmpls = tmpls_.data();
+    ShadowSlot* const slots = sh.slots.data();
+    uint8_t* const buffers = bufferAt(sh.geo, 0);
+    const uint64_t bufSize = sh.geo.bufSize;
+    const uint32_t numSlots = sh.geo.numSlots;
+    const uint64_t tsBase = tsBaseNs_;
+    uint32_t pos = g.pos;
+    uint64_t k = g.produced;
+    uint64_t wirePs = g.wirePs;
+    uint32_t i = first;
+    uint32_t left = count;
+    while (left > 0) {
+      uint32_t run = std::min(left, std::min(schedLen - pos, numSlots - i));
+      left -= run;
+      const uint16_t* e = sched + pos;
+      ShadowSlot* s = slots + i;
+      pos += run;
+      i += run;
+      for (; run > 0; run--, e++, s++, k++) {
+        const Tmpl& t = tmpls[*e];
+        uint8_t* const buf = buffers + s->bufIdx * bufSize;
+        const uint32_t len = t.len;
+        const uint32_t id = static_cast<uint16_t>(k + t.flow);
+        uint32_t l4 = t.l4Base + (id & t.l4IdMask);
+        const uint32_t ip = t.ipBase + id;
+        const uint32_t ipIdOfs = t.ipIdOfs, ipCsumOfs = t.ipCsumOfs, l4IdOfs = t.l4IdOfs, l4CsumOfs = t.l4CsumOfs, udpZero = t.udpZero;
+        const uint64_t slotWord = t.slotWord;
+        const uint64_t ts = tsBase + wirePs / 1000;
+        wirePs += t.wireStepPs;
+        uint32_t trailer = 0;
+        if (kSeq) {
+          const uint64_t seqNo = seqTop | k;
+          const uint32_t hi = static_cast<uint32_t>(seqNo >> 32), lo = static_cast<uint32_t>(seqNo);
+          uint32_t x = (hi >> 16) + (hi & 0xFFFF) + (lo >> 16) + (lo & 0xFFFF);
+          x = (x & 0xFFFF) + (x >> 16);
+          x = (x & 0xFFFF) + (x >> 16);
+          const uint32_t swapped = ((x & 0xFF) << 8) | (x >> 8);
+          trailer = x ^ ((x ^ swapped) & t.oddTrailer);
+        }
+        // NB: buffers are reused and a filter may have written into them: the whole frame is
+        // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
+        std::memcpy(buf, t.frame, 64);
+        if (len > 64) {
+          std::memcpy(buf + 64, t.frame + 64, 64);
+          if (len > kFrameCopy) std::memset(buf + kFrameCopy, 0, len - kFrameCopy);
+        }
+        if (kSeq) {
+          put64(buf + len - 8, seqTop | k);
+          l4 += trailer;
+          l4 = (l4 & 0xFFFF) + (l4 >> 16);
+        }
+        l4 = (l4 & 0xFFFF) + (l4 >> 16);
+        const uint32_t c = ~l4 & 0xFFFF;
+        put16(buf + ipIdOfs, id);
+        put16(buf + ipCsumOfs, ~((ip & 0xFFFF) + (ip >> 16)));
+        put16(buf + l4IdOfs, id);
+        put16(buf + l4CsumOfs, c == 0 ? udpZero : c);
+        std::memcpy(reinterpret_cast<uint8_t*>(s) + 4, &slotWord, 8);
+        s->tsNs = ts;
+      }
+      if (pos == schedLen) pos = 0;
+      if (i == numSlots) i = 0;
+    }
+    g.pos = pos;
+    g.produced = k;
+    g.wirePs = wirePs;
+  }
+
+  /** The fill loop on per-flow frames (many (flow, length) pairs: sizes over a wide range
+   * with many flows). */
+  template <bool kSeq>
+  void fillFlow(RingShadow& sh, GenRing& g, uint32_t first, uint32_t count, uint64_t seqTop) noexcept {
     // NB: byte stores into the frames may alias anything: everything the loop reads is a
     // local first, or the compiler reloads it from memory after every store.
     const uint32_t* sched = g.sched.data();
@@ -179,8 +294,6 @@ class GenPort : public Port {
     const uint32_t bufSize = sh.geo.bufSize;
     const uint32_t numSlots = sh.geo.numSlots;
     const uint64_t tsBase = tsBaseNs_;
-    const bool seq = spec_.seq;
-    const uint64_t seqTop = uint64_t{ring} << 56;
     uint32_t pos = g.pos;
     uint64_t k = g.produced;
     uint64_t wirePs = g.wirePs;
@@ -191,7 +304,7 @@ class GenPort : public Port {
       if (++pos == schedLen) pos = 0;
       const uint32_t flow = e >> kLenBits;
       const uint32_t len = e & ((1u << kLenBits) - 1);
-      makePacket(buffers + uint64_t{s.bufIdx} * bufSize, flows[flow], len, static_cast<uint16_t>(k + flow), seq, seqTop | k);
+      makePacket(buffers + uint64_t{s.bufIdx} * bufSize, flows[flow], len, static_cast<uint16_t>(k + flow), kSeq, seqTop | k);
       s.len = static_cast<uint16_t>(len);
       s.origLen = len;
       s.flags = 0;
@@ -202,11 +315,8 @@ class GenPort : public Port {
     g.pos = pos;
     g.produced = k;
     g.wirePs = wirePs;
-    *exhausted = g.quota > 0 && g.produced >= g.quota;
-    return count;
   }
 
- private:
   /** Writes one frame of `len` bytes of flow `f` at `buf`. NB: hot path — fixed-size copies of
    * the pre-built frame, checksums from precomputed sums plus the few fields that vary, and no
    * branch on the protocol (Flow). */
@@ -240,6 +350,56 @@ class GenPort : public Port {
     put16(buf + l4IdOfs, id);
     const uint16_t c = fold(l4Sum + l4LenMul * l4Len + l4IdMul * id + trailer);
     put16(buf + l4CsumOfs, c == 0 && udp ? 0xFFFF : c);
+  }
+
+  /** Folds a sum to 16 bits, not complemented (0 only for a zero sum). */
+  static uint16_t fold16(uint32_t acc) {
+    acc = (acc & 0xFFFF) + (acc >> 16);
+    acc = (acc & 0xFFFF) + (acc >> 16);
+    return static_cast<uint16_t>(acc);
+  }
+
+  /** The pre-built frames of every (flow, length) the schedules hold and the schedules as
+   * indices into them; none when there are more than kMaxTmpl pairs (then fillFlow). */
+  void buildTmpls() {
+    std::vector<uint32_t> entries;
+    for (const GenRing& g : gens_) entries.insert(entries.end(), g.sched.begin(), g.sched.end());
+    std::sort(entries.begin(), entries.end());
+    entries.erase(std::unique(entries.begin(), entries.end()), entries.end());
+    if (entries.empty() || entries.size() > kMaxTmpl) return;
+    tmpls_.resize(entries.size());
+    for (size_t t = 0; t < entries.size(); t++) {
+      const uint32_t flow = entries[t] >> kLenBits, len = entries[t] & ((1u << kLenBits) - 1);
+      const Flow& f = flows_[flow];
+      Tmpl& m = tmpls_[t];
+      std::memset(&m, 0, sizeof m);
+      std::memcpy(m.frame, f.frame, kFrameCopy);
+      const uint32_t l3Len = len - f.l3LenSub, l4Len = len - f.l4Ofs;
+      if (f.l3LenOfs < kFrameCopy) put16(m.frame + f.l3LenOfs, l3Len);  // else the scratch (ARP)
+      if (f.l4LenOfs < kFrameCopy) put16(m.frame + f.l4LenOfs, l4Len);
+      ShadowSlot slot{};
+      slot.len = static_cast<uint16_t>(len);
+      slot.flags = 0;
+      slot.origLen = len;
+      std::memcpy(&m.slotWord, reinterpret_cast<const uint8_t*>(&slot) + 4, 8);
+      m.wireStepPs = uint64_t{len + 4 + 20} * 800;  // 0.8 ns per byte at 10 Gb/s
+      m.len = len;
+      m.flow = static_cast<uint16_t>(flow);
+      m.ipBase = fold16(f.ipSum + l3Len);
+      m.l4Base = fold16(f.l4Sum + f.l4LenMul * l4Len);
+      m.l4IdMask = f.l4IdMul ? 0xFFFF : 0;
+      m.udpZero = f.udp ? 0xFFFF : 0;
+      m.ipIdOfs = f.ipIdOfs;
+      m.ipCsumOfs = f.ipCsumOfs;
+      m.l4IdOfs = f.l4IdOfs;
+      m.l4CsumOfs = f.l4CsumOfs;
+      m.oddTrailer = 0u - ((len - 8 - f.l4Ofs) & 1);
+    }
+    for (GenRing& g : gens_) {
+      g.tsched.resize(g.sched.size());
+      for (size_t e = 0; e < g.sched.size(); e++)
+        g.tsched[e] = static_cast<uint16_t>(std::lower_bound(entries.begin(), entries.end(), g.sched[e]) - entries.begin());
+    }
   }
 
   uint32_t pickSize(SplitMix64& rng) const {
@@ -501,6 +661,7 @@ class GenPort : public Port {
   uint32_t bufSize_ = 2048;
   std::vector<Flow> flows_;
   std::vector<GenRing> gens_;
+  std::vector<Tmpl> tmpls_;
   uint32_t cumWeight_[kProtoCount] = {};
   uint32_t protoFirst_[kProtoCount] = {};
   uint32_t protoCount_[kProtoCount] = {};
