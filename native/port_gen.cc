@@ -92,6 +92,15 @@ inline uint16_t fold(uint32_t acc) {
   return static_cast<uint16_t>(~acc);
 }
 
+/** A big-endian 16-bit value as a native load of its two bytes gives it (and back). */
+inline uint16_t memOrder16(uint16_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return v;
+#else
+  return static_cast<uint16_t>((v << 8) | (v >> 8));
+#endif
+}
+
 /** A flow: its pre-built frame and where the fields that vary per packet go. Every flow has
  * every field: a field its protocol lacks is written to the scratch bytes at the end of the
  * buffer (bufSize - 8, never part of a frame), so that building a packet has no branch on
@@ -138,7 +147,7 @@ constexpr uint32_t kMaxTmpl = 1024;  // pre-built frames at most (192 KiB); more
 /** One ring's generator share; only its ring's thread touches it (under the shadow mutex). */
 struct alignas(64) GenRing {
   std::vector<uint32_t> sched;  // flow << kLenBits | len
-  std::vector<uint16_t> tsched; // the same schedule as indices into tmpls_ (when the port has them)
+  std::vector<uint32_t> tsched; // the same schedule as byte offsets into tmpls_ (when the port has them)
   uint32_t pos = 0;
   uint64_t quota = 0;           // packets of this ring, 0 = unbounded
   uint64_t produced = 0;
@@ -192,8 +201,13 @@ class GenPort : public Port {
     }
     const uint64_t seqTop = uint64_t{ring} << 56;
     if (!tmpls_.empty()) {
-      if (spec_.seq) fillTmpl<true>(sh, g, first, count, seqTop);
-      else fillTmpl<false>(sh, g, first, count, seqTop);
+      if (spec_.seq) {
+        if (tmplShort_) fillTmpl<true, true>(sh, g, first, count, seqTop);
+        else fillTmpl<true, false>(sh, g, first, count, seqTop);
+      } else {
+        if (tmplShort_) fillTmpl<false, true>(sh, g, first, count, seqTop);
+        else fillTmpl<false, false>(sh, g, first, count, seqTop);
+      }
     } else {
       if (spec_.seq) fillFlow<true>(sh, g, first, count, seqTop);
       else fillFlow<false>(sh, g, first, count, seqTop);
@@ -204,15 +218,18 @@ class GenPort : public Port {
 
  private:
   /** The fill loop on pre-built (flow, length) frames. NB: hot path — per packet one copy
-   * and four 16-bit stores into the frame, two 8-byte stores into the slot; the loop runs in
-   * stretches that wrap neither the schedule nor the ring (no wrap test per packet). */
-  template <bool kSeq>
+   * and four 16-bit stores into the frame, two 8-byte stores into the slot; sums kept in
+   * memory byte order (a ones' complement sum commutes with swapping bytes: one swap of the
+   * id a packet); the loop runs in stretches that wrap neither the schedule nor the ring (no
+   * wrap test per packet). kShort: every frame is at most 64 bytes (no test on the length).
+   * Without seq a UDP checksum is part of the frame (it has no per-packet field). */
+  template <bool kSeq, bool kShort>
   void fillTmpl(RingShadow& sh, GenRing& g, uint32_t first, uint32_t count, uint64_t seqTop) noexcept {
     // NB: byte stores into the frames may alias anything: everything the loop reads is a
     // local first, or the compiler reloads it from memory after every store.
-    const uint16_t* const sched = g.tsched.data();
+    const uint32_t* const sched = g.tsched.data();
     const uint32_t schedLen = static_cast<uint32_t>(g.tsched.size());
-    const Tmpl* const tmpls = tmpls_.data();
+    const uint8_t* const tmpls = reinterpret_cast<const uint8_t*>(tmpls_.data());
     ShadowSlot* const slots = sh.slots.data();
     uint8_t* const buffers = bufferAt(sh.geo, 0);
     const uint64_t bufSize = sh.geo.bufSize;
@@ -226,49 +243,51 @@ class GenPort : public Port {
     while (left > 0) {
       uint32_t run = std::min(left, std::min(schedLen - pos, numSlots - i));
       left -= run;
-      const uint16_t* e = sched + pos;
+      const uint32_t* e = sched + pos;
       ShadowSlot* s = slots + i;
       pos += run;
       i += run;
       for (; run > 0; run--, e++, s++, k++) {
-        const Tmpl& t = tmpls[*e];
+        const Tmpl& t = *reinterpret_cast<const Tmpl*>(tmpls + *e);
         uint8_t* const buf = buffers + s->bufIdx * bufSize;
-        const uint32_t len = t.len;
-        const uint32_t id = static_cast<uint16_t>(k + t.flow);
+        const uint16_t id = memOrder16(static_cast<uint16_t>(k + t.flow));
         uint32_t l4 = t.l4Base + (id & t.l4IdMask);
-        const uint32_t ip = t.ipBase + id;
-        const uint32_t ipIdOfs = t.ipIdOfs, ipCsumOfs = t.ipCsumOfs, l4IdOfs = t.l4IdOfs, l4CsumOfs = t.l4CsumOfs, udpZero = t.udpZero;
+        uint32_t ip = t.ipBase + id;
+        const uint32_t ipIdOfs = t.ipIdOfs, ipCsumOfs = t.ipCsumOfs, l4IdOfs = t.l4IdOfs, l4CsumOfs = t.l4CsumOfs;
         const uint64_t slotWord = t.slotWord;
         const uint64_t ts = tsBase + wirePs / 1000;
         wirePs += t.wireStepPs;
-        uint32_t trailer = 0;
+        // NB: buffers are reused and a filter may have written into them: the whole frame is
+        // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
+        std::memcpy(buf, t.frame, 64);
+        if (!kShort && t.len > 64) {
+          const uint32_t len = t.len;
+          std::memcpy(buf + 64, t.frame + 64, 64);
+          if (len > kFrameCopy) std::memset(buf + kFrameCopy, 0, len - kFrameCopy);
+        }
         if (kSeq) {
+          const uint32_t len = t.len;
           const uint64_t seqNo = seqTop | k;
+          put64(buf + len - 8, seqNo);
           const uint32_t hi = static_cast<uint32_t>(seqNo >> 32), lo = static_cast<uint32_t>(seqNo);
           uint32_t x = (hi >> 16) + (hi & 0xFFFF) + (lo >> 16) + (lo & 0xFFFF);
           x = (x & 0xFFFF) + (x >> 16);
           x = (x & 0xFFFF) + (x >> 16);
           const uint32_t swapped = ((x & 0xFF) << 8) | (x >> 8);
-          trailer = x ^ ((x ^ swapped) & t.oddTrailer);
-        }
-        // NB: buffers are reused and a filter may have written into them: the whole frame is
-        // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
-        std::memcpy(buf, t.frame, 64);
-        if (len > 64) {
-          std::memcpy(buf + 64, t.frame + 64, 64);
-          if (len > kFrameCopy) std::memset(buf + kFrameCopy, 0, len - kFrameCopy);
-        }
-        if (kSeq) {
-          put64(buf + len - 8, seqTop | k);
-          l4 += trailer;
+          // In memory order: a trailer at an odd offset adds its sum as is, else swapped.
+          const uint32_t be = x ^ ((x ^ swapped) & t.oddTrailer);
+          l4 += memOrder16(static_cast<uint16_t>(be));
           l4 = (l4 & 0xFFFF) + (l4 >> 16);
         }
         l4 = (l4 & 0xFFFF) + (l4 >> 16);
-        const uint32_t c = ~l4 & 0xFFFF;
-        put16(buf + ipIdOfs, id);
-        put16(buf + ipCsumOfs, ~((ip & 0xFFFF) + (ip >> 16)));
-        put16(buf + l4IdOfs, id);
-        put16(buf + l4CsumOfs, c == 0 ? udpZero : c);
+        ip = (ip & 0xFFFF) + (ip >> 16);
+        uint16_t c = static_cast<uint16_t>(~l4);
+        if (kSeq) c = c == 0 ? t.udpZero : c;  // without seq a UDP checksum is in the frame
+        const uint16_t ipc = static_cast<uint16_t>(~ip);
+        std::memcpy(buf + ipIdOfs, &id, 2);
+        std::memcpy(buf + ipCsumOfs, &ipc, 2);
+        std::memcpy(buf + l4IdOfs, &id, 2);
+        std::memcpy(buf + l4CsumOfs, &c, 2);
         std::memcpy(reinterpret_cast<uint8_t*>(s) + 4, &slotWord, 8);
         s->tsNs = ts;
       }
@@ -385,8 +404,8 @@ class GenPort : public Port {
       m.wireStepPs = uint64_t{len + 4 + 20} * 800;  // 0.8 ns per byte at 10 Gb/s
       m.len = len;
       m.flow = static_cast<uint16_t>(flow);
-      m.ipBase = fold16(f.ipSum + l3Len);
-      m.l4Base = fold16(f.l4Sum + f.l4LenMul * l4Len);
+      m.ipBase = memOrder16(fold16(f.ipSum + l3Len));
+      m.l4Base = memOrder16(fold16(f.l4Sum + f.l4LenMul * l4Len));
       m.l4IdMask = f.l4IdMul ? 0xFFFF : 0;
       m.udpZero = f.udp ? 0xFFFF : 0;
       m.ipIdOfs = f.ipIdOfs;
@@ -394,11 +413,18 @@ class GenPort : public Port {
       m.l4IdOfs = f.l4IdOfs;
       m.l4CsumOfs = f.l4CsumOfs;
       m.oddTrailer = 0u - ((len - 8 - f.l4Ofs) & 1);
+      if (f.udp && !spec_.seq) {  // no per-packet field in the L4 sum: the checksum is the frame's
+        const uint16_t c = fold(f.l4Sum + f.l4LenMul * l4Len);
+        put16(m.frame + f.l4CsumOfs, c == 0 ? 0xFFFF : c);
+        m.l4CsumOfs = f.l4IdOfs;  // the scratch (UDP has no id)
+      }
     }
+    tmplShort_ = true;
+    for (const Tmpl& m : tmpls_) tmplShort_ = tmplShort_ && m.len <= 64;
     for (GenRing& g : gens_) {
       g.tsched.resize(g.sched.size());
       for (size_t e = 0; e < g.sched.size(); e++)
-        g.tsched[e] = static_cast<uint16_t>(std::lower_bound(entries.begin(), entries.end(), g.sched[e]) - entries.begin());
+        g.tsched[e] = static_cast<uint32_t>(sizeof(Tmpl) * (std::lower_bound(entries.begin(), entries.end(), g.sched[e]) - entries.begin()));
     }
   }
 
@@ -662,6 +688,7 @@ class GenPort : public Port {
   std::vector<Flow> flows_;
   std::vector<GenRing> gens_;
   std::vector<Tmpl> tmpls_;
+  bool tmplShort_ = false;  // every pre-built frame is at most 64 bytes
   uint32_t cumWeight_[kProtoCount] = {};
   uint32_t protoFirst_[kProtoCount] = {};
   uint32_t protoCount_[kProtoCount] = {};
