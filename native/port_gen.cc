@@ -139,7 +139,8 @@ struct Tmpl {
   uint16_t l4Base;     // L4 sum without the id and the trailer, folded to 16 bits
   uint16_t l4IdMask;   // 0xFFFF when the id is in the L4 sum (TCP, ICMP), else 0
   uint16_t udpZero;    // 0xFFFF for UDP (a zero checksum is sent as 0xFFFF), else 0
-  uint16_t ipIdOfs, ipCsumOfs, l4IdOfs, l4CsumOfs;  // the scratch bytes when the protocol lacks one
+  uint16_t ipIdOfs, ipCsumOfs, l4IdOfs, l4CsumOfs;  // `len` (just past the frame) when the protocol lacks one
+  uint32_t extOfs;     // where bytes 64..79 of the frame go: 64, or 0 for a frame of at most 64 (then overwritten)
   uint32_t oddTrailer; // all ones when the seq trailer lies at an odd offset of the L4 data
 };
 constexpr uint32_t kMaxTmpl = 1024;  // pre-built frames at most (192 KiB); more pairs: per-flow frames
@@ -221,7 +222,10 @@ class GenPort : public Port {
    * and four 16-bit stores into the frame, two 8-byte stores into the slot; sums kept in
    * memory byte order (a ones' complement sum commutes with swapping bytes: one swap of the
    * id a packet); the loop runs in stretches that wrap neither the schedule nor the ring (no
-   * wrap test per packet). kShort: every frame is at most 64 bytes (no test on the length).
+   * wrap test per packet). kShort: every frame is at most 80 bytes (no test on the length:
+   * bytes 64..79 go to 64 or, for a frame of at most 64, to 0 before bytes 0..63 do).
+   * A field the protocol lacks is written just past the frame (in a line the frame
+   * already dirtied; the frame is all the guest sees).
    * Without seq a UDP checksum is part of the frame (it has no per-packet field). */
   template <bool kSeq, bool kShort>
   void fillTmpl(RingShadow& sh, GenRing& g, uint32_t first, uint32_t count, uint64_t seqTop) noexcept {
@@ -259,10 +263,11 @@ class GenPort : public Port {
         wirePs += t.wireStepPs;
         // NB: buffers are reused and a filter may have written into them: the whole frame is
         // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
+        std::memcpy(buf + t.extOfs, t.frame + 64, 16);
         std::memcpy(buf, t.frame, 64);
-        if (!kShort && t.len > 64) {
+        if (!kShort && t.len > 80) {
           const uint32_t len = t.len;
-          std::memcpy(buf + 64, t.frame + 64, 64);
+          std::memcpy(buf + 80, t.frame + 80, 48);
           if (len > kFrameCopy) std::memset(buf + kFrameCopy, 0, len - kFrameCopy);
         }
         if (kSeq) {
@@ -413,14 +418,18 @@ class GenPort : public Port {
       m.l4IdOfs = f.l4IdOfs;
       m.l4CsumOfs = f.l4CsumOfs;
       m.oddTrailer = 0u - ((len - 8 - f.l4Ofs) & 1);
+      m.extOfs = len > 64 ? 64 : 0;
+      const uint16_t scratch = static_cast<uint16_t>(bufSize_ - 8);  // Flow's scratch: here just past the frame
+      for (uint16_t* o : {&m.ipIdOfs, &m.ipCsumOfs, &m.l4IdOfs, &m.l4CsumOfs})
+        if (*o == scratch) *o = static_cast<uint16_t>(len);
       if (f.udp && !spec_.seq) {  // no per-packet field in the L4 sum: the checksum is the frame's
         const uint16_t c = fold(f.l4Sum + f.l4LenMul * l4Len);
         put16(m.frame + f.l4CsumOfs, c == 0 ? 0xFFFF : c);
-        m.l4CsumOfs = f.l4IdOfs;  // the scratch (UDP has no id)
+        m.l4CsumOfs = static_cast<uint16_t>(len);  // just past the frame (as UDP's id)
       }
     }
     tmplShort_ = true;
-    for (const Tmpl& m : tmpls_) tmplShort_ = tmplShort_ && m.len <= 64;
+    for (const Tmpl& m : tmpls_) tmplShort_ = tmplShort_ && m.len <= 80;
     for (GenRing& g : gens_) {
       g.tsched.resize(g.sched.size());
       for (size_t e = 0; e < g.sched.size(); e++)
@@ -688,7 +697,7 @@ class GenPort : public Port {
   std::vector<Flow> flows_;
   std::vector<GenRing> gens_;
   std::vector<Tmpl> tmpls_;
-  bool tmplShort_ = false;  // every pre-built frame is at most 64 bytes
+  bool tmplShort_ = false;  // every pre-built frame is at most 80 bytes
   uint32_t cumWeight_[kProtoCount] = {};
   uint32_t protoFirst_[kProtoCount] = {};
   uint32_t protoCount_[kProtoCount] = {};
