@@ -132,7 +132,7 @@ struct Flow {
 struct Tmpl {
   alignas(64) uint8_t frame[kFrameCopy];  // length fields written; id fields and checksums zero
   uint64_t slotWord;   // ShadowSlot bytes 4..11: len, flags 0, origLen = len (little-endian)
-  uint64_t wireStepPs; // the frame's wire time at 10 Gb/s
+  uint32_t wireStep;   // the frame's wire time at 10 Gb/s, in 200 ps
   uint32_t len;
   uint16_t flow;       // the id of packet k is uint16(k + flow)
   uint16_t ipBase;     // IPv4 header sum without the id, folded to 16 bits (ones' complement)
@@ -143,6 +143,7 @@ struct Tmpl {
   uint32_t extOfs;     // where bytes 64..79 of the frame go: 64, or 0 for a frame of at most 64 (then overwritten)
   uint32_t oddTrailer; // all ones when the seq trailer lies at an odd offset of the L4 data
 };
+constexpr uint32_t kRunMax = 1u << 16;  // packets of one fillRun (its wire time in 200 ps stays below 2^30)
 constexpr uint32_t kMaxTmpl = 1024;  // pre-built frames at most (192 KiB); more pairs: per-flow frames
 
 /** One ring's generator share; only its ring's thread touches it (under the shadow mutex). */
@@ -229,8 +230,6 @@ class GenPort : public Port {
    * Without seq a UDP checksum is part of the frame (it has no per-packet field). */
   template <bool kSeq, bool kShort>
   void fillTmpl(RingShadow& sh, GenRing& g, uint32_t first, uint32_t count, uint64_t seqTop) noexcept {
-    // NB: byte stores into the frames may alias anything: everything the loop reads is a
-    // local first, or the compiler reloads it from memory after every store.
     const uint32_t* const sched = g.tsched.data();
     const uint32_t schedLen = static_cast<uint32_t>(g.tsched.size());
     const uint8_t* const tmpls = reinterpret_cast<const uint8_t*>(tmpls_.data());
@@ -238,70 +237,82 @@ class GenPort : public Port {
     uint8_t* const buffers = bufferAt(sh.geo, 0);
     const uint64_t bufSize = sh.geo.bufSize;
     const uint32_t numSlots = sh.geo.numSlots;
-    const uint64_t tsBase = tsBaseNs_;
     uint32_t pos = g.pos;
     uint64_t k = g.produced;
-    uint64_t wirePs = g.wirePs;
+    uint64_t wire = g.wirePs / 200;  // wire time in 200 ps (every frame's is a multiple of 800 ps)
     uint32_t i = first;
     uint32_t left = count;
     while (left > 0) {
-      uint32_t run = std::min(left, std::min(schedLen - pos, numSlots - i));
+      const uint32_t run = std::min(std::min(left, kRunMax), std::min(schedLen - pos, numSlots - i));
+      // Timestamps: tsBase + wire / 5 = (tsBase + base / 5) + (wire - base) / 5 with base a
+      // multiple of 5, and the stretch's (wire - base) small enough for a multiply-shift.
+      const uint64_t base = wire - wire % 5;
+      const uint32_t rel = fillRun<kSeq, kShort>(sched + pos, slots + i, run, tmpls, buffers, bufSize, k, tsBaseNs_ + base / 5,
+                                                 static_cast<uint32_t>(wire - base), seqTop);
+      wire = base + rel;
+      k += run;
       left -= run;
-      const uint32_t* e = sched + pos;
-      ShadowSlot* s = slots + i;
       pos += run;
       i += run;
-      for (; run > 0; run--, e++, s++, k++) {
-        const Tmpl& t = *reinterpret_cast<const Tmpl*>(tmpls + *e);
-        uint8_t* const buf = buffers + s->bufIdx * bufSize;
-        const uint16_t id = memOrder16(static_cast<uint16_t>(k + t.flow));
-        uint32_t l4 = t.l4Base + (id & t.l4IdMask);
-        uint32_t ip = t.ipBase + id;
-        const uint32_t ipIdOfs = t.ipIdOfs, ipCsumOfs = t.ipCsumOfs, l4IdOfs = t.l4IdOfs, l4CsumOfs = t.l4CsumOfs;
-        const uint64_t slotWord = t.slotWord;
-        const uint64_t ts = tsBase + wirePs / 1000;
-        wirePs += t.wireStepPs;
-        // NB: buffers are reused and a filter may have written into them: the whole frame is
-        // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
-        std::memcpy(buf + t.extOfs, t.frame + 64, 16);
-        std::memcpy(buf, t.frame, 64);
-        if (!kShort && t.len > 80) {
-          const uint32_t len = t.len;
-          std::memcpy(buf + 80, t.frame + 80, 48);
-          if (len > kFrameCopy) std::memset(buf + kFrameCopy, 0, len - kFrameCopy);
-        }
-        if (kSeq) {
-          const uint32_t len = t.len;
-          const uint64_t seqNo = seqTop | k;
-          put64(buf + len - 8, seqNo);
-          const uint32_t hi = static_cast<uint32_t>(seqNo >> 32), lo = static_cast<uint32_t>(seqNo);
-          uint32_t x = (hi >> 16) + (hi & 0xFFFF) + (lo >> 16) + (lo & 0xFFFF);
-          x = (x & 0xFFFF) + (x >> 16);
-          x = (x & 0xFFFF) + (x >> 16);
-          const uint32_t swapped = ((x & 0xFF) << 8) | (x >> 8);
-          // In memory order: a trailer at an odd offset adds its sum as is, else swapped.
-          const uint32_t be = x ^ ((x ^ swapped) & t.oddTrailer);
-          l4 += memOrder16(static_cast<uint16_t>(be));
-          l4 = (l4 & 0xFFFF) + (l4 >> 16);
-        }
-        l4 = (l4 & 0xFFFF) + (l4 >> 16);
-        ip = (ip & 0xFFFF) + (ip >> 16);
-        uint16_t c = static_cast<uint16_t>(~l4);
-        if (kSeq) c = c == 0 ? t.udpZero : c;  // without seq a UDP checksum is in the frame
-        const uint16_t ipc = static_cast<uint16_t>(~ip);
-        std::memcpy(buf + ipIdOfs, &id, 2);
-        std::memcpy(buf + ipCsumOfs, &ipc, 2);
-        std::memcpy(buf + l4IdOfs, &id, 2);
-        std::memcpy(buf + l4CsumOfs, &c, 2);
-        std::memcpy(reinterpret_cast<uint8_t*>(s) + 4, &slotWord, 8);
-        s->tsNs = ts;
-      }
       if (pos == schedLen) pos = 0;
       if (i == numSlots) i = 0;
     }
     g.pos = pos;
     g.produced = k;
-    g.wirePs = wirePs;
+    g.wirePs = wire * 200;
+  }
+
+  /** A stretch of fillTmpl: `run` packets from schedule entry `e` into slot `s` on, packet
+   * number k on; `rel` is the wire time in 200 ps past the timestamp `tsNs`; returns it after
+   * the stretch. NB: byte stores into the frames may alias anything: everything the loop reads
+   * is an argument or a local, or the compiler reloads it from memory after every store. */
+  template <bool kSeq, bool kShort>
+  __attribute__((noinline)) static uint32_t fillRun(const uint32_t* e, ShadowSlot* s, uint32_t run, const uint8_t* const tmpls,
+                                                    uint8_t* const buffers, const uint64_t bufSize, uint64_t k, const uint64_t tsNs,
+                                                    uint32_t rel, const uint64_t seqTop) noexcept {
+    for (const uint32_t* const end = e + run; e != end; e++, s++, k++) {
+      const Tmpl& t = *reinterpret_cast<const Tmpl*>(tmpls + *e);
+      uint8_t* const buf = buffers + s->bufIdx * bufSize;
+      const uint64_t ts = tsNs + ((uint64_t{rel} * 0x33333334u) >> 32);  // rel / 5 for rel < 2^30
+      rel += t.wireStep;
+      const uint16_t id = memOrder16(static_cast<uint16_t>(k + t.flow));
+      uint32_t l4 = t.l4Base + (id & t.l4IdMask);
+      uint32_t ip = t.ipBase + id;
+      // NB: buffers are reused and a filter may have written into them: the whole frame is
+      // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
+      std::memcpy(buf + t.extOfs, t.frame + 64, 16);
+      std::memcpy(buf, t.frame, 64);
+      if (!kShort && t.len > 80) {
+        const uint32_t len = t.len;
+        std::memcpy(buf + 80, t.frame + 80, 48);
+        if (len > kFrameCopy) std::memset(buf + kFrameCopy, 0, len - kFrameCopy);
+      }
+      if (kSeq) {
+        const uint64_t seqNo = seqTop | k;
+        put64(buf + t.len - 8, seqNo);
+        const uint32_t hi = static_cast<uint32_t>(seqNo >> 32), lo = static_cast<uint32_t>(seqNo);
+        uint32_t x = (hi >> 16) + (hi & 0xFFFF) + (lo >> 16) + (lo & 0xFFFF);
+        x = (x & 0xFFFF) + (x >> 16);
+        x = (x & 0xFFFF) + (x >> 16);
+        const uint32_t swapped = ((x & 0xFF) << 8) | (x >> 8);
+        // In memory order: a trailer at an odd offset adds its sum as is, else swapped.
+        const uint32_t be = x ^ ((x ^ swapped) & t.oddTrailer);
+        l4 += memOrder16(static_cast<uint16_t>(be));
+        l4 = (l4 & 0xFFFF) + (l4 >> 16);
+      }
+      l4 = (l4 & 0xFFFF) + (l4 >> 16);
+      ip = (ip & 0xFFFF) + (ip >> 16);
+      uint16_t c = static_cast<uint16_t>(~l4);
+      if (kSeq) c = c == 0 ? t.udpZero : c;  // without seq a UDP checksum is in the frame
+      const uint16_t ipc = static_cast<uint16_t>(~ip);
+      std::memcpy(buf + t.ipIdOfs, &id, 2);
+      std::memcpy(buf + t.ipCsumOfs, &ipc, 2);
+      std::memcpy(buf + t.l4IdOfs, &id, 2);
+      std::memcpy(buf + t.l4CsumOfs, &c, 2);
+      std::memcpy(reinterpret_cast<uint8_t*>(s) + 4, &t.slotWord, 8);
+      s->tsNs = ts;
+    }
+    return rel;
   }
 
   /** The fill loop on per-flow frames (many (flow, length) pairs: sizes over a wide range
@@ -406,7 +417,7 @@ class GenPort : public Port {
       slot.flags = 0;
       slot.origLen = len;
       std::memcpy(&m.slotWord, reinterpret_cast<const uint8_t*>(&slot) + 4, 8);
-      m.wireStepPs = uint64_t{len + 4 + 20} * 800;  // 0.8 ns per byte at 10 Gb/s
+      m.wireStep = (len + 4 + 20) * 4;  // 0.8 ns per byte at 10 Gb/s
       m.len = len;
       m.flow = static_cast<uint16_t>(flow);
       m.ipBase = memOrder16(fold16(f.ipSum + l3Len));
