@@ -101,6 +101,13 @@ inline uint16_t memOrder16(uint16_t v) {
 #endif
 }
 
+/** Ones' complement sum of two 16-bit values (0 only when both are 0, as a fold of their sum). */
+inline uint16_t onesAdd(uint16_t a, uint16_t b) {
+  uint16_t r;
+  const bool carry = __builtin_add_overflow(a, b, &r);
+  return static_cast<uint16_t>(r + carry);
+}
+
 /** A flow: its pre-built frame and where the fields that vary per packet go. Every flow has
  * every field: a field its protocol lacks is written to the scratch bytes at the end of the
  * buffer (bufSize - 8, never part of a frame), so that building a packet has no branch on
@@ -276,8 +283,9 @@ class GenPort : public Port {
       const uint64_t ts = tsNs + ((uint64_t{rel} * 0x33333334u) >> 32);  // rel / 5 for rel < 2^30
       rel += t.wireStep;
       const uint16_t id = memOrder16(static_cast<uint16_t>(k + t.flow));
-      uint32_t l4 = t.l4Base + (id & t.l4IdMask);
-      uint32_t ip = t.ipBase + id;
+      // NB: ones' complement adds of 16-bit values as add + add-with-carry.
+      uint16_t l4 = onesAdd(t.l4Base, id & t.l4IdMask);
+      const uint16_t ipc = static_cast<uint16_t>(~onesAdd(t.ipBase, id));
       // NB: buffers are reused and a filter may have written into them: the whole frame is
       // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
       std::memcpy(buf + t.extOfs, t.frame + 64, 16);
@@ -297,14 +305,10 @@ class GenPort : public Port {
         const uint32_t swapped = ((x & 0xFF) << 8) | (x >> 8);
         // In memory order: a trailer at an odd offset adds its sum as is, else swapped.
         const uint32_t be = x ^ ((x ^ swapped) & t.oddTrailer);
-        l4 += memOrder16(static_cast<uint16_t>(be));
-        l4 = (l4 & 0xFFFF) + (l4 >> 16);
+        l4 = onesAdd(l4, memOrder16(static_cast<uint16_t>(be)));
       }
-      l4 = (l4 & 0xFFFF) + (l4 >> 16);
-      ip = (ip & 0xFFFF) + (ip >> 16);
       uint16_t c = static_cast<uint16_t>(~l4);
       if (kSeq) c = c == 0 ? t.udpZero : c;  // without seq a UDP checksum is in the frame
-      const uint16_t ipc = static_cast<uint16_t>(~ip);
       std::memcpy(buf + t.ipIdOfs, &id, 2);
       std::memcpy(buf + t.ipCsumOfs, &ipc, 2);
       std::memcpy(buf + t.l4IdOfs, &id, 2);
