@@ -151,7 +151,8 @@ struct Tmpl {
   uint32_t oddTrailer; // all ones when the seq trailer lies at an odd offset of the L4 data
 };
 constexpr uint32_t kRunMax = 1u << 16;  // packets of one fillRun (its wire time in 200 ps stays below 2^30)
-constexpr uint32_t kMaxTmpl = 1024;  // pre-built frames at most (192 KiB); more pairs: per-flow frames
+constexpr uint32_t kMaxTmpl = 1024;
+constexpr long kPrefetch = 8;  // pre-built frames at most (192 KiB); more pairs: per-flow frames
 
 /** One ring's generator share; only its ring's thread touches it (under the shadow mutex). */
 struct alignas(64) GenRing {
@@ -280,6 +281,7 @@ class GenPort : public Port {
     for (const uint32_t* const end = e + run; e != end; e++, s++, k++) {
       const Tmpl& t = *reinterpret_cast<const Tmpl*>(tmpls + *e);
       uint8_t* const buf = buffers + s->bufIdx * bufSize;
+      if (kPrefetch > 0 && end - e > kPrefetch) __builtin_prefetch(buffers + s[kPrefetch].bufIdx * bufSize, 1);
       const uint64_t ts = tsNs + ((uint64_t{rel} * 0x33333334u) >> 32);  // rel / 5 for rel < 2^30
       rel += t.wireStep;
       const uint16_t id = memOrder16(static_cast<uint16_t>(k + t.flow));
