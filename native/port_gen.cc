@@ -6,6 +6,11 @@
 //   packet the frame is copied and only the length fields, an IP id / TCP seq / ICMP seq,
 //   the optional sequence trailer and the checksums (from the precomputed sums, never a
 //   sum over the bytes) are written.
+// - Every (flow, length) pair of the schedules is a pre-built frame (Tmpl: length fields
+//   written, the checksum sums of all but the per-packet id folded to 16 bits, a UDP checksum
+//   without seq written) when there are at most kMaxTmpl pairs: per packet one copy of 80
+//   bytes, the id twice, two 16-bit add-with-carry checksums and two slot stores (fillRun);
+//   else the per-flow frames above (fillFlow).
 // - Each ring has a precomputed schedule: a table of (flow, length) entries, drawn at
 //   open from the seed, replayed cyclically (kSchedMin entries at least, 4 per flow of the
 //   ring, so every flow appears). The first table's worth of packets is exactly what drawing per
@@ -138,12 +143,12 @@ struct Flow {
  * id twice and two checksums from a 16-bit add (plus the seq trailer with `seq`). */
 struct Tmpl {
   alignas(64) uint8_t frame[kFrameCopy];  // length fields written; id fields and checksums zero
-  uint64_t slotWord;   // ShadowSlot bytes 4..11: len, flags 0, origLen = len (little-endian)
+  uint64_t slotWord;   // ShadowSlot bytes 4..11: len, flags 0, origLen = len
   uint32_t wireStep;   // the frame's wire time at 10 Gb/s, in 200 ps
   uint32_t len;
   uint16_t flow;       // the id of packet k is uint16(k + flow)
-  uint16_t ipBase;     // IPv4 header sum without the id, folded to 16 bits (ones' complement)
-  uint16_t l4Base;     // L4 sum without the id and the trailer, folded to 16 bits
+  uint16_t ipBase;     // IPv4 header sum without the id, folded to 16 bits, in memory byte order (memOrder16)
+  uint16_t l4Base;     // L4 sum without the id and the trailer, the same way
   uint16_t l4IdMask;   // 0xFFFF when the id is in the L4 sum (TCP, ICMP), else 0
   uint16_t udpZero;    // 0xFFFF for UDP (a zero checksum is sent as 0xFFFF), else 0
   uint16_t ipIdOfs, ipCsumOfs, l4IdOfs, l4CsumOfs;  // `len` (just past the frame) when the protocol lacks one
@@ -151,8 +156,8 @@ struct Tmpl {
   uint32_t oddTrailer; // all ones when the seq trailer lies at an odd offset of the L4 data
 };
 constexpr uint32_t kRunMax = 1u << 16;  // packets of one fillRun (its wire time in 200 ps stays below 2^30)
-constexpr uint32_t kMaxTmpl = 1024;
-constexpr long kPrefetch = 8;  // pre-built frames at most (192 KiB); more pairs: per-flow frames
+constexpr uint32_t kMaxTmpl = 1024;  // pre-built frames at most (192 KiB); more pairs: per-flow frames
+constexpr long kPrefetch = 8;        // fillRun prefetches the buffer this many packets ahead (for writing)
 
 /** One ring's generator share; only its ring's thread touches it (under the shadow mutex). */
 struct alignas(64) GenRing {
