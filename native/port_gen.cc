@@ -113,6 +113,24 @@ inline uint16_t onesAdd(uint16_t a, uint16_t b) {
   return static_cast<uint16_t>(r + carry);
 }
 
+// fillRun is compiled twice on x86-64 with glibc (ifunc picks one at load): for AVX2 (a frame's
+// first 64 bytes in two stores instead of four) and for any x86-64.
+#if defined(__x86_64__) && defined(__GLIBC__)
+#define NMWASM_GEN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NMWASM_GEN_CLONES
+#endif
+
+/** Copies 64 bytes as two 32-byte vectors (one store each where the caller is compiled for AVX2). */
+__attribute__((always_inline)) inline void copy64(uint8_t* dst, const uint8_t* src) {
+  typedef uint8_t V32 __attribute__((vector_size(32)));
+  V32 a, b;
+  std::memcpy(&a, src, 32);
+  std::memcpy(&b, src + 32, 32);
+  std::memcpy(dst, &a, 32);
+  std::memcpy(dst + 32, &b, 32);
+}
+
 /** A flow: its pre-built frame and where the fields that vary per packet go. Every flow has
  * every field: a field its protocol lacks is written to the scratch bytes at the end of the
  * buffer (bufSize - 8, never part of a frame), so that building a packet has no branch on
@@ -280,7 +298,7 @@ class GenPort : public Port {
    * the stretch. NB: byte stores into the frames may alias anything: everything the loop reads
    * is an argument or a local, or the compiler reloads it from memory after every store. */
   template <bool kSeq, bool kShort>
-  __attribute__((noinline)) static uint32_t fillRun(const uint32_t* e, ShadowSlot* s, uint32_t run, const uint8_t* const tmpls,
+  __attribute__((noinline)) NMWASM_GEN_CLONES static uint32_t fillRun(const uint32_t* e, ShadowSlot* s, uint32_t run, const uint8_t* const tmpls,
                                                     uint8_t* const buffers, const uint64_t bufSize, uint64_t k, const uint64_t tsNs,
                                                     uint32_t rel, const uint64_t seqTop) noexcept {
     for (const uint32_t* const end = e + run; e != end; e++, s++, k++) {
@@ -296,7 +314,7 @@ class GenPort : public Port {
       // NB: buffers are reused and a filter may have written into them: the whole frame is
       // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
       std::memcpy(buf + t.extOfs, t.frame + 64, 16);
-      std::memcpy(buf, t.frame, 64);
+      copy64(buf, t.frame);
       if (!kShort && t.len > 80) {
         const uint32_t len = t.len;
         std::memcpy(buf + 80, t.frame + 80, 48);
