@@ -6,6 +6,11 @@
 //   packet the frame is copied and only the length fields, an IP id / TCP seq / ICMP seq,
 //   the optional sequence trailer and the checksums (from the precomputed sums, never a
 //   sum over the bytes) are written.
+// - Every (flow, length) pair of the schedules is a pre-built frame (Tmpl: length fields
+//   written, the checksum sums of all but the per-packet id folded to 16 bits, a UDP checksum
+//   without seq written) when there are at most kMaxTmpl pairs: per packet one copy of 80
+//   bytes, the id twice, two 16-bit add-with-carry checksums and two slot stores (fillRun);
+//   else the per-flow frames above (fillFlow).
 // - Each ring has a precomputed schedule: a table of (flow, length) entries, drawn at
 //   open from the seed, replayed cyclically (kSchedMin entries at least, 4 per flow of the
 //   ring, so every flow appears). The first table's worth of packets is exactly what drawing per
@@ -92,6 +97,40 @@ inline uint16_t fold(uint32_t acc) {
   return static_cast<uint16_t>(~acc);
 }
 
+/** A big-endian 16-bit value as a native load of its two bytes gives it (and back). */
+inline uint16_t memOrder16(uint16_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return v;
+#else
+  return static_cast<uint16_t>((v << 8) | (v >> 8));
+#endif
+}
+
+/** Ones' complement sum of two 16-bit values (0 only when both are 0, as a fold of their sum). */
+inline uint16_t onesAdd(uint16_t a, uint16_t b) {
+  uint16_t r;
+  const bool carry = __builtin_add_overflow(a, b, &r);
+  return static_cast<uint16_t>(r + carry);
+}
+
+// fillRun is compiled twice on x86-64 with glibc (ifunc picks one at load): for AVX2 (a frame's
+// first 64 bytes in two stores instead of four) and for any x86-64.
+#if defined(__x86_64__) && defined(__GLIBC__)
+#define NMWASM_GEN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NMWASM_GEN_CLONES
+#endif
+
+/** Copies 64 bytes as two 32-byte vectors (one store each where the caller is compiled for AVX2). */
+__attribute__((always_inline)) inline void copy64(uint8_t* dst, const uint8_t* src) {
+  typedef uint8_t V32 __attribute__((vector_size(32)));
+  V32 a, b;
+  std::memcpy(&a, src, 32);
+  std::memcpy(&b, src + 32, 32);
+  std::memcpy(dst, &a, 32);
+  std::memcpy(dst + 32, &b, 32);
+}
+
 /** A flow: its pre-built frame and where the fields that vary per packet go. Every flow has
  * every field: a field its protocol lacks is written to the scratch bytes at the end of the
  * buffer (bufSize - 8, never part of a frame), so that building a packet has no branch on
@@ -116,9 +155,32 @@ struct Flow {
   uint32_t ring;       // the ring its 5-tuple hashes to
 };
 
+/** A pre-built frame per (flow, length) of the schedules (when there are at most kMaxTmpl
+ * such pairs): the flow's frame with its length fields written, and the checksum sums with
+ * everything but the per-packet id folded in, so that a packet is one copy of the frame, the
+ * id twice and two checksums from a 16-bit add (plus the seq trailer with `seq`). */
+struct Tmpl {
+  alignas(64) uint8_t frame[kFrameCopy];  // length fields written; id fields and checksums zero
+  uint64_t slotWord;   // ShadowSlot bytes 4..11: len, flags 0, origLen = len
+  uint32_t wireStep;   // the frame's wire time at 10 Gb/s, in 200 ps
+  uint32_t len;
+  uint16_t flow;       // the id of packet k is uint16(k + flow)
+  uint16_t ipBase;     // IPv4 header sum without the id, folded to 16 bits, in memory byte order (memOrder16)
+  uint16_t l4Base;     // L4 sum without the id and the trailer, the same way
+  uint16_t l4IdMask;   // 0xFFFF when the id is in the L4 sum (TCP, ICMP), else 0
+  uint16_t udpZero;    // 0xFFFF for UDP (a zero checksum is sent as 0xFFFF), else 0
+  uint16_t ipIdOfs, ipCsumOfs, l4IdOfs, l4CsumOfs;  // `len` (just past the frame) when the protocol lacks one
+  uint32_t extOfs;     // where bytes 64..79 of the frame go: 64, or 0 for a frame of at most 64 (then overwritten)
+  uint32_t oddTrailer; // all ones when the seq trailer lies at an odd offset of the L4 data
+};
+constexpr uint32_t kRunMax = 1u << 16;  // packets of one fillRun (its wire time in 200 ps stays below 2^30)
+constexpr uint32_t kMaxTmpl = 1024;  // pre-built frames at most (192 KiB); more pairs: per-flow frames
+constexpr long kPrefetch = 8;        // fillRun prefetches the buffer this many packets ahead (for writing)
+
 /** One ring's generator share; only its ring's thread touches it (under the shadow mutex). */
 struct alignas(64) GenRing {
   std::vector<uint32_t> sched;  // flow << kLenBits | len
+  std::vector<uint32_t> tsched; // the same schedule as byte offsets into tmpls_ (when the port has them)
   uint32_t pos = 0;
   uint64_t quota = 0;           // packets of this ring, 0 = unbounded
   uint64_t produced = 0;
@@ -150,6 +212,7 @@ class GenPort : public Port {
     gens_.resize(rings);
     buildSchedules();
     splitCount();
+    buildTmpls();
   }
 
   uint64_t expected() const override { return spec_.count; }
@@ -169,6 +232,122 @@ class GenPort : public Port {
       const double due = std::floor(double(now - g.startNs) * g.ppsRing / 1e9) + 1 - double(g.produced);
       if (due < double(count)) count = due <= 0 ? 0 : static_cast<uint32_t>(due);
     }
+    const uint64_t seqTop = uint64_t{ring} << 56;
+    if (!tmpls_.empty()) {
+      if (spec_.seq) {
+        if (tmplShort_) fillTmpl<true, true>(sh, g, first, count, seqTop);
+        else fillTmpl<true, false>(sh, g, first, count, seqTop);
+      } else {
+        if (tmplShort_) fillTmpl<false, true>(sh, g, first, count, seqTop);
+        else fillTmpl<false, false>(sh, g, first, count, seqTop);
+      }
+    } else {
+      if (spec_.seq) fillFlow<true>(sh, g, first, count, seqTop);
+      else fillFlow<false>(sh, g, first, count, seqTop);
+    }
+    *exhausted = g.quota > 0 && g.produced >= g.quota;
+    return count;
+  }
+
+ private:
+  /** The fill loop on pre-built (flow, length) frames. NB: hot path — per packet one copy
+   * and four 16-bit stores into the frame, two 8-byte stores into the slot; sums kept in
+   * memory byte order (a ones' complement sum commutes with swapping bytes: one swap of the
+   * id a packet); the loop runs in stretches that wrap neither the schedule nor the ring (no
+   * wrap test per packet). kShort: every frame is at most 80 bytes (no test on the length:
+   * bytes 64..79 go to 64 or, for a frame of at most 64, to 0 before bytes 0..63 do).
+   * A field the protocol lacks is written just past the frame (in a line the frame
+   * already dirtied; the frame is all the guest sees).
+   * Without seq a UDP checksum is part of the frame (it has no per-packet field). */
+  template <bool kSeq, bool kShort>
+  void fillTmpl(RingShadow& sh, GenRing& g, uint32_t first, uint32_t count, uint64_t seqTop) noexcept {
+    const uint32_t* const sched = g.tsched.data();
+    const uint32_t schedLen = static_cast<uint32_t>(g.tsched.size());
+    const uint8_t* const tmpls = reinterpret_cast<const uint8_t*>(tmpls_.data());
+    ShadowSlot* const slots = sh.slots.data();
+    uint8_t* const buffers = bufferAt(sh.geo, 0);
+    const uint64_t bufSize = sh.geo.bufSize;
+    const uint32_t numSlots = sh.geo.numSlots;
+    uint32_t pos = g.pos;
+    uint64_t k = g.produced;
+    uint64_t wire = g.wirePs / 200;  // wire time in 200 ps (every frame's is a multiple of 800 ps)
+    uint32_t i = first;
+    uint32_t left = count;
+    while (left > 0) {
+      const uint32_t run = std::min(std::min(left, kRunMax), std::min(schedLen - pos, numSlots - i));
+      // Timestamps: tsBase + wire / 5 = (tsBase + base / 5) + (wire - base) / 5 with base a
+      // multiple of 5, and the stretch's (wire - base) small enough for a multiply-shift.
+      const uint64_t base = wire - wire % 5;
+      const uint32_t rel = fillRun<kSeq, kShort>(sched + pos, slots + i, run, tmpls, buffers, bufSize, k, tsBaseNs_ + base / 5,
+                                                 static_cast<uint32_t>(wire - base), seqTop);
+      wire = base + rel;
+      k += run;
+      left -= run;
+      pos += run;
+      i += run;
+      if (pos == schedLen) pos = 0;
+      if (i == numSlots) i = 0;
+    }
+    g.pos = pos;
+    g.produced = k;
+    g.wirePs = wire * 200;
+  }
+
+  /** A stretch of fillTmpl: `run` packets from schedule entry `e` into slot `s` on, packet
+   * number k on; `rel` is the wire time in 200 ps past the timestamp `tsNs`; returns it after
+   * the stretch. NB: byte stores into the frames may alias anything: everything the loop reads
+   * is an argument or a local, or the compiler reloads it from memory after every store. */
+  template <bool kSeq, bool kShort>
+  __attribute__((noinline)) NMWASM_GEN_CLONES static uint32_t fillRun(const uint32_t* e, ShadowSlot* s, uint32_t run, const uint8_t* const tmpls,
+                                                    uint8_t* const buffers, const uint64_t bufSize, uint64_t k, const uint64_t tsNs,
+                                                    uint32_t rel, const uint64_t seqTop) noexcept {
+    for (const uint32_t* const end = e + run; e != end; e++, s++, k++) {
+      const Tmpl& t = *reinterpret_cast<const Tmpl*>(tmpls + *e);
+      uint8_t* const buf = buffers + s->bufIdx * bufSize;
+      if (kPrefetch > 0 && end - e > kPrefetch) __builtin_prefetch(buffers + s[kPrefetch].bufIdx * bufSize, 1);
+      const uint64_t ts = tsNs + ((uint64_t{rel} * 0x33333334u) >> 32);  // rel / 5 for rel < 2^30
+      rel += t.wireStep;
+      const uint16_t id = memOrder16(static_cast<uint16_t>(k + t.flow));
+      // NB: ones' complement adds of 16-bit values as add + add-with-carry.
+      uint16_t l4 = onesAdd(t.l4Base, id & t.l4IdMask);
+      const uint16_t ipc = static_cast<uint16_t>(~onesAdd(t.ipBase, id));
+      // NB: buffers are reused and a filter may have written into them: the whole frame is
+      // rewritten (the zero payload keeps the L4 checksum a sum of the header fields).
+      std::memcpy(buf + t.extOfs, t.frame + 64, 16);
+      copy64(buf, t.frame);
+      if (!kShort && t.len > 80) {
+        const uint32_t len = t.len;
+        std::memcpy(buf + 80, t.frame + 80, 48);
+        if (len > kFrameCopy) std::memset(buf + kFrameCopy, 0, len - kFrameCopy);
+      }
+      if (kSeq) {
+        const uint64_t seqNo = seqTop | k;
+        put64(buf + t.len - 8, seqNo);
+        const uint32_t hi = static_cast<uint32_t>(seqNo >> 32), lo = static_cast<uint32_t>(seqNo);
+        uint32_t x = (hi >> 16) + (hi & 0xFFFF) + (lo >> 16) + (lo & 0xFFFF);
+        x = (x & 0xFFFF) + (x >> 16);
+        x = (x & 0xFFFF) + (x >> 16);
+        const uint32_t swapped = ((x & 0xFF) << 8) | (x >> 8);
+        // In memory order: a trailer at an odd offset adds its sum as is, else swapped.
+        const uint32_t be = x ^ ((x ^ swapped) & t.oddTrailer);
+        l4 = onesAdd(l4, memOrder16(static_cast<uint16_t>(be)));
+      }
+      uint16_t c = static_cast<uint16_t>(~l4);
+      if (kSeq) c = c == 0 ? t.udpZero : c;  // without seq a UDP checksum is in the frame
+      std::memcpy(buf + t.ipIdOfs, &id, 2);
+      std::memcpy(buf + t.ipCsumOfs, &ipc, 2);
+      std::memcpy(buf + t.l4IdOfs, &id, 2);
+      std::memcpy(buf + t.l4CsumOfs, &c, 2);
+      std::memcpy(reinterpret_cast<uint8_t*>(s) + 4, &t.slotWord, 8);
+      s->tsNs = ts;
+    }
+    return rel;
+  }
+
+  /** The fill loop on per-flow frames (many (flow, length) pairs: sizes over a wide range
+   * with many flows). */
+  template <bool kSeq>
+  void fillFlow(RingShadow& sh, GenRing& g, uint32_t first, uint32_t count, uint64_t seqTop) noexcept {
     // NB: byte stores into the frames may alias anything: everything the loop reads is a
     // local first, or the compiler reloads it from memory after every store.
     const uint32_t* sched = g.sched.data();
@@ -179,8 +358,6 @@ class GenPort : public Port {
     const uint32_t bufSize = sh.geo.bufSize;
     const uint32_t numSlots = sh.geo.numSlots;
     const uint64_t tsBase = tsBaseNs_;
-    const bool seq = spec_.seq;
-    const uint64_t seqTop = uint64_t{ring} << 56;
     uint32_t pos = g.pos;
     uint64_t k = g.produced;
     uint64_t wirePs = g.wirePs;
@@ -191,7 +368,7 @@ class GenPort : public Port {
       if (++pos == schedLen) pos = 0;
       const uint32_t flow = e >> kLenBits;
       const uint32_t len = e & ((1u << kLenBits) - 1);
-      makePacket(buffers + uint64_t{s.bufIdx} * bufSize, flows[flow], len, static_cast<uint16_t>(k + flow), seq, seqTop | k);
+      makePacket(buffers + uint64_t{s.bufIdx} * bufSize, flows[flow], len, static_cast<uint16_t>(k + flow), kSeq, seqTop | k);
       s.len = static_cast<uint16_t>(len);
       s.origLen = len;
       s.flags = 0;
@@ -202,11 +379,8 @@ class GenPort : public Port {
     g.pos = pos;
     g.produced = k;
     g.wirePs = wirePs;
-    *exhausted = g.quota > 0 && g.produced >= g.quota;
-    return count;
   }
 
- private:
   /** Writes one frame of `len` bytes of flow `f` at `buf`. NB: hot path — fixed-size copies of
    * the pre-built frame, checksums from precomputed sums plus the few fields that vary, and no
    * branch on the protocol (Flow). */
@@ -240,6 +414,67 @@ class GenPort : public Port {
     put16(buf + l4IdOfs, id);
     const uint16_t c = fold(l4Sum + l4LenMul * l4Len + l4IdMul * id + trailer);
     put16(buf + l4CsumOfs, c == 0 && udp ? 0xFFFF : c);
+  }
+
+  /** Folds a sum to 16 bits, not complemented (0 only for a zero sum). */
+  static uint16_t fold16(uint32_t acc) {
+    acc = (acc & 0xFFFF) + (acc >> 16);
+    acc = (acc & 0xFFFF) + (acc >> 16);
+    return static_cast<uint16_t>(acc);
+  }
+
+  /** The pre-built frames of every (flow, length) the schedules hold and the schedules as
+   * indices into them; none when there are more than kMaxTmpl pairs (then fillFlow). */
+  void buildTmpls() {
+    std::vector<uint32_t> entries;
+    for (const GenRing& g : gens_) entries.insert(entries.end(), g.sched.begin(), g.sched.end());
+    std::sort(entries.begin(), entries.end());
+    entries.erase(std::unique(entries.begin(), entries.end()), entries.end());
+    if (entries.empty() || entries.size() > kMaxTmpl) return;
+    tmpls_.resize(entries.size());
+    for (size_t t = 0; t < entries.size(); t++) {
+      const uint32_t flow = entries[t] >> kLenBits, len = entries[t] & ((1u << kLenBits) - 1);
+      const Flow& f = flows_[flow];
+      Tmpl& m = tmpls_[t];
+      std::memset(&m, 0, sizeof m);
+      std::memcpy(m.frame, f.frame, kFrameCopy);
+      const uint32_t l3Len = len - f.l3LenSub, l4Len = len - f.l4Ofs;
+      if (f.l3LenOfs < kFrameCopy) put16(m.frame + f.l3LenOfs, l3Len);  // else the scratch (ARP)
+      if (f.l4LenOfs < kFrameCopy) put16(m.frame + f.l4LenOfs, l4Len);
+      ShadowSlot slot{};
+      slot.len = static_cast<uint16_t>(len);
+      slot.flags = 0;
+      slot.origLen = len;
+      std::memcpy(&m.slotWord, reinterpret_cast<const uint8_t*>(&slot) + 4, 8);
+      m.wireStep = (len + 4 + 20) * 4;  // 0.8 ns per byte at 10 Gb/s
+      m.len = len;
+      m.flow = static_cast<uint16_t>(flow);
+      m.ipBase = memOrder16(fold16(f.ipSum + l3Len));
+      m.l4Base = memOrder16(fold16(f.l4Sum + f.l4LenMul * l4Len));
+      m.l4IdMask = f.l4IdMul ? 0xFFFF : 0;
+      m.udpZero = f.udp ? 0xFFFF : 0;
+      m.ipIdOfs = f.ipIdOfs;
+      m.ipCsumOfs = f.ipCsumOfs;
+      m.l4IdOfs = f.l4IdOfs;
+      m.l4CsumOfs = f.l4CsumOfs;
+      m.oddTrailer = 0u - ((len - 8 - f.l4Ofs) & 1);
+      m.extOfs = len > 64 ? 64 : 0;
+      const uint16_t scratch = static_cast<uint16_t>(bufSize_ - 8);  // Flow's scratch: here just past the frame
+      for (uint16_t* o : {&m.ipIdOfs, &m.ipCsumOfs, &m.l4IdOfs, &m.l4CsumOfs})
+        if (*o == scratch) *o = static_cast<uint16_t>(len);
+      if (f.udp && !spec_.seq) {  // no per-packet field in the L4 sum: the checksum is the frame's
+        const uint16_t c = fold(f.l4Sum + f.l4LenMul * l4Len);
+        put16(m.frame + f.l4CsumOfs, c == 0 ? 0xFFFF : c);
+        m.l4CsumOfs = static_cast<uint16_t>(len);  // just past the frame (as UDP's id)
+      }
+    }
+    tmplShort_ = true;
+    for (const Tmpl& m : tmpls_) tmplShort_ = tmplShort_ && m.len <= 80;
+    for (GenRing& g : gens_) {
+      g.tsched.resize(g.sched.size());
+      for (size_t e = 0; e < g.sched.size(); e++)
+        g.tsched[e] = static_cast<uint32_t>(sizeof(Tmpl) * (std::lower_bound(entries.begin(), entries.end(), g.sched[e]) - entries.begin()));
+    }
   }
 
   uint32_t pickSize(SplitMix64& rng) const {
@@ -501,6 +736,8 @@ class GenPort : public Port {
   uint32_t bufSize_ = 2048;
   std::vector<Flow> flows_;
   std::vector<GenRing> gens_;
+  std::vector<Tmpl> tmpls_;
+  bool tmplShort_ = false;  // every pre-built frame is at most 80 bytes
   uint32_t cumWeight_[kProtoCount] = {};
   uint32_t protoFirst_[kProtoCount] = {};
   uint32_t protoCount_[kProtoCount] = {};
