@@ -58,11 +58,13 @@ export function checkHostName(text: string): string {
 }
 
 function moduleInfo(spec: string, loaded: LoadedModule): ModuleInfo {
-  let sha256 = '';
-  try {
-    sha256 = createHash('sha256').update(readFileSync(loaded.description.path)).digest('hex');
-  } catch {
-    sha256 = ''; // the file went away after it was loaded
+  let sha256 = loaded.sha256 ?? '';
+  if (sha256 === '') {
+    try {
+      sha256 = createHash('sha256').update(readFileSync(loaded.description.path)).digest('hex');
+    } catch {
+      sha256 = ''; // the file went away after it was loaded
+    }
   }
   const m = loaded.description.manifest;
   return { name: m?.name ?? basename(spec), version: m?.version ?? null, sha256, path: spec };
@@ -77,7 +79,8 @@ export class HostControl {
   private readonly finalSummaries: Promise<Record<string, unknown>[]>;
   private resolveFinal!: (s: Record<string, unknown>[]) => void;
   private readonly startedAt = Date.now();
-  private readonly modules: ModuleInfo[][]; // per clause: each module of its chain
+  private readonly modules: ModuleInfo[][]; // per clause: each module of its chain, as loaded at start
+  private readonly loaded: LoadedModule[][]; // the same modules (a swapped-in one is told apart from them)
   private server: ControlServer | null = null;
   /** Said once every port opened (a host that fails to start prints only its one error line). */
   startupNotices: string[] = [];
@@ -96,6 +99,7 @@ export class HostControl {
   ) {
     this.finalSummaries = new Promise((resolve) => (this.resolveFinal = resolve));
     this.modules = clauses.map((c) => [moduleInfo(c.moduleSpec, c.loaded), ...(c.then ?? []).map((m) => moduleInfo(m.moduleSpec, m.loaded))]);
+    this.loaded = clauses.map((c) => [c.loaded, ...(c.then ?? []).map((m) => m.loaded)]);
     this.swaps = clauses.map(() => 0);
     this.canaryFailures = clauses.map(() => 0);
   }
@@ -203,7 +207,8 @@ export class HostControl {
         port: c.ctx.port,
         outputs: c.ctx.outputs,
         rings: engine?.ringRuns.length ?? 0,
-        modules: this.modules[i]!,
+        // What serves now: a swapped-in module replaces the one loaded at start.
+        modules: engine ? engine.servingModules().map((m, k) => (m === this.loaded[i]![k] ? this.modules[i]![k]! : moduleInfo(m.description.path, m))) : this.modules[i]!,
         running: this.running[i] ?? false,
       };
       const rate = this.rates[i];

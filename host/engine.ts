@@ -286,6 +286,11 @@ export class Engine {
     return { rings: this.rings, input: this.input, elapsedMs: this.started ? epochMs() - this.startedAt : 0, stoppedBy: this.stoppedBy, statsNames: this.opts.loaded.description.manifest?.stats ?? [], chain: this.chainInfo(), oversize: this.oversize, kernel: { ...this.kernel }, swaps: this.swapCounts };
   }
 
+  /** The modules serving now, in chain order (after swaps and reverts), for `nmwasm ps`. */
+  servingModules(): LoadedModule[] {
+    return this.current.map((m) => m.loaded);
+  }
+
   /** The chain as the summaries name it: each module as given, with its stats names (the
    * modules loaded at start: a swapped-in module keeps the slot's names). */
   chainInfo(): RunResult['chain'] {

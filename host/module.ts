@@ -6,6 +6,7 @@
 // guest instruction runs long (host/wasm-rewrite.ts, docs/SANDBOX.md). The result is a
 // plain description used by `inspect` and by the engine, plus the compiled rewritten
 // WebAssembly.Module (cloneable to ring workers).
+import { createHash } from 'node:crypto';
 import { UsageError, oneLine } from './errors.ts';
 import { CONFIG_FORMATS, HOST_ABI_VERSION, resolveFilter, type ConfigFormat, type FilterSource } from './package.ts';
 import { formatFuncType, readWasmBinary, WasmFormatError, type FuncType, type WasmBinary } from './wasmreader.ts';
@@ -99,6 +100,8 @@ export interface LoadedModule {
   module: WebAssembly.Module;
   /** The package it came from (name, version, where), when MODULE named one. */
   package?: { name: string; version: string; where: string };
+  /** Lowercase hex sha256 of the module's bytes as loaded (what `nmwasm ps` shows). */
+  sha256?: string;
 }
 
 /** Reads, compiles and validates a module (path or package name) against the ABI and `limits`,
@@ -131,7 +134,8 @@ export function loadModule(spec: string, limits: ModuleLimits = DEFAULT_LIMITS):
   } catch (err) {
     throw new Error(`${spec}: internal error: the rewritten module does not compile: ${(err as Error).message}`);
   }
-  return source.pkg ? { description, module, package: { name: source.pkg.name, version: source.pkg.version, where: source.pkg.where } } : { description, module };
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return source.pkg ? { description, module, sha256, package: { name: source.pkg.name, version: source.pkg.version, where: source.pkg.where } } : { description, module, sha256 };
 }
 
 /** A package's module must carry its manifest section (nmwasm build embeds it), and the

@@ -8,7 +8,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, ensureBundle, haveNative, root, type CliResult } from '../cli/helpers.ts';
@@ -75,6 +76,12 @@ live('each bad swap: exit 2 with one line of reason, the old module keeps servin
     const s = stats();
     assert.is(s.verdicts.fault, 0, 'the old module served every packet');
     assert.equal([s.swaps.done, s.swaps.canaryFailures], [1, 3], 'stats --json: one swap, three canary failures');
+    // `ps` names what serves now: the swapped-in module's file and the sha256 of its bytes.
+    const ps = nm(['ps', '--json']);
+    assert.is(ps.status, 0, ps.stderr);
+    const host = (JSON.parse(ps.stdout) as { hosts: { name: string; clauses: { modules: { path: string; sha256: string }[] }[] }[] }).hosts.find((h) => h.name === name)!;
+    assert.is(host.clauses[0]!.modules[0]!.path, other);
+    assert.is(host.clauses[0]!.modules[0]!.sha256, createHash('sha256').update(readFileSync(other)).digest('hex'));
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(metrics, /^nmwasm_swaps_total\{[^}]*\} 1$/m);
     assert.match(metrics, /^nmwasm_canary_failures_total\{[^}]*\} 3$/m);
