@@ -7,6 +7,7 @@
 // drives it against a fake kernel through the NetmapSys seam.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
@@ -24,8 +25,10 @@ struct NetmapSys {
   int (*ioctl)(void* ctx, int fd, unsigned long request, void* arg);  // -1 + errno on failure
   int (*close)(void* ctx, int fd);
   void* ctx;
+  void* (*mmap)(void* ctx, int fd, size_t len);           // MAP_SHARED of fd [0, len); nullptr + errno on failure
+  int (*munmap)(void* ctx, void* addr, size_t len);
 };
-/** ::open / ::ioctl / ::close. */
+/** ::open / ::ioctl / ::close / ::mmap / ::munmap. */
 NetmapSys realNetmapSys();
 
 /** A failed stage: the system call, its errno and what was being done (one line). */
@@ -69,6 +72,16 @@ class NetmapSession {
    * bound rings; sets NR_FORWARD on the RX rings that hand packets to the host stack
    * (an interface's hardware rings; with NR_REG_NIC_SW its host rings too). Throws. */
   void registerPort(const RegisterPlan& plan, uint8_t* base, const nmreq_pools_info& pools);
+  /** Stage 3 for a port netmap keeps in memory of its own whatever the request says (a
+   * monitor: netmap_monitor.c gives a copy monitor a private allocator and a zero-copy one
+   * the monitored port's): NETMAP_REQ_REGISTER without extmem, then mmap of the reply's
+   * nr_memsize bytes of /dev/netmap (native only: the caller copies packets into the
+   * filter's window). Locates the rings there; never sets NR_FORWARD. Throws NetmapFailure. */
+  void registerMapped(const RegisterPlan& plan);
+  /** Whether the rings live in a mapping of /dev/netmap (registerMapped), not the caller's memory. */
+  bool mapped() const { return mapped_ != nullptr; }
+  /** Whether `plan` asks for a monitor (NR_MONITOR_RX/TX, NR_ZCOPY_MON). Pure. */
+  static bool isMonitor(const RegisterPlan& plan) { return (plan.flags & (NR_MONITOR_RX | NR_MONITOR_TX | NR_ZCOPY_MON)) != 0; }
 
   int fd() const { return fd_; }
   const nmreq_register& reply() const { return reg_; }
@@ -89,11 +102,17 @@ class NetmapSession {
 
   // ---- per packet (never throw, never allocate) ---------------------------------------
   /** Hands out up to `max` received slots of RX ring `r` not yet taken (NIOCRXSYNC first
-   * when none are left): calls take(slot) for each, in ring order. Returns the count. */
+   * when none are left, or when slots were released since the last sync, so the kernel
+   * gets them back at once): calls take(slot) for each, in ring order. Returns the count. */
   template <typename Take>
   uint32_t takeReceived(uint32_t r, uint32_t max, Take&& take) noexcept {
     RxState& s = rx_[r];
-    if (s.taken == s.ring->tail) sync(NIOCRXSYNC);
+    // NB: one NIOCRXSYNC per batch at most. Without the sync after a release, a VALE sender
+    // finds our ring full (VALE drops what does not fit) until we have drained every slot.
+    if (s.taken == s.ring->tail || s.released) {
+      sync(NIOCRXSYNC);
+      s.released = false;
+    }
     uint32_t n = 0;
     const uint32_t tail = __atomic_load_n(&s.ring->tail, __ATOMIC_ACQUIRE);
     while (n < max && s.taken != tail) {
@@ -145,6 +164,7 @@ class NetmapSession {
     netmap_ring* ring = nullptr;
     uint32_t taken = 0;  // next slot to hand out; [head, taken) are with the filter
     bool forward = false;  // NR_FORWARD set: NS_FORWARD slots go to the host stack (or, on a host ring, the NIC)
+    bool released = false;  // slots given back since the last NIOCRXSYNC
   };
   struct TxState {
     netmap_ring* ring = nullptr;
@@ -162,6 +182,8 @@ class NetmapSession {
   nmreq_register reg_{};
   netmap_if* nif_ = nullptr;
   bool forward_ = false;
+  uint8_t* mapped_ = nullptr;  // registerMapped: the /dev/netmap mapping, munmap'd by the destructor
+  uint64_t mappedLen_ = 0;
   std::vector<RxState> rx_;
   std::vector<TxState> tx_;
   std::mutex syncMu_;  // NB: one fd for every ring: syncs from several ring threads take turns

@@ -12,6 +12,10 @@
 //      netmap_if, rings and buffers out inside the port's PacketMemory, so the filter's
 //      packet window shows the kernel's own buffers (no copy on receive);
 //   6. per ring: the shadow's buffersOfs = the kernel buffer pool (ring + buf_ofs).
+// A monitor (/r /t /z) is the exception: netmap keeps it in memory of its own whatever
+// the request says (netmap_monitor.c: a private allocator for a copy monitor, the
+// monitored port's for /z), so stage 5 registers without extmem, mmaps /dev/netmap
+// natively and rxsync copies each frame into the port's own buffers (setupRings' layout).
 // rxsync takes kernel slots [cur, tail) into the shadow with buf_idx = the kernel's;
 // rxrelease gives them back (head = cur); toHost (HOST, and PASS without an output) marks
 // NS_FORWARD on an interface's hardware RX rings, which carry NR_FORWARD, so netmap hands
@@ -21,6 +25,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "errors.h"
 #include "netmap_session.h"
@@ -51,6 +56,19 @@ class NetmapPort : public Port {
     netmap::netmap_ring* k = session_.rxRing(ring);
     const uint64_t tsNs = static_cast<uint64_t>(k->ts.tv_sec) * 1000000000u + static_cast<uint64_t>(k->ts.tv_usec) * 1000u;
     uint32_t i = first;
+    if (session_.mapped()) {
+      // Monitor: copy out of netmap's own memory into the slot's buffer in the window.
+      return session_.takeReceived(ring, count, [&](netmap::netmap_slot* slot) {
+        ShadowSlot& s = sh.slots[i];
+        const uint32_t len = slot->len < sh.geo.bufSize ? slot->len : sh.geo.bufSize;
+        std::memcpy(bufferAt(sh.geo, s.bufIdx), netmap::NetmapSession::bufferOf(k, slot->buf_idx), len);  // NB: one copy per frame
+        s.len = static_cast<uint16_t>(len);
+        s.origLen = slot->len;
+        s.flags = 0;
+        s.tsNs = tsNs;
+        if (++i == sh.geo.numSlots) i = 0;
+      });
+    }
     return session_.takeReceived(ring, count, [&](netmap::netmap_slot* slot) {
       ShadowSlot& s = sh.slots[i];
       s.bufIdx = slot->buf_idx;  // the filter sees the kernel's buffer itself
@@ -108,6 +126,7 @@ class NetmapPort : public Port {
     if (spec_.hostTxRings) c.hostTxRings = spec_.hostTxRings;
     if (spec_.hostRxRings) c.hostRxRings = spec_.hostRxRings;
     const netmap::RegisterPlan p = plan();
+    if (netmap::NetmapSession::isMonitor(p)) return openMonitor(opts, p, c);
     const uint32_t rings = netmap::NetmapSession::boundRings(p, c, true);
     const netmap::nmreq_pools_info pools = netmap::extmemPools(c, opts.bufSize, 0);
     const uint64_t total = netmap::packetMemoryBytes(rings, opts.numSlots, pools);
@@ -132,11 +151,23 @@ class NetmapPort : public Port {
     }
   }
 
+  /** A monitor of the port `c` describes: netmap gives it max(RX, TX) RX rings of the
+   * monitored port and one TX ring (netmap_get_monitor_na); its own buffers in the window. */
+  void openMonitor(const PortOptions& opts, const netmap::RegisterPlan& p, netmap::PortCounts c) {
+    if (c.txRings > c.rxRings) c.rxRings = c.txRings;
+    c.txRings = 1;
+    const uint32_t rings = netmap::NetmapSession::boundRings(p, c, true);
+    setupRings(rings, opts.numSlots, opts.bufSize);
+    session_.registerMapped(p);
+    if (session_.rxRings() != rings) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound " + std::to_string(session_.rxRings()) + " monitor RX rings, expected " + std::to_string(rings) + ": report it with the port name");
+  }
+
   [[noreturn]] void fail(const netmap::NetmapFailure& e) {
     std::string advice = "check the port with pkt-gen -i " + spec_.nrName;
     if (e.syscall == "open" && e.err == ENOENT) advice = "the netmap kernel module is not loaded: load it (modprobe netmap) or use xdp:" + spec_.nrName;
     else if (e.err == EPERM || e.err == EACCES) advice = "netmap needs root (or read/write access to /dev/netmap)";
     else if (e.err == ENXIO || e.err == ENODEV) advice = "netmap has no port named " + spec_.nrName + " (is its driver netmap-enabled? list with ip link)";
+    else if (e.err == EINVAL && netmap::NetmapSession::isMonitor(plan())) advice = "netmap monitors only a port that another process holds in netmap mode: start its reader first (pkt-gen -i " + spec_.nrName + " -f rx)";
     else if (e.err == EOPNOTSUPP || e.err == EINVAL) advice = "this netmap may lack extmem support (build netmap with extmem) or refuse the ring selection";
     if (e.syscall.empty()) throw NativeError("EINVAL", name(), "", e.err, std::string(e.what()) + "; " + advice);
     throwSyscallError(name(), e.syscall.c_str(), e.err, e.what(), advice);

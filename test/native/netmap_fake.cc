@@ -7,6 +7,11 @@
 // given on the command line and prints JSON.
 //   netmap_fake register NAME MODE RINGID FLAGS MEMID TXS RXS TXR RXR HTXR HRXR
 //   netmap_fake rx COUNT        netmap_fake host        netmap_fake tx        netmap_fake absent
+//   netmap_fake release         netmap_fake monitor FLAGS [noparent]
+// A monitor register (NR_MONITOR_RX/TX, NR_ZCOPY_MON) behaves as netmap_monitor.c does: the
+// monitored port must be in netmap mode (else EINVAL), the monitor gets max(RX, TX) RX rings
+// and one TX ring in memory of its own (no extmem, whatever the request says), which the
+// caller mmaps from the fd; rxsync copies the monitored port's frames into it.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -41,6 +46,10 @@ struct Fake {
   std::vector<uint32_t> forwarded;             // buf_idx of slots released with NS_FORWARD
   std::vector<std::string> sent;               // "len:firstbyte" of transmitted slots
   uint32_t syncs = 0;
+  bool parentOpen = true;  // the monitored port is in netmap mode (another process holds it)
+  bool monitor = false;
+  std::vector<uint8_t> own;  // a monitor's memory (netmap's private allocator), what mmap returns
+  int mmaps = 0, munmaps = 0;
 };
 
 netmap_slot* slotOf(netmap_ring* r, uint32_t i) { return reinterpret_cast<netmap_slot*>(reinterpret_cast<uint8_t*>(r) + sizeof(netmap_ring)) + i; }
@@ -62,6 +71,22 @@ int fakeClose(void* ctx, int fd) {
   return 0;
 }
 
+void* fakeMmap(void* ctx, int fd, size_t len) {
+  Fake& f = *static_cast<Fake*>(ctx);
+  // Only a monitor's own memory can be mapped (extmem lives in the caller's memory already).
+  if (fd != 42 || !f.monitor || len != f.reg.nr_memsize) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  f.mmaps++;
+  return reinterpret_cast<void*>(f.base);
+}
+
+int fakeMunmap(void* ctx, void*, size_t) {
+  static_cast<Fake*>(ctx)->munmaps++;
+  return 0;
+}
+
 int refuse(Fake& f, int err, const char* why) {
   f.error = why;
   errno = err;
@@ -76,10 +101,26 @@ int doRegister(Fake& f, nmreq_header* h) {
   nmreq_opt_extmem* ext = nullptr;
   for (uint64_t o = h->nr_options; o != 0; o = reinterpret_cast<nmreq_option*>(o)->nro_next)
     if (reinterpret_cast<nmreq_option*>(o)->nro_reqtype == NETMAP_REQ_OPT_EXTMEM) ext = reinterpret_cast<nmreq_opt_extmem*>(o);
-  if (!ext) return refuse(f, EINVAL, "no extmem option");
-  f.sawExtmem = true;
-  f.extmemPtr = ext->nro_usrptr;
-  f.extmemSize = ext->nro_info.nr_memsize;
+  f.monitor = (f.reg.nr_flags & (NR_MONITOR_RX | NR_MONITOR_TX | NR_ZCOPY_MON)) != 0;
+  nmreq_opt_extmem own{};
+  if (f.monitor) {
+    // netmap_get_monitor_na: the parent must be in netmap mode; the monitor has max(rx, tx)
+    // RX rings and one TX ring, in a private allocator (an extmem option is not used for it).
+    if (!f.parentOpen) return refuse(f, EINVAL, "not in netmap mode");
+    if (f.txRings > f.rxRings) f.rxRings = f.txRings;
+    f.txRings = 1;
+    const PortCounts c{f.txRings, f.rxRings, f.hostTx, f.hostRx, f.slots, f.slots};
+    own.nro_info = extmemPools(c, 2048, 0);
+    f.own.assign(own.nro_info.nr_memsize + 4096, 0);
+    own.nro_usrptr = (reinterpret_cast<uintptr_t>(f.own.data()) + 4095) / 4096 * 4096;
+    if (ext) ext->nro_opt.nro_status = 0;
+    ext = &own;
+  } else {
+    if (!ext) return refuse(f, EINVAL, "no extmem option");
+    f.sawExtmem = true;
+    f.extmemPtr = ext->nro_usrptr;
+    f.extmemSize = ext->nro_info.nr_memsize;
+  }
   nmreq_pools_info& p = ext->nro_info;
   const uint32_t rings = f.txRings + f.rxRings + f.hostTx + f.hostRx;
   const uint64_t needSlots = uint64_t{f.slots} * rings + 2;
@@ -141,7 +182,8 @@ int doRegister(Fake& f, nmreq_header* h) {
   out->nr_host_tx_rings = f.hostTx;
   out->nr_host_rx_rings = f.hostRx;
   out->nr_tx_slots = out->nr_rx_slots = f.slots;
-  out->nr_mem_id = 3;
+  f.reg.nr_memsize = p.nr_memsize;
+  out->nr_mem_id = f.monitor ? 5 : 3;
   ext->nro_opt.nro_status = 0;
   return 0;
 }
@@ -241,7 +283,7 @@ int main(int argc, char** argv) {
   if (argc < 2) return 2;
   const std::string cmd = argv[1];
   Fake f;
-  NetmapSys sys{fakeOpen, fakeIoctl, fakeClose, &f};
+  NetmapSys sys{fakeOpen, fakeIoctl, fakeClose, &f, fakeMmap, fakeMunmap};
   std::string name;
   RegisterPlan plan = cmd == "register" && argc == 13 ? planOf(argv + 2, name) : simplePlan("eth0", cmd == "host" ? NR_REG_NIC_SW : NR_REG_ALL_NIC);
   if (cmd == "host-one") {
@@ -256,6 +298,44 @@ int main(int argc, char** argv) {
     const auto n = [&](int i) { return static_cast<uint32_t>(std::strtoul(argv[i], nullptr, 0)); };
     const PortCounts c{n(3), n(2), 0, 0, n(4), n(4)};
     std::printf("{\"bytes\":%llu}\n", static_cast<unsigned long long>(packetMemoryBytes(n(5), n(6), extmemPools(c, 2048, 0))));
+    return 0;
+  }
+  if (cmd == "monitor") {
+    // monitor FLAGS [noparent]: eth0 (4 RX, 6 TX rings) monitored as an input (RX rings only),
+    // registered as native/port_netmap.cc's openMonitor does; 5 frames on monitor ring 0.
+    f.txRings = 6;
+    if (argc > 3 && std::string(argv[3]) == "noparent") f.parentOpen = false;
+    plan = simplePlan("eth0", NR_REG_ALL_NIC);
+    plan.flags = std::strtoull(argv[2], nullptr, 0) | NR_RX_RINGS_ONLY;
+    int rx = -1, tx = -1, got = 0, bad = 0, outside = 0;
+    bool forwards = true, mapped = false;
+    try {
+      NetmapSession s(sys);
+      s.openDevice("/dev/netmap");
+      s.portInfo(plan.name);
+      s.registerMapped(plan);
+      rx = static_cast<int>(s.rxRings());
+      tx = static_cast<int>(s.txRings());
+      forwards = s.forwards();
+      mapped = s.mapped();
+      for (int i = 0; i < 5; i++) f.pending[0].push_back(static_cast<uint16_t>(60 + i));
+      s.takeReceived(0, 16, [&](netmap_slot* k) {
+        const uint8_t* b = NetmapSession::bufferOf(s.rxRing(0), k->buf_idx);
+        if (k->len != 60 + got || b[0] != static_cast<uint8_t>(k->buf_idx)) bad++;
+        if (b < f.base || b + 2048 > f.base + f.reg.nr_memsize) outside++;
+        got++;
+      });
+      s.release(0, static_cast<uint32_t>(got));
+    } catch (const NetmapFailure& e) {
+      std::printf("{\"failure\":{\"syscall\":\"%s\",\"errno\":%d,\"what\":\"%s\"},\"fake\":\"%s\",\"closed\":%s,\"munmaps\":%d}\n", e.syscall.c_str(), e.err, e.what(),
+                  f.error.c_str(), f.fd == -1 ? "true" : "false", f.munmaps);
+      return 0;
+    }
+    std::printf("{\"flags\":%llu,\"extmem\":%s,\"mapped\":%s,\"mmaps\":%d,\"munmaps\":%d,\"closed\":%s,\"boundRx\":%d,\"boundTx\":%d,\"forwards\":%s,"
+                "\"received\":%d,\"bad\":%d,\"outside\":%d,\"boundRings\":%u}\n",
+                static_cast<unsigned long long>(f.reg.nr_flags), f.sawExtmem ? "true" : "false", mapped ? "true" : "false", f.mmaps, f.munmaps,
+                f.fd == -1 ? "true" : "false", rx, tx, forwards ? "true" : "false", got, bad, outside,
+                NetmapSession::boundRings(plan, PortCounts{1, 6, 1, 1, 64, 64}, true));
     return 0;
   }
   try {
@@ -304,6 +384,21 @@ int main(int argc, char** argv) {
       }
       std::printf("{\"received\":%u,\"bad\":%u,\"outside\":%u,\"batches\":%u,\"pendingLeft\":%zu,\"head\":%u}\n", got, bad, outside, batches,
                   f.pending[0].size(), s.rxRing(0)->head);
+      return 0;
+    }
+    if (cmd == "release") {
+      // 40 frames wait on RX ring 0; the filter takes 16, releases them, takes again: the
+      // kernel must have the 16 back after that second take (not only once all 40 are taken),
+      // or a VALE sender finds the ring full meanwhile.
+      for (int i = 0; i < 40; i++) f.pending[0].push_back(100);
+      uint32_t first = s.takeReceived(0, 16, [](netmap_slot*) {});
+      s.release(0, first);
+      const uint32_t syncsBefore = f.syncs;
+      uint32_t second = s.takeReceived(0, 16, [](netmap_slot*) {});
+      const uint32_t afterSecond = f.kernelRx[0], syncsSecond = f.syncs - syncsBefore;
+      uint32_t third = s.takeReceived(0, 16, [](netmap_slot*) {});  // nothing released since: no sync needed
+      std::printf("{\"first\":%u,\"second\":%u,\"third\":%u,\"kernelHasBack\":%u,\"syncsForSecond\":%u,\"syncsForThird\":%u}\n", first, second, third,
+                  afterSecond, syncsSecond, f.syncs - syncsBefore - syncsSecond);
       return 0;
     }
     if (cmd == "host" || cmd == "host-one") {
