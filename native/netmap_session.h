@@ -156,6 +156,50 @@ class NetmapSession {
     if (sent > 0) sync(NIOCTXSYNC);
     return sent;
   }
+  /** Zero-copy send between two ports of one netmap allocator (same nr_mem_id): for each
+   * packet (anything with .slot->bufIdx and .len), the buffer of a free slot of TX ring 0
+   * and the packet's buffer trade places: the TX slot takes the packet's buffer with
+   * NS_BUF_CHANGED, *.slot->bufIdx gets the TX slot's old one (the caller hands it back to
+   * its RX ring with swapBack). NIOCTXSYNC once (twice when the ring filled up). Returns
+   * the number sent: the rest kept their buffers. */
+  template <typename Packet>
+  uint32_t transmitSwap(const Packet* pkts, uint32_t count) noexcept {
+    std::lock_guard<std::mutex> lock(txMu_);
+    if (tx_.empty()) return 0;
+    netmap_ring* ring = tx_[0].ring;
+    uint32_t sent = 0;
+    for (int attempt = 0; attempt < 2 && sent < count; attempt++) {
+      if (attempt == 1) sync(NIOCTXSYNC);
+      uint32_t head = ring->head;
+      const uint32_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+      while (sent < count && head != tail) {
+        netmap_slot* slot = ringSlot(ring, head);
+        const uint32_t mine = slot->buf_idx;
+        slot->buf_idx = pkts[sent].slot->bufIdx;
+        slot->len = static_cast<uint16_t>(pkts[sent].len < ring->nr_buf_size ? pkts[sent].len : ring->nr_buf_size);
+        slot->flags = NS_BUF_CHANGED;
+        pkts[sent].slot->bufIdx = mine;
+        head = head + 1 == ring->num_slots ? 0 : head + 1;
+        sent++;
+      }
+      ring->cur = head;
+      __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
+    }
+    if (sent > 0) sync(NIOCTXSYNC);
+    return sent;
+  }
+  /** Before release: the `k`-th taken, unreleased slot of RX ring `r` now holds buffer
+   * `bufIdx` (a transmitSwap moved its own away): sets it with NS_BUF_CHANGED if it differs. */
+  void swapBack(uint32_t r, uint32_t k, uint32_t bufIdx) noexcept {
+    netmap_ring* ring = rx_[r].ring;
+    uint32_t i = ring->head + k;
+    if (i >= ring->num_slots) i -= ring->num_slots;
+    netmap_slot* slot = ringSlot(ring, i);
+    if (slot->buf_idx != bufIdx) {
+      slot->buf_idx = bufIdx;
+      slot->flags |= NS_BUF_CHANGED;
+    }
+  }
   /** Rings `plan` binds on a port with `counts` (RX or TX side). Pure. */
   static uint32_t boundRings(const RegisterPlan& plan, const PortCounts& counts, bool rx);
 

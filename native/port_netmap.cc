@@ -80,7 +80,19 @@ class NetmapPort : public Port {
     });
   }
 
-  void rxrelease(uint32_t ring, uint32_t first, uint32_t count) noexcept override { session_.release(ring, count); }
+  void rxrelease(uint32_t ring, uint32_t first, uint32_t count) noexcept override {
+    if (!session_.mapped()) {
+      // NB: one compare per slot: a buffer an output took by swap (transmitSwap) is replaced
+      // by the one it gave back, so the kernel slot gets that one (NS_BUF_CHANGED).
+      const RingShadow& sh = shadow(ring);
+      uint32_t i = first;
+      for (uint32_t k = 0; k < count; k++) {
+        session_.swapBack(ring, k, sh.slots[i].bufIdx);
+        if (++i == sh.geo.numSlots) i = 0;
+      }
+    }
+    session_.release(ring, count);
+  }
 
   uint32_t toHost(uint32_t ring, const TxPacket* pkts, uint32_t count) noexcept override {
     const RingGeometry& geo = shadow(ring).geo;
@@ -95,6 +107,21 @@ class NetmapPort : public Port {
   }
 
   uint32_t transmit(const TxPacket* pkts, uint32_t count) noexcept override { return session_.transmit(pkts, count); }
+
+  /** Buffers move by index between two netmap ports of one allocator (same nr_mem_id, as
+   * netmap's global allocator gives two interfaces): the tutorial's bridge/nic2nic. Not a
+   * monitor (its frames are nmwasm's copies) and not extmem ports (one allocator each). */
+  bool canSwapWith(const Port& from) const override {
+    const auto* in = dynamic_cast<const NetmapPort*>(&from);
+    return in != nullptr && canTransmit() && !session_.mapped() && !in->session_.mapped() && session_.reply().nr_mem_id != 0 &&
+           session_.reply().nr_mem_id == in->session_.reply().nr_mem_id && !extmem_ && !in->extmem_;
+  }
+
+  uint32_t transmitSwap(const SwapPacket* pkts, uint32_t count, uint32_t* swapped) noexcept override {
+    const uint32_t sent = session_.transmitSwap(pkts, count);
+    *swapped = sent;
+    return sent;
+  }
 
   bool passesToHost() const override { return spec_.rx && session_.forwards(); }
 
@@ -140,6 +167,7 @@ class NetmapPort : public Port {
     setupRings(rings, opts.numSlots, opts.bufSize, (pools.nr_memsize + opts.bufSize - 1) / opts.bufSize);
     const uint64_t extOfs = rings ? shadow(0).geo.buffersOfs : 0;
     session_.registerPort(p, memory()->base() + extOfs, pools);
+    extmem_ = true;
     if (session_.rxRings() != rings) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound " + std::to_string(session_.rxRings()) + " RX rings, expected " + std::to_string(rings) + ": report it with the port name");
     for (uint32_t r = 0; r < rings; r++) {
       RingGeometry& geo = shadow(r).geo;
@@ -174,6 +202,7 @@ class NetmapPort : public Port {
   }
 
   NetmapPortSpec spec_;
+  bool extmem_ = false;  // registered with the extmem option: an allocator of its own, never shared
   netmap::NetmapSession session_;  // NB: declared last among owners: closes before the Port base frees the memory
 };
 

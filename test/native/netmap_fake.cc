@@ -7,7 +7,7 @@
 // given on the command line and prints JSON.
 //   netmap_fake register NAME MODE RINGID FLAGS MEMID TXS RXS TXR RXR HTXR HRXR
 //   netmap_fake rx COUNT        netmap_fake host        netmap_fake tx        netmap_fake absent
-//   netmap_fake release         netmap_fake monitor FLAGS [noparent]
+//   netmap_fake release         netmap_fake monitor FLAGS [noparent]         netmap_fake swap
 // A monitor register (NR_MONITOR_RX/TX, NR_ZCOPY_MON) behaves as netmap_monitor.c does: the
 // monitored port must be in netmap mode (else EINVAL), the monitor gets max(RX, TX) RX rings
 // and one TX ring in memory of its own (no extmem, whatever the request says), which the
@@ -45,6 +45,7 @@ struct Fake {
   std::vector<std::vector<uint16_t>> pending;  // per bound rx ring: lengths still to deliver
   std::vector<uint32_t> forwarded;             // buf_idx of slots released with NS_FORWARD
   std::vector<std::string> sent;               // "len:firstbyte" of transmitted slots
+  std::vector<uint32_t> txChanged, rxChanged;  // buf_idx of TX slots sent / RX slots given back with NS_BUF_CHANGED
   uint32_t syncs = 0;
   bool parentOpen = true;  // the monitored port is in netmap mode (another process holds it)
   bool monitor = false;
@@ -195,6 +196,7 @@ void rxsync(Fake& f) {
     for (uint32_t& k = f.kernelRx[r]; k != ring->head; k = (k + 1) % ring->num_slots) {
       netmap_slot* s = slotOf(ring, k);
       if ((s->flags & NS_FORWARD) && (ring->flags & NR_FORWARD)) f.forwarded.push_back(s->buf_idx);
+      if (s->flags & NS_BUF_CHANGED) f.rxChanged.push_back(s->buf_idx);
       s->flags = 0;
     }
     const uint32_t stop = (ring->head + ring->num_slots - 1) % ring->num_slots;
@@ -218,6 +220,8 @@ void txsync(Fake& f) {
     for (uint32_t& k = f.kernelTx[r]; k != ring->head; k = (k + 1) % ring->num_slots) {
       netmap_slot* s = slotOf(ring, k);
       f.sent.push_back(std::to_string(s->len) + ":" + std::to_string(bufOf(ring, s->buf_idx)[0]));
+      if (s->flags & NS_BUF_CHANGED) f.txChanged.push_back(s->buf_idx);
+      s->flags = 0;
     }
     ring->tail = (ring->head + ring->num_slots - 1) % ring->num_slots;
   }
@@ -399,6 +403,28 @@ int main(int argc, char** argv) {
       uint32_t third = s.takeReceived(0, 16, [](netmap_slot*) {});  // nothing released since: no sync needed
       std::printf("{\"first\":%u,\"second\":%u,\"third\":%u,\"kernelHasBack\":%u,\"syncsForSecond\":%u,\"syncsForThird\":%u}\n", first, second, third,
                   afterSecond, syncsSecond, f.syncs - syncsBefore - syncsSecond);
+      return 0;
+    }
+    if (cmd == "swap") {
+      // The bridge: 4 frames received on RX ring 0 leave on TX ring 0 by buffer swap; the RX
+      // slots get the TX slots' old buffers back (NS_BUF_CHANGED on both sides).
+      struct Shadow { uint32_t bufIdx; };
+      struct Pkt { Shadow* slot; uint32_t len; };
+      for (int i = 0; i < 4; i++) f.pending[0].push_back(static_cast<uint16_t>(100 + i));
+      Shadow sh[4];
+      Pkt pkts[4];
+      std::vector<uint32_t> rxBufs, txOld;
+      uint32_t n = 0;
+      s.takeReceived(0, 16, [&](netmap_slot* k) { sh[n] = Shadow{k->buf_idx}; pkts[n] = Pkt{&sh[n], k->len}; rxBufs.push_back(k->buf_idx); n++; });
+      netmap_ring* tx = s.txRing(0);
+      for (uint32_t i = 0; i < n; i++) txOld.push_back(slotOf(tx, (tx->head + i) % tx->num_slots)->buf_idx);
+      const uint32_t sent = s.transmitSwap(pkts, n);
+      for (uint32_t k = 0; k < n; k++) s.swapBack(0, k, sh[k].bufIdx);
+      s.release(0, n);
+      s.takeReceived(0, 16, [](netmap_slot*) {});  // the next sync takes the released slots back
+      auto list = [](const std::vector<uint32_t>& v) { std::string o; for (uint32_t x : v) o += (o.empty() ? "" : ",") + std::to_string(x); return "[" + o + "]"; };
+      std::printf("{\"sent\":%u,\"rxBufs\":%s,\"txChanged\":%s,\"txOld\":%s,\"rxChanged\":%s,\"firstBytes\":[\"%s\",\"%s\"]}\n", sent, list(rxBufs).c_str(),
+                  list(f.txChanged).c_str(), list(txOld).c_str(), list(f.rxChanged).c_str(), f.sent.at(0).c_str(), f.sent.at(3).c_str());
       return 0;
     }
     if (cmd == "host" || cmd == "host-one") {

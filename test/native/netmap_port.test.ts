@@ -143,6 +143,14 @@ test('TX: copies into TX slots (lengths, bytes), syncs and goes on when the ring
   assert.is(out.kernelSent, 103);
 });
 
+test('forwarding by buffer swap (one allocator): TX slots take the RX buffers with NS_BUF_CHANGED, the RX slots get the TX buffers back', () => {
+  const out = run('swap');
+  assert.is(out.sent, 4);
+  assert.equal(out.txChanged, out.rxBufs, 'the frames leave in the very buffers they arrived in');
+  assert.equal(out.rxChanged, out.txOld, 'the RX ring gets the TX ring\'s former buffers, flagged NS_BUF_CHANGED');
+  assert.equal(out.firstBytes, [`100:${out.rxBufs[0] & 255}`, `103:${out.rxBufs[3] & 255}`], 'length and bytes as received');
+});
+
 test('no /dev/netmap: the open stage fails with ENOENT', () => {
   const out = run('absent');
   assert.equal(out.failure, { syscall: 'open', errno: 2, what: 'opening /dev/netmap' });
