@@ -195,7 +195,7 @@ class NetmapPort : public Port {
     if (e.syscall == "open" && e.err == ENOENT) advice = "the netmap kernel module is not loaded: load it (modprobe netmap) or use xdp:" + spec_.nrName;
     else if (e.err == EPERM || e.err == EACCES) advice = "netmap needs root (or read/write access to /dev/netmap)";
     else if (e.err == ENXIO || e.err == ENODEV) advice = "netmap has no port named " + spec_.nrName + " (is its driver netmap-enabled? list with ip link)";
-    else if (e.err == EINVAL && netmap::NetmapSession::isMonitor(plan())) advice = "netmap monitors only a port that another process holds in netmap mode: start its reader first (pkt-gen -i " + spec_.nrName + " -f rx)";
+    else if (e.err == EINVAL && netmap::NetmapSession::isMonitor(plan())) advice = "netmap monitors only a port that another process holds in netmap mode: start that process first (for example pkt-gen -i " + spec_.nrName + " -f rx)";
     else if (e.err == EOPNOTSUPP || e.err == EINVAL) advice = "this netmap may lack extmem support (build netmap with extmem) or refuse the ring selection";
     if (e.syscall.empty()) throw NativeError("EINVAL", name(), "", e.err, std::string(e.what()) + "; " + advice);
     throwSyscallError(name(), e.syscall.c_str(), e.err, e.what(), advice);

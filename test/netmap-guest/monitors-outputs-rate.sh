@@ -225,9 +225,9 @@ t_mon() {
   stoppg $G
   echo "CHECK M2 monitor vale0:n/rt: packets=$(jget /tmp/m2a.out packets); /z: packets=$(jget /tmp/m2z.out packets) ; pkt-gen rx on vale0:n: $(rxn /tmp/m2.rx) of 5000"
 
-  hdr "M3 monitor /t of vale0:t held by pkt-gen tx (-w 15: opens, waits, then sends 3000 at 1000 pps)"
+  hdr "M3 monitor /t of vale0:t held by pkt-gen tx (-w 100: opens, waits for the monitor, then sends 3000 at 500 pps)"
   pkt-gen -i vale0:tr -f rx > /tmp/m3.rx 2>&1 & G=$!
-  timeout -s KILL 90 pkt-gen -i vale0:t -f tx -w 15 -R 1000 -n 3000 > /tmp/m3.tx 2>&1 & T=$!; sleep 2
+  timeout -s KILL 200 pkt-gen -i vale0:t -f tx -w 100 -R 500 -n 3000 > /tmp/m3.tx 2>&1 & T=$!; sleep 2
   bgr /tmp/m3.out /tmp/m3.err $NMW load filters/build/counter.wasm --port vale0:t/t --count 3000 --duration 300 $BT --json
   wait $T; tail -n 1 /tmp/m3.tx
   finish $P 30; out /tmp/m3.out /tmp/m3.err
