@@ -308,10 +308,33 @@ t_vrate() {
   done
 }
 
+# t_vab: the same VALE counter run with this checkout (B) and, at /nmwasm-alt, another build (A:
+# build.sh ALT_NMWASM=CHECKOUT, e.g. the main branch), interleaved A B A B, beside pkt-gen rx
+t_vab() {
+  [ -d /nmwasm-alt ] || { echo "(no /nmwasm-alt: build with ALT_NMWASM=CHECKOUT)"; return; }
+  N=200000
+  for R in 0 100000; do
+    rarg=""; [ "$R" != 0 ] && rarg="-R $R"
+    pkt-gen -i vale7:rx -f rx > /tmp/ab.pg 2>&1 & G=$!; sleep 3
+    x 120 pkt-gen -i vale7:tx -f tx -n $N $rarg > /tmp/ab.tx 2>&1; grep -E '^Speed' /tmp/ab.tx | tail -n 1
+    sleep 2; stoppg $G
+    echo "CHECK AB R=$R pkt-gen rx: $(rxn /tmp/ab.pg) of $N"
+    for round in 1 2; do
+      for who in A B; do
+        cmd="$NMW"; [ $who = A ] && cmd="node /nmwasm-alt/dist/nmwasm.mjs"
+        bgr /tmp/ab.out /tmp/ab.err $cmd load filters/build/counter.wasm --port vale8:rx --count $N --duration 300 $BT --json
+        send $P 120 pkt-gen -i vale8:tx -f tx -n $N $rarg > /tmp/abw.tx 2>&1
+        finish $P 20
+        echo "CHECK AB R=$R round=$round $who: packets=$(jget /tmp/ab.out packets) batches=$(jget /tmp/ab.out batches) of $N"
+      done
+    done
+  done
+}
+
 setup
 for t in $TESTS; do
   case "$t" in
-    mon) t_mon ;; out) t_out ;; vrate) t_vrate ;; vethsetup) veth_setup ;;
+    mon) t_mon ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; vethsetup) veth_setup ;;
     veth) t_veth ;; vale) t_vale ;; pipe) t_pipe ;; rate) t_rate ;; monitor) t_monitor ;;
     *) echo "unknown test $t" ;;
   esac
