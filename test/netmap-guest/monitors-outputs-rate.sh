@@ -261,7 +261,8 @@ t_out() {
   hdr "O1 --out vale0:o1 (gen 20000, pps 5000) -> pkt-gen rx on vale0:o2"
   pkt-gen -i vale0:o2 -f rx > /tmp/o1.rx 2>&1 & G=$!; sleep 3
   try=1; while [ $try -le 5 ]; do
-    x 180 $NMW load filters/build/counter.wasm --port gen:count=20000,size=64,pps=5000 --out vale0:o1 $BT --json > /tmp/o1.out 2>/tmp/o1.err && break
+    show "$NMW load filters/build/counter.wasm --port gen:count=20000,size=64,pps=5000 --out vale0:o1 $BT --json"
+    timeout -s KILL 180 $NMW load filters/build/counter.wasm --port gen:count=20000,size=64,pps=5000 --out vale0:o1 $BT --json > /tmp/o1.out 2>/tmp/o1.err && break
     tail -n 1 /tmp/o1.err; try=$((try + 1)); done
   out /tmp/o1.out /tmp/o1.err; sleep 2; stoppg $G
   echo "CHECK O1 --out vale0:o1 (attempts $try): out.packets=$(jget /tmp/o1.out out.packets) out.drops=$(jget /tmp/o1.out out.drops) ; pkt-gen rx: $(rxn /tmp/o1.rx) of 20000"
@@ -277,7 +278,8 @@ t_out() {
   /usr/sbin/ip link show v0 >/dev/null 2>&1 || veth_setup
   b=$(/usr/sbin/ip netns exec ns1 cat /sys/class/net/v1/statistics/rx_packets)
   try=1; while [ $try -le 5 ]; do
-    x 120 $NMW load filters/build/counter.wasm --port gen:count=1000,size=64,pps=2000 --out netmap:v0 $BT --json > /tmp/o3.out 2>/tmp/o3.err && break
+    show "$NMW load filters/build/counter.wasm --port gen:count=1000,size=64,pps=2000 --out netmap:v0 $BT --json"
+    timeout -s KILL 120 $NMW load filters/build/counter.wasm --port gen:count=1000,size=64,pps=2000 --out netmap:v0 $BT --json > /tmp/o3.out 2>/tmp/o3.err && break
     tail -n 1 /tmp/o3.err; try=$((try + 1)); done
   out /tmp/o3.out /tmp/o3.err; sleep 2
   a=$(/usr/sbin/ip netns exec ns1 cat /sys/class/net/v1/statistics/rx_packets)
