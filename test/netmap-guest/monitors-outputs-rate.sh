@@ -206,6 +206,18 @@ bgr() {
 rxn() { grep -oE 'Received [0-9]+ packets' "$1" | tail -1 | grep -oE '[0-9]+' || echo "?"; }
 stoppg() { kill -INT $1 2>/dev/null; sleep 2; kill -KILL $1 2>/dev/null; wait $1; }
 
+t_mont() {
+  hdr "M3 monitor /t of vale0:t held by pkt-gen tx (-w 100: opens, waits for the monitor, then sends 3000 at 500 pps)"
+  pkt-gen -i vale0:tr -f rx > /tmp/m3.rx 2>&1 & G=$!
+  timeout -s KILL 200 pkt-gen -i vale0:t -f tx -w 100 -R 500 -n 3000 > /tmp/m3.tx 2>&1 & T=$!; sleep 2
+  bgr /tmp/m3.out /tmp/m3.err $NMW load filters/build/counter.wasm --port vale0:t/t --count 3000 --duration 300 $BT --json
+  wait $T; tail -n 1 /tmp/m3.tx
+  finish $P 30; out /tmp/m3.out /tmp/m3.err
+  stoppg $G
+  echo "CHECK M3 monitor vale0:t/t: nmwasm packets=$(jget /tmp/m3.out packets) of 3000 sent ; pkt-gen rx vale0:tr: $(rxn /tmp/m3.rx)"
+
+}
+
 t_mon() {
   hdr "M1 monitor /r of vale0:m held by pkt-gen rx; pkt-gen tx -R 2000 -n 5000 from vale0:mx"
   pkt-gen -i vale0:m -f rx > /tmp/m1.rx 2>&1 & G=$!; sleep 3
@@ -225,14 +237,7 @@ t_mon() {
   stoppg $G
   echo "CHECK M2 monitor vale0:n/rt: packets=$(jget /tmp/m2a.out packets); /z: packets=$(jget /tmp/m2z.out packets) ; pkt-gen rx on vale0:n: $(rxn /tmp/m2.rx) of 5000"
 
-  hdr "M3 monitor /t of vale0:t held by pkt-gen tx (-w 100: opens, waits for the monitor, then sends 3000 at 500 pps)"
-  pkt-gen -i vale0:tr -f rx > /tmp/m3.rx 2>&1 & G=$!
-  timeout -s KILL 200 pkt-gen -i vale0:t -f tx -w 100 -R 500 -n 3000 > /tmp/m3.tx 2>&1 & T=$!; sleep 2
-  bgr /tmp/m3.out /tmp/m3.err $NMW load filters/build/counter.wasm --port vale0:t/t --count 3000 --duration 300 $BT --json
-  wait $T; tail -n 1 /tmp/m3.tx
-  finish $P 30; out /tmp/m3.out /tmp/m3.err
-  stoppg $G
-  echo "CHECK M3 monitor vale0:t/t: nmwasm packets=$(jget /tmp/m3.out packets) of 3000 sent ; pkt-gen rx vale0:tr: $(rxn /tmp/m3.rx)"
+  t_mont
 
   hdr "M4 (done-when 4) monitor netmap:v0/r beside a pkt-gen rx reader of v0; ns1 sends 2000 frames from v1 (pkt-gen -R 200)"
   /usr/sbin/ip link show v0 >/dev/null 2>&1 || veth_setup
@@ -336,7 +341,7 @@ t_vab() {
 setup
 for t in $TESTS; do
   case "$t" in
-    mon) t_mon ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; vethsetup) veth_setup ;;
+    mon) t_mon ;; mont) t_mont ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; vethsetup) veth_setup ;;
     veth) t_veth ;; vale) t_vale ;; pipe) t_pipe ;; rate) t_rate ;; monitor) t_monitor ;;
     *) echo "unknown test $t" ;;
   esac
