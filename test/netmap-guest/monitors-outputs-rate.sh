@@ -153,9 +153,8 @@ t_veth() {
   for spec in 'netmap:v0' 'netmap:v0*' 'netmap:v0-0/R' 'netmap:v0^'; do
     tag=$(echo "$spec" | tr -c 'a-z0-9\n' '_')
     hdr "T3 host-control.wasm --port $spec"
-    bg /tmp/t3$tag.out /tmp/t3$tag.err $NMW load filters/build/host-control.wasm --port "$spec" $BT --json
-    P=$BGPID
-    if ready /tmp/t3$tag.err $P 120; then traffic "$tag"; fi
+    # bgr: retries a register that fails (ENOMEM with extmem) and waits until the run is going
+    if bgr /tmp/t3$tag.out /tmp/t3$tag.err $NMW load filters/build/host-control.wasm --port "$spec" $BT --json; then sleep 15; traffic "$tag"; fi
     stop $P 60; out /tmp/t3$tag.out /tmp/t3$tag.err
     echo "CHECK T3 $spec: $(grep -o '[0-9]* packets received' /tmp/ping.$tag 2>/dev/null) / $(cat /tmp/udp.$tag 2>/dev/null) / verdicts host=$(jget /tmp/t3$tag.out verdicts.host) drop=$(jget /tmp/t3$tag.out verdicts.drop) filterStats=$(jget /tmp/t3$tag.out filterStats | tr -d '\n')"
     x 40 /usr/sbin/ip netns exec ns1 ping -c 1 -W 3 10.0.0.1 > /dev/null 2>&1; echo "(ping after close: rc=$?)"
