@@ -337,10 +337,21 @@ t_vab() {
   done
 }
 
+# t_r1slow: R1 at 5 kpps on a 4096-slot VALE port (VALE's largest ring)
+t_r1slow() {
+  hdr "R1s VALE paced: counter on vale9:rx@conf:slots=4096; warm-up 1000 frames at 1 kpps, then pkt-gen tx -R 5000 -n 100000"
+  bgr /tmp/r1s.out /tmp/r1s.err $NMW load filters/build/counter.wasm --port vale9:rx@conf:slots=4096 --count 101000 --duration 400 $BT --json
+  send $P 60 pkt-gen -i vale9:tx -f tx -R 1000 -n 1000 > /tmp/r1sw.tx 2>&1
+  i=0; while [ $i -lt 60 ] && ! grep -q '| 1000 pkts' /tmp/r1s.err; do sleep 1; i=$((i + 1)); done; grep status: /tmp/r1s.err | tail -n 1
+  send $P 120 pkt-gen -i vale9:tx -f tx -R 5000 -n 100000 > /tmp/r1s.tx 2>&1; grep -E '^Speed' /tmp/r1s.tx | tail -n 1
+  finish $P 60; out /tmp/r1s.out /tmp/r1s.err
+  echo "CHECK R1s vale paced 5 kpps, 4096 slots: packets=$(jget /tmp/r1s.out packets) batches=$(jget /tmp/r1s.out batches) stoppedBy=$(jget /tmp/r1s.out stoppedBy) expected 101000 (1000 warm-up + 100000)"
+}
+
 setup
 for t in $TESTS; do
   case "$t" in
-    mon) t_mon ;; mont) t_mont ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; vethsetup) veth_setup ;;
+    mon) t_mon ;; mont) t_mont ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; r1slow) t_r1slow ;; vethsetup) veth_setup ;;
     veth) t_veth ;; vale) t_vale ;; pipe) t_pipe ;; rate) t_rate ;; monitor) t_monitor ;;
     *) echo "unknown test $t" ;;
   esac
