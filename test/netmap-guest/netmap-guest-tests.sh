@@ -43,7 +43,8 @@ t_pipe() {
   show "pkt-gen -i 'pipeB}1' -f rx &"
   pkt-gen -i 'pipeB}1' -f rx > /tmp/t2b.pg 2>&1 & G=$!
   sleep 5
-  x 120 $NMW load filters/build/counter.wasm --port gen:count=50000,size=64 --out 'pipeB{1' $BT --json > /tmp/t2b.out 2>/tmp/t2b.err
+  # NB: not x: its [rc=] line would follow nmwasm's JSON, which jget reads as the last stdout line
+  show "nmwasm ... --out pipeB{1"; timeout -s KILL 120 $NMW load filters/build/counter.wasm --port gen:count=50000,size=64 --out 'pipeB{1' $BT --json > /tmp/t2b.out 2>/tmp/t2b.err
   out /tmp/t2b.out /tmp/t2b.err
   sleep 3; kill -INT $G; sleep 2; kill -KILL $G 2>/dev/null; wait $G
   pg_rate /tmp/t2b.pg; tail -n 5 /tmp/t2b.pg
