@@ -62,6 +62,10 @@ setup() {
   grep -w netmap /proc/misc
   if [ ! -c /dev/netmap ]; then minor=$(awk '$2=="netmap"{print $1}' /proc/misc); mknod /dev/netmap c 10 "$minor"; fi
   ls -l /dev/netmap
+  # nmenv=NMBUFNUM=27648: lower netmap's global buffer pool (no netmap port is open yet) so a
+  # NIC's region fits the 63 MiB window; without it a default build exits 2 naming buf_num
+  # for netmap:v0 and an extmem build falls back to extmem
+  if [ -n "$NMBUFNUM" ]; then echo "$NMBUFNUM" > /sys/module/netmap/parameters/buf_num; fi
   for p in /sys/module/netmap/parameters/*; do printf '%s=%s ' "${p##*/}" "$(cat "$p")"; done; echo
   dmesg | grep -i netmap | tail -n 5
   x 60 node -e 'const n=require("/nmwasm/build/Release/nmwasm.node"); console.log("backends:", JSON.stringify(n.backends ? n.backends() : Object.keys(n)))'

@@ -64,10 +64,6 @@ t_pipe() {
 }
 
 t_veth() {
-  # nmenv=NMBUFNUM=27648: lower netmap's global buffer pool (no netmap port is open here) so
-  # a NIC's region fits the 63 MiB window; without it a default build exits 2 naming buf_num
-  # and an extmem build falls back to extmem
-  if [ -n "$NMBUFNUM" ]; then echo "$NMBUFNUM" > /sys/module/netmap/parameters/buf_num; echo "(buf_num=$(cat /sys/module/netmap/parameters/buf_num))"; fi
   veth_setup
   hdr "T3 baseline: no nmwasm"
   traffic base
