@@ -1,24 +1,33 @@
 // Ports shared by the engines of one host. A kernel interface queue can carry only one
 // AF_XDP socket, so when one `load` uses the same AF_XDP interface as an input and as an
 // output (`--bidir`: A -> B and B -> A), both roles must be ONE port that receives and
-// sends. The CLI plans that before opening anything (planSharedPorts); the pool then opens
+// sends. A netmap port used both ways is likewise registered once with its RX and TX rings
+// (netmap's bridge: one fd per port; a second register of the same adapter could not get an
+// allocator of its own). The CLI plans that before opening anything (planSharedPorts); the pool then opens
 // each planned port once and closes it when its last engine lets go.
 import type { NativeAddon, PlainPortSpec, PortInfo, PortOptions } from './native.ts';
 
 /** Identity of a port that may serve as input and output at once; undefined = never shared. */
 function shareKey(spec: PlainPortSpec): string | undefined {
-  return spec.kind === 'xdp' ? `xdp:${spec.ifname}:${spec.queue}` : undefined;
+  if (spec.kind === 'xdp') return `xdp:${spec.ifname}:${spec.queue}`;
+  if (spec.kind === 'netmap') return `netmap:${spec.nrName}:${spec.nrMode}:${spec.nrRingid}:${spec.nrFlags}`;
+  return undefined;
 }
 
 /** Rewrites the specs of `uses` (inputs and outputs of every engine, in place order) so that an
- * AF_XDP interface queue used both ways is opened once with both sides: returns the specs to
+ * AF_XDP interface queue or a netmap port used both ways is opened once with both sides: returns the specs to
  * open instead, index for index. The input's settings win (its ring count, its XDP program mode). */
 export function planSharedPorts(uses: readonly PlainPortSpec[]): PlainPortSpec[] {
   const merged = new Map<string, PlainPortSpec>();
   for (const spec of uses) {
     const key = shareKey(spec);
-    if (key === undefined || spec.kind !== 'xdp') continue;
+    if (key === undefined) continue;
     const seen = merged.get(key);
+    if (spec.kind === 'netmap') {
+      merged.set(key, seen === undefined || seen.kind !== 'netmap' ? spec : { ...(spec.rx ? spec : seen), rx: seen.rx || spec.rx, tx: seen.tx || spec.tx });
+      continue;
+    }
+    if (spec.kind !== 'xdp') continue;
     if (seen === undefined || seen.kind !== 'xdp') {
       merged.set(key, spec);
       continue;

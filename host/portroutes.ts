@@ -3,7 +3,12 @@
 // per output of a clause. The behaviour itself is documented once, in docs/PORTS.md
 // ("PASS and DROP on each backend"); these lines must say the same.
 import type { PlainPortSpec } from './native.ts';
-import { NR_REG } from './portname.ts';
+import { NR_FLAG, NR_REG } from './portname.ts';
+
+/** Whether `spec` is a netmap monitor (/r, /t, /z): it sees copies of another process's port. */
+export function isNetmapMonitor(spec: PlainPortSpec): boolean {
+  return spec.kind === 'netmap' && (spec.nrFlags & (NR_FLAG.MONITOR_RX | NR_FLAG.MONITOR_TX | NR_FLAG.ZCOPY_MON)) !== 0;
+}
 
 /** The port as the user should read it: the name as written, with the backend's scheme in
  * front when the name left the choice to nmwasm (a bare `eth0-2/R`). */
@@ -22,6 +27,7 @@ function passWithoutOutput(spec: PlainPortSpec): string {
     case 'packet':
       return 'kernel stack (the kernel keeps its copy)';
     case 'netmap':
+      if (isNetmapMonitor(spec)) return 'counted (monitor: the monitored port\'s traffic is unchanged)';
       if (/^vale|[{}]/.test(spec.nrName)) return 'counted (no output; a VALE port or pipe has no host stack)';
       if (spec.nrMode === NR_REG.SW || spec.nrMode === NR_REG.ONE_SW) return 'counted (no output; host rings are not forwarded to the NIC)';
       return 'kernel stack (NS_FORWARD)';
@@ -33,8 +39,10 @@ function passWithoutOutput(spec: PlainPortSpec): string {
 /** What DROP does on input `spec`. */
 function dropMeans(spec: PlainPortSpec, outputs: number): string {
   switch (spec.kind) {
-    case 'xdp':
     case 'netmap':
+      if (isNetmapMonitor(spec)) return outputs > 0 ? 'kept from the outputs only (monitor: the monitored port is unchanged)' : 'counted only (monitor: the monitored port is unchanged)';
+      return 'discarded';
+    case 'xdp':
       return 'discarded';
     case 'packet':
       return outputs > 0 ? 'kept from the outputs only (the kernel still has its copy)' : 'counted only (monitor: the kernel still has its copy)';

@@ -275,7 +275,9 @@ export function parseInterfacePort(text: string, role: PortRole, probe: BackendP
   checkSupported(backend, name);
   const where = `${optionName(role)} ${quote(text)}`;
   if (role === 'in' && name.flags.txOnly) throw new UsageError(`${where}: /T selects the TX side only, but an input port needs its RX side (drop /T)`);
-  if (role === 'out' && (name.flags.rxOnly || name.flags.monitorRx || name.flags.monitorTx)) throw new UsageError(`${where}: an output port needs its TX side, got ${name.flags.rxOnly ? '/R (RX only)' : 'a monitor flag'}`);
+  if (role === 'out' && (name.flags.monitorRx || name.flags.monitorTx))
+    throw new UsageError(`${where}: a monitor (/r, /t, /z) only sees another process's traffic and cannot send: name the port without the monitor flag`);
+  if (role === 'out' && name.flags.rxOnly) throw new UsageError(`${where}: an output port needs its TX side, got /R (RX only)`);
   if (backend === 'software') return { spec: softPortSpec(where, text, name, role), reason: `${text}: ${reason}` };
   if (backend === 'netmap') {
     // The kernel checks VALE/pipe names and ring numbers at register time (one-line native error).

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,13 +17,18 @@ namespace {
 int realOpen(void*, const char* path, int flags) { return ::open(path, flags); }
 int realIoctl(void*, int fd, unsigned long request, void* arg) { return ::ioctl(fd, request, arg); }
 int realClose(void*, int fd) { return ::close(fd); }
+void* realMmap(void*, int fd, size_t len) {
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+int realMunmap(void*, void* addr, size_t len) { return ::munmap(addr, len); }
 
 constexpr uint64_t kPage = 4096;
 uint64_t pageUp(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
 
 }  // namespace
 
-NetmapSys realNetmapSys() { return NetmapSys{realOpen, realIoctl, realClose, nullptr}; }
+NetmapSys realNetmapSys() { return NetmapSys{realOpen, realIoctl, realClose, nullptr, realMmap, realMunmap}; }
 
 nmreq_pools_info extmemPools(const PortCounts& c, uint32_t bufSize, uint32_t extraBufs) {
   nmreq_pools_info p{};
@@ -52,6 +58,7 @@ uint64_t packetMemoryBytes(uint32_t guestRings, uint32_t numSlots, const nmreq_p
 NetmapSession::NetmapSession(const NetmapSys& sys) : sys_(sys) {}
 
 NetmapSession::~NetmapSession() {
+  if (mapped_) sys_.munmap(sys_.ctx, mapped_, mappedLen_);
   if (fd_ >= 0) sys_.close(sys_.ctx, fd_);
 }
 
@@ -71,6 +78,9 @@ PortCounts NetmapSession::portInfo(const char* name) {
 }
 
 void NetmapSession::reset() {
+  if (mapped_) sys_.munmap(sys_.ctx, mapped_, mappedLen_);
+  mapped_ = nullptr;
+  mappedLen_ = 0;
   if (fd_ >= 0) sys_.close(sys_.ctx, fd_);
   fd_ = -1;
   reg_ = nmreq_register{};
@@ -154,6 +164,15 @@ void NetmapSession::attach(const RegisterPlan& plan, uint8_t* region) {
   locateRings(plan);
 }
 
+void NetmapSession::registerMapped(const RegisterPlan& plan) {
+  registerPlain(plan);
+  void* p = sys_.mmap(sys_.ctx, fd_, static_cast<size_t>(reg_.nr_memsize));
+  if (p == nullptr) fail("mmap", errno, "mapping netmap's memory (" + std::to_string(reg_.nr_memsize >> 20) + " MiB)");
+  mapped_ = static_cast<uint8_t*>(p);
+  mappedLen_ = reg_.nr_memsize;
+  attach(plan, mapped_);
+}
+
 void NetmapSession::locateRings(const RegisterPlan& plan) {
   const netmap_if& nif = *nif_;
   const auto* ringOfs = reinterpret_cast<const int64_t*>(reinterpret_cast<const uint8_t*>(nif_) + sizeof(netmap_if));
@@ -163,7 +182,8 @@ void NetmapSession::locateRings(const RegisterPlan& plan) {
   // copies the slot up at the next rxsync (transparent mode; its nm_may_forward_up needs
   // host rings to exist on the adapter, not to be bound). VALE ports and pipes have no
   // host stack. With eth0* the host RX rings get NR_FORWARD too (as before: to the NIC).
-  const bool stack = hasHostStack(plan.name);
+  // A monitor only sees copies: nothing it releases goes anywhere.
+  const bool stack = hasHostStack(plan.name) && !isMonitor(plan);
   auto add = [&](bool rx, bool host, uint32_t first, uint32_t last) {
     for (uint32_t i = first; i < last; i++) {
       auto* ring = reinterpret_cast<netmap_ring*>(reinterpret_cast<uint8_t*>(nif_) + ringOfs[ring_ofs_index(nif, rx, host, i)]);
@@ -174,7 +194,7 @@ void NetmapSession::locateRings(const RegisterPlan& plan) {
   auto bind = [&](bool host, bool one) {
     const uint32_t rxCount = host ? nif.ni_host_rx_rings : nif.ni_rx_rings;
     const uint32_t txCount = host ? nif.ni_host_tx_rings : nif.ni_tx_rings;
-    if (one && (plan.ringid >= rxCount || plan.ringid >= txCount)) fail("ioctl", EINVAL, "ring " + std::to_string(plan.ringid) + " is out of range");
+    if (one && ((!txOnly && plan.ringid >= rxCount) || (!rxOnly && plan.ringid >= txCount))) fail("ioctl", EINVAL, "ring " + std::to_string(plan.ringid) + " is out of range");
     if (!txOnly) add(true, host, one ? plan.ringid : 0, one ? plan.ringid + 1u : rxCount);
     if (!rxOnly) add(false, host, one ? plan.ringid : 0, one ? plan.ringid + 1u : txCount);
   };
@@ -223,6 +243,7 @@ void NetmapSession::release(uint32_t r, uint32_t count) noexcept {
   if (head >= ring->num_slots) head -= ring->num_slots;
   ring->cur = head;
   __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);  // the kernel takes them at the next sync
+  if (count > 0) rx_[r].released = true;
 }
 
 uint32_t NetmapSession::boundRings(const RegisterPlan& plan, const PortCounts& c, bool rx) {

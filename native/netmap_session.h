@@ -8,6 +8,7 @@
 // drives it against a fake kernel through the NetmapSys seam.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
@@ -25,8 +26,10 @@ struct NetmapSys {
   int (*ioctl)(void* ctx, int fd, unsigned long request, void* arg);  // -1 + errno on failure
   int (*close)(void* ctx, int fd);
   void* ctx;
+  void* (*mmap)(void* ctx, int fd, size_t len);           // MAP_SHARED of fd [0, len); nullptr + errno on failure (registerMapped only)
+  int (*munmap)(void* ctx, void* addr, size_t len);
 };
-/** ::open / ::ioctl / ::close. */
+/** ::open / ::ioctl / ::close / ::mmap / ::munmap. */
 NetmapSys realNetmapSys();
 
 /** A failed stage: the system call, its errno and what was being done (one line). */
@@ -89,6 +92,17 @@ class NetmapSession {
   void attach(const RegisterPlan& plan, uint8_t* region);
   /** Undoes the stages (closes the fd: netmap unregisters once no mapping is left). */
   void reset();
+  /** Stage 3c, for a port netmap keeps in memory of its own whatever the request says (a
+   * monitor: netmap_monitor.c gives a copy monitor a private allocator and a zero-copy one
+   * the monitored port's): registerPlain, then NetmapSys::mmap of the reply's nr_memsize
+   * bytes of the fd (native only, outside any wasm window: the caller copies packets into
+   * the filter's window). Locates the rings there; never sets NR_FORWARD. Throws
+   * NetmapFailure. The destructor and reset() unmap it. */
+  void registerMapped(const RegisterPlan& plan);
+  /** Whether the rings live in the session's own mapping of /dev/netmap (registerMapped). */
+  bool mapped() const { return mapped_ != nullptr; }
+  /** Whether `plan` asks for a monitor (NR_MONITOR_RX/TX, NR_ZCOPY_MON). Pure. */
+  static bool isMonitor(const RegisterPlan& plan) { return (plan.flags & (NR_MONITOR_RX | NR_MONITOR_TX | NR_ZCOPY_MON)) != 0; }
 
   int fd() const { return fd_; }
   const nmreq_register& reply() const { return reg_; }
@@ -109,11 +123,17 @@ class NetmapSession {
 
   // ---- per packet (never throw, never allocate) ---------------------------------------
   /** Hands out up to `max` received slots of RX ring `r` not yet taken (NIOCRXSYNC first
-   * when none are left): calls take(slot) for each, in ring order. Returns the count. */
+   * when none are left, or when slots were released since the last sync, so the kernel
+   * gets them back at once): calls take(slot) for each, in ring order. Returns the count. */
   template <typename Take>
   uint32_t takeReceived(uint32_t r, uint32_t max, Take&& take) noexcept {
     RxState& s = rx_[r];
-    if (s.taken == s.ring->tail) sync(NIOCRXSYNC);
+    // NB: one NIOCRXSYNC per batch at most. Without the sync after a release, a VALE sender
+    // finds our ring full (VALE drops what does not fit) until we have drained every slot.
+    if (s.taken == s.ring->tail || s.released) {
+      sync(NIOCRXSYNC);
+      s.released = false;
+    }
     uint32_t n = 0;
     const uint32_t tail = __atomic_load_n(&s.ring->tail, __ATOMIC_ACQUIRE);
     while (n < max && s.taken != tail) {
@@ -157,6 +177,50 @@ class NetmapSession {
     if (sent > 0) sync(NIOCTXSYNC);
     return sent;
   }
+  /** Zero-copy send between two ports of one netmap allocator (same nr_mem_id): for each
+   * packet (anything with .slot->bufIdx and .len), the buffer of a free slot of TX ring 0
+   * and the packet's buffer trade places: the TX slot takes the packet's buffer with
+   * NS_BUF_CHANGED, *.slot->bufIdx gets the TX slot's old one (the caller hands it back to
+   * its RX ring with swapBack). NIOCTXSYNC once (twice when the ring filled up). Returns
+   * the number sent: the rest kept their buffers. */
+  template <typename Packet>
+  uint32_t transmitSwap(const Packet* pkts, uint32_t count) noexcept {
+    std::lock_guard<std::mutex> lock(txMu_);
+    if (tx_.empty()) return 0;
+    netmap_ring* ring = tx_[0].ring;
+    uint32_t sent = 0;
+    for (int attempt = 0; attempt < 2 && sent < count; attempt++) {
+      if (attempt == 1) sync(NIOCTXSYNC);
+      uint32_t head = ring->head;
+      const uint32_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+      while (sent < count && head != tail) {
+        netmap_slot* slot = ringSlot(ring, head);
+        const uint32_t mine = slot->buf_idx;
+        slot->buf_idx = pkts[sent].slot->bufIdx;
+        slot->len = static_cast<uint16_t>(pkts[sent].len < ring->nr_buf_size ? pkts[sent].len : ring->nr_buf_size);
+        slot->flags = NS_BUF_CHANGED;
+        pkts[sent].slot->bufIdx = mine;
+        head = head + 1 == ring->num_slots ? 0 : head + 1;
+        sent++;
+      }
+      ring->cur = head;
+      __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
+    }
+    if (sent > 0) sync(NIOCTXSYNC);
+    return sent;
+  }
+  /** Before release: the `k`-th taken, unreleased slot of RX ring `r` now holds buffer
+   * `bufIdx` (a transmitSwap moved its own away): sets it with NS_BUF_CHANGED if it differs. */
+  void swapBack(uint32_t r, uint32_t k, uint32_t bufIdx) noexcept {
+    netmap_ring* ring = rx_[r].ring;
+    uint32_t i = ring->head + k;
+    if (i >= ring->num_slots) i -= ring->num_slots;
+    netmap_slot* slot = ringSlot(ring, i);
+    if (slot->buf_idx != bufIdx) {
+      slot->buf_idx = bufIdx;
+      slot->flags |= NS_BUF_CHANGED;
+    }
+  }
   /** Rings `plan` binds on a port with `counts` (RX or TX side). Pure. */
   static uint32_t boundRings(const RegisterPlan& plan, const PortCounts& counts, bool rx);
 
@@ -165,6 +229,7 @@ class NetmapSession {
     netmap_ring* ring = nullptr;
     uint32_t taken = 0;  // next slot to hand out; [head, taken) are with the filter
     bool forward = false;  // NR_FORWARD set: NS_FORWARD slots go to the host stack (or, on a host ring, the NIC)
+    bool released = false;  // slots given back since the last NIOCRXSYNC
   };
   struct TxState {
     netmap_ring* ring = nullptr;
@@ -181,6 +246,8 @@ class NetmapSession {
   nmreq_register reg_{};
   netmap_if* nif_ = nullptr;
   bool forward_ = false;
+  uint8_t* mapped_ = nullptr;  // registerMapped: the /dev/netmap mapping, munmap'd by the destructor
+  uint64_t mappedLen_ = 0;
   std::vector<RxState> rx_;
   std::vector<TxState> tx_;
   std::mutex syncMu_;  // NB: one fd for every ring: syncs from several ring threads take turns

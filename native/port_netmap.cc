@@ -17,6 +17,11 @@
 //      register with the extmem option inside the port's PacketMemory where netmap has it;
 //      else exit 2 naming the pool and the module parameter that shrinks it;
 //   5. per ring: the shadow's buffersOfs = the kernel buffer pool (ring + buf_ofs).
+// A monitor (/r /t /z) is the exception: netmap keeps it in memory of its own whatever
+// the request says (netmap_monitor.c: a private allocator for a copy monitor, the
+// monitored port's for /z), so it registers plainly, the session mmaps that region
+// natively (outside the window) and rxsync copies each frame into the port's own buffers
+// (setupRings' layout, a memfd like any port's).
 // rxsync takes kernel slots [cur, tail) into the shadow with buf_idx = the kernel's;
 // rxrelease gives them back (head = cur); toHost (HOST, and PASS without an output) marks
 // NS_FORWARD on an interface's hardware RX rings, which carry NR_FORWARD, so netmap hands
@@ -26,6 +31,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "errors.h"
 #include "netmap_session.h"
@@ -56,6 +62,19 @@ class NetmapPort : public Port {
     netmap::netmap_ring* k = session_.rxRing(ring);
     const uint64_t tsNs = static_cast<uint64_t>(k->ts.tv_sec) * 1000000000u + static_cast<uint64_t>(k->ts.tv_usec) * 1000u;
     uint32_t i = first;
+    if (session_.mapped()) {
+      // Monitor: copy out of netmap's own memory into the slot's buffer in the window.
+      return session_.takeReceived(ring, count, [&](netmap::netmap_slot* slot) {
+        ShadowSlot& s = sh.slots[i];
+        const uint32_t len = slot->len < sh.geo.bufSize ? slot->len : sh.geo.bufSize;
+        std::memcpy(bufferAt(sh.geo, s.bufIdx), netmap::NetmapSession::bufferOf(k, slot->buf_idx), len);  // NB: one copy per frame
+        s.len = static_cast<uint16_t>(len);
+        s.origLen = slot->len;
+        s.flags = 0;
+        s.tsNs = tsNs;
+        if (++i == sh.geo.numSlots) i = 0;
+      });
+    }
     return session_.takeReceived(ring, count, [&](netmap::netmap_slot* slot) {
       ShadowSlot& s = sh.slots[i];
       s.bufIdx = slot->buf_idx;  // the filter sees the kernel's buffer itself
@@ -67,7 +86,19 @@ class NetmapPort : public Port {
     });
   }
 
-  void rxrelease(uint32_t ring, uint32_t first, uint32_t count) noexcept override { session_.release(ring, count); }
+  void rxrelease(uint32_t ring, uint32_t first, uint32_t count) noexcept override {
+    if (!session_.mapped()) {
+      // NB: one compare per slot: a buffer an output took by swap (transmitSwap) is replaced
+      // by the one it gave back, so the kernel slot gets that one (NS_BUF_CHANGED).
+      const RingShadow& sh = shadow(ring);
+      uint32_t i = first;
+      for (uint32_t k = 0; k < count; k++) {
+        session_.swapBack(ring, k, sh.slots[i].bufIdx);
+        if (++i == sh.geo.numSlots) i = 0;
+      }
+    }
+    session_.release(ring, count);
+  }
 
   uint32_t toHost(uint32_t ring, const TxPacket* pkts, uint32_t count) noexcept override {
     const RingGeometry& geo = shadow(ring).geo;
@@ -82,6 +113,21 @@ class NetmapPort : public Port {
   }
 
   uint32_t transmit(const TxPacket* pkts, uint32_t count) noexcept override { return session_.transmit(pkts, count); }
+
+  /** Buffers move by index between two netmap ports of one allocator (same nr_mem_id, as
+   * netmap's global allocator gives two interfaces): the tutorial's bridge/nic2nic. Not a
+   * monitor (its frames are nmwasm's copies) and not extmem ports (one allocator each). */
+  bool canSwapWith(const Port& from) const override {
+    const auto* in = dynamic_cast<const NetmapPort*>(&from);
+    return in != nullptr && canTransmit() && !session_.mapped() && !in->session_.mapped() && session_.reply().nr_mem_id != 0 &&
+           session_.reply().nr_mem_id == in->session_.reply().nr_mem_id && !extmem_ && !in->extmem_;
+  }
+
+  uint32_t transmitSwap(const SwapPacket* pkts, uint32_t count, uint32_t* swapped) noexcept override {
+    const uint32_t sent = session_.transmitSwap(pkts, count);
+    *swapped = sent;
+    return sent;
+  }
 
   bool passesToHost() const override { return spec_.rx && session_.forwards(); }
 
@@ -114,6 +160,7 @@ class NetmapPort : public Port {
     if (spec_.hostRxRings) c.hostRxRings = spec_.hostRxRings;
     const netmap::RegisterPlan p = plan();
     netmap::NetmapSession::checkRing(p, c);  // -N / ^N out of range: before the kernel
+    if (netmap::NetmapSession::isMonitor(p)) return openMonitor(opts, p, c);
     const uint32_t rings = netmap::NetmapSession::boundRings(p, c, true);
     // netmap's own memory model first (a default build has no extmem): register, then map
     // the region the reply names behind the guest rings. A region too big for the window
@@ -146,6 +193,7 @@ class NetmapPort : public Port {
                        "extmem failed too (netmap needs each ring object physically contiguous: dmesg 'no objects available')");
         throw;
       }
+      extmem_ = true;  // an allocator of its own: never swaps buffers with another port
     }
     if (session_.rxRings() != rings) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound " + std::to_string(session_.rxRings()) + " RX rings, expected " + std::to_string(rings) + ": report it with the port name");
     if (spec_.tx && session_.txRings() == 0) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound no TX ring for this output: report it with the port name");
@@ -201,6 +249,17 @@ class NetmapPort : public Port {
     throw NativeError("ENETMAP_MEM", name(), "ioctl", 0, msg);
   }
 
+  /** A monitor of the port `c` describes: netmap gives it max(RX, TX) RX rings of the
+   * monitored port and one TX ring (netmap_get_monitor_na); its own buffers in the window. */
+  void openMonitor(const PortOptions& opts, const netmap::RegisterPlan& p, netmap::PortCounts c) {
+    if (c.txRings > c.rxRings) c.rxRings = c.txRings;
+    c.txRings = 1;
+    const uint32_t rings = netmap::NetmapSession::boundRings(p, c, true);
+    setupRings(rings, opts.numSlots, opts.bufSize);
+    session_.registerMapped(p);
+    if (session_.rxRings() != rings) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound " + std::to_string(session_.rxRings()) + " monitor RX rings, expected " + std::to_string(rings) + ": report it with the port name");
+  }
+
   [[noreturn]] void fail(const netmap::NetmapFailure& e) {
     std::string advice = "check the port with pkt-gen -i " + spec_.nrName;
     if (e.syscall.empty() && e.err == ERANGE) throw NativeError("ERANGE", name(), "", 0, e.what());
@@ -208,6 +267,7 @@ class NetmapPort : public Port {
     else if (e.err == EPERM || e.err == EACCES) advice = "netmap needs root (or read/write access to /dev/netmap)";
     else if (e.err == ENXIO || e.err == ENODEV) advice = "netmap has no port named " + spec_.nrName + " (is its driver netmap-enabled? list with ip link)";
     else if (e.err == EBUSY) advice = "another process holds the port exclusively (/x) or a kernel user (a VALE switch) owns it";
+    else if (e.err == EINVAL && netmap::NetmapSession::isMonitor(plan())) advice = "netmap monitors only a port that another process holds in netmap mode: start that process first (for example pkt-gen -i " + spec_.nrName + " -f rx)";
     else if (e.err == EINVAL) advice = "netmap refused the ring selection or the flags (dmesg says why; try pkt-gen -i " + spec_.nrName + ")";
     else if (e.err == ENOMEM) {
       throw NativeError("ENETMAP_MEM", name(), e.syscall, e.err,
@@ -219,6 +279,7 @@ class NetmapPort : public Port {
   }
 
   NetmapPortSpec spec_;
+  bool extmem_ = false;  // registered with the extmem option: an allocator of its own, never shared
   netmap::NetmapSession session_;  // NB: declared last among owners: closes before the Port base frees the memory
 };
 

@@ -21,6 +21,20 @@ test('netmap: hardware rings forward to the stack; host rings and VALE ports onl
   assert.match(portRouteLines('vale0:a', iface('vale0:a', withNetmap), [], [])[0]!, /^netmap:vale0:a: PASS -> counted \(no output; a VALE port/);
 });
 
+test('netmap monitors (/r, /t, /z): verdicts change nothing on the monitored port; PASS reaches an output (a tap)', () => {
+  for (const m of ['netmap:v0/r', 'netmap:v0/t', 'netmap:v0/rt', 'netmap:v0/z', 'vale0:m/r']) {
+    assert.equal(portRouteLines(m, iface(m, withNetmap), [], []), [
+      `${m.startsWith('netmap:') ? '' : 'netmap:'}${m}: PASS -> counted (monitor: the monitored port's traffic is unchanged), DROP -> counted only (monitor: the monitored port is unchanged)`,
+    ]);
+  }
+  const out = parseInterfacePort('vale0:tap', 'out', withNetmap, eth0).spec;
+  assert.equal(portRouteLines('netmap:v0/r', iface('netmap:v0/r', withNetmap), ['vale0:tap'], [out])[0], 'netmap:v0/r: PASS -> netmap:vale0:tap, DROP -> kept from the outputs only (monitor: the monitored port is unchanged)');
+  // A monitor cannot send: refused as an output, one line naming the port.
+  for (const m of ['netmap:v0/r', 'netmap:v0/z', 'vale0:m/t'])
+    assert.throws(() => parseInterfacePort(m, 'out', withNetmap, eth0), (e: Error) =>
+      e.message === `--out "${m}": a monitor (/r, /t, /z) only sees another process's traffic and cannot send: name the port without the monitor flag`);
+});
+
 test('AF_PACKET: the kernel keeps its copy, DROP only counts (monitor) or keeps it from the outputs', () => {
   assert.equal(portRouteLines('packet:eth0', iface('packet:eth0'), [], []), ['packet:eth0: PASS -> kernel stack (the kernel keeps its copy), DROP -> counted only (monitor: the kernel still has its copy)']);
   const out = parseInterfacePort('packet:eth1', 'out', noNetmap, eth0).spec;

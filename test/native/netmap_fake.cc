@@ -12,6 +12,11 @@
 //   netmap_fake register NAME MODE RINGID FLAGS MEMID TXS RXS TXR RXR HTXR HRXR
 //   netmap_fake register-extmem NAME ...   (the same, asking for extmem)
 //   netmap_fake rx COUNT        netmap_fake host        netmap_fake tx        netmap_fake absent
+//   netmap_fake release         netmap_fake monitor FLAGS [noparent]         netmap_fake swap
+// A monitor register (NR_MONITOR_RX/TX, NR_ZCOPY_MON) behaves as netmap_monitor.c does: the
+// monitored port must be in netmap mode (else EINVAL), the monitor gets max(RX, TX) RX rings
+// and one TX ring in a private region of its own (no extmem, whatever the request says),
+// which the session maps through NetmapSys::mmap; rxsync copies the monitored port's frames into it.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -54,8 +59,12 @@ struct Fake {
   std::vector<std::vector<uint16_t>> pending;  // per bound rx ring: lengths still to deliver
   std::vector<uint32_t> forwarded;             // buf_idx of slots released with NS_FORWARD
   std::vector<std::string> sent;               // "len:firstbyte" of transmitted slots
+  std::vector<uint32_t> txChanged, rxChanged;  // buf_idx of TX slots sent / RX slots given back with NS_BUF_CHANGED
   uint32_t syncs = 0;
   uint32_t registers = 0;  // NETMAP_REQ_REGISTER requests seen
+  bool parentOpen = true;  // the monitored port is in netmap mode (another process holds it)
+  bool monitor = false;
+  int mmaps = 0, munmaps = 0;  // NetmapSys::mmap/munmap calls (the session mapping a monitor's region)
 };
 
 netmap_slot* slotOf(netmap_ring* r, uint32_t i) { return reinterpret_cast<netmap_slot*>(reinterpret_cast<uint8_t*>(r) + sizeof(netmap_ring)) + i; }
@@ -78,6 +87,24 @@ int fakeClose(void* ctx, int fd) {
   f.kmem = nullptr;
   f.fd = fd == f.fd ? -1 : -2;
   return close(fd);
+}
+
+void* fakeMmap(void* ctx, int fd, size_t len) {
+  Fake& f = *static_cast<Fake*>(ctx);
+  // The session maps a region itself only for a monitor (other ports: the caller's
+  // PacketMemory maps the fd, or extmem lives in the caller's memory already). The fake's
+  // own view of the region stands for the mapping, so buffer addresses compare.
+  if (fd != f.fd || !f.monitor || !f.kmem || len != f.kmemSize) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  f.mmaps++;
+  return f.kmem;
+}
+
+int fakeMunmap(void* ctx, void*, size_t) {
+  static_cast<Fake*>(ctx)->munmaps++;
+  return 0;
 }
 
 int refuse(Fake& f, int err, const char* why) {
@@ -114,11 +141,22 @@ int doRegister(Fake& f, nmreq_header* h) {
     ext->nro_opt.nro_status = EOPNOTSUPP;
     return refuse(f, EOPNOTSUPP, "no extmem in this build");
   }  // netmap.c without WITH_EXTMEM: unknown option
+  f.monitor = (f.reg.nr_flags & (NR_MONITOR_RX | NR_MONITOR_TX | NR_ZCOPY_MON)) != 0;
   const bool pipe = std::string(h->nr_name).find_first_of("{}") != std::string::npos;
   uint16_t memId = 3;
   nmreq_pools_info plain{};
   nmreq_pools_info* pp = &plain;
-  if (pipe && f.peerOpen) {
+  if (f.monitor) {
+    // netmap_get_monitor_na: the parent must be in netmap mode; the monitor has max(rx, tx)
+    // RX rings and one TX ring, in a private allocator (an extmem option is not used for it).
+    if (!f.parentOpen) return refuse(f, EINVAL, "not in netmap mode");
+    if (f.txRings > f.rxRings) f.rxRings = f.txRings;
+    f.txRings = 1;
+    if (ext) ext->nro_opt.nro_status = 0;
+    ext = nullptr;
+    plain = privatePools(f);
+    memId = 5;
+  } else if (pipe && f.peerOpen) {
     // The peer's allocator (a private one sized for the parent's pipes): the extmem option is ignored.
     plain = privatePools(f);
     plain.nr_buf_pool_objtotal = static_cast<uint32_t>((42369024 - pageUp(2 * 1024) - pageUp(uint64_t{plain.nr_ring_pool_objtotal} * plain.nr_ring_pool_objsize)) / 2048);
@@ -204,6 +242,7 @@ int doRegister(Fake& f, nmreq_header* h) {
   out->nr_host_rx_rings = f.hostRx;
   out->nr_tx_slots = out->nr_rx_slots = f.slots;
   out->nr_mem_id = memId;
+  f.reg.nr_memsize = p.nr_memsize;
   if (ext) ext->nro_opt.nro_status = 0;
   return 0;
 }
@@ -215,6 +254,7 @@ void rxsync(Fake& f) {
     for (uint32_t& k = f.kernelRx[r]; k != ring->head; k = (k + 1) % ring->num_slots) {
       netmap_slot* s = slotOf(ring, k);
       if ((s->flags & NS_FORWARD) && (ring->flags & NR_FORWARD)) f.forwarded.push_back(s->buf_idx);
+      if (s->flags & NS_BUF_CHANGED) f.rxChanged.push_back(s->buf_idx);
       s->flags = 0;
     }
     const uint32_t stop = (ring->head + ring->num_slots - 1) % ring->num_slots;
@@ -238,6 +278,8 @@ void txsync(Fake& f) {
     for (uint32_t& k = f.kernelTx[r]; k != ring->head; k = (k + 1) % ring->num_slots) {
       netmap_slot* s = slotOf(ring, k);
       f.sent.push_back(std::to_string(s->len) + ":" + std::to_string(bufOf(ring, s->buf_idx)[0]));
+      if (s->flags & NS_BUF_CHANGED) f.txChanged.push_back(s->buf_idx);
+      s->flags = 0;
     }
     ring->tail = (ring->head + ring->num_slots - 1) % ring->num_slots;
   }
@@ -310,7 +352,7 @@ int main(int argc, char** argv) {
   Fake f;
   f.extmemBuild = getenv("FAKE_BUILD") && std::string(getenv("FAKE_BUILD")) == "extmem";
   f.peerOpen = getenv("FAKE_PEER") && std::string(getenv("FAKE_PEER")) == "1";
-  NetmapSys sys{fakeOpen, fakeIoctl, fakeClose, &f};
+  NetmapSys sys{fakeOpen, fakeIoctl, fakeClose, &f, fakeMmap, fakeMunmap};
   std::string name;
   const bool wantExtmem = cmd == "register-extmem";
   const bool reg = cmd == "register" || wantExtmem;
@@ -327,6 +369,44 @@ int main(int argc, char** argv) {
     const auto n = [&](int i) { return static_cast<uint32_t>(std::strtoul(argv[i], nullptr, 0)); };
     const PortCounts c{n(3), n(2), 0, 0, n(4), n(4)};
     std::printf("{\"bytes\":%llu}\n", static_cast<unsigned long long>(packetMemoryBytes(n(5), n(6), extmemPools(c, 2048, 0))));
+    return 0;
+  }
+  if (cmd == "monitor") {
+    // monitor FLAGS [noparent]: eth0 (4 RX, 6 TX rings) monitored as an input (RX rings only),
+    // registered as native/port_netmap.cc's openMonitor does; 5 frames on monitor ring 0.
+    f.txRings = 6;
+    if (argc > 3 && std::string(argv[3]) == "noparent") f.parentOpen = false;
+    plan = simplePlan("eth0", NR_REG_ALL_NIC);
+    plan.flags = std::strtoull(argv[2], nullptr, 0) | NR_RX_RINGS_ONLY;
+    int rx = -1, tx = -1, got = 0, bad = 0, outside = 0;
+    bool forwards = true, mapped = false;
+    try {
+      NetmapSession s(sys);
+      s.openDevice("/dev/netmap");
+      s.portInfo(plan.name);
+      s.registerMapped(plan);
+      rx = static_cast<int>(s.rxRings());
+      tx = static_cast<int>(s.txRings());
+      forwards = s.forwards();
+      mapped = s.mapped();
+      for (int i = 0; i < 5; i++) f.pending[0].push_back(static_cast<uint16_t>(60 + i));
+      s.takeReceived(0, 16, [&](netmap_slot* k) {
+        const uint8_t* b = NetmapSession::bufferOf(s.rxRing(0), k->buf_idx);
+        if (k->len != 60 + got || b[0] != static_cast<uint8_t>(k->buf_idx)) bad++;
+        if (b < f.base || b + 2048 > f.base + f.reg.nr_memsize) outside++;
+        got++;
+      });
+      s.release(0, static_cast<uint32_t>(got));
+    } catch (const NetmapFailure& e) {
+      std::printf("{\"failure\":{\"syscall\":\"%s\",\"errno\":%d,\"what\":\"%s\"},\"fake\":\"%s\",\"closed\":%s,\"munmaps\":%d}\n", e.syscall.c_str(), e.err, e.what(),
+                  f.error.c_str(), f.fd == -1 ? "true" : "false", f.munmaps);
+      return 0;
+    }
+    std::printf("{\"flags\":%llu,\"extmem\":%s,\"mapped\":%s,\"mmaps\":%d,\"munmaps\":%d,\"closed\":%s,\"boundRx\":%d,\"boundTx\":%d,\"forwards\":%s,"
+                "\"received\":%d,\"bad\":%d,\"outside\":%d,\"boundRings\":%u}\n",
+                static_cast<unsigned long long>(f.reg.nr_flags), f.sawExtmem ? "true" : "false", mapped ? "true" : "false", f.mmaps, f.munmaps,
+                f.fd == -1 ? "true" : "false", rx, tx, forwards ? "true" : "false", got, bad, outside,
+                NetmapSession::boundRings(plan, PortCounts{1, 6, 1, 1, 64, 64}, true));
     return 0;
   }
   try {
@@ -393,6 +473,43 @@ int main(int argc, char** argv) {
       }
       std::printf("{\"received\":%u,\"bad\":%u,\"outside\":%u,\"batches\":%u,\"pendingLeft\":%zu,\"head\":%u}\n", got, bad, outside, batches,
                   f.pending[0].size(), s.rxRing(0)->head);
+      return 0;
+    }
+    if (cmd == "release") {
+      // 40 frames wait on RX ring 0; the filter takes 16, releases them, takes again: the
+      // kernel must have the 16 back after that second take (not only once all 40 are taken),
+      // or a VALE sender finds the ring full meanwhile.
+      for (int i = 0; i < 40; i++) f.pending[0].push_back(100);
+      uint32_t first = s.takeReceived(0, 16, [](netmap_slot*) {});
+      s.release(0, first);
+      const uint32_t syncsBefore = f.syncs;
+      uint32_t second = s.takeReceived(0, 16, [](netmap_slot*) {});
+      const uint32_t afterSecond = f.kernelRx[0], syncsSecond = f.syncs - syncsBefore;
+      uint32_t third = s.takeReceived(0, 16, [](netmap_slot*) {});  // nothing released since: no sync needed
+      std::printf("{\"first\":%u,\"second\":%u,\"third\":%u,\"kernelHasBack\":%u,\"syncsForSecond\":%u,\"syncsForThird\":%u}\n", first, second, third,
+                  afterSecond, syncsSecond, f.syncs - syncsBefore - syncsSecond);
+      return 0;
+    }
+    if (cmd == "swap") {
+      // The bridge: 4 frames received on RX ring 0 leave on TX ring 0 by buffer swap; the RX
+      // slots get the TX slots' old buffers back (NS_BUF_CHANGED on both sides).
+      struct Shadow { uint32_t bufIdx; };
+      struct Pkt { Shadow* slot; uint32_t len; };
+      for (int i = 0; i < 4; i++) f.pending[0].push_back(static_cast<uint16_t>(100 + i));
+      Shadow sh[4];
+      Pkt pkts[4];
+      std::vector<uint32_t> rxBufs, txOld;
+      uint32_t n = 0;
+      s.takeReceived(0, 16, [&](netmap_slot* k) { sh[n] = Shadow{k->buf_idx}; pkts[n] = Pkt{&sh[n], k->len}; rxBufs.push_back(k->buf_idx); n++; });
+      netmap_ring* tx = s.txRing(0);
+      for (uint32_t i = 0; i < n; i++) txOld.push_back(slotOf(tx, (tx->head + i) % tx->num_slots)->buf_idx);
+      const uint32_t sent = s.transmitSwap(pkts, n);
+      for (uint32_t k = 0; k < n; k++) s.swapBack(0, k, sh[k].bufIdx);
+      s.release(0, n);
+      s.takeReceived(0, 16, [](netmap_slot*) {});  // the next sync takes the released slots back
+      auto list = [](const std::vector<uint32_t>& v) { std::string o; for (uint32_t x : v) o += (o.empty() ? "" : ",") + std::to_string(x); return "[" + o + "]"; };
+      std::printf("{\"sent\":%u,\"rxBufs\":%s,\"txChanged\":%s,\"txOld\":%s,\"rxChanged\":%s,\"firstBytes\":[\"%s\",\"%s\"]}\n", sent, list(rxBufs).c_str(),
+                  list(f.txChanged).c_str(), list(txOld).c_str(), list(f.rxChanged).c_str(), f.sent.at(0).c_str(), f.sent.at(3).c_str());
       return 0;
     }
     if (cmd == "host" || cmd == "host-one") {

@@ -114,6 +114,50 @@ test('RX: 300 packets through a 16-slot shadow, kernel buffers in place, every s
   assert.is(out.head, 300 % 64, 'head advanced past every released slot (64-slot kernel ring)');
 });
 
+test('RX: slots the filter released go back to the kernel at the next take, not only once the ring is drained (one NIOCRXSYNC per batch)', () => {
+  const out = run(['release']);
+  assert.is(out.first, 16);
+  assert.is(out.second, 16);
+  assert.is(out.kernelHasBack, 16, 'the kernel has the 16 released slots back after the second take (a VALE sender may fill them)');
+  assert.is(out.syncsForSecond, 1, 'one NIOCRXSYNC for the batch');
+  assert.is(out.third, 8);
+  assert.is(out.syncsForThird, 0, 'nothing released since: no sync while taken slots remain');
+});
+
+test('monitors (/r, /t, /z): registered without extmem, netmap\'s own memory mmapped, max(RX, TX) RX rings, no NR_FORWARD, unmapped at close', () => {
+  for (const [flag, what] of [
+    [NR_FLAG.MONITOR_RX, '/r'],
+    [NR_FLAG.MONITOR_TX, '/t'],
+    [NR_FLAG.MONITOR_RX | NR_FLAG.MONITOR_TX, '/rt'],
+    [NR_FLAG.ZCOPY_MON, '/z'],
+  ] as const) {
+    const out = run(['monitor', String(flag)]);
+    assert.not.ok(out.failure, `${what}: ${JSON.stringify(out)}`);
+    assert.is(out.flags, flag | NR_FLAG.RX_RINGS_ONLY, `${what}: the monitor flags travel in nr_flags`);
+    assert.is(out.extmem, false, `${what}: no extmem option (netmap would not use it for a monitor)`);
+    assert.ok(out.mapped && out.mmaps === 1, `${what}: the reply's region is mmapped`);
+    assert.is(out.boundRx, 6, `${what}: max(4 RX, 6 TX) monitor RX rings`);
+    assert.is(out.boundRings, 6, `${what}: the backend expects as many`);
+    assert.is(out.boundTx, 0);
+    assert.is(out.forwards, false, `${what}: a monitor never forwards to the host stack`);
+    assert.is(out.received, 5);
+    assert.is(out.bad, 0);
+    assert.is(out.outside, 0, `${what}: frames lie inside the mapping`);
+    assert.ok(out.closed && out.munmaps === 1, `${what}: closed and unmapped`);
+  }
+  // The encoding the host sends for each monitor form.
+  assert.is(netmapRegisterFields(parsePortName('netmap:v0/r')).nrFlags, NR_FLAG.MONITOR_RX);
+  assert.is(netmapRegisterFields(parsePortName('netmap:v0/rt')).nrFlags, NR_FLAG.MONITOR_RX | NR_FLAG.MONITOR_TX);
+  assert.is(netmapRegisterFields(parsePortName('netmap:v0/z')).nrFlags, NR_FLAG.MONITOR_RX | NR_FLAG.MONITOR_TX | NR_FLAG.ZCOPY_MON);
+});
+
+test('a monitor of a port nobody holds in netmap mode: EINVAL from the register, fd closed', () => {
+  const out = run(['monitor', String(NR_FLAG.MONITOR_RX), 'noparent']);
+  assert.equal(out.failure, { syscall: 'ioctl', errno: 22, what: 'registering the port (NETMAP_REQ_REGISTER)' });
+  assert.is(out.fake, 'not in netmap mode');
+  assert.is(out.closed, true);
+});
+
 test('HOST verdict: NS_FORWARD on exactly those slots; the kernel forwards them at the next sync', () => {
   const out = run(['host']);
   assert.is(out.taken, 6);
@@ -138,6 +182,14 @@ test('TX: copies into TX slots (lengths, bytes), syncs and goes on when the ring
   assert.equal(out.first, ['60:160', '1514:161', '200:162']);
   assert.is(out.more, 100);
   assert.is(out.kernelSent, 103);
+});
+
+test('forwarding by buffer swap (one allocator): TX slots take the RX buffers with NS_BUF_CHANGED, the RX slots get the TX buffers back', () => {
+  const out = run(['swap']);
+  assert.is(out.sent, 4);
+  assert.equal(out.txChanged, out.rxBufs, 'the frames leave in the very buffers they arrived in');
+  assert.equal(out.rxChanged, out.txOld, 'the RX ring gets the TX ring\'s former buffers, flagged NS_BUF_CHANGED');
+  assert.equal(out.firstBytes, [`100:${out.rxBufs[0] & 255}`, `103:${out.rxBufs[3] & 255}`], 'length and bytes as received');
 });
 
 test('no /dev/netmap: the open stage fails with ENOENT', () => {

@@ -1,4 +1,4 @@
-// Guest-only helper (test/native/netmap-guest-tests.sh, "reopen"): opens and closes each netmap
+// Guest-only helper (test/netmap-guest/netmap-guest-tests.sh, "reopen"): opens and closes each netmap
 // port named on the command line 20 times through the addon, as the CLI does (register, map
 // netmap's region, unregister), without a filter, so the count shows netmap's side alone.
 // Needs /dev/netmap: npm test does not run it. Prints one line per port:

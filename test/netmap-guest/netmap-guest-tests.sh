@@ -1,0 +1,121 @@
+#!/bin/sh
+# The netmap guest tests (docs/PORTS.md "verified in the netmap guest"), for the netmap guest
+# tools (/work/shared/tools/netmap-guest: build.sh, run.sh). Run:
+#   WORK=DIR NETMAP_EXTMEM=0|1 GUEST_TESTS=test/netmap-guest/netmap-guest-tests.sh bash build.sh CHECKOUT [NETMAP_SRC]
+#   WORK=DIR TIMEOUT=2400 KARGS=no_timer_check bash run.sh "vale pipe monitor veth"
+# Runs inside the qemu guest (busybox sh, as /init's child): loads netmap.ko and veth.ko, then
+# runs nmwasm's netmap backend against the real module. Every command has a timeout.
+# Tests to run: kernel parameter nmtests=a,b,... (default all): see the case at the bottom.
+# Output: "### NAME" headers, "$ command" lines, raw output, and "CHECK NAME: ..." lines.
+# Helpers: lib.sh; the memory model, pipes, open/close cycles: memory-pipes-cycles.sh;
+# monitors, outputs, rate: monitors-outputs-rate.sh (all in this directory).
+cd /nmwasm || exit 1
+. test/netmap-guest/lib.sh
+. test/netmap-guest/memory-pipes-cycles.sh
+. test/netmap-guest/monitors-outputs-rate.sh
+
+# ---- the basics: VALE, pipes, veth host-control, rate, a monitor ----
+t_vale() {
+  hdr "T1 VALE: counter on vale0:1, pkt-gen tx 100000 on vale0:0"
+  x 60 $NMW load filters/build/counter.wasm --port netmap:vale0:1 --count 10
+  bg /tmp/t1.out /tmp/t1.err $NMW load filters/build/counter.wasm --port vale0:1 --count 100000 --duration 300 $BT --json
+  P=$BGPID; ready /tmp/t1.err $P 120
+  x 30 vale-ctl
+  send $P 60 pkt-gen -i vale0:0 -f tx -n 100000 > /tmp/t1.pg 2>&1; pg_rate /tmp/t1.pg; tail -n 4 /tmp/t1.pg
+  finish $P 30; out /tmp/t1.out /tmp/t1.err
+  echo "CHECK T1 vale: packets=$(jget /tmp/t1.out packets) stoppedBy=$(jget /tmp/t1.out stoppedBy) expected 100000"
+  hdr "T1b VALE, paced: pkt-gen -R 2000 -n 20000 (VALE drops what a full ring cannot take: pacing shows whether RX keeps going)"
+  bg /tmp/t1b.out /tmp/t1b.err $NMW load filters/build/counter.wasm --port vale0:2 --count 20000 --duration 300 $BT --json
+  P=$BGPID; ready /tmp/t1b.err $P 120
+  send $P 60 pkt-gen -i vale0:0 -f tx -R 2000 -n 20000 > /tmp/t1b.pg 2>&1; tail -n 3 /tmp/t1b.pg
+  finish $P 30; out /tmp/t1b.out /tmp/t1b.err
+  echo "CHECK T1b vale paced: packets=$(jget /tmp/t1b.out packets) batches=$(jget /tmp/t1b.out batches) stoppedBy=$(jget /tmp/t1b.out stoppedBy) expected 20000"
+}
+t_pipe() {
+  hdr "T2a pipe: pkt-gen tx pipeA{1 -> nmwasm counter on pipeA}1"
+  bg /tmp/t2a.out /tmp/t2a.err $NMW load filters/build/counter.wasm --port 'pipeA}1' --count 50000 --duration 300 $BT --json
+  P=$BGPID; ready /tmp/t2a.err $P 120
+  send $P 60 pkt-gen -i 'pipeA{1' -f tx -n 50000 > /tmp/t2a.pg 2>&1; pg_rate /tmp/t2a.pg; tail -n 4 /tmp/t2a.pg
+  finish $P 30; out /tmp/t2a.out /tmp/t2a.err
+  echo "CHECK T2a pipe-in: packets=$(jget /tmp/t2a.out packets) expected 50000"
+
+  hdr "T2b pipe: nmwasm gen:count=50000 --out pipeB{1 -> pkt-gen rx pipeB}1"
+  show "pkt-gen -i 'pipeB}1' -f rx &"
+  pkt-gen -i 'pipeB}1' -f rx > /tmp/t2b.pg 2>&1 & G=$!
+  sleep 5
+  # NB: not x: its [rc=] line would follow nmwasm's JSON, which jget reads as the last stdout line
+  show "nmwasm ... --out pipeB{1"; timeout -s KILL 120 $NMW load filters/build/counter.wasm --port gen:count=50000,size=64 --out 'pipeB{1' $BT --json > /tmp/t2b.out 2>/tmp/t2b.err
+  out /tmp/t2b.out /tmp/t2b.err
+  sleep 3; kill -INT $G; sleep 2; kill -KILL $G 2>/dev/null; wait $G
+  pg_rate /tmp/t2b.pg; tail -n 5 /tmp/t2b.pg
+  echo "CHECK T2b pipe-out: nmwasm out.packets=$(jget /tmp/t2b.out out.packets) drops=$(jget /tmp/t2b.out out.drops); pkt-gen rx: $(grep -oE 'Received [0-9]+ packets' /tmp/t2b.pg | tail -1)"
+
+  hdr "T2c forwarding: pkt-gen tx pipeC{1 -> nmwasm pipeC}1 --to pipeD{1 -> pkt-gen rx pipeD}1"
+  show "pkt-gen -i 'pipeD}1' -f rx &"
+  pkt-gen -i 'pipeD}1' -f rx > /tmp/t2c.pg 2>&1 & G=$!
+  sleep 3
+  bg /tmp/t2c.out /tmp/t2c.err $NMW load filters/build/counter.wasm --port 'pipeC}1' --to 'pipeD{1' --count 30000 --duration 300 $BT --json
+  P=$BGPID; ready /tmp/t2c.err $P 120
+  send $P 60 pkt-gen -i 'pipeC{1' -f tx -n 30000 > /tmp/t2c.tx 2>&1; pg_rate /tmp/t2c.tx
+  finish $P 30; out /tmp/t2c.out /tmp/t2c.err
+  sleep 3; kill -INT $G; sleep 2; kill -KILL $G 2>/dev/null; wait $G
+  pg_rate /tmp/t2c.pg; tail -n 5 /tmp/t2c.pg
+  echo "CHECK T2c forward: nmwasm packets=$(jget /tmp/t2c.out packets) out.packets=$(jget /tmp/t2c.out out.packets) drops=$(jget /tmp/t2c.out out.drops); pkt-gen rx: $(grep -oE 'Received [0-9]+ packets' /tmp/t2c.pg | tail -1)"
+}
+
+t_veth() {
+  veth_setup
+  hdr "T3 baseline: no nmwasm"
+  traffic base
+  echo "CHECK T3 baseline: $(grep -o '[0-9]* packets received' /tmp/ping.base) / $(cat /tmp/udp.base)"
+  for spec in 'netmap:v0' 'netmap:v0*' 'netmap:v0-0/R' 'netmap:v0^'; do
+    tag=$(echo "$spec" | tr -c 'a-z0-9\n' '_')
+    hdr "T3 host-control.wasm --port $spec"
+    # bgr: retries a register that fails (ENOMEM with extmem) and waits until the run is going
+    if bgr /tmp/t3$tag.out /tmp/t3$tag.err $NMW load filters/build/host-control.wasm --port "$spec" $BT --json; then sleep 15; traffic "$tag"; fi
+    stop $P 60; out /tmp/t3$tag.out /tmp/t3$tag.err
+    echo "CHECK T3 $spec: $(grep -o '[0-9]* packets received' /tmp/ping.$tag 2>/dev/null) / $(cat /tmp/udp.$tag 2>/dev/null) / verdicts host=$(jget /tmp/t3$tag.out verdicts.host) drop=$(jget /tmp/t3$tag.out verdicts.drop) filterStats=$(jget /tmp/t3$tag.out filterStats | tr -d '\n')"
+    x 40 /usr/sbin/ip netns exec ns1 ping -c 1 -W 3 10.0.0.1 > /dev/null 2>&1; echo "(ping after close: rc=$?)"
+  done
+  dmesg | grep -i netmap | tail -n 10
+}
+t_rate() {
+  hdr "T6 rate: pkt-gen rx vs nmwasm counter on pipe R, same source (pkt-gen tx, 60-byte frames)"
+  N=300000
+  show "pkt-gen -i 'pipeR}1' -f rx &"
+  pkt-gen -i 'pipeR}1' -f rx > /tmp/t6a.pg 2>&1 & G=$!
+  sleep 3
+  x 120 pkt-gen -i 'pipeR{1' -f tx -n $N > /tmp/t6a.tx 2>&1; pg_rate /tmp/t6a.tx
+  sleep 2; kill -INT $G; sleep 2; kill -KILL $G 2>/dev/null; wait $G
+  tail -n 6 /tmp/t6a.pg
+  bg /tmp/t6b.out /tmp/t6b.err $NMW load filters/build/counter.wasm --port 'pipeS}1' --count $N --duration 300 $BT --json
+  P=$BGPID; ready /tmp/t6b.err $P 120
+  send $P 120 pkt-gen -i 'pipeS{1' -f tx -n $N > /tmp/t6b.tx 2>&1; pg_rate /tmp/t6b.tx
+  finish $P 30; out /tmp/t6b.out /tmp/t6b.err
+  echo "CHECK T6 rate: nmwasm packets=$(jget /tmp/t6b.out packets) elapsedMs=$(jget /tmp/t6b.out elapsedMs)"
+}
+t_monitor() {
+  hdr "T8 monitor: pkt-gen rx holds vale0:m; nmwasm counter monitors it as vale0:m/r; pkt-gen tx floods from vale0:mx"
+  pkt-gen -i vale0:m -f rx > /tmp/t8.rx 2>&1 & G=$!
+  sleep 3
+  bg /tmp/t8.out /tmp/t8.err $NMW load filters/build/counter.wasm --port vale0:m/r --count 5000 --duration 300 $BT --json
+  P=$BGPID; ready /tmp/t8.err $P 120
+  send $P 60 pkt-gen -i vale0:mx -f tx -R 1000 -n 5000 > /tmp/t8.tx 2>&1; tail -n 2 /tmp/t8.tx
+  finish $P 30; out /tmp/t8.out /tmp/t8.err
+  kill -INT $G 2>/dev/null; sleep 2; kill -KILL $G 2>/dev/null; wait $G; tail -n 3 /tmp/t8.rx
+  echo "CHECK T8 monitor: nmwasm packets=$(jget /tmp/t8.out packets) expected 5000; pkt-gen rx: $(grep -oE 'Received [0-9]+ packets' /tmp/t8.rx | tail -1)"
+}
+
+setup
+for t in $TESTS; do
+  case "$t" in
+    all) t_vale; t_pipe; t_veth; t_monitor; t_reopen; t_bad; t_rate; t_unit ;;
+    vale) t_vale ;; pipe) t_pipe ;; veth) t_veth ;; rate) t_rate ;; monitor) t_monitor ;; vethsetup) veth_setup ;;
+    debug) t_debug ;; ratevale) t_ratevale ;; pipe2) t_pipe2 ;; vethreg) t_vethreg ;; reopen) t_reopen ;; reopen2) t_reopen2 ;;
+    cycles) t_cycles ;; sigkill) t_sigkill ;; bad) t_bad ;; unit) t_unit ;;
+    mon) t_mon ;; mont) t_mont ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; r1slow) t_r1slow ;;
+    *) echo "unknown test $t" ;;
+  esac
+done
+hdr "end"
+dmesg | grep -iE 'netmap|BUG|WARN|Oops' | tail -n 20
