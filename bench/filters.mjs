@@ -6,7 +6,7 @@
 // older commit's, for a before/after; its outputs must match the C baselines' all the same)
 // Needs npm run build (filters) and cc; builds the benchmarks' addon (bench/native) if needed.
 //
-// The modules are loaded as `nmwasm load` loads them (host/module.ts, rewrite included).
+// The modules are loaded as `nmwasm load` loads them (host/module/module.ts, rewrite included).
 // Per filter and frame size (64-byte frames; imix 7:4:1), the frames are a pool of 8192
 // (bench/c/harness.h: gen:'s default protocol mix, seed 42), 8 batches' worth, so no batch
 // repeats before the branch predictor has seen 8000 others:
@@ -64,10 +64,10 @@ if (SIZES.length === 0) die(`--size: expected 64 or imix, got ${JSON.stringify(S
 for (const f of FILTERS) if (!existsSync(join(BUILD, f.wasm))) die(`${join(BUILD, f.wasm)} not found: run npm run build first`);
 
 const bench = createRequire(import.meta.url)(ensureBenchAddon());
-// The module is loaded as `nmwasm load` loads it (host/module.ts: checks, limits, the
+// The module is loaded as `nmwasm load` loads it (host/module/module.ts: checks, limits, the
 // bulk-instruction rewrite of docs/SANDBOX.md), so the bench times what the host runs.
 (await import('tsx/esm/api')).register();
-const { loadModule } = await import('../host/module.ts');
+const { loadModule } = await import('../host/module/module.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'nmwasm-bench-filters-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const C_BUILDS = [

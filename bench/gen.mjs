@@ -63,7 +63,7 @@ const native = createRequire(import.meta.url)(ADDON);
 /** What `gen:` (the CLI's default) opens: 64-byte frames, 16 flows, the default mix, seed 1. */
 const GEN = { kind: 'gen', name: 'gen:bench', count: 0, sizeMin: 64, sizeMax: 64, imix: false, flows: 16, mix: [40, 30, 5, 10, 10, 3, 2], seed: 1, pps: 0, seq: false, rings: 1 };
 const WINDOW = 0x100000; // NMWASM_WINDOW_BASE (docs/ABI.md)
-const COUNTER_SLOTS = 24; // host/native.ts
+const COUNTER_SLOTS = 24; // host/ports/native.ts
 const passModule = new WebAssembly.Module(readFileSync(PASS));
 
 /** The generator alone: CPU ns/packet of rxsync over a 1024-slot ring. */

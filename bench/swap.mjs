@@ -22,10 +22,10 @@ const json = args.includes('--json');
 const swapsAt = args.indexOf('--swaps');
 const SWAPS = swapsAt >= 0 ? Number(args[swapsAt + 1]) : 100;
 if (!Number.isInteger(SWAPS) || SWAPS < 1) throw new Error(`--swaps: expected a positive integer, got ${args[swapsAt + 1]}`);
-const { Engine } = await import('../host/engine.ts');
-const { loadModule } = await import('../host/module.ts');
-const { parsePortSpec } = await import('../host/portspec.ts');
-const { percentiles } = await import('../host/swap.ts');
+const { Engine } = await import('../host/engine/engine.ts');
+const { loadModule } = await import('../host/module/module.ts');
+const { parsePortSpec } = await import('../host/ports/portspec.ts');
+const { percentiles } = await import('../host/engine/swap.ts');
 const { stampWat, writeWat } = await import('../test/swap/fixtures.ts');
 
 const builds = [writeWat('a.wasm', stampWat({ marker: 0xa })), writeWat('b.wasm', stampWat({ marker: 0xb }))].map((p) => loadModule(p));

@@ -1,5 +1,5 @@
 /* Baseline for bench/ports-vs-c.mjs: the minimal C receive loop on the socket type nmwasm's
- * AF_XDP backend uses (native/port_xdp.cc), with the same geometry:
+ * AF_XDP backend uses (native/ports/port_xdp.cc), with the same geometry:
  *   UMEM of 8192 + 1024 frames of 2048 bytes (page aligned, mmap), no frame headroom;
  *   fill ring and RX ring of 8192 slots; XDP_COPY | XDP_USE_NEED_WAKEUP (veth has no
  *   zero-copy); one socket on queue 0.
@@ -13,7 +13,7 @@
  * Attach method (differs from nmwasm, on purpose kept minimal): libxdp's default XSK
  * program (it redirects every frame of a queue with a socket to that socket through an
  * XSKMAP), attached in native (driver) mode, XDP_FLAGS_DRV_MODE, as nmwasm's program is on
- * veth. nmwasm's own program (native/xdp_program.cc) first passes ARP/ICMP/ICMPv6 to the
+ * veth. nmwasm's own program (native/ports/xdp_program.cc) first passes ARP/ICMP/ICMPv6 to the
  * kernel: a handful of extra BPF instructions per frame, which the benchmark's UDP traffic
  * pays and this baseline does not.
  *

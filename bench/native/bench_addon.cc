@@ -1,7 +1,7 @@
 // Registration of nmwasm_bench, the benchmarks' addon (binding.gyp here): the product's port
 // entry points the benchmarks drive (openPort, closePort, attachRing) and the benchmark-only
 // ones, which the product addon does not carry.
-#include "addon.h"
+#include "core/addon.h"
 #include "bench.h"
 
 namespace nmwasm {

@@ -9,10 +9,10 @@
 #include <cstring>
 #include <vector>
 
-#include "addon.h"
+#include "core/addon.h"
 #include "bench.h"
-#include "errors.h"
-#include "port_registry.h"
+#include "core/errors.h"
+#include "ports/port_registry.h"
 
 namespace nmwasm {
 

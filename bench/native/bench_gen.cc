@@ -6,10 +6,10 @@
 // port must not be attached to a ring worker.
 #include <time.h>
 
-#include "addon.h"
+#include "core/addon.h"
 #include "bench.h"
-#include "errors.h"
-#include "port_registry.h"
+#include "core/errors.h"
+#include "ports/port_registry.h"
 
 namespace nmwasm {
 

@@ -11,5 +11,5 @@ const target = JSON.parse(json).targets.find((t) => t.target_name === 'nmwasm');
 const which = process.argv[2] === 'xdp' ? (target.conditions ?? []).find((c) => c[0] === 'have_xdp==1')?.[1].sources ?? [] : target.sources;
 const out = which
   .filter((s) => !s.endsWith('/addon.cc'))
-  .map((s) => `../../${s.replace('<(pcap_file_dir)', 'native')}`);
+  .map((s) => `../../${s.replace('<(pcap_file_dir)', 'native/formats')}`);
 process.stdout.write(`${out.join(' ')}\n`);

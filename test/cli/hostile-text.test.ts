@@ -21,7 +21,7 @@ writeFileSync(config, 'x');
 
 /** Every character a terminal may act on, except the newline that ends each line. */
 const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
-/** The fixture's sequence, escaped by host/text.ts printable(). */
+/** The fixture's sequence, escaped by host/cli/text.ts printable(). */
 const ESCAPED = '\\x1b]0;pwned\\x07\\x1b[2J\\x0dnmwasm: forged host line\\x0a\\x00\\u{202e}\\x9b31m';
 
 function noRawControls(text: string, what: string): void {

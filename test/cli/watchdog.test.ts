@@ -116,7 +116,7 @@ test('SIGTERM while a guest call spins (budget 60 s): the call is killed, its ba
 
 /** A filter whose nmwasm_process is 400 straight-line memory.fill of 256 MiB each: no loop
  * back-edge, no call, so V8 alone could not terminate it before the chain ends (seconds); the
- * load-time rewrite (host/wasm-rewrite.ts) turns each fill into a chunked loop, so it can. */
+ * load-time rewrite (host/module/wasm-rewrite.ts) turns each fill into a chunked loop, so it can. */
 function bulkFillModule(): string {
   const fill = [0x41, ...sleb(0x4000000), 0x20, 3, 0x41, ...sleb(0x10000000), 0xfc, 0x0b, 0x00];
   const body: number[] = [];

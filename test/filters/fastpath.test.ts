@@ -7,7 +7,7 @@
 // (one parse() per frame) give the same results.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runFilter } from '../../host/testapi.ts';
+import { runFilter } from '../../host/module/testapi.ts';
 import { wasmPath } from './harness.ts';
 import * as f from './frames.ts';
 

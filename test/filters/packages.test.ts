@@ -1,14 +1,14 @@
 // The example filter packages (filters/packages/*): each is a package whose nmwasm.module is
 // built, with a README and a manifest; every one validates its config (a wrong one is
 // refused with one line naming the line and the field); the reflector's rewrite and the
-// counter's carried totals, through the test API (host/testapi.ts).
+// counter's carried totals, through the test API (host/module/testapi.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { runFilter } from '../../host/testapi.ts';
+import { runFilter } from '../../host/module/testapi.ts';
 import { root, wasmPath } from './harness.ts';
 import * as f from './frames.ts';
 

@@ -1,10 +1,10 @@
-// The ratelimit package through the test API (host/testapi.ts runFilter): generated traffic
+// The ratelimit package through the test API (host/module/testapi.ts runFilter): generated traffic
 // from many IPv4 and IPv6 sources with timestamps, so the token buckets see a known rate
 // whatever the machine's speed; the rate per source holds within 5%, sources under their
 // rate lose nothing, and the buckets survive nmwasm_state_save / nmwasm_state_load.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runFilter, type FrameInput } from '../../host/testapi.ts';
+import { runFilter, type FrameInput } from '../../host/module/testapi.ts';
 import { wasmPath } from './harness.ts';
 import * as f from './frames.ts';
 

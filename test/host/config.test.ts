@@ -1,11 +1,11 @@
-// --config reading (host/config.ts): limits and one-line errors.
+// --config reading (host/module/config.ts): limits and one-line errors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readConfig } from '../../host/config.ts';
-import { UsageError } from '../../host/errors.ts';
+import { readConfig } from '../../host/module/config.ts';
+import { UsageError } from '../../host/cli/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-config-'));
 

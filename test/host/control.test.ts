@@ -2,12 +2,12 @@
 // checks, per-command help cut from the full help, humanized status-line units.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultHostName, checkHostName } from '../../host/control-host.ts';
-import { parseMetricsAddress } from '../../host/metrics.ts';
-import { checkSwapRequest } from '../../host/control-server.ts';
-import { controlDir, socketPath } from '../../host/control-types.ts';
-import { commandHelp } from '../../host/help.ts';
-import { clock, humanBits, humanBytes } from '../../host/stats.ts';
+import { defaultHostName, checkHostName } from '../../host/control/control-host.ts';
+import { parseMetricsAddress } from '../../host/control/metrics.ts';
+import { checkSwapRequest } from '../../host/control/control-server.ts';
+import { controlDir, socketPath } from '../../host/control/control-types.ts';
+import { commandHelp } from '../../host/cli/help.ts';
+import { clock, humanBits, humanBytes } from '../../host/cli/stats.ts';
 
 test('default host names derive from the input port', () => {
   assert.is(defaultHostName('gen:count=5'), 'gen-count-5');

@@ -1,9 +1,9 @@
 // Exit status and one-line form of the netmap register errors the addon throws
-// (native/port_netmap.cc): a region too big for the window or a pool that ran out
+// (native/netmap/port_netmap.cc): a region too big for the window or a pool that ran out
 // (ENETMAP_MEM) and a ring number out of range (ERANGE) are the user's to fix: exit 2.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { describeError, exitCodeOf } from '../../host/errors.ts';
+import { describeError, exitCodeOf } from '../../host/cli/errors.ts';
 
 function nativeError(code: string, message: string, syscall = '', errno?: number): Error {
   return Object.assign(new Error(message), { code, port: 'netmap:v0', syscall, errno });

@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModule, validateModuleBytes, checkMagic, DEFAULT_LIMITS } from '../../host/module.ts';
-import { UsageError } from '../../host/errors.ts';
+import { loadModule, validateModuleBytes, checkMagic, DEFAULT_LIMITS } from '../../host/module/module.ts';
+import { UsageError } from '../../host/cli/errors.ts';
 import { abiModule, buildModule } from './wasm-builder.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-module-'));

@@ -10,11 +10,11 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { loadModule } from '../../host/module.ts';
-import { resolveFilter, sha256Hex, readTarball } from '../../host/package.ts';
-import { checkFilterConfig } from '../../host/filterconfig.ts';
-import { appendCustomSection } from '../../host/build.ts';
-import { UsageError } from '../../host/errors.ts';
+import { loadModule } from '../../host/module/module.ts';
+import { resolveFilter, sha256Hex, readTarball } from '../../host/module/package.ts';
+import { checkFilterConfig } from '../../host/module/filterconfig.ts';
+import { appendCustomSection } from '../../host/module/build.ts';
+import { UsageError } from '../../host/cli/errors.ts';
 import { abiModule } from './wasm-builder.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'nmwasm-package-'));

@@ -1,4 +1,4 @@
-// host/portname.ts, table-driven: every form of docs/PORTS.md parses into the exact object
+// host/ports/portname.ts, table-driven: every form of docs/PORTS.md parses into the exact object
 // written here; every invalid form fails with the exact message and position; backend
 // choice and refusals give the exact reasons and messages. A last test reads docs/PORTS.md
 // and fails if a form listed there has no row here.
@@ -16,8 +16,8 @@ import {
   type PortName,
   type BackendProbe,
   type Backend,
-} from '../../host/portname.ts';
-import { UsageError } from '../../host/errors.ts';
+} from '../../host/ports/portname.ts';
+import { UsageError } from '../../host/cli/errors.ts';
 
 const NO_FLAGS = { rxOnly: false, txOnly: false, exclusive: false, monitorRx: false, monitorTx: false, zcopyMonitor: false };
 const NO_OPTIONS = { conf: null, extmem: null, offset: null, share: null, xdpBind: null, xdpAttach: null, xdpAll: false };
@@ -424,7 +424,7 @@ test('docs/PORTS.md: every form in its table has a row here', () => {
   const tested = new Set(VALID.map(([spec]) => spec));
   for (const form of forms) {
     if (form.startsWith('pcap:') || form.startsWith('gen:')) {
-      // parsed by host/portspec.ts; this parser hands them back with a message saying so
+      // parsed by host/ports/portspec.ts; this parser hands them back with a message saying so
       assert.throws(() => parsePortName(form), /file\/generator ports, parsed by the --port spec reader/);
       continue;
     }

@@ -1,10 +1,10 @@
 // --bidir over netmap (the tutorial's bridge): a netmap port used as an input and as an
-// output is planned as ONE port with RX and TX rings (host/portpool.ts planSharedPorts), so
+// output is planned as ONE port with RX and TX rings (host/engine/portpool.ts planSharedPorts), so
 // netmap registers it once; different bindings of one interface stay separate ports.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseInterfacePort } from '../../host/portspec.ts';
-import { planSharedPorts } from '../../host/portpool.ts';
+import { parseInterfacePort } from '../../host/ports/portspec.ts';
+import { planSharedPorts } from '../../host/engine/portpool.ts';
 
 const withNetmap = { netmap: true, xdp: true, packet: true };
 const up = () => ({ exists: true, up: true, rxQueues: 2 });

@@ -1,9 +1,9 @@
-// The start-up line per port: where PASS and DROP go (host/portroutes.ts), for every backend,
+// The start-up line per port: where PASS and DROP go (host/ports/portroutes.ts), for every backend,
 // with and without an output; the interface ports are parsed as the CLI parses them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseInterfacePort, parsePortSpec } from '../../host/portspec.ts';
-import { portRouteLines } from '../../host/portroutes.ts';
+import { parseInterfacePort, parsePortSpec } from '../../host/ports/portspec.ts';
+import { portRouteLines } from '../../host/ports/portroutes.ts';
 
 const withNetmap = { netmap: true, xdp: true, packet: true };
 const noNetmap = { netmap: false, xdp: true, packet: true };

@@ -3,7 +3,7 @@
 // kernel port; without /dev/netmap VALE ports and pipes become nmwasm's software ones.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseInterfacePort } from '../../host/portspec.ts';
+import { parseInterfacePort } from '../../host/ports/portspec.ts';
 
 const withNetmap = { netmap: true, xdp: true, packet: true };
 const noNetmap = { netmap: false, xdp: true, packet: true };

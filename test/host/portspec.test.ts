@@ -1,8 +1,8 @@
-// Table of every valid and invalid port spec form (host/portspec.ts).
+// Table of every valid and invalid port spec form (host/ports/portspec.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parsePortSpec, GEN_DEFAULT_MIX, type PortRole } from '../../host/portspec.ts';
-import { UsageError } from '../../host/errors.ts';
+import { parsePortSpec, GEN_DEFAULT_MIX, type PortRole } from '../../host/ports/portspec.ts';
+import { UsageError } from '../../host/cli/errors.ts';
 
 const gen = (over: Record<string, unknown> = {}) => ({ kind: 'gen', count: 0, sizeMin: 64, sizeMax: 64, imix: false, flows: 16, mix: [...GEN_DEFAULT_MIX], seed: 1, pps: 0, seq: false, rings: 1, ...over });
 

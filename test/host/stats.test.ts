@@ -1,10 +1,10 @@
-// Summary formatting (host/stats.ts): trace encoding, progress bar, number formatting, sums.
+// Summary formatting (host/cli/stats.ts): trace encoding, progress bar, number formatting, sums.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compact, formatTrace, progressBar, sumCounters, summaryJson, summaryText } from '../../host/stats.ts';
-import { COUNTER_SLOTS, Counter } from '../../host/native.ts';
-import { MODULE_SLOTS, ModuleCounter, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState } from '../../host/ringshared.ts';
-import type { RingRun } from '../../host/engine.ts';
+import { compact, formatTrace, progressBar, sumCounters, summaryJson, summaryText } from '../../host/cli/stats.ts';
+import { COUNTER_SLOTS, Counter } from '../../host/ports/native.ts';
+import { MODULE_SLOTS, ModuleCounter, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState } from '../../host/engine/ringshared.ts';
+import type { RingRun } from '../../host/engine/engine.ts';
 
 test('trace: digits when every verdict is 0..9, else an array', () => {
   assert.is(formatTrace(new Uint8Array([1, 0, 2, 1])), '1021');

@@ -1,4 +1,4 @@
-// The test API (host/testapi.ts runFilter) against hostile and broken modules: it checks a
+// The test API (host/module/testapi.ts runFilter) against hostile and broken modules: it checks a
 // batch's output as the host does (invalid or unset verdicts, changed buf_idx, len out of
 // range, traps, abort, non-zero return) and gives the batch the fault verdict; it refuses
 // what load refuses (ABI, config rejected) with one line; guest text comes back escaped;
@@ -8,8 +8,8 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import binaryen from 'binaryen';
-import { runFilter } from '../../host/testapi.ts';
-import { UsageError } from '../../host/errors.ts';
+import { runFilter } from '../../host/module/testapi.ts';
+import { UsageError } from '../../host/cli/errors.ts';
 import { wasmPath, root } from '../filters/harness.ts';
 import { readCapture } from '../filters/pcap.ts';
 import * as f from '../filters/frames.ts';

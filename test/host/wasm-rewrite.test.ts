@@ -1,4 +1,4 @@
-// The load-time rewrite of bulk instructions (host/wasm-rewrite.ts): the rewritten module
+// The load-time rewrite of bulk instructions (host/module/wasm-rewrite.ts): the rewritten module
 // behaves exactly like the original (same bytes written, same traps, nothing written by an
 // out-of-bounds operation, overlap in both directions), and a worker terminated in the
 // middle of a chain of huge memory.fill instructions stops within the chain instead of
@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
 import binaryen from 'binaryen';
-import { CHUNK, rewriteModule } from '../../host/wasm-rewrite.ts';
+import { CHUNK, rewriteModule } from '../../host/module/wasm-rewrite.ts';
 
 /** Compiles WAT text with binaryen (bulk memory and reference types on). */
 function wat(text: string): Uint8Array<ArrayBuffer> {

@@ -2,7 +2,7 @@
 // trailer, rings=N (flows hashed to rings, count split exactly) and the paced schedule.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Counter } from '../../host/native.ts';
+import { Counter } from '../../host/ports/native.ts';
 import { drain, genSpec, GuestRing, native, newCounters, openAndAttach } from './helpers.ts';
 
 function collect(over: Parameters<typeof genSpec>[0]): Uint8Array[] {

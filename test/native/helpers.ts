@@ -1,6 +1,6 @@
 // Shared helpers of the native addon tests: open ports, map a ring into a real
 // WebAssembly.Memory and act as the "guest" from JS (read slots, write verdicts).
-import { COUNTER_SLOTS, loadNative, type NativeAddon, type PlainPortSpec, type RingHandle, type RingLayout } from '../../host/native.ts';
+import { COUNTER_SLOTS, loadNative, type NativeAddon, type PlainPortSpec, type RingHandle, type RingLayout } from '../../host/ports/native.ts';
 
 export const WINDOW_BASE = 0x100000;
 export const native: NativeAddon = loadNative();

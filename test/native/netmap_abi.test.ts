@@ -1,10 +1,10 @@
-// native/netmap_abi.h against netmap's header: builds test/native/netmap_abi_driver.cc with
+// native/netmap/netmap_abi.h against netmap's header: builds test/native/netmap_abi_driver.cc with
 // g++ and compares every size, offset, ioctl number and flag with the values written below.
 // Source of the expected numbers: sys/net/netmap.h (NETMAP_API 14) — field types read by
 // hand and laid out for LP64 (uint64_t/int64_t/ssize_t/struct timeval aligned to 8, sem
 // aligned to NM_CACHE_ALIGN = 128); ioctls from Linux's _IOC encoding
 // (dir << 30 | size << 16 | type << 8 | nr, dir 3 = read|write). The request encoded from a
-// parsed port name (host/portname.ts) is checked byte by byte.
+// parsed port name (host/ports/portname.ts) is checked byte by byte.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parsePortName, netmapRegisterFields, NR_FLAG, NR_REG, type NetmapRegisterFields } from '../../host/portname.ts';
+import { parsePortName, netmapRegisterFields, NR_FLAG, NR_REG, type NetmapRegisterFields } from '../../host/ports/portname.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-abi-'));

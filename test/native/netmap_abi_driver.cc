@@ -1,4 +1,4 @@
-// Test driver for native/netmap_abi.h (built by test/native/netmap_abi.test.ts with g++):
+// Test driver for native/netmap/netmap_abi.h (built by test/native/netmap_abi.test.ts with g++):
 // prints, as one JSON object, the sizes and field offsets of netmap's kernel structures,
 // the ioctl numbers and flag values, and the NETMAP_REQ_REGISTER request encoded for the
 // plan given on the command line:
@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "netmap_abi.h"
+#include "netmap/netmap_abi.h"
 
 using namespace nmwasm::netmap;
 

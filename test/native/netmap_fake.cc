@@ -1,5 +1,5 @@
 // A fake netmap kernel for test/native/netmap_port.test.ts: implements the NetmapSys seam
-// of native/netmap_session.h (open/ioctl/close) the way netmap 89607e1 behaved in the
+// of native/netmap/netmap_session.h (open/ioctl/close) the way netmap 89607e1 behaved in the
 // netmap guest for the requests the backend makes — NIOCCTRL (PORT_INFO_GET,
 // POOLS_INFO_GET, REGISTER: plain, netmap lays netmap_if, rings and buffers out in its own
 // region, a memfd standing for /dev/netmap's memory that the caller mmaps from the fd at
@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "netmap_session.h"
+#include "netmap/netmap_session.h"
 
 using namespace nmwasm::netmap;
 
@@ -373,7 +373,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "monitor") {
     // monitor FLAGS [noparent]: eth0 (4 RX, 6 TX rings) monitored as an input (RX rings only),
-    // registered as native/port_netmap.cc's openMonitor does; 5 frames on monitor ring 0.
+    // registered as native/netmap/port_netmap.cc's openMonitor does; 5 frames on monitor ring 0.
     f.txRings = 6;
     if (argc > 3 && std::string(argv[3]) == "noparent") f.parentOpen = false;
     plan = simplePlan("eth0", NR_REG_ALL_NIC);
@@ -411,14 +411,14 @@ int main(int argc, char** argv) {
   }
   try {
     NetmapSession s(sys);
-    // The stages of the backend's open (native/port_netmap.cc).
+    // The stages of the backend's open (native/netmap/port_netmap.cc).
     s.openDevice("/dev/netmap");
     const PortCounts counts = s.portInfo(plan.name);
     NetmapSession::checkRing(plan, counts);
     const nmreq_pools_info pools = extmemPools(counts, 2048, 0);
     Region mem(pools.nr_memsize);
     // The region the port sees: the extmem memory, or netmap's own mapped from the fd (as
-    // native/packet_memory.cc's device-backed memory does).
+    // native/core/packet_memory.cc's device-backed memory does).
     uint8_t* region = mem.base;
     uint64_t regionSize = pools.nr_memsize;
     if (wantExtmem) {

@@ -1,5 +1,5 @@
-// The netmap backend's kernel-facing half (native/netmap_session.cc, used by
-// native/port_netmap.cc) against a fake netmap kernel (test/native/netmap_fake.cc, built
+// The netmap backend's kernel-facing half (native/netmap/netmap_session.cc, used by
+// native/netmap/port_netmap.cc) against a fake netmap kernel (test/native/netmap_fake.cc, built
 // here with g++): register requests encoded from parsed port names, netmap's own region
 // mapped from the fd (a default build) or the extmem region (an extmem build), pipes whose
 // peer is open (the peer's region), ring numbers checked before the kernel, ring lookup
@@ -13,12 +13,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parsePortName, netmapRegisterFields, NR_FLAG, NR_REG } from '../../host/portname.ts';
+import { parsePortName, netmapRegisterFields, NR_FLAG, NR_REG } from '../../host/ports/portname.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-netmap-'));
 const fake = join(dir, 'netmap_fake');
-execFileSync('g++', ['-std=c++17', '-O1', '-Wall', '-Wextra', '-Werror', '-I', join(root, 'native'), '-o', fake, join(root, 'test/native/netmap_fake.cc'), join(root, 'native/netmap_session.cc'), '-lpthread'], { stdio: 'pipe' });
+execFileSync('g++', ['-std=c++17', '-O1', '-Wall', '-Wextra', '-Werror', '-I', join(root, 'native'), '-o', fake, join(root, 'test/native/netmap_fake.cc'), join(root, 'native/netmap/netmap_session.cc'), '-lpthread'], { stdio: 'pipe' });
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 /** The fake kernel's module: a default netmap build (no extmem) or --enable-extmem; `peer`: a pipe's other end is open. */

@@ -1,4 +1,4 @@
-// pcap_dump.cc — test driver for native/pcap_file.cc (built by test/native/pcap_file_corpus.test.ts).
+// pcap_dump.cc — test driver for native/formats/pcap_file.cc (built by test/native/pcap_file_corpus.test.ts).
 //   pcap_dump read FILE...   per file: "F <path>" then "N <count>" and one "<caplen> <origlen> <ts_ns> <fnv1a32>"
 //                            line per packet, or one "E <json {code,message}>" line.
 //   pcap_dump copy IN OUT    reads IN and writes every packet to OUT with PcapWriter.
@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "../../native/pcap_file.h"
-#include "../../native/pcap_writer.h"
+#include "../../native/formats/pcap_file.h"
+#include "../../native/formats/pcap_writer.h"
 
 static void printJsonString(const std::string& s) {
   std::putchar('"');

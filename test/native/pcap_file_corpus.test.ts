@@ -187,7 +187,7 @@ const capinfosRefused = new Set<string>();
 
 test.before(() => {
   run('g++', ['-std=c++17', '-O1', '-g', '-Wall', '-Wextra', '-Werror', '-fsanitize=address,undefined', '-fno-sanitize-recover=all',
-    '-o', driver, join(root, 'test', 'native', 'pcap_dump.cc'), join(root, 'native', 'pcap_file.cc'), join(root, 'native', 'pcap_writer.cc')]);
+    '-o', driver, join(root, 'test', 'native', 'pcap_dump.cc'), join(root, 'native/formats/pcap_file.cc'), join(root, 'native/formats/pcap_writer.cc')]);
   ours = dump(corpus);
   const res = run('capinfos', ['-T', '-r', '-E', '-c', ...corpus], { allowFail: true });
   for (const line of res.stdout.split('\n').filter(Boolean)) {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Counter } from '../../host/native.ts';
+import { Counter } from '../../host/ports/native.ts';
 import { GuestRing, native, newCounters } from './helpers.ts';
 
 const PCAPS = new URL('../pcaps/tcpdump-tests', import.meta.url).pathname;

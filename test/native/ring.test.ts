@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Counter, SYNC_NO_BUDGET } from '../../host/native.ts';
+import { Counter, SYNC_NO_BUDGET } from '../../host/ports/native.ts';
 import { GuestRing, WINDOW_BASE, genSpec, native, newCounters, openAndAttach } from './helpers.ts';
 
 test('layout: verdicts after the slots, buffers page aligned, memory fits the window', () => {

@@ -1,19 +1,19 @@
-// nmwasm's software pipes and VALE switch (native/port_soft.cc, soft_queue.cc,
+// nmwasm's software pipes and VALE switch (native/ports/port_soft.cc, soft_queue.cc,
 // vale_switch.cc), driven from JS as the guest: real packets from gen and pcap ports,
 // real rings mapped into WebAssembly memories. Port names go through the real edge
-// (host/portspec.ts), which picks the software backend because /dev/netmap is absent.
+// (host/ports/portspec.ts), which picks the software backend because /dev/netmap is absent.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Counter } from '../../host/native.ts';
-import { parsePortSpec } from '../../host/portspec.ts';
+import { Counter } from '../../host/ports/native.ts';
+import { parsePortSpec } from '../../host/ports/portspec.ts';
 import { bytes, ETH_IPV4 } from '../filters/frames.ts';
 import { writeCapture } from '../filters/pcap.ts';
 import { drain, genSpec, native, openAndAttach, WINDOW_BASE, type GuestRing } from './helpers.ts';
 
-const RING_AREA = 4 << 20; // native/soft_domain.h kSoftRingArea
+const RING_AREA = 4 << 20; // native/soft/soft_domain.h kSoftRingArea
 const WINDOW_END = 0x4000000; // NMWASM_DATA_BASE
 
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-soft-'));

@@ -5,8 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { Counter } from '../../host/native.ts';
-import { MODULE_SLOTS, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, CARRIED_BYTES, SAMPLE_BYTES, type RingWorkerData } from '../../host/ringshared.ts';
+import { Counter } from '../../host/ports/native.ts';
+import { MODULE_SLOTS, RING_CONTROL_SLOTS, RING_STATE_SLOTS, RingState, CARRIED_BYTES, SAMPLE_BYTES, type RingWorkerData } from '../../host/engine/ringshared.ts';
 import { genSpec, native, newCounters } from './helpers.ts';
 
 // The worker: attach, map into its own memory, pass every packet; after `batches`
@@ -63,7 +63,7 @@ test('terminate a worker while attached, attach again from a new worker, continu
   native.closePort(port.id); // still open until now
 });
 
-test('a respawned ring worker (host/worker.ts) gives the hung batch its fault verdicts even when the back-off has already expired', async () => {
+test('a respawned ring worker (host/engine/worker.ts) gives the hung batch its fault verdicts even when the back-off has already expired', async () => {
   // The dead worker's batch: delivered to a handle that never completes it (as a worker the
   // watchdog terminated inside nmwasm_process leaves it).
   const port = native.openPort(genSpec({ count: 1000 }), { numSlots: 256, bufSize: 2048 });
@@ -99,7 +99,7 @@ test('a respawned ring worker (host/worker.ts) gives the hung batch its fault ve
     carried: new SharedArrayBuffer(CARRIED_BYTES),
   };
   const tsxApi = import.meta.resolve('tsx/esm/api');
-  const workerTs = new URL('../../host/worker.ts', import.meta.url).href;
+  const workerTs = new URL('../../host/engine/worker.ts', import.meta.url).href;
   const source = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerTs)}); });`;
   const worker = new Worker(source, { eval: true, workerData: data });
   const done = await new Promise<{ type: string; message?: string }>((resolve, reject) => {

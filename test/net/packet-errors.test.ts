@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { cli, ensureBundle, root } from '../cli/helpers.ts';
-import { loadNative } from '../../host/native.ts';
+import { loadNative } from '../../host/ports/native.ts';
 import { isRoot, NetLab, rootTest } from './netlab.ts';
 
 const t = rootTest();

@@ -3,8 +3,8 @@
 // netmap's region, unregister), without a filter, so the count shows netmap's side alone.
 // Needs /dev/netmap: npm test does not run it. Prints one line per port:
 //   CYCLES <port>: <ok>/20 [first error]
-import { loadNative } from '../../host/native.ts';
-import { netmapRegisterFields, parsePortName } from '../../host/portname.ts';
+import { loadNative } from '../../host/ports/native.ts';
+import { netmapRegisterFields, parsePortName } from '../../host/ports/portname.ts';
 
 const native = loadNative();
 for (const spec of process.argv.slice(2)) {

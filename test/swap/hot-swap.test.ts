@@ -1,4 +1,4 @@
-// Hot-swap through the engine API (host/engine.ts Engine.swap): a generator feeds a module
+// Hot-swap through the engine API (host/engine/engine.ts Engine.swap): a generator feeds a module
 // that stamps a carried sequence number into every packet, to a pcap output; swaps between
 // two builds happen while traffic flows. The output must hold every sequence number exactly
 // once and in order (no packet lost, duplicated or reordered; state carried), and failed
@@ -8,11 +8,11 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Engine } from '../../host/engine.ts';
-import { loadModule } from '../../host/module.ts';
-import { parsePortSpec } from '../../host/portspec.ts';
-import { Counter } from '../../host/native.ts';
-import { makeSwapHook, prepareSwap } from '../../host/swap.ts';
+import { Engine } from '../../host/engine/engine.ts';
+import { loadModule } from '../../host/module/module.ts';
+import { parsePortSpec } from '../../host/ports/portspec.ts';
+import { Counter } from '../../host/ports/native.ts';
+import { makeSwapHook, prepareSwap } from '../../host/engine/swap.ts';
 import { readCapture } from '../filters/pcap.ts';
 import { stampWat, writeWat } from './fixtures.ts';
 

@@ -1,6 +1,6 @@
 // Issue 9, done-when 1, end to end with the bundled CLI: a host with --name runs counter.wasm
 // over `gen:count=2000000,pps=...,seq` to `--out pcap:`; this process, a client of its control
-// socket (host/control-client.ts request(), what `nmwasm swap` sends), does 1,000 swaps
+// socket (host/control/control-client.ts request(), what `nmwasm swap` sends), does 1,000 swaps
 // alternating two builds of the counter (the release build and an -O1 build with assertions:
 // different bytes, both carry their totals through nmwasm_state_save/load). Then: the pcap
 // holds every sequence number (gen's `seq`, the frame's last 8 bytes) exactly once and in
@@ -29,7 +29,7 @@ const dir = mkdtempSync(join(tmpdir(), 'nmwasm-1000swaps-'));
 const xdg = join(dir, 'xdg');
 const name = `swaps${process.pid}`;
 process.env.XDG_RUNTIME_DIR = xdg; // the control client below looks for the socket there
-const { request } = await import('../../host/control-client.ts');
+const { request } = await import('../../host/control/control-client.ts');
 
 /** `wasm` with a custom section appended (id 0, size, name, payload). */
 function withSection(wasm: Uint8Array, section: string, payload: Uint8Array): Uint8Array {
