@@ -471,8 +471,14 @@ async function endLingering(engines: Engine[], waitMs: number): Promise<void> {
   clearTimeout(timer);
   if (!late) return;
   process.stderr.write(`nmwasm: a killed ring worker still runs guest code after the run ended: exiting without it\n`);
-  loadNative().hardExit(0);
+  // Not here: the command still decides its exit status (nmwasm test: 1 when the filter
+  // faulted); an exit 0 here hid it whenever a loaded machine was slow to end a killed worker.
+  leftBehind = true;
 }
+
+/** A run ended without one of its killed workers (endLingering): the process ends with
+ * hardExit once the command has its exit status, instead of waiting for that thread. */
+let leftBehind = false;
 
 function contextOf(req: RunRequest): SummaryContext {
   return { module: [req.moduleSpec, ...(req.then ?? []).map((m) => m.moduleSpec)].join(' -> '), port: req.input.name, outputs: req.outputs.map((o) => o.name), onFault: req.onFault };
@@ -784,5 +790,6 @@ function isMainModule(): boolean {
 if (isMainModule()) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
+    if (leftBehind) loadNative().hardExit(code);
   });
 }

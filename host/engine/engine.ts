@@ -718,7 +718,10 @@ export class Engine {
       // and parsing a config can take longer than one batch.
       const phase = Atomics.load(run.lease, 0);
       const budget = run.ready && phase === Phase.inGuest ? this.opts.batchTimeoutMs : Math.max(this.opts.batchTimeoutMs, START_BUDGET_MS);
-      const verdict = judgeCall(this.native, run.lease, run.counters, run.worker.threadId, run.sample, budget, now, this.stopAt);
+      // A stop (signal, --duration) does not cut a start-up short: the instance finishes its
+      // start under the start budget, sees the stop and ends its ring with nothing taken (a
+      // normal end); killing it here was reported as an overrun of the start budget (exit 2).
+      const verdict = judgeCall(this.native, run.lease, run.counters, run.worker.threadId, run.sample, budget, now, run.ready ? this.stopAt : 0);
       if (verdict === null) continue;
       // Claim the call: if the worker left guest code meanwhile, the exchange fails and it lives on.
       if (Atomics.compareExchange(run.lease, 0, phase, Phase.killed) !== phase) continue;

@@ -26,21 +26,38 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `node dist/nmwasm.mjs ...args` to completion. */
-export function runCli(args: string[], cwd = root): CliResult {
-  const res = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+/** Runs `node dist/nmwasm.mjs ...args` to completion; `guardMs` only ends a hung run (status null). */
+export function runCli(args: string[], cwd = root, guardMs = 60_000): CliResult {
+  const res = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: guardMs });
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
-/** Starts the CLI; resolves with its result once it exits. */
-export function startCli(args: string[]): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
+/** Starts the CLI; resolves with its result once it exits. `output()` is what it wrote so far. */
+export function startCli(args: string[]): { child: ReturnType<typeof spawn>; done: Promise<CliResult>; output: () => { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, [cli, ...args], { cwd: root });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<CliResult>((resolve) => child.on('exit', (status) => resolve({ status, stdout, stderr })));
-  return { child, done };
+  // 'close', not 'exit': the last chunks of stdout/stderr are in once the pipes closed.
+  const done = new Promise<CliResult>((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+  return { child, done, output: () => ({ stdout, stderr }) };
+}
+
+/** Matches a status line (--status-interval) that counts at least one packet taken. */
+export const TOOK_PACKETS = /^status: .*\| [1-9]\S* pkts /m;
+
+/** Resolves once the stderr of a started CLI matches `pattern` (polled every 20 ms): the
+ * event a test waits for instead of a sleep, e.g. TOOK_PACKETS with `--status-interval 0.05`.
+ * Rejects when the process exits first, or after `guardMs` (a hang guard, not a timing claim). */
+export async function untilStderr(run: ReturnType<typeof startCli>, pattern: RegExp, guardMs = 120_000): Promise<void> {
+  const end = Date.now() + guardMs;
+  for (;;) {
+    if (pattern.test(run.output().stderr)) return;
+    if (run.child.exitCode !== null || run.child.signalCode !== null) throw new Error(`nmwasm exited (${run.child.exitCode ?? run.child.signalCode}) before its stderr matched ${pattern}: ${run.output().stderr}`);
+    if (Date.now() > end) throw new Error(`nmwasm's stderr did not match ${pattern} within ${guardMs} ms (hang guard): ${run.output().stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Number of records in a classic little-endian pcap file. */

@@ -129,17 +129,27 @@ test('a batch that breaks the ABI on some slots only gets the fault verdict on e
 
 test('a runaway filter in the middle of a chain fails alone: restarted, its packets get the fault verdict, the chain ends', () => {
   const looping = join(root, 'filters', 'build', 'fixtures', 'infinite-loop.wasm');
-  for (const [onFault, delivered] of [['open', 50000], ['closed', 0]] as const) {
+  // Back-pressure free whatever the machine's load: each pipe's queue (8192 slots) holds the
+  // whole input (8000 packets), so no writer ever waits for a reader (at most 1 s, then
+  // refused: the middle saw fewer packets when the runaway's 50 ms of CPU took seconds).
+  const N = 8000;
+  const conf = '@conf:slots=8192';
+  for (const [onFault, delivered] of [['open', N], ['closed', 0]] as const) {
     const res = runCli([
-      'load', counter, '--port', 'gen:count=50000', '--to', 'h{1', '--json',
-      '+', looping, '--port', 'h}1', '--to', 'h{2', '--on-fault', onFault, '--batch-timeout', '50', '--json',
-      '+', counter, '--port', 'h}2', '--json',
+      'load', counter, '--port', `gen:count=${N}`, '--to', `h{1${conf}`, '--json',
+      '+', looping, '--port', `h}1${conf}`, '--to', `h{2${conf}`, '--on-fault', onFault, '--batch-timeout', '50', '--json',
+      '+', counter, '--port', `h}2${conf}`, '--json',
     ]);
     assert.is(res.status, 0, res.stderr);
     assert.match(res.stderr, /timeout fault: a guest call used [\d.]+ ms of CPU in [\d.]+ ms \(budget 50 ms of CPU\): worker killed; traffic again after [\d.]+ ms/);
     const [head, middle, tail] = summaries(res.stdout);
     assert.ok(head && middle && tail, res.stdout);
-    assert.is(middle!.packets, 50000, `--on-fault ${onFault}: the middle ring kept moving`);
+    assert.is(head!.out.packets, N);
+    assert.is(head!.out.drops, 0, 'the queue held the whole input: nothing refused');
+    assert.is(middle!.packets, N, `--on-fault ${onFault}: the middle ring kept moving`);
+    assert.ok(middle!.faults.timeouts >= 1);
+    assert.is(middle!.verdicts.fault, N, 'every packet of the runaway got the fault verdict');
+    assert.is(middle!.out.drops, 0);
     assert.is(tail!.packets, delivered, `--on-fault ${onFault}: ${delivered} packets passed on`);
     assert.is(tail!.stoppedBy, 'eof');
   }

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBundle, fixtures, root, runCli, startCli, type CliResult } from './helpers.ts';
+import { ensureBundle, fixtures, root, runCli, startCli, TOOK_PACKETS, untilStderr, type CliResult } from './helpers.ts';
 import { abiModule, sleb, verdictLoopBody } from '../host/wasm-builder.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmwasm-watchdog-'));
@@ -18,7 +18,7 @@ const counter = join(root, 'filters', 'build', 'counter.wasm');
 const firewall = join(root, 'filters', 'build', 'firewall.wasm');
 const rules = join(root, 'test', 'fixtures', 'firewall.rules');
 const looping = join(fixtures, 'infinite-loop.wasm');
-const GUARD_MS = 5000; // a stop that takes longer than this is a hang, not a slow machine
+const GUARD_MS = 60_000; // a stop that takes longer than this is a hang, not a slow machine (the host's own stop deadline is 750 ms)
 
 interface Summary {
   port: string;
@@ -33,10 +33,11 @@ const summaries = (stdout: string): Summary[] => stdout.trim().split('\n').filte
 const verdicts = (s: Summary): number => s.verdicts.pass + s.verdicts.drop + s.verdicts.host + s.verdicts.forward + s.verdicts.fault;
 const faults = (s: Summary): number => s.faults.timeouts + s.faults.traps + s.faults.violations + s.faults.badReturns + s.faults.initFaults + s.faults.crashes;
 
-/** Sends SIGTERM once `ready` matches stderr (or after `afterMs`), resolves with the result
- * and the ms from the signal to the exit; fails the test when the host outlives GUARD_MS. */
-async function terminateWhen(child: ReturnType<typeof startCli>, afterMs: number): Promise<CliResult & { stopMs: number }> {
-  await new Promise((r) => setTimeout(r, afterMs));
+/** Sends SIGTERM once `ready` matches stderr (the event the test needs, never a sleep),
+ * resolves with the result; a host that outlives GUARD_MS after the signal is killed
+ * (status null: the test fails on its exit status). */
+async function terminateWhen(child: ReturnType<typeof startCli>, ready: RegExp): Promise<CliResult & { stopMs: number }> {
+  await untilStderr(child, ready);
   const sentAt = performance.now();
   child.child.kill('SIGTERM');
   const guard = setTimeout(() => child.child.kill('SIGKILL'), GUARD_MS);
@@ -100,11 +101,11 @@ test('a healthy firewall beside two CPU hogs: a descheduled thread is not a runa
 });
 
 test('SIGTERM while a guest call spins (budget 60 s): the call is killed, its batch gets the fault verdicts, the host ends with its summary', async () => {
-  const run = startCli(['load', looping, '--port', 'gen:', '--batch-timeout', '60000', '--json']);
-  const res = await terminateWhen(run, 2000);
+  // A status line that counts a packet taken: the first guest call is spinning (it never returns).
+  const run = startCli(['load', looping, '--port', 'gen:', '--batch-timeout', '60000', '--status-interval', '0.05', '--json']);
+  const res = await terminateWhen(run, TOOK_PACKETS);
   console.log(`  SIGTERM to exit: ${res.stopMs.toFixed(0)} ms`);
   assert.is(res.status, 0, res.stderr);
-  assert.ok(res.stopMs < GUARD_MS);
   assert.match(res.stderr, /^\S+ on \S+ ring 0: timeout fault: a guest call was still running 200 ms after the stop request \(used [\d.]+ ms of CPU in [\d.]+ ms\): worker killed; traffic again after [\d.]+ ms \(the standby took over/m);
   const [s] = summaries(res.stdout);
   assert.ok(s, res.stdout);
@@ -128,11 +129,14 @@ function bulkFillModule(): string {
 }
 
 test('SIGTERM with a killed guest stuck in bulk-memory instructions beside a good clause: the host still ends, the good clause is exact', async () => {
-  const run = startCli(['load', bulkFillModule(), '--max-memory', '1024', '--port', 'gen:', '--json', '+', counter, '--port', 'gen:count=200000', '--json']);
-  const res = await terminateWhen(run, 2500);
+  // The signal goes once both events are in: the first kill on CPU time is reported (the
+  // standby took over), and a status line counts every packet of the good clause passed
+  // (the stuck clause passes none: its calls never finish; 9000 is exact in a status line).
+  const GOOD = 9000;
+  const run = startCli(['load', bulkFillModule(), '--max-memory', '1024', '--port', 'gen:', '--json', '--status-interval', '0.05', '+', counter, '--port', `gen:count=${GOOD}`, '--json']);
+  const res = await terminateWhen(run, new RegExp(`(?=[\\s\\S]*timeout fault: a guest call used [\\d.]+ ms of CPU .*traffic again after)(?=[\\s\\S]*^status: .*\\| pass ${GOOD} )`, 'm'));
   console.log(`  SIGTERM to exit with a non-terminable guest: ${res.stopMs.toFixed(0)} ms`);
   assert.is(res.status, 0, res.stderr);
-  assert.ok(res.stopMs < GUARD_MS);
   assert.match(res.stderr, /timeout fault: a guest call used [\d.]+ ms of CPU .*traffic again after/);
   // The host's reaper reports a killed worker still running REAP_REPORT_MS (250 ms) after its
   // kill, with the CPU its thread used since the kill. On a loaded machine the thread may just
@@ -140,15 +144,20 @@ test('SIGTERM with a killed guest stuck in bulk-memory instructions beside a goo
   // stuck instance must stop within a few ms of its own CPU (before every chunk loop of the
   // rewrite called a function, V8's optimized loop finished its 256 MiB fill first: ~100 ms of
   // CPU), and the host must never have to leave it behind.
-  const cpuSinceKill = /killed ring worker is still running \d+ ms after it was terminated; it used ([\d.]+) ms of CPU since/.exec(res.stderr);
-  if (cpuSinceKill) assert.ok(Number(cpuSinceKill[1]) < 40, `the killed guest kept running on its own CPU: ${res.stderr}`);
-  assert.not.match(res.stderr, /still runs guest code after the run ended/, res.stderr);
+  // NB: whether the host, 300 ms (wall) after the run, still waits for a terminated worker
+  // ("still runs guest code after the run ended: exiting without it") is not asserted: under
+  // load it also happens to a standby still booting when the stop ended it (no CPU clock
+  // registered yet, so its reaper line has no CPU figure) or to a thread not scheduled. The
+  // CPU each killed thread used after its kill is what tells a guest that ignores termination.
+  for (const m of res.stderr.matchAll(/killed ring worker is still running \d+ ms after it was terminated; it used ([\d.]+) ms of CPU since/g)) {
+    assert.ok(Number(m[1]) < 40, `the killed guest kept running on its own CPU: ${res.stderr}`);
+  }
   const [stuck, good] = summaries(res.stdout);
   assert.ok(stuck && good, res.stdout);
   assert.is(stuck!.stoppedBy, 'signal');
   assert.ok(stuck!.faults.timeouts >= 1);
-  assert.is(good!.packets, 200000);
-  assert.is(good!.verdicts.pass, 200000, 'the good clause lost no packet');
+  assert.is(good!.packets, GOOD);
+  assert.is(good!.verdicts.pass, GOOD, 'the good clause lost no packet');
 });
 
 /** A filter that PASSes every packet, adds the batch size to its u64 stats counter "seen" at
