@@ -63,7 +63,16 @@ function startChain(ring: RingHandle, memSize: number): { ok: boolean; index: nu
     const r = inst.start(ring, memSize);
     if (!r.ok) return { ...r, index: inst.index };
   }
+  noteInstanceMemory();
   return { ok: true, index: -1 };
+}
+
+/** Sets the instance-memory gauge (all modules together) as soon as the instances exist: a
+ * module without nmwasm_stats on a short run may never reach a timed stats read. */
+function noteInstanceMemory(): void {
+  let bytes = 0;
+  for (const inst of chain) if (inst.memory !== null) bytes += inst.memory.buffer.byteLength;
+  state[RingState.instanceMemory] = bytes;
 }
 
 /** Drops every instance (ring null: handed over) and the chain's own view of the window. */
@@ -74,12 +83,8 @@ function dropChain(ring: RingHandle | null): void {
 
 /** Reads every instance's filter stats and the memory gauge (all modules together). */
 function readAllStats(): void {
-  let bytes = 0;
-  for (const inst of chain) {
-    if (inst.memory !== null) bytes += inst.memory.buffer.byteLength;
-    inst.readStats();
-  }
-  state[RingState.instanceMemory] = bytes;
+  for (const inst of chain) inst.readStats();
+  noteInstanceMemory();
 }
 
 /** Whether a current instance exports nmwasm_stats (read after every batch then). */

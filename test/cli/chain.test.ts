@@ -7,12 +7,12 @@
 // module only; the output holds exactly the frames the chain passed, in order.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, ensureBundle, haveNative, root, type CliResult } from './helpers.ts';
+import { cli, ensureBundle, haveNative, root, type CliResult, startHost as startHostIn } from './helpers.ts';
 import { modelChain, range, seqModule, type ModuleCounts, type SeqRule } from '../chain/fixtures.ts';
 
 ensureBundle();
@@ -35,15 +35,7 @@ function nm(args: string[]): CliResult {
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
-function startHost(args: string[]): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: root, env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<CliResult>((resolve) => child.on('exit', (status) => resolve({ status, stdout, stderr })));
-  return { child, done };
-}
+const startHost = (args: string[]): ReturnType<typeof startHostIn> => startHostIn(args, env);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -9,13 +9,13 @@
 // --version and per-command help.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, ensureBundle, haveNative, root, type CliResult } from './helpers.ts';
+import { cli, ensureBundle, haveNative, root, type CliResult, startHost as startHostIn } from './helpers.ts';
 import { abiModule } from '../host/wasm-builder.ts';
 
 ensureBundle();
@@ -39,15 +39,7 @@ function nm(args: string[], user?: string): CliResult {
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
-function startHost(args: string[]): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: root, env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<CliResult>((resolve) => child.on('exit', (status) => resolve({ status, stdout, stderr })));
-  return { child, done };
-}
+const startHost = (args: string[]): ReturnType<typeof startHostIn> => startHostIn(args, env);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -45,6 +45,18 @@ export function startCli(args: string[]): { child: ReturnType<typeof spawn>; don
 }
 
 /** Matches a status line (--status-interval) that counts at least one packet taken. */
+/** A long-running `nmwasm load` host in the background with its own environment (its control
+ * socket directory): the child and, at its exit, its whole stdout/stderr. */
+export function startHost(args: string[], env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [cli, ...args], { cwd: root, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<CliResult>((resolve) => child.on('exit', (status) => resolve({ status, stdout, stderr })));
+  return { child, done };
+}
+
 export const TOOK_PACKETS = /^status: .*\| [1-9]\S* pkts /m;
 
 /** Resolves once the stderr of a started CLI matches `pattern` (polled every 20 ms): the
