@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-if (existsSync(join(root, 'host', 'cli.ts'))) {
+if (existsSync(join(root, 'host', 'cli', 'cli.ts'))) {
   for (const script of ['build:js', 'build:filters']) {
     const res = spawnSync('npm', ['run', script, '--silent'], { cwd: root, stdio: 'inherit' });
     if (res.status !== 0) process.exit(res.status ?? 1);

@@ -1,7 +1,7 @@
 // Shared by the bench scripts: builds (the benchmarks' addon, C programs), statistics, the
 // machine description, and the common result line.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +46,7 @@ function nodeGyp(args) {
 export function ensureBenchAddon() {
   const sources = [join(ROOT, 'binding.gyp'), join(BENCH_DIR, 'native/binding.gyp')];
   for (const dir of [join(ROOT, 'native'), join(BENCH_DIR, 'native'), join(BENCH_DIR, 'c')]) {
-    for (const f of spawnSync('ls', [dir], { encoding: 'utf8' }).stdout.split('\n')) if (/\.(cc|h|c)$/.test(f)) sources.push(join(dir, f));
+    for (const f of readdirSync(dir, { recursive: true })) if (/\.(cc|h|c)$/.test(String(f)) && !String(f).startsWith('build')) sources.push(join(dir, String(f)));
   }
   const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
   if (existsSync(BENCH_ADDON) && statSync(BENCH_ADDON).mtimeMs >= newest) return BENCH_ADDON;

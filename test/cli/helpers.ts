@@ -13,7 +13,7 @@ export const haveNative = existsSync(join(root, 'build', 'Release', 'nmwasm.node
 /** Builds dist/ with scripts/bundle.mjs when a host source is newer than the bundle. */
 export function ensureBundle(): void {
   const hostDir = join(root, 'host');
-  const newest = Math.max(...readdirSync(hostDir).map((f) => statSync(join(hostDir, f)).mtimeMs));
+  const newest = Math.max(...readdirSync(hostDir, { recursive: true }).map((f) => statSync(join(hostDir, String(f))).mtimeMs));
   const built = existsSync(cli) && existsSync(join(root, 'dist', 'worker.mjs')) ? Math.min(statSync(cli).mtimeMs, statSync(join(root, 'dist', 'worker.mjs')).mtimeMs) : 0;
   if (built >= newest) return;
   const res = spawnSync(process.execPath, [join(root, 'scripts', 'bundle.mjs')], { cwd: root, encoding: 'utf8' });
