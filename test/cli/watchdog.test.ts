@@ -181,7 +181,9 @@ function countThenHangModule(): string {
 }
 
 test('the filter\'s own counters survive every kill: the summary has what each killed instance counted up to its last batch', () => {
-  const res = runCli(['load', countThenHangModule(), '--port', 'gen:count=4000000', '--on-fault', 'open', '--json']);
+  // Paced (2 s at most), so several instances are killed however fast the machine makes
+  // packets: unpaced, a fast gen: spends its 4M packets in the first back-offs.
+  const res = runCli(['load', countThenHangModule(), '--port', 'gen:count=4000000,pps=2000000', '--on-fault', 'open', '--json']);
   assert.is(res.status, 0, res.stderr);
   const [s] = summaries(res.stdout) as (Summary & { filterStats: Record<string, number> })[];
   assert.ok(s, res.stdout);
