@@ -22,6 +22,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { vethLab } from './lib/vethlab.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const args = process.argv.slice(2);
@@ -37,41 +38,11 @@ const SECONDS = Number(args[0] ?? 3);
 const ROUNDS = Number(args[1] ?? 3);
 const RX_CPU = String(cpus().length > 1 ? 1 : 0);
 const ROOT = join(dirname(CLI), '..');
-const tag = `pk${process.pid % 10000}`;
-const [nsS, nsR, devA, devB] = [`${tag}s`, `${tag}r`, `${tag}a`, `${tag}b`];
-const children = new Set();
-const tempDirs = [];
-
-function finish(code) {
-  for (const child of children) child.kill('SIGTERM');
-  for (const ns of [nsS, nsR]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  process.exit(code);
-}
-
-function die(message) {
-  process.stderr.write(`bench: ${message}\n`);
-  finish(1);
-}
-
-function sh(cmd, argv) {
-  return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
+const lab = vethLab('pk');
+const { nsS, nsR, devA, devB, children, tempDirs, finish, die, sh } = lab;
 
 function setup() {
-  for (const ns of [nsS, nsR]) {
-    sh('ip', ['netns', 'add', ns]);
-    sh('ip', ['netns', 'exec', ns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6']);
-  }
-  sh('ip', ['link', 'add', 'dev', devA, 'type', 'veth', 'peer', 'name', devB]);
-  sh('ip', ['link', 'set', 'dev', devA, 'netns', nsS]);
-  sh('ip', ['link', 'set', 'dev', devB, 'netns', nsR]);
-  sh('ip', ['-n', nsR, 'link', 'set', 'dev', devB, 'address', '02:00:00:00:00:02']);
-  sh('ip', ['-n', nsR, 'addr', 'add', '10.0.0.2/24', 'dev', devB]);
-  for (const [ns, dev] of [[nsS, devA], [nsR, devB]]) {
-    sh('ip', ['-n', ns, 'link', 'set', 'dev', dev, 'up']);
-    spawnSync('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'gro', 'off', 'tso', 'off', 'gso', 'off', 'tx', 'off'], { stdio: 'ignore' });
-  }
+  lab.setup(['gro', 'off', 'tso', 'off', 'gso', 'off', 'tx', 'off']);
 }
 
 /** CPU time (ns) of every thread of `pid` so far (schedstat, ns resolution). */
