@@ -306,6 +306,7 @@ struct RegisterPlan {
   uint16_t mem_id;    // 0 = netmap decides
   uint32_t tx_slots, rx_slots;  // 0 = netmap decides
   uint16_t tx_rings, rx_rings, host_tx_rings, host_rx_rings;
+  uint32_t extra_bufs;  // nr_extra_bufs: 0 but for the allocator donor (donorRequest)
 };
 
 /** Fills a NETMAP_REQ_REGISTER header and body for `plan` (zeroing both first); the
@@ -330,6 +331,7 @@ inline bool fill_register_request(nmreq_header* hdr, nmreq_register* reg, const 
   reg->nr_rx_rings = plan.rx_rings;
   reg->nr_host_tx_rings = plan.host_tx_rings;
   reg->nr_host_rx_rings = plan.host_rx_rings;
+  reg->nr_extra_bufs = plan.extra_bufs;
   return true;
 }
 

@@ -25,6 +25,8 @@ int realMunmap(void*, void* addr, size_t len) { return ::munmap(addr, len); }
 
 constexpr uint64_t kPage = 4096;
 uint64_t pageUp(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
+template <typename T>
+T c_max(T a, T b) { return a > b ? a : b; }
 
 }  // namespace
 
@@ -53,6 +55,36 @@ uint64_t extmemBytes(const nmreq_pools_info& p) {
 uint64_t packetMemoryBytes(uint32_t guestRings, uint32_t numSlots, const nmreq_pools_info& pools) {
   const uint64_t perRing = (sizeof(netmap_ring) + uint64_t{numSlots} * (sizeof(netmap_slot) + 1) + 127) / 128 * 128;  // + verdicts
   return pageUp(perRing * guestRings) + extmemBytes(pools);
+}
+
+bool donorRequest(const PortCounts& nic, DonorRequest* out) {
+  // netmap_mem_private_new(txr, txd, rxr, rxd, extra, npipes = 2) for a VALE port
+  // (netmap_vale.c): ring objects max(4, (txr+1) + (rxr+1) + 8*2) of max(5 pages, ring +
+  // 16 * max(txd, rxd)) bytes; buffers max(4098, (8 + rxr+1) * rxd + (8 + txr+1) * txd + 2 + extra)
+  // of 2048; if objects 2+8 of 1024 (enough for ~120 ring offsets).
+  constexpr uint32_t kMaxSlots = 4096, kMaxRings = 16, kMaxExtra = 128 * 4096, kOwnSlots = 64;
+  const uint32_t slots = c_max(nic.txSlots, nic.rxSlots);
+  if (slots == 0 || slots > kMaxSlots) return false;
+  const uint32_t nicRings = nic.txRings + nic.rxRings + nic.hostTxRings + nic.hostRxRings;
+  const uint64_t nicBufs = uint64_t{nic.txSlots} * (nic.txRings + nic.hostTxRings) + uint64_t{nic.rxSlots} * (nic.rxRings + nic.hostRxRings);
+  // The donor's own registration binds one RX ring of kOwnSlots.
+  const uint32_t needRings = nicRings + 1;
+  uint32_t pairs = needRings > 18 ? (needRings - 18 + 1) / 2 : 1;
+  if (pairs < 1) pairs = 1;
+  if (pairs > kMaxRings) return false;
+  const uint64_t base = uint64_t{8 + pairs + 1} * kOwnSlots + uint64_t{8 + pairs + 1} * slots + 2;
+  const uint64_t need = nicBufs + kOwnSlots + 2;
+  const uint64_t extra = need > base ? need - base : 0;
+  if (extra > kMaxExtra) return false;
+  const uint64_t ringObj = c_max<uint64_t>(5 * kPage, pageUp(sizeof(netmap_ring) + uint64_t{slots} * sizeof(netmap_slot)));
+  const uint64_t ringNum = 2 * (pairs + 1) + 16;
+  const uint64_t bufs = c_max<uint64_t>(4098, base + extra);
+  out->rings = static_cast<uint16_t>(pairs);
+  out->txSlots = slots;
+  out->rxSlots = kOwnSlots;
+  out->extraBufs = static_cast<uint32_t>(extra);
+  out->bytes = pageUp(10 * 1024) + pageUp(ringNum * ringObj) + pageUp(bufs * 2048);
+  return true;
 }
 
 NetmapSession::NetmapSession(const NetmapSys& sys) : sys_(sys) {}

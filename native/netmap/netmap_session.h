@@ -55,6 +55,21 @@ uint64_t extmemBytes(const nmreq_pools_info& pools);
  * (Port::setupRings' layout) then the extmem pools. Compare with the 63 MiB window. Pure. */
 uint64_t packetMemoryBytes(uint32_t guestRings, uint32_t numSlots, const nmreq_pools_info& pools);
 
+/** An allocator donor: a VALE port nmwasm registers only so that netmap makes a private
+ * allocator (netmap_mem_private_new) big enough for a NIC's rings, then registers the NIC
+ * with that nr_mem_id (netmap_get_hw_na moves an interface nobody holds to the allocator
+ * a request names, as it does for extmem). Sized by netmap's own formula: a VALE port of
+ * `rings` ring pairs of txSlots/rxSlots with 2 pipes' worth of spare and `extraBufs`. */
+struct DonorRequest {
+  uint16_t rings;
+  uint32_t txSlots, rxSlots, extraBufs;
+  uint64_t bytes;  // netmap's region for it, estimated (the reply's nr_memsize decides)
+};
+/** Sizes a donor whose allocator holds every ring of a NIC with counts `nic` (a netmap ring
+ * object and one buffer per slot each) beside the donor's own single 64-slot RX ring.
+ * False when VALE's limits (4096 slots, 16 ring pairs, 128*4096 extra buffers) cannot. Pure. */
+bool donorRequest(const PortCounts& nic, DonorRequest* out);
+
 /** One registered netmap port. Open stages run in the constructor and the methods below,
  * each undone by the destructor (close of the fd). Per-packet methods never throw. */
 class NetmapSession {

@@ -13,8 +13,10 @@
 //   4. the region fits the 63 MiB packet window behind the guest rings: the port's
 //      PacketMemory is the guest rings (memfd) then the region mmapped from /dev/netmap, so
 //      the filter's packet window shows the kernel's own buffers (no copy on receive);
-//   4'. it does not (the global allocator is hundreds of MiB by default): unregister and
-//      register with the extmem option inside the port's PacketMemory where netmap has it;
+//   4'. it does not (a NIC on the global allocator: hundreds of MiB by default): unregister,
+//      have netmap make a private allocator of the right size for a VALE port of ours (the
+//      donor) and register the NIC with its nr_mem_id (registerOnDonor, on every build);
+//      failing that, the extmem option inside the port's PacketMemory where netmap has it;
 //      else exit 2 naming the pool and the module parameter that shrinks it;
 //   5. per ring: the shadow's buffersOfs = the kernel buffer pool (ring + buf_ofs).
 // A monitor (/r /t /z) is the exception: netmap keeps it in memory of its own whatever
@@ -30,6 +32,9 @@
 
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -45,7 +50,7 @@ constexpr uint64_t kWindowBytes = 63ull << 20;  // NMWASM_DATA_BASE - NMWASM_WIN
 class NetmapPort : public Port {
  public:
   NetmapPort(const NetmapPortSpec& spec, const PortOptions& opts, const netmap::NetmapSys& sys)
-      : Port(spec.name, "netmap"), spec_(spec), session_(sys) {
+      : Port(spec.name, "netmap"), spec_(spec), donor_(sys), session_(sys) {
     try {
       open(opts);
     } catch (const netmap::NetmapFailure& e) {
@@ -54,6 +59,7 @@ class NetmapPort : public Port {
   }
 
   int pollFd(uint32_t) const override { return session_.fd(); }
+  std::vector<std::string> notices() const override { return notices_; }
   bool canTransmit() const override { return spec_.tx && session_.txRings() > 0; }
 
   uint32_t rxsync(uint32_t ring, uint32_t first, uint32_t count, bool* exhausted) noexcept override {
@@ -177,26 +183,35 @@ class NetmapPort : public Port {
       netmap::nmreq_pools_info info{};
       const bool haveInfo = session_.poolsInfo(p.name, &info);
       const uint16_t memId = session_.reply().nr_mem_id;
-      session_.reset();  // unregisters: netmap may place the port in our memory instead
+      session_.reset();  // unregisters: netmap may place the port in another allocator
       session_.openDevice("/dev/netmap");
-      const netmap::nmreq_pools_info pools = netmap::extmemPools(c, opts.bufSize, 0);
-      const uint64_t total = netmap::packetMemoryBytes(rings, opts.numSlots, pools);
-      if (total > kWindowBytes) regionTooBig(region, memId, front, haveInfo ? &info : nullptr, "even netmap's extmem layout would need " + std::to_string(total >> 20) + " MiB");
-      setupRings(rings, opts.numSlots, opts.bufSize, (pools.nr_memsize + opts.bufSize - 1) / opts.bufSize);
-      const uint64_t extOfs = rings ? shadow(0).geo.buffersOfs : 0;
-      try {
-        session_.registerExtmem(p, memory()->base() + extOfs, pools);
-      } catch (const netmap::NetmapFailure& e) {
-        if (e.err == EOPNOTSUPP) regionTooBig(region, memId, front, haveInfo ? &info : nullptr, "this netmap lacks extmem (built without --enable-extmem)", true);
-        if (e.err == ENOMEM)
-          regionTooBig(region, memId, front, haveInfo ? &info : nullptr,
-                       "extmem failed too (netmap needs each ring object physically contiguous: dmesg 'no objects available')");
-        throw;
+      if (registerOnDonor(p, c, front, region, memId)) {
+        adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), session_.regionBytes()), geos);
+        session_.attach(p, memory()->base() + memory()->regionOfs());
+      } else {
+        const netmap::nmreq_pools_info pools = netmap::extmemPools(c, opts.bufSize, 0);
+        const uint64_t total = netmap::packetMemoryBytes(rings, opts.numSlots, pools);
+        if (total > kWindowBytes) regionTooBig(region, memId, front, haveInfo ? &info : nullptr, donorWhy_ + "; even netmap's extmem layout would need " + std::to_string(total >> 20) + " MiB");
+        setupRings(rings, opts.numSlots, opts.bufSize, (pools.nr_memsize + opts.bufSize - 1) / opts.bufSize);
+        const uint64_t extOfs = rings ? shadow(0).geo.buffersOfs : 0;
+        try {
+          session_.registerExtmem(p, memory()->base() + extOfs, pools);
+        } catch (const netmap::NetmapFailure& e) {
+          if (e.err == EOPNOTSUPP) regionTooBig(region, memId, front, haveInfo ? &info : nullptr, donorWhy_ + "; this netmap lacks extmem (built without --enable-extmem)", true);
+          if (e.err == ENOMEM)
+            regionTooBig(region, memId, front, haveInfo ? &info : nullptr,
+                         donorWhy_ + "; extmem failed too (netmap needs each ring object physically contiguous: dmesg 'no objects available')");
+          throw;
+        }
+        extmem_ = true;  // an allocator of its own: never swaps buffers with another port
       }
-      extmem_ = true;  // an allocator of its own: never swaps buffers with another port
     }
     if (session_.rxRings() != rings) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound " + std::to_string(session_.rxRings()) + " RX rings, expected " + std::to_string(rings) + ": report it with the port name");
     if (spec_.tx && session_.txRings() == 0) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound no TX ring for this output: report it with the port name");
+    if (spec_.rx && (p.mode == netmap::NR_REG_SW || p.mode == netmap::NR_REG_ONE_SW))
+      notices_.push_back(name() + ": netmap puts what the stack sends into the host RX ring only while a hardware TX ring of " + spec_.nrName +
+                         " is in netmap mode (netmap.h, host rings): alone, this port sees nothing; open netmap:" + spec_.nrName + "* or keep another netmap reader on " +
+                         spec_.nrName);
     for (uint32_t r = 0; r < rings; r++) {
       RingGeometry& geo = shadow(r).geo;
       netmap::netmap_ring* k = session_.rxRing(r);
@@ -205,6 +220,67 @@ class NetmapPort : public Port {
       guestRing(geo)->buf_ofs = static_cast<int64_t>(geo.buffersOfs - geo.ringOfs);
       guestRing(geo)->nr_buf_size = geo.bufSize;
     }
+  }
+
+  /** A NIC whose allocator does not fit the window (netmap's global one, hundreds of MiB by
+   * default) moves to a private allocator of the right size: netmap makes one for a VALE
+   * port (donor_, registered on one 64-slot RX ring and never used), and registering the NIC
+   * with its nr_mem_id moves the NIC there while no other process holds it in netmap mode
+   * (netmap_get_hw_na; netmap returns to the global allocator when the last user closes).
+   * Returns false, with donorWhy_ set and nothing left open, when that cannot be done. */
+  bool registerOnDonor(const netmap::RegisterPlan& p, const netmap::PortCounts& c, uint64_t front, uint64_t region, uint16_t memId) {
+    netmap::DonorRequest d{};
+    if (!netmap::NetmapSession::hasHostStack(p.name) || !netmap::donorRequest(c, &d)) {
+      donorWhy_ = "no private allocator of netmap fits this port's rings and slots";
+      return false;
+    }
+    if (front + d.bytes > kWindowBytes) {
+      donorWhy_ = "a private allocator for its " + std::to_string(c.txRings) + "+" + std::to_string(c.rxRings) + " rings of " + std::to_string(c.rxSlots) +
+                  " slots would need " + std::to_string(d.bytes >> 20) + " MiB";
+      return false;
+    }
+    static std::atomic<uint32_t> donors{0};
+    donorName_ = "valenmwasm:m" + std::to_string(::getpid()) + "_" + std::to_string(donors.fetch_add(1));
+    netmap::RegisterPlan dp{};
+    dp.name = donorName_.c_str();
+    dp.mode = netmap::NR_REG_ONE_NIC;
+    dp.flags = netmap::NR_RX_RINGS_ONLY;
+    dp.tx_rings = dp.rx_rings = d.rings;
+    dp.tx_slots = d.txSlots;
+    dp.rx_slots = d.rxSlots;
+    dp.extra_bufs = d.extraBufs;
+    try {
+      donor_.openDevice("/dev/netmap");
+      donor_.registerPlain(dp);
+    } catch (const netmap::NetmapFailure& e) {
+      donor_.reset();
+      donorWhy_ = std::string("netmap refused a private allocator (VALE port ") + donorName_ + ": " + std::strerror(e.err) + ")";
+      return false;
+    }
+    const uint16_t donorId = donor_.reply().nr_mem_id;
+    const uint64_t donorBytes = donor_.regionBytes();
+    if (front + donorBytes > kWindowBytes) {
+      donor_.reset();
+      donorWhy_ = "netmap's private allocator for it came out at " + std::to_string(donorBytes >> 20) + " MiB";
+      return false;
+    }
+    netmap::RegisterPlan onDonor = p;
+    onDonor.mem_id = donorId;
+    session_.registerPlain(onDonor);  // a failure here (EBUSY, ...) is the port's own: fail() explains it
+    if (session_.reply().nr_mem_id != donorId) {
+      const uint16_t held = session_.reply().nr_mem_id;
+      const uint64_t heldBytes = session_.regionBytes();
+      session_.reset();
+      donor_.reset();
+      throw NativeError("ENETMAP_MEM", name(), "ioctl", 0,
+                        spec_.nrName + " is already in netmap mode in another process, on netmap allocator " + std::to_string(held) + " (" + std::to_string(heldBytes >> 20) +
+                            " MiB, more than the 63 MiB packet window holds): netmap moves an interface to a smaller allocator only while nobody holds it; start nmwasm on " +
+                            spec_.nrName + " first, or lower netmap's buf_num with no netmap port open");
+    }
+    notices_.push_back(name() + ": netmap's allocator " + std::to_string(memId) + " for " + spec_.nrName + " is " + std::to_string(region >> 20) +
+                       " MiB, more than the 63 MiB packet window: the interface runs on a private allocator of " + std::to_string(donorBytes >> 20) + " MiB (allocator " +
+                       std::to_string(donorId) + ", held by VALE port " + donorName_ + ") while nmwasm holds it");
+    return true;
   }
 
   /** The guest rings (Port::setupRings' layout) in front of netmap's region; buffers are set after attach. */
@@ -279,6 +355,9 @@ class NetmapPort : public Port {
   }
 
   NetmapPortSpec spec_;
+  std::vector<std::string> notices_;
+  std::string donorName_, donorWhy_;
+  netmap::NetmapSession donor_;    // the allocator donor (registerOnDonor); closes after session_
   bool extmem_ = false;  // registered with the extmem option: an allocator of its own, never shared
   netmap::NetmapSession session_;  // NB: declared last among owners: closes before the Port base frees the memory
 };

@@ -13,6 +13,7 @@
 //   netmap_fake register-extmem NAME ...   (the same, asking for extmem)
 //   netmap_fake rx COUNT        netmap_fake host        netmap_fake tx        netmap_fake absent
 //   netmap_fake release         netmap_fake monitor FLAGS [noparent]         netmap_fake swap
+//   netmap_fake donor TXR RXR HTXR HRXR TXSLOTS RXSLOTS   (the allocator donor's sizing, no I/O)
 // A monitor register (NR_MONITOR_RX/TX, NR_ZCOPY_MON) behaves as netmap_monitor.c does: the
 // monitored port must be in netmap mode (else EINVAL), the monitor gets max(RX, TX) RX rings
 // and one TX ring in a private region of its own (no extmem, whatever the request says),
@@ -369,6 +370,15 @@ int main(int argc, char** argv) {
     const auto n = [&](int i) { return static_cast<uint32_t>(std::strtoul(argv[i], nullptr, 0)); };
     const PortCounts c{n(3), n(2), 0, 0, n(4), n(4)};
     std::printf("{\"bytes\":%llu}\n", static_cast<unsigned long long>(packetMemoryBytes(n(5), n(6), extmemPools(c, 2048, 0))));
+    return 0;
+  }
+  if (cmd == "donor") {
+    // donor TXR RXR HTXR HRXR TXSLOTS RXSLOTS: the allocator donor sized for such a NIC.
+    const auto n = [&](int i) { return static_cast<uint32_t>(std::strtoul(argv[i], nullptr, 0)); };
+    DonorRequest d{};
+    const bool ok = donorRequest(PortCounts{n(2), n(3), n(4), n(5), n(6), n(7)}, &d);
+    std::printf("{\"ok\":%s,\"rings\":%u,\"txSlots\":%u,\"rxSlots\":%u,\"extraBufs\":%u,\"bytes\":%llu}\n", ok ? "true" : "false", d.rings, d.txSlots, d.rxSlots,
+                d.extraBufs, static_cast<unsigned long long>(d.bytes));
     return 0;
   }
   if (cmd == "monitor") {

@@ -221,4 +221,44 @@ test('packet memory against the 63 MiB window: one queue of 1024 slots fits, 16 
   assert.ok(run(['size', '16', '16', '4096', '16', '1024']).bytes > window);
 });
 
+/** netmap_mem_private_new (netmap 89607e1, netmap_mem2.c) for a VALE port as netmap_vale.c
+ * creates it (npipes 2): the pools the donor's allocator gets. Written from netmap's source
+ * here, independently of donorRequest. */
+function netmapPrivatePools(txr: number, txd: number, rxr: number, rxd: number, extra: number): { rings: number; ringSize: number; bufs: number; ifSize: number } {
+  const npipes = 2;
+  txr++;
+  rxr++; // the fake host rings
+  const maxd = Math.max(txd, rxd);
+  return {
+    ifSize: Math.max(1024, 64 + 8 * (txr + rxr)),
+    ringSize: Math.max(5 * 4096, 256 + 16 * maxd),
+    rings: Math.max(4, txr + rxr + 8 * npipes),
+    bufs: Math.max(4098, (4 * npipes + rxr) * rxd + (4 * npipes + txr) * txd + 2 + extra),
+  };
+}
+
+test('allocator donor: a VALE port whose private allocator holds every ring of the NIC beside its own 64-slot RX ring, and fits the window', () => {
+  const window = 63 * 2 ** 20;
+  // [tx rings, rx rings, host tx, host rx, tx slots, rx slots]: a veth, a 4-queue and a 16-queue NIC, 512..2048 slots.
+  for (const nic of [[1, 1, 1, 1, 1024, 1024], [4, 4, 1, 1, 512, 512], [8, 8, 1, 1, 1024, 1024], [16, 16, 1, 1, 512, 512], [2, 2, 1, 1, 2048, 2048]]) {
+    const d = run(['donor', ...nic.map(String)]);
+    assert.ok(d.ok, `${nic}: ${JSON.stringify(d)}`);
+    assert.is(d.rxSlots, 64);
+    const pools = netmapPrivatePools(d.rings, d.txSlots, d.rings, d.rxSlots, d.extraBufs);
+    const [txr, rxr, htx, hrx, txs, rxs] = nic as [number, number, number, number, number, number];
+    const nicRings = txr + rxr + htx + hrx;
+    const nicBufs = txs * (txr + htx) + rxs * (rxr + hrx);
+    assert.ok(pools.rings >= nicRings + 1, `${nic}: ${pools.rings} ring objects for ${nicRings} + 1`);
+    assert.ok(pools.ringSize >= 256 + 16 * Math.max(txs, rxs), `${nic}: ring objects of ${pools.ringSize} bytes`);
+    assert.ok(pools.bufs >= nicBufs + 64 + 2, `${nic}: ${pools.bufs} buffers for ${nicBufs} + 64 + 2`);
+    assert.ok(pools.ifSize >= 64 + 8 * nicRings);
+    // The estimate covers netmap's pools (no more than a few pages over) and fits the window with a guest ring in front.
+    const bytes = pools.rings * pools.ringSize + pools.bufs * 2048;
+    assert.ok(d.bytes >= bytes && d.bytes < bytes + 256 * 1024, `${nic}: estimate ${d.bytes} against ${bytes}`);
+    assert.ok(d.bytes + 1024 * 1024 <= window, `${nic}: ${d.bytes >> 20} MiB`);
+  }
+  // Beyond VALE's limits (4096 slots per ring): no donor, the caller falls back.
+  assert.is(run(['donor', '1', '1', '1', '1', '8192', '8192']).ok, false);
+});
+
 test.run();
