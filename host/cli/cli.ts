@@ -383,7 +383,8 @@ async function run(reqs: RunRequest[], control?: HostControl, statusIntervalS = 
   for (const line of control?.startupNotices ?? []) say(line);
   for (const engine of engines) engine.start();
   const status = new StatusLine(process.stdout, () => engines.flatMap((e) => e.ringRuns), { intervalS: statusIntervalS, durationMs: Math.max(...reqs.map((r) => r.durationMs)), log: process.stderr });
-  if (!reqs[0]!.json || !process.stdout.isTTY) status.start();
+  // A script may wait for the first status line: the rings are being read by then.
+  if (!reqs[0]!.json || !process.stdout.isTTY) void Promise.all(engines.map((e) => e.running)).then(() => status.arm());
   const unwatch = reqs.flatMap((req, i) => (req.watch ? [req, ...(req.then ?? [])].map((m, index) => watchModule({ engine: engines[i]!, index, modulePath: m.moduleSpec, configPath: m.configName, limits: req.watch!.limits, say: (line) => events('notice', -1, line) })) : []));
   const stopAll = (): void => {
     for (const engine of engines) engine.stop('signal');

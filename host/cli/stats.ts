@@ -193,6 +193,7 @@ export class StatusLine {
   private lastAt = 0;
   private startedAt = 0;
   private shown = false;
+  private armed = false;
 
   constructor(
     private readonly stream: NodeJS.WriteStream,
@@ -200,8 +201,15 @@ export class StatusLine {
     private readonly opts: StatusOptions = { intervalS: 0, durationMs: 0, log: process.stderr },
   ) {}
 
+  /** Status lines describe running rings: the first one comes `intervalS` after this (every
+   * engine is running), not while the workers still start (the port open but unread). */
+  arm(): void {
+    this.armed = true;
+    this.start();
+  }
+
   start(): void {
-    if (this.timer) return;
+    if (this.timer || !this.armed) return;
     const now = performance.now();
     if (this.startedAt === 0) this.startedAt = now;
     if (this.stream.isTTY) {

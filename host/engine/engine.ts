@@ -147,6 +147,10 @@ function newRingWorker(data: RingWorkerData): Worker {
 /** A run in progress; `done` settles with the result, or rejects (UsageError for bad input). */
 export class Engine {
   readonly done: Promise<RunResult>;
+  /** Settles once every ring's worker and warm standby are ready and the rings start taking
+   * packets (never, for a run that fails before). Until then the port is open but unread. */
+  readonly running: Promise<void>;
+  private markRunning!: () => void;
   private readonly native: NativeAddon;
   private readonly opened: PortInfo[] = [];
   private readonly pool: PortPool;
@@ -193,6 +197,9 @@ export class Engine {
   /** Opens the ports and starts the workers. Throws (synchronously) a UsageError or native error
    * when a port cannot be opened; nothing is left open then. */
   constructor(private readonly opts: EngineOptions) {
+    this.running = new Promise((res) => {
+      this.markRunning = res;
+    });
     this.done = new Promise((res, rej) => {
       this.resolve = res;
       this.reject = rej;
@@ -683,6 +690,7 @@ export class Engine {
   private maybeGo(): void {
     if (this.went || !this.rings.every((r) => r.ready && (r.standby === null || r.standbyReady))) return;
     this.went = true;
+    this.markRunning();
     this.startedAt = epochMs(); // --duration and the elapsed time count from here (two workers per ring start first)
     for (const held of this.heldLogs.splice(0)) this.opts.onEvent?.('log', held.ring, held.line);
     for (const r of this.rings) {

@@ -6,7 +6,7 @@ NMW="node /nmwasm/dist/nmwasm.mjs"
 # nmalt=1: run the /nmwasm-alt copy (build.sh ALT_NMWASM) instead; nmenv=VAR=VAL:VAR=VAL: exported
 if grep -q 'nmalt=1' /proc/cmdline && [ -d /nmwasm-alt ]; then NMW="node /nmwasm-alt/dist/nmwasm.mjs"; echo "(using /nmwasm-alt)"; fi
 for kv in $(sed -n 's/.*nmenv=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' '); do export "$kv"; echo "(export $kv)"; done
-BT="--batch-timeout 30000"
+BT="--batch-timeout 30000 --status-interval 1"
 TESTS=$(sed -n 's/.*nmtests=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
 [ -z "$TESTS" ] && TESTS=all
 T0=$(date +%s)
@@ -18,15 +18,17 @@ show() { echo "\$ $*"; }
 x() { s=$1; shift; show "$@"; timeout -s KILL "$s" "$@"; rc=$?; echo "[rc=$rc]"; return $rc; }
 # bg OUT ERR CMD...: starts CMD in the background (stdout OUT, stderr ERR); PID in $BGPID
 bg() { o=$1; e=$2; shift 2; show "$@ &"; "$@" >"$o" 2>"$e" & BGPID=$!; }
-# ready ERRFILE PID SECS: waits until nmwasm printed its start-up line (ports open) or died
+# ready ERRFILE PID SECS: waits until nmwasm is reading its rings: its first status line
+# (BT asks for one a second; nmwasm prints none while the workers still start, when the port
+# is open but unread and VALE drops what a sender sends) or it died
 ready() {
   i=0
   while [ $i -lt "$3" ]; do
-    [ -s "$1" ] && { echo "(ready after ${i}s: $(head -1 "$1"))"; sleep 2; return 0; }
-    kill -0 "$2" 2>/dev/null || { echo "(exited before ready)"; return 1; }
+    grep -q '^status:' "$1" 2>/dev/null && { echo "(running after ${i}s: $(head -1 "$1"))"; return 0; }
+    kill -0 "$2" 2>/dev/null || { echo "(exited before running)"; return 1; }
     sleep 1; i=$((i + 1))
   done
-  echo "(not ready after $3 s)"; return 1
+  echo "(not running after $3 s)"; return 1
 }
 # stop PID SECS: SIGINT, then waits at most SECS, then SIGKILL; prints the exit status
 stop() {
@@ -51,7 +53,7 @@ send() {
   p=$1; s=$2; shift 2
   if kill -0 "$p" 2>/dev/null; then x "$s" "$@"; else echo "(nmwasm $p is gone: not running $*)"; fi
 }
-out() { echo "--- stdout:"; cat "$1"; echo "--- stderr:"; tail -n 20 "$2"; }
+out() { echo "--- stdout:"; cat "$1"; echo "--- stderr (status lines but the last left out):"; grep -v '^status:' "$2" | tail -n 20; grep '^status:' "$2" | tail -n 1; }
 jget() { node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").pop());const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],j);console.log(v===undefined?"?":typeof v==="object"?JSON.stringify(v):v)' "$1" "$2" 2>/dev/null || echo "?"; }
 pg_rate() { grep -E 'Received|Sent|pps' "$1" | tail -n 3; }
 
@@ -63,8 +65,8 @@ setup() {
   if [ ! -c /dev/netmap ]; then minor=$(awk '$2=="netmap"{print $1}' /proc/misc); mknod /dev/netmap c 10 "$minor"; fi
   ls -l /dev/netmap
   # nmenv=NMBUFNUM=27648: lower netmap's global buffer pool (no netmap port is open yet) so a
-  # NIC's region fits the 63 MiB window; without it a default build exits 2 naming buf_num
-  # for netmap:v0 and an extmem build falls back to extmem
+  # NIC's region fits the 63 MiB window as it is; without it (the default) nmwasm moves the
+  # NIC to a private allocator of its own size (a VALE port's: the allocator donor)
   if [ -n "$NMBUFNUM" ]; then echo "$NMBUFNUM" > /sys/module/netmap/parameters/buf_num; fi
   for p in /sys/module/netmap/parameters/*; do printf '%s=%s ' "${p##*/}" "$(cat "$p")"; done; echo
   dmesg | grep -i netmap | tail -n 5
@@ -98,16 +100,13 @@ traffic() {
   wait $R; cat /tmp/udp.$1
 }
 
-# bgr OUT ERR CMD...: bg + ready, up to 5 attempts (extmem registers fail with ENOMEM at random: issue 10 item 2)
+# bgr OUT ERR CMD...: bg + ready, up to 5 attempts (a register may fail once at random:
+# netmap's extmem needed physically contiguous ring objects; kept as a guard)
 bgr() {
   o=$1; e=$2; shift 2; try=1
   while [ $try -le 5 ]; do
     bg "$o" "$e" "$@"; P=$BGPID
-    if ready "$e" $P 120 && kill -0 $P 2>/dev/null; then
-      # the first stderr line comes before the ports open: wait for the first status line (the run is going)
-      i=0; while [ $i -lt 180 ] && kill -0 $P 2>/dev/null && ! grep -q '^status:' "$e"; do sleep 1; i=$((i + 1)); done
-      if kill -0 $P 2>/dev/null; then echo "(open attempts: $try; running after +${i}s)"; sleep 2; return 0; fi
-    fi
+    if ready "$e" $P 180 && kill -0 $P 2>/dev/null; then echo "(open attempts: $try)"; return 0; fi
     wait $P; tail -n 1 "$e"; try=$((try + 1))
   done
   return 1
@@ -115,13 +114,5 @@ bgr() {
 rxn() { grep -oE 'Received [0-9]+ packets' "$1" | tail -1 | grep -oE '[0-9]+' || echo "?"; }
 stoppg() { kill -INT $1 2>/dev/null; sleep 2; kill -KILL $1 2>/dev/null; wait $1; }
 
-# readyq ERRFILE PID SECS: like ready, without the 2 s pause (the sender starts at once)
-readyq() {
-  i=0
-  while [ $i -lt "$3" ]; do
-    [ -s "$1" ] && { echo "(ready after ${i}s: $(head -1 "$1"))"; return 0; }
-    kill -0 "$2" 2>/dev/null || { echo "(exited before ready)"; return 1; }
-    sleep 1; i=$((i + 1))
-  done
-  echo "(not ready after $3 s)"; return 1
-}
+# readyq: ready (kept for the scripts that call it)
+readyq() { ready "$@"; }
