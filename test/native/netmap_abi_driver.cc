@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   RegisterPlan plan{argv[1], static_cast<uint32_t>(num(argv[2])), static_cast<uint16_t>(num(argv[3])), num(argv[4]),
                     static_cast<uint16_t>(num(argv[5])), static_cast<uint32_t>(num(argv[6])), static_cast<uint32_t>(num(argv[7])),
                     static_cast<uint16_t>(num(argv[8])), static_cast<uint16_t>(num(argv[9])), static_cast<uint16_t>(num(argv[10])),
-                    static_cast<uint16_t>(num(argv[11]))};
+                    static_cast<uint16_t>(num(argv[11])), 0};
   nmreq_header hdr;
   nmreq_register reg;
   std::memset(&hdr, 0xAB, sizeof hdr);  // poison: fill_register_request must clear every byte it does not set
