@@ -133,28 +133,40 @@ t_pipe2() {
 # window: nmwasm says so (exit 2) and names buf_num; with the value it names, the register works.
 t_vethreg() {
   /usr/sbin/ip link show v0 >/dev/null 2>&1 || veth_setup
-  hdr "TV veth register forms with the default buf_num, then with the buf_num nmwasm names"
-  show "$NMW load filters/build/counter.wasm --port 'netmap:v0' --duration 3 $BT --json"
-  timeout -s KILL 120 $NMW load filters/build/counter.wasm --port 'netmap:v0' --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
-  cat /tmp/tv.err
-  echo "CHECK TV default buf_num: rc=$rc lines=$(cat /tmp/tv.err | wc -l)"
-  n=$(sed -n 's/.*echo \([0-9]*\) > \/sys\/module\/netmap\/parameters\/buf_num.*/\1/p' /tmp/tv.err)
-  if [ -n "$n" ]; then echo "$n" > /sys/module/netmap/parameters/buf_num; echo "(buf_num=$(cat /sys/module/netmap/parameters/buf_num))"; fi
+  hdr "TV veth register forms on netmap's default global allocator (buf_num=$(cat /sys/module/netmap/parameters/buf_num)): the allocator donor"
   for spec in 'netmap:v0' 'netmap:v0-0/R' 'netmap:v0*' 'netmap:v0^'; do
     show "$NMW load filters/build/counter.wasm --port $spec --duration 3 $BT --json"
-    timeout -s KILL 120 $NMW load filters/build/counter.wasm --port "$spec" --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
+    timeout -s KILL 180 $NMW load filters/build/counter.wasm --port "$spec" --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
     grep -av '^status' /tmp/tv.err | head -n 4
-    echo "CHECK TV $spec: rc=$rc stoppedBy=$(jget /tmp/tv.out stoppedBy) packets=$(jget /tmp/tv.out packets)"
+    echo "CHECK TV default buf_num $spec: rc=$rc stoppedBy=$(jget /tmp/tv.out stoppedBy) / $(grep -o 'runs on a private allocator of [0-9]* MiB' /tmp/tv.err | head -1)"
+  done
+  hdr "TV2 v0 held by pkt-gen on the global allocator first: nmwasm cannot move it (exit 2, one line)"
+  show "pkt-gen -i netmap:v0 -f rx &"; pkt-gen -i netmap:v0 -f rx > /tmp/tv2.pg 2>&1 & G=$!; sleep 4
+  x 180 $NMW load filters/build/counter.wasm --port 'netmap:v0-0/R' --duration 3 $BT > /tmp/tv2.out 2>/tmp/tv2.err; rc=$?
+  cat /tmp/tv2.err
+  stoppg $G
+  echo "CHECK TV2 v0 held elsewhere on allocator 1: rc=$rc lines=$(grep -cv '^status' /tmp/tv2.err) ENETMAP_MEM=$(grep -c 'already in netmap mode in another process' /tmp/tv2.err)"
+  hdr "TV3 pkt-gen on v0 after nmwasm holds it: pkt-gen maps the donor's region"
+  bgr /tmp/tv3.out /tmp/tv3.err $NMW load filters/build/counter.wasm --port 'netmap:v0-0/R' --duration 300 $BT --json
+  x 60 pkt-gen -i netmap:v0-0 -f tx -n 100 -R 100 > /tmp/tv3.pg 2>&1; grep -E 'Sent|^Speed|error|fail' /tmp/tv3.pg | tail -n 2
+  stop $P 60
+  echo "CHECK TV3 pkt-gen beside nmwasm on the donor: pkt-gen rc=$(grep -c 'Sent 100 packets' /tmp/tv3.pg) (1 = sent its 100)"
+  n=27648
+  echo "$n" > /sys/module/netmap/parameters/buf_num; echo "(buf_num=$(cat /sys/module/netmap/parameters/buf_num): the global allocator fits the window, no donor)"
+  for spec in 'netmap:v0' 'netmap:v0*'; do
+    timeout -s KILL 180 $NMW load filters/build/counter.wasm --port "$spec" --duration 3 $BT --json > /tmp/tv.out 2>/tmp/tv.err; rc=$?
+    echo "CHECK TV buf_num=$n $spec: rc=$rc stoppedBy=$(jget /tmp/tv.out stoppedBy) donor=$(grep -c 'private allocator' /tmp/tv.err)"
   done
 }
 t_cycles() {
   /usr/sbin/ip link show v0 >/dev/null 2>&1 || veth_setup
-  # the global allocator must fit the window for v0 (TV shows nmwasm naming this value)
-  [ "$(cat /sys/module/netmap/parameters/buf_num)" -gt 27648 ] && echo 27648 > /sys/module/netmap/parameters/buf_num
-  hdr "T4c 20 open/close cycles per port through the addon (register, map, unregister; no filter); buf_num=$(cat /sys/module/netmap/parameters/buf_num)"
-  x 600 node --import tsx test/netmap-guest/netmap_cycles.ts vale0:c 'pipeC1}1' 'pipeC2{1' netmap:v0 netmap:v0-0/R 'netmap:v0*' 'netmap:v0^' > /tmp/t4c.out 2>&1
-  cat /tmp/t4c.out
-  grep CYCLES /tmp/t4c.out | sed 's/^/CHECK T4c /'
+  for n in default 27648; do
+    [ "$n" != default ] && echo "$n" > /sys/module/netmap/parameters/buf_num
+    hdr "T4c 20 open/close cycles per port through the addon (register, map, unregister; no filter); buf_num=$(cat /sys/module/netmap/parameters/buf_num) (the veth on a donor when the global allocator does not fit)"
+    x 900 node --import tsx test/netmap-guest/netmap_cycles.ts vale0:c 'pipeC1}1' 'pipeC2{1' netmap:v0 netmap:v0-0/R 'netmap:v0*' 'netmap:v0^' > /tmp/t4c.out 2>&1
+    cat /tmp/t4c.out
+    grep CYCLES /tmp/t4c.out | sed "s/^/CHECK T4c buf_num=$n /"
+  done
 }
 t_sigkill() {
   hdr "T4k SIGKILL mid-run on pipeK}1 (pkt-gen sending), then start again on pipeK}1, vale0:k"

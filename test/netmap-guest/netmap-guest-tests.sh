@@ -91,19 +91,21 @@ t_veth() {
   dmesg | grep -i netmap | tail -n 10
 }
 t_rate() {
-  hdr "T6 rate: pkt-gen rx vs nmwasm counter on pipe R, same source (pkt-gen tx, 60-byte frames)"
+  hdr "T6 rate on a pipe (netmap pipes hold the sender back when the receiver's ring is full: the sender's speed is the receiver's): pkt-gen tx -> pkt-gen rx, then pkt-gen tx -> nmwasm counter, 300000 60-byte frames each"
   N=300000
-  show "pkt-gen -i 'pipeR}1' -f rx &"
-  pkt-gen -i 'pipeR}1' -f rx > /tmp/t6a.pg 2>&1 & G=$!
-  sleep 3
-  x 120 pkt-gen -i 'pipeR{1' -f tx -n $N > /tmp/t6a.tx 2>&1; pg_rate /tmp/t6a.tx
-  sleep 2; kill -INT $G; sleep 2; kill -KILL $G 2>/dev/null; wait $G
-  tail -n 6 /tmp/t6a.pg
-  bg /tmp/t6b.out /tmp/t6b.err $NMW load filters/build/counter.wasm --port 'pipeS}1' --count $N --duration 300 $BT --json
-  P=$BGPID; ready /tmp/t6b.err $P 120
-  send $P 120 pkt-gen -i 'pipeS{1' -f tx -n $N > /tmp/t6b.tx 2>&1; pg_rate /tmp/t6b.tx
-  finish $P 30; out /tmp/t6b.out /tmp/t6b.err
-  echo "CHECK T6 rate: nmwasm packets=$(jget /tmp/t6b.out packets) elapsedMs=$(jget /tmp/t6b.out elapsedMs)"
+  for round in 1 2; do
+    show "pkt-gen -i 'pipeR}$round' -f rx &"
+    pkt-gen -i "pipeR}$round" -f rx > /tmp/t6a.pg 2>&1 & G=$!
+    sleep 3
+    x 120 pkt-gen -i "pipeR{$round" -f tx -n $N > /tmp/t6a.tx 2>&1; grep -E '^Speed' /tmp/t6a.tx | tail -n 1
+    sleep 2; stoppg $G
+    echo "CHECK T6 round $round pkt-gen rx: $(rxn /tmp/t6a.pg) of $N, sender $(grep -E '^Speed' /tmp/t6a.tx | tail -n 1 | cut -d' ' -f2-3)"
+    bg /tmp/t6b.out /tmp/t6b.err $NMW load filters/build/counter.wasm --port "pipeS}$round" --count $N --duration 300 $BT --json
+    P=$BGPID; ready /tmp/t6b.err $P 180
+    send $P 120 pkt-gen -i "pipeS{$round" -f tx -n $N > /tmp/t6b.tx 2>&1; grep -E '^Speed' /tmp/t6b.tx | tail -n 1
+    finish $P 30; out /tmp/t6b.out /tmp/t6b.err
+    echo "CHECK T6 round $round nmwasm: packets=$(jget /tmp/t6b.out packets) of $N, sender $(grep -E '^Speed' /tmp/t6b.tx | tail -n 1 | cut -d' ' -f2-3); pipe rate ratio nmwasm/pkt-gen rx = $(node -e 'const f=(s)=>{const m=/([0-9.]+) ([KM]?)pps/.exec(s)||[];return +m[1]*({K:1e3,M:1e6}[m[2]]||1)};const a=f(process.argv[1]),b=f(process.argv[2]);console.log(b>0?(a/b).toFixed(3):"?")' "$(grep -E '^Speed' /tmp/t6b.tx | tail -n 1)" "$(grep -E '^Speed' /tmp/t6a.tx | tail -n 1)")"
+  done
 }
 t_monitor() {
   hdr "T8 monitor: pkt-gen rx holds vale0:m; nmwasm counter monitors it as vale0:m/r; pkt-gen tx floods from vale0:mx"
