@@ -150,7 +150,7 @@ t_r1slow() {
 # highest rate at which each received every frame. nmwasm runs once (warmed up with 5,000
 # frames at 5 kpps: under TCG the first batches run code qemu has not translated yet) and is
 # read between bursts with `nmwasm stats`.
-nmstat() { $NMW stats vcap --json 2>/tmp/c.stats.err | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).packets)}catch{console.log(0)}})'; }
+nmstat() { $NMW stats vcap --json 2>/tmp/c.stats.err | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).clauses[0].packets)}catch{console.log("?")}})'; }
 t_vcap() {
   RATES="10000 25000 50000 100000 200000 400000 0"
   hdr "T1c VALE receive capacity: 100000 frames per rate ($RATES; 0 = unpaced) from pkt-gen tx on vale7:0"
