@@ -2,6 +2,8 @@
 #include "netmap/netmap_session.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -22,6 +24,10 @@ void* realMmap(void*, int fd, size_t len) {
   return p == MAP_FAILED ? nullptr : p;
 }
 int realMunmap(void*, void* addr, size_t len) { return ::munmap(addr, len); }
+int realPoll(void*, int fd, short events, int timeoutMs) {
+  struct pollfd p = {fd, events, 0};
+  return ::poll(&p, 1, timeoutMs);
+}
 
 constexpr uint64_t kPage = 4096;
 uint64_t pageUp(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
@@ -30,7 +36,13 @@ T c_max(T a, T b) { return a > b ? a : b; }
 
 }  // namespace
 
-NetmapSys realNetmapSys() { return NetmapSys{realOpen, realIoctl, realClose, nullptr, realMmap, realMunmap}; }
+NetmapSys realNetmapSys() { return NetmapSys{realOpen, realIoctl, realClose, nullptr, realMmap, realMunmap, realPoll}; }
+
+int64_t NetmapSession::monotonicMs() noexcept {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 
 nmreq_pools_info extmemPools(const PortCounts& c, uint32_t bufSize, uint32_t extraBufs) {
   nmreq_pools_info p{};

@@ -8,6 +8,8 @@
 // drives it against a fake kernel through the NetmapSys seam.
 #pragma once
 
+#include <poll.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -28,8 +30,9 @@ struct NetmapSys {
   void* ctx;
   void* (*mmap)(void* ctx, int fd, size_t len);           // MAP_SHARED of fd [0, len); nullptr + errno on failure (registerMapped only)
   int (*munmap)(void* ctx, void* addr, size_t len);
+  int (*poll)(void* ctx, int fd, short events, int timeoutMs);  // poll(2) of one fd: >0 ready, 0 timeout, -1 + errno
 };
-/** ::open / ::ioctl / ::close / ::mmap / ::munmap. */
+/** ::open / ::ioctl / ::close / ::mmap / ::munmap / ::poll. */
 NetmapSys realNetmapSys();
 
 /** A failed stage: the system call, its errno and what was being done (one line). */
@@ -165,65 +168,37 @@ class NetmapSession {
   uint32_t releaseStart(uint32_t r) const { return rx_[r].ring->head; }
   /** Gives the `count` oldest taken slots of RX ring `r` back (head = cur += count). */
   void release(uint32_t r, uint32_t count) noexcept;
-  /** Copies packets (anything with .data and .len) into free slots of TX ring 0, then
-   * NIOCTXSYNC once (twice when the ring filled up). Returns the number copied. */
+  /** Copies packets (anything with .data and .len) into free slots of TX ring 0 and
+   * NIOCTXSYNCs them out (sendAll). Returns the number copied. */
   template <typename Packet>
   uint32_t transmit(const Packet* pkts, uint32_t count) noexcept {
     std::lock_guard<std::mutex> lock(txMu_);
-    if (tx_.empty()) return 0;
-    netmap_ring* ring = tx_[0].ring;
-    uint32_t sent = 0;
-    for (int attempt = 0; attempt < 2 && sent < count; attempt++) {
-      if (attempt == 1) sync(NIOCTXSYNC);  // ring full: let the kernel send, then look again once
-      uint32_t head = ring->head;
-      const uint32_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
-      while (sent < count && head != tail) {
-        const uint32_t n = pkts[sent].len < ring->nr_buf_size ? pkts[sent].len : ring->nr_buf_size;
-        netmap_slot* slot = ringSlot(ring, head);
-        std::memcpy(bufferOf(ring, slot->buf_idx), pkts[sent].data, n);
-        slot->len = static_cast<uint16_t>(n);
-        slot->flags = 0;
-        head = head + 1 == ring->num_slots ? 0 : head + 1;
-        sent++;
-      }
-      ring->cur = head;
-      __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
-    }
-    if (sent > 0) sync(NIOCTXSYNC);
-    return sent;
+    return sendAll(count, [&](netmap_ring* ring, netmap_slot* slot, uint32_t i) {
+      const uint32_t n = pkts[i].len < ring->nr_buf_size ? pkts[i].len : ring->nr_buf_size;
+      std::memcpy(bufferOf(ring, slot->buf_idx), pkts[i].data, n);
+      slot->len = static_cast<uint16_t>(n);
+      slot->flags = 0;
+    });
   }
   /** Zero-copy send between two ports of one netmap allocator (same nr_mem_id): for each
    * packet (anything with .slot->bufIdx and .len), the buffer of a free slot of TX ring 0
    * and the packet's buffer trade places: the TX slot takes the packet's buffer with
    * NS_BUF_CHANGED, *.slot->bufIdx gets the TX slot's old one (the caller hands it back to
-   * its RX ring with swapBack). NIOCTXSYNC once (twice when the ring filled up). Returns
-   * the number sent: the rest kept their buffers. */
+   * its RX ring with swapBack). Sent as sendAll does. Returns the number sent: the rest kept
+   * their buffers. */
   template <typename Packet>
   uint32_t transmitSwap(const Packet* pkts, uint32_t count) noexcept {
     std::lock_guard<std::mutex> lock(txMu_);
-    if (tx_.empty()) return 0;
-    netmap_ring* ring = tx_[0].ring;
-    uint32_t sent = 0;
-    for (int attempt = 0; attempt < 2 && sent < count; attempt++) {
-      if (attempt == 1) sync(NIOCTXSYNC);
-      uint32_t head = ring->head;
-      const uint32_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
-      while (sent < count && head != tail) {
-        netmap_slot* slot = ringSlot(ring, head);
-        const uint32_t mine = slot->buf_idx;
-        slot->buf_idx = pkts[sent].slot->bufIdx;
-        slot->len = static_cast<uint16_t>(pkts[sent].len < ring->nr_buf_size ? pkts[sent].len : ring->nr_buf_size);
-        slot->flags = NS_BUF_CHANGED;
-        pkts[sent].slot->bufIdx = mine;
-        head = head + 1 == ring->num_slots ? 0 : head + 1;
-        sent++;
-      }
-      ring->cur = head;
-      __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
-    }
-    if (sent > 0) sync(NIOCTXSYNC);
-    return sent;
+    return sendAll(count, [&](netmap_ring* ring, netmap_slot* slot, uint32_t i) {
+      const uint32_t mine = slot->buf_idx;
+      slot->buf_idx = pkts[i].slot->bufIdx;
+      slot->len = static_cast<uint16_t>(pkts[i].len < ring->nr_buf_size ? pkts[i].len : ring->nr_buf_size);
+      slot->flags = NS_BUF_CHANGED;
+      pkts[i].slot->bufIdx = mine;
+    });
   }
+  /** How long one transmit waits at most for room in a full TX ring (kTxWaitMs). */
+  static constexpr int kTxWaitMs = 50;
   /** Before release: the `k`-th taken, unreleased slot of RX ring `r` now holds buffer
    * `bufIdx` (a transmitSwap moved its own away): sets it with NS_BUF_CHANGED if it differs. */
   void swapBack(uint32_t r, uint32_t k, uint32_t bufIdx) noexcept {
@@ -253,6 +228,45 @@ class NetmapSession {
     return reinterpret_cast<netmap_slot*>(reinterpret_cast<uint8_t*>(ring) + sizeof(netmap_ring)) + i;
   }
   void sync(unsigned long request) noexcept;
+  /** Fills free slots of TX ring 0 with fill(ring, slot, i) for packets i = 0..count-1 in
+   * order, publishing head after each pass; when the ring is full, NIOCTXSYNC, then waits
+   * for room with poll(POLLOUT) as netmap's own bridge does (a pipe whose reader is slower,
+   * a saturated link), up to kTxWaitMs in all, so a slower reader holds the sender back
+   * instead of losing packets; what still does not fit is left to the caller (output
+   * drops). NIOCTXSYNC at the end. Returns the number filled. Caller holds txMu_. */
+  template <typename Fill>
+  uint32_t sendAll(uint32_t count, Fill&& fill) noexcept {
+    if (tx_.empty()) return 0;
+    netmap_ring* ring = tx_[0].ring;
+    uint32_t sent = 0;
+    bool unsynced = false;  // slots filled since the last NIOCTXSYNC
+    int64_t deadlineMs = -1;
+    for (;;) {
+      uint32_t head = ring->head;
+      const uint32_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+      while (sent < count && head != tail) {
+        fill(ring, ringSlot(ring, head), sent);
+        head = head + 1 == ring->num_slots ? 0 : head + 1;
+        sent++;
+        unsynced = true;
+      }
+      ring->cur = head;
+      __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
+      if (sent == count) break;
+      sync(NIOCTXSYNC);  // ring full: let the kernel send, then look again
+      unsynced = false;
+      if (__atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE) != ring->head) continue;
+      // NB: still full after a sync: the ring thread sleeps in poll, the input backs up.
+      const int64_t now = monotonicMs();
+      if (deadlineMs < 0) deadlineMs = now + kTxWaitMs;
+      if (now >= deadlineMs || sys_.poll == nullptr) break;
+      if (sys_.poll(sys_.ctx, fd_, POLLOUT, static_cast<int>(deadlineMs - now)) <= 0) break;
+      sync(NIOCTXSYNC);
+    }
+    if (unsynced) sync(NIOCTXSYNC);
+    return sent;
+  }
+  static int64_t monotonicMs() noexcept;
   [[noreturn]] void fail(const char* syscall, int err, const std::string& what) const;
   void locateRings(const RegisterPlan& plan);
 

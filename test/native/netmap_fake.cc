@@ -66,6 +66,10 @@ struct Fake {
   bool parentOpen = true;  // the monitored port is in netmap mode (another process holds it)
   bool monitor = false;
   int mmaps = 0, munmaps = 0;  // NetmapSys::mmap/munmap calls (the session mapping a monitor's region)
+  // FAKE_TX=held: NIOCTXSYNC sends nothing and frees no slot (a pipe whose reader is behind);
+  // a poll(POLLOUT) lets the reader drain the ring. FAKE_TX=stuck: the reader never drains.
+  std::string txMode;
+  int polls = 0;
 };
 
 netmap_slot* slotOf(netmap_ring* r, uint32_t i) { return reinterpret_cast<netmap_slot*>(reinterpret_cast<uint8_t*>(r) + sizeof(netmap_ring)) + i; }
@@ -274,6 +278,7 @@ void rxsync(Fake& f) {
 }
 
 void txsync(Fake& f) {
+  if (f.txMode == "held" || f.txMode == "stuck") return;
   for (size_t r = 0; r < f.txBound.size(); r++) {
     netmap_ring* ring = f.txBound[r];
     for (uint32_t& k = f.kernelTx[r]; k != ring->head; k = (k + 1) % ring->num_slots) {
@@ -284,6 +289,19 @@ void txsync(Fake& f) {
     }
     ring->tail = (ring->head + ring->num_slots - 1) % ring->num_slots;
   }
+}
+
+/** poll(POLLOUT): in FAKE_TX=held the reader drains every TX ring (sent, all slots free);
+ * in FAKE_TX=stuck it times out. */
+int fakePoll(void* ctx, int fd, short events, int) {
+  Fake& f = *static_cast<Fake*>(ctx);
+  f.polls++;
+  if (fd != f.fd || !(events & POLLOUT) || f.txMode == "stuck") return 0;
+  const std::string mode = f.txMode;
+  f.txMode.clear();
+  txsync(f);
+  f.txMode = mode;
+  return 1;
 }
 
 int fakeIoctl(void* ctx, int fd, unsigned long request, void* arg) {
@@ -353,7 +371,8 @@ int main(int argc, char** argv) {
   Fake f;
   f.extmemBuild = getenv("FAKE_BUILD") && std::string(getenv("FAKE_BUILD")) == "extmem";
   f.peerOpen = getenv("FAKE_PEER") && std::string(getenv("FAKE_PEER")) == "1";
-  NetmapSys sys{fakeOpen, fakeIoctl, fakeClose, &f, fakeMmap, fakeMunmap};
+  if (getenv("FAKE_TX")) f.txMode = getenv("FAKE_TX");
+  NetmapSys sys{fakeOpen, fakeIoctl, fakeClose, &f, fakeMmap, fakeMunmap, fakePoll};
   std::string name;
   const bool wantExtmem = cmd == "register-extmem";
   const bool reg = cmd == "register" || wantExtmem;
@@ -550,8 +569,13 @@ int main(int argc, char** argv) {
       // Fill the ring past its size: the transmit syncs and goes on.
       std::vector<Pkt> many(100, Pkt{bytes[0], 64});
       uint32_t more = s.transmit(many.data(), 100);
-      std::printf("{\"sent\":%u,\"first\":[\"%s\",\"%s\",\"%s\"],\"kernelSent\":%zu,\"more\":%u}\n", sent, f.sent.at(0).c_str(), f.sent.at(1).c_str(),
-                  f.sent.at(2).c_str(), f.sent.size(), more);
+      // A reader behind (FAKE_TX=held/stuck): 300 more into the 64-slot ring.
+      std::vector<Pkt> burst(300, Pkt{bytes[1], 64});
+      uint32_t burstSent = s.transmit(burst.data(), 300);
+      auto at = [&](size_t i) { return i < f.sent.size() ? f.sent[i] : std::string("-"); };
+      const uint32_t queued = (f.txBound[0]->head + f.txBound[0]->num_slots - f.kernelTx[0]) % f.txBound[0]->num_slots;  // in the ring, not taken yet
+      std::printf("{\"sent\":%u,\"first\":[\"%s\",\"%s\",\"%s\"],\"kernelSent\":%zu,\"more\":%u,\"burst\":%u,\"polls\":%d,\"queued\":%u}\n", sent, at(0).c_str(), at(1).c_str(),
+                  at(2).c_str(), f.sent.size(), more, burstSent, f.polls, queued);
       return 0;
     }
     std::printf("{\"error\":\"unknown command\"}\n");

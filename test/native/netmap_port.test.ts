@@ -22,10 +22,10 @@ execFileSync('g++', ['-std=c++17', '-O1', '-Wall', '-Wextra', '-Werror', '-I', j
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 /** The fake kernel's module: a default netmap build (no extmem) or --enable-extmem; `peer`: a pipe's other end is open. */
-type Kernel = { build?: 'default' | 'extmem'; peer?: boolean };
+type Kernel = { build?: 'default' | 'extmem'; peer?: boolean; tx?: 'held' | 'stuck' };
 
 function run(args: string[], k: Kernel = {}): Record<string, any> {
-  const env = { ...process.env, FAKE_BUILD: k.build ?? 'default', FAKE_PEER: k.peer ? '1' : '0' };
+  const env = { ...process.env, FAKE_BUILD: k.build ?? 'default', FAKE_PEER: k.peer ? '1' : '0', FAKE_TX: k.tx ?? '' };
   return JSON.parse(execFileSync(fake, args, { encoding: 'utf8', env }));
 }
 
@@ -181,7 +181,25 @@ test('TX: copies into TX slots (lengths, bytes), syncs and goes on when the ring
   assert.is(out.sent, 3);
   assert.equal(out.first, ['60:160', '1514:161', '200:162']);
   assert.is(out.more, 100);
-  assert.is(out.kernelSent, 103);
+  assert.is(out.burst, 300);
+  assert.is(out.kernelSent, 403);
+  assert.is(out.polls, 0, 'a ring the kernel empties at each sync is never waited on');
+});
+
+test('TX to a reader that is behind (a pipe): the sender waits for room with poll(POLLOUT) instead of dropping; a reader that never drains costs the rest, after a bounded wait', () => {
+  const held = run(['tx'], { tx: 'held' });
+  // Each poll lets the reader drain the 64-slot ring: every packet goes out.
+  assert.is(held.sent, 3);
+  assert.is(held.more, 100);
+  assert.is(held.burst, 300);
+  assert.is(held.kernelSent + held.queued, 403, 'taken by the reader or still queued in the ring');
+  assert.ok(held.polls >= 6, `polls: ${held.polls}`);
+  const stuck = run(['tx'], { tx: 'stuck' });
+  // 63 usable slots (one stays empty), then every wait times out: the rest are the caller's output drops.
+  assert.is(stuck.sent + stuck.more + stuck.burst, 63);
+  assert.is(stuck.kernelSent, 0);
+  assert.is(stuck.queued, 63);
+  assert.ok(stuck.polls >= 1);
 });
 
 test('forwarding by buffer swap (one allocator): TX slots take the RX buffers with NS_BUF_CHANGED, the RX slots get the TX buffers back', () => {
