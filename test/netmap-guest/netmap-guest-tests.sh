@@ -100,10 +100,10 @@ t_rate() {
     x 120 pkt-gen -i "pipeR{$round" -f tx -n $N > /tmp/t6a.tx 2>&1; grep -E '^Speed' /tmp/t6a.tx | tail -n 1
     sleep 2; stoppg $G
     echo "CHECK T6 round $round pkt-gen rx: $(rxn /tmp/t6a.pg) of $N, sender $(grep -E '^Speed' /tmp/t6a.tx | tail -n 1 | cut -d' ' -f2-3)"
-    bg /tmp/t6b.out /tmp/t6b.err $NMW load filters/build/counter.wasm --port "pipeS}$round" --count $N --duration 300 $BT --json
+    bg /tmp/t6b.out /tmp/t6b.err $NMW load filters/build/counter.wasm --port "pipeS}$round" --duration 300 $BT --json
     P=$BGPID; ready /tmp/t6b.err $P 180
     send $P 120 pkt-gen -i "pipeS{$round" -f tx -n $N > /tmp/t6b.tx 2>&1; grep -E '^Speed' /tmp/t6b.tx | tail -n 1
-    finish $P 30; out /tmp/t6b.out /tmp/t6b.err
+    sleep 3; stop $P 60; out /tmp/t6b.out /tmp/t6b.err; cat /tmp/t6b.tx | tail -n 4
     echo "CHECK T6 round $round nmwasm: packets=$(jget /tmp/t6b.out packets) of $N, sender $(grep -E '^Speed' /tmp/t6b.tx | tail -n 1 | cut -d' ' -f2-3); pipe rate ratio nmwasm/pkt-gen rx = $(node -e 'const f=(s)=>{const m=/([0-9.]+) ([KM]?)pps/.exec(s)||[];return +m[1]*({K:1e3,M:1e6}[m[2]]||1)};const a=f(process.argv[1]),b=f(process.argv[2]);console.log(b>0?(a/b).toFixed(3):"?")' "$(grep -E '^Speed' /tmp/t6b.tx | tail -n 1)" "$(grep -E '^Speed' /tmp/t6a.tx | tail -n 1)")"
   done
 }
