@@ -106,6 +106,12 @@ t_rate() {
     sleep 3; stop $P 60; out /tmp/t6b.out /tmp/t6b.err; cat /tmp/t6b.tx | tail -n 4
     echo "CHECK T6 round $round nmwasm: packets=$(jget /tmp/t6b.out packets) of $N, sender $(grep -E '^Speed' /tmp/t6b.tx | tail -n 1 | cut -d' ' -f2-3); pipe rate ratio nmwasm/pkt-gen rx = $(node -e 'const f=(s)=>{const m=/([0-9.]+) ([KM]?)pps/.exec(s)||[];return +m[1]*({K:1e3,M:1e6}[m[2]]||1)};const a=f(process.argv[1]),b=f(process.argv[2]);console.log(b>0?(a/b).toFixed(3):"?")' "$(grep -E '^Speed' /tmp/t6b.tx | tail -n 1)" "$(grep -E '^Speed' /tmp/t6a.tx | tail -n 1)")"
   done
+  hdr "T6p what bounds it: the same pipe run with pass.wasm (PASS for every slot, reads no packet byte) instead of the counter"
+  bg /tmp/t6p.out /tmp/t6p.err $NMW load filters/build/fixtures/pass.wasm --port "pipeS}9" --duration 300 $BT --json
+  P=$BGPID; ready /tmp/t6p.err $P 180
+  send $P 120 pkt-gen -i "pipeS{9" -f tx -n $N > /tmp/t6p.tx 2>&1; grep -E '^Speed' /tmp/t6p.tx | tail -n 1
+  sleep 3; stop $P 60
+  echo "CHECK T6p pass.wasm: packets=$(jget /tmp/t6p.out packets) of $N batches=$(jget /tmp/t6p.out batches), sender $(grep -E '^Speed' /tmp/t6p.tx | tail -n 1 | cut -d' ' -f2-3)"
 }
 t_monitor() {
   hdr "T8 monitor: pkt-gen rx holds vale0:m; nmwasm counter monitors it as vale0:m/r; pkt-gen tx floods from vale0:mx"
