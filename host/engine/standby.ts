@@ -83,7 +83,7 @@ export class Standbys {
     for (const run of rings) {
       if (run.standbyLease !== null) Atomics.store(run.standbyLease, 1, 1);
       Atomics.notify(run.control, RingControl.takeover);
-      if (run.standby !== null) this.host.reaper.track(run.standby, run.ring, run.standbyReady);
+      if (run.standby !== null) this.host.reaper.track(run.standby, run.ring, run.standbyReady, false);
       this.drop(run);
     }
   }

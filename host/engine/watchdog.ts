@@ -80,15 +80,16 @@ export class Reaper {
     private readonly cpuMs: (threadId: number) => number,
   ) {}
 
-  /** Terminates `worker` (if `terminate`) and tracks it until its 'exit' event. */
-  track(worker: Worker, ring: number, terminate: boolean): void {
+  /** Terminates `worker` (if `terminate`) and tracks it until its 'exit' event; `report`
+   * false: a slow exit is not reported (an unused standby ended with the run: it runs no guest code). */
+  track(worker: Worker, ring: number, terminate: boolean, report = true): void {
     if (this.alive.has(worker)) return;
     this.alive.add(worker);
     const killedAt = performance.now();
     const threadId = worker.threadId;
     const cpuAtKill = this.cpuMs(threadId);
     const late = setTimeout(() => {
-      if (!this.alive.has(worker)) return;
+      if (!this.alive.has(worker) || !report) return;
       const cpu = this.cpuMs(threadId);
       // CPU used since the kill tells a guest still running (about REAP_REPORT_MS) from a thread the machine did not schedule.
       const used = cpu >= 0 && cpuAtKill >= 0 ? `; it used ${(cpu - cpuAtKill).toFixed(1)} ms of CPU since` : '';
@@ -99,7 +100,7 @@ export class Reaper {
       clearTimeout(late);
       this.alive.delete(worker);
       const after = performance.now() - killedAt;
-      if (after > REAP_REPORT_MS) this.report(ring, `ring ${ring}: the killed ring worker exited ${Math.round(after)} ms after it was terminated`);
+      if (after > REAP_REPORT_MS && report) this.report(ring, `ring ${ring}: the killed ring worker exited ${Math.round(after)} ms after it was terminated`);
       if (this.alive.size === 0) for (const w of this.waiters.splice(0)) w();
     });
     if (terminate) void worker.terminate();
