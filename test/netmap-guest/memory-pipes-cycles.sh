@@ -107,8 +107,8 @@ t_pipe2() {
   sleep 2; kill -KILL $G 2>/dev/null; wait $G; pg_rate /tmp/t2d.pg
   echo "CHECK T2d pipe-in, peer first: packets=$(jget /tmp/t2d.out packets) stoppedBy=$(jget /tmp/t2d.out stoppedBy) expected 50000"
 
-  hdr "T2e pipe out, nmwasm first: gen:count=6000,pps=300 --out pipeF{1, then pkt-gen rx pipeF}1"
-  bg /tmp/t2e.out /tmp/t2e.err $NMW load filters/build/counter.wasm --port gen:count=6000,size=64,pps=300 --out 'pipeF{1' $BT --json
+  hdr "T2e pipe out, nmwasm first: gen:count=3000,pps=100 --out pipeF{1, then pkt-gen rx pipeF}1 (within the 10 s of traffic the 1,024-slot ring holds)"
+  bg /tmp/t2e.out /tmp/t2e.err $NMW load filters/build/counter.wasm --port gen:count=3000,size=64,pps=100 --out 'pipeF{1' $BT --json
   P=$BGPID; readyq /tmp/t2e.err $P 120
   show "pkt-gen -i 'pipeF}1' -f rx &"
   pkt-gen -i 'pipeF}1' -f rx > /tmp/t2e.pg 2>&1 & G=$!
