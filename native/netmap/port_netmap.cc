@@ -266,7 +266,17 @@ class NetmapPort : public Port {
     }
     netmap::RegisterPlan onDonor = p;
     onDonor.mem_id = donorId;
-    session_.registerPlain(onDonor);  // a failure here (EBUSY, ...) is the port's own: fail() explains it
+    try {
+      session_.registerPlain(onDonor);
+    } catch (const netmap::NetmapFailure& e) {
+      if (e.err != ENOMEM) throw;  // EBUSY, EINVAL, ...: the port's own failure, fail() explains it
+      // The donor's pools came out short of what this driver allocates: the fallbacks.
+      session_.reset();
+      session_.openDevice("/dev/netmap");
+      donor_.reset();
+      donorWhy_ = "its rings did not fit a private allocator of " + std::to_string(donorBytes >> 20) + " MiB (ENOMEM)";
+      return false;
+    }
     if (session_.reply().nr_mem_id != donorId) {
       const uint16_t held = session_.reply().nr_mem_id;
       const uint64_t heldBytes = session_.regionBytes();
