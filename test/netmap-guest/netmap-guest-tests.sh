@@ -114,7 +114,23 @@ t_rate() {
   echo "CHECK T6p pass.wasm: packets=$(jget /tmp/t6p.out packets) of $N batches=$(jget /tmp/t6p.out batches), sender $(grep -E '^Speed' /tmp/t6p.tx | tail -n 1 | cut -d' ' -f2-3)"
   hdr "T6g the host loop alone in this guest: pass.wasm on gen:count=$N (no netmap, no kernel)"
   show "$NMW load filters/build/fixtures/pass.wasm --port gen:count=$N,size=60 --json"; timeout -s KILL 300 $NMW load filters/build/fixtures/pass.wasm --port gen:count=$N,size=60 $BT --json > /tmp/t6g.out 2>/tmp/t6g.err
+  tail -n 3 /tmp/t6g.err
   echo "CHECK T6g pass.wasm on gen: packets=$(jget /tmp/t6g.out packets) elapsedMs=$(jget /tmp/t6g.out elapsedMs) batches=$(jget /tmp/t6g.out batches) -> $(node -e 'console.log(Math.round(+process.argv[1]/(+process.argv[2]/1000)))' "$(jget /tmp/t6g.out packets)" "$(jget /tmp/t6g.out elapsedMs)") pps"
+}
+# t_tick: the watchdog tick's cost under emulation, paired in one boot: the same pipe run with
+# --batch-timeout 20 (tick 2 ms) and 500 (tick 50 ms), A B A B
+t_tick() {
+  N=300000
+  hdr "T6t the watchdog tick: counter on a pipe, --batch-timeout 20 (2 ms tick) vs 500 (50 ms tick), interleaved"
+  for round in 1 2; do
+    for bt in 20 500; do
+      bg /tmp/t6t.out /tmp/t6t.err $NMW load filters/build/counter.wasm --port "pipeT$bt}$round" --duration 300 --batch-timeout $bt --status-interval 1 --json
+      P=$BGPID; ready /tmp/t6t.err $P 180
+      send $P 120 pkt-gen -i "pipeT$bt{$round" -f tx -n $N > /tmp/t6t.tx 2>&1
+      sleep 3; stop $P 60
+      echo "CHECK T6t round $round batch-timeout $bt: packets=$(jget /tmp/t6t.out packets) of $N faults=$(jget /tmp/t6t.out faultVerdicts), sender $(grep -E '^Speed' /tmp/t6t.tx | tail -n 1 | cut -d' ' -f2-3)"
+    done
+  done
 }
 t_monitor() {
   hdr "T8 monitor: pkt-gen rx holds vale0:m; nmwasm counter monitors it as vale0:m/r; pkt-gen tx floods from vale0:mx"
@@ -135,7 +151,7 @@ for t in $TESTS; do
     vale) t_vale ;; pipe) t_pipe ;; veth) t_veth ;; rate) t_rate ;; monitor) t_monitor ;; vethsetup) veth_setup ;;
     debug) t_debug ;; ratevale) t_ratevale ;; pipe2) t_pipe2 ;; vethreg) t_vethreg ;; reopen) t_reopen ;; reopen2) t_reopen2 ;;
     cycles) t_cycles ;; sigkill) t_sigkill ;; bad) t_bad ;; unit) t_unit ;;
-    mon) t_mon ;; mont) t_mont ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; r1slow) t_r1slow ;; vcap) t_vcap ;;
+    mon) t_mon ;; mont) t_mont ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; r1slow) t_r1slow ;; vcap) t_vcap ;; tick) t_tick ;;
     *) echo "unknown test $t" ;;
   esac
 done
