@@ -113,7 +113,7 @@ t_rate() {
   sleep 3; stop $P 60
   echo "CHECK T6p pass.wasm: packets=$(jget /tmp/t6p.out packets) of $N batches=$(jget /tmp/t6p.out batches), sender $(grep -E '^Speed' /tmp/t6p.tx | tail -n 1 | cut -d' ' -f2-3)"
   hdr "T6g the host loop alone in this guest: pass.wasm on gen:count=$N (no netmap, no kernel)"
-  show "$NMW load filters/build/fixtures/pass.wasm --port gen:count=$N,size=60 --json"; timeout -s KILL 300 $NMW load filters/build/fixtures/pass.wasm --port gen:count=$N,size=60 $BT --json > /tmp/t6g.out 2>/tmp/t6g.err
+  show "$NMW load filters/build/fixtures/pass.wasm --port gen:count=$N,size=64 --json"; timeout -s KILL 300 $NMW load filters/build/fixtures/pass.wasm --port gen:count=$N,size=64 $BT --json > /tmp/t6g.out 2>/tmp/t6g.err
   tail -n 3 /tmp/t6g.err
   echo "CHECK T6g pass.wasm on gen: packets=$(jget /tmp/t6g.out packets) elapsedMs=$(jget /tmp/t6g.out elapsedMs) batches=$(jget /tmp/t6g.out batches) -> $(node -e 'console.log(Math.round(+process.argv[1]/(+process.argv[2]/1000)))' "$(jget /tmp/t6g.out packets)" "$(jget /tmp/t6g.out elapsedMs)") pps"
 }
