@@ -504,16 +504,6 @@ int main(int argc, char** argv) {
                   f.pending[0].size(), s.rxRing(0)->head);
       return 0;
     }
-    if (cmd == "half") {
-      // 63 frames wait on the 64-slot RX ring 0; a take of up to 64 gets half the ring (32):
-      // the sender keeps the other half to fill while the filter runs.
-      for (int i = 0; i < 63; i++) f.pending[0].push_back(100);
-      const uint32_t first = s.takeReceived(0, 64, [](netmap_slot*) {});
-      s.release(0, first);
-      const uint32_t second = s.takeReceived(0, 64, [](netmap_slot*) {});
-      std::printf("{\"first\":%u,\"second\":%u}\n", first, second);
-      return 0;
-    }
     if (cmd == "release") {
       // 40 frames wait on RX ring 0; the filter takes 16, releases them, takes again: the
       // kernel must have the 16 back after that second take (not only once all 40 are taken),

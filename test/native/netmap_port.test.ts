@@ -124,12 +124,6 @@ test('RX: slots the filter released go back to the kernel at the next take, not 
   assert.is(out.syncsForThird, 0, 'nothing released since: no sync while taken slots remain');
 });
 
-test('RX: a batch takes at most half the kernel ring (the sender fills the other half meanwhile)', () => {
-  const out = run(['half']);
-  assert.is(out.first, 32);
-  assert.is(out.second, 31);
-});
-
 test('monitors (/r, /t, /z): registered without extmem, netmap\'s own memory mmapped, max(RX, TX) RX rings, no NR_FORWARD, unmapped at close', () => {
   for (const [flag, what] of [
     [NR_FLAG.MONITOR_RX, '/r'],
