@@ -142,8 +142,7 @@ class NetmapSession {
   // ---- per packet (never throw, never allocate) ---------------------------------------
   /** Hands out up to `max` received slots of RX ring `r` not yet taken (NIOCRXSYNC first
    * when none are left, or when slots were released since the last sync, so the kernel
-   * gets them back at once): calls take(slot) for each, in ring order, at most `max` and at
-   * most half the ring. Returns the count. */
+   * gets them back at once): calls take(slot) for each, in ring order. Returns the count. */
   template <typename Take>
   uint32_t takeReceived(uint32_t r, uint32_t max, Take&& take) noexcept {
     RxState& s = rx_[r];
@@ -153,10 +152,6 @@ class NetmapSession {
       sync(NIOCRXSYNC);
       s.released = false;
     }
-    // NB: at most half the kernel ring a batch: the sender (a pipe's writer, a VALE switch)
-    // fills the other half while the filter runs, instead of finding the ring full.
-    const uint32_t half = s.ring->num_slots / 2 > 0 ? s.ring->num_slots / 2 : 1;
-    if (max > half) max = half;
     uint32_t n = 0;
     const uint32_t tail = __atomic_load_n(&s.ring->tail, __ATOMIC_ACQUIRE);
     while (n < max && s.taken != tail) {
