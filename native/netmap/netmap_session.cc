@@ -69,7 +69,7 @@ uint64_t packetMemoryBytes(uint32_t guestRings, uint32_t numSlots, const nmreq_p
   return pageUp(perRing * guestRings) + extmemBytes(pools);
 }
 
-bool donorRequest(const PortCounts& nic, DonorRequest* out) {
+bool donorRequest(const PortCounts& nic, uint32_t nics, DonorRequest* out) {
   // netmap_mem_private_new(txr, txd, rxr, rxd, extra, npipes = 2) for a VALE port
   // (netmap_vale.c): ring objects max(4, (txr+1) + (rxr+1) + 8*2) of max(5 pages, ring +
   // 16 * max(txd, rxd)) bytes; buffers max(4098, (8 + rxr+1) * rxd + (8 + txr+1) * txd + 2 + extra)
@@ -77,8 +77,8 @@ bool donorRequest(const PortCounts& nic, DonorRequest* out) {
   constexpr uint32_t kMaxSlots = 4096, kMaxRings = 16, kMaxExtra = 128 * 4096, kOwnSlots = 64;
   const uint32_t slots = c_max(nic.txSlots, nic.rxSlots);
   if (slots == 0 || slots > kMaxSlots) return false;
-  const uint32_t nicRings = nic.txRings + nic.rxRings + nic.hostTxRings + nic.hostRxRings;
-  const uint64_t nicBufs = uint64_t{nic.txSlots} * (nic.txRings + nic.hostTxRings) + uint64_t{nic.rxSlots} * (nic.rxRings + nic.hostRxRings);
+  const uint32_t nicRings = nics * (nic.txRings + nic.rxRings + nic.hostTxRings + nic.hostRxRings);
+  const uint64_t nicBufs = nics * (uint64_t{nic.txSlots} * (nic.txRings + nic.hostTxRings) + uint64_t{nic.rxSlots} * (nic.rxRings + nic.hostRxRings));
   // The donor's own registration binds one RX ring of kOwnSlots.
   const uint32_t needRings = nicRings + 1;
   uint32_t pairs = needRings > 18 ? (needRings - 18 + 1) / 2 : 1;

@@ -68,10 +68,10 @@ struct DonorRequest {
   uint32_t txSlots, rxSlots, extraBufs;
   uint64_t bytes;  // netmap's region for it, estimated (the reply's nr_memsize decides)
 };
-/** Sizes a donor whose allocator holds every ring of a NIC with counts `nic` (a netmap ring
- * object and one buffer per slot each) beside the donor's own single 64-slot RX ring.
+/** Sizes a donor whose allocator holds every ring of `nics` NICs with counts `nic` (a netmap
+ * ring object and one buffer per slot each) beside the donor's own single 64-slot RX ring.
  * False when VALE's limits (4096 slots, 16 ring pairs, 128*4096 extra buffers) cannot. Pure. */
-bool donorRequest(const PortCounts& nic, DonorRequest* out);
+bool donorRequest(const PortCounts& nic, uint32_t nics, DonorRequest* out);
 
 /** One registered netmap port. Open stages run in the constructor and the methods below,
  * each undone by the destructor (close of the fd). Per-packet methods never throw. */

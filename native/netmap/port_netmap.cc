@@ -37,6 +37,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <utility>
 
 #include "core/errors.h"
 #include "netmap/netmap_session.h"
@@ -47,10 +49,22 @@ namespace {
 
 constexpr uint64_t kWindowBytes = 63ull << 20;  // NMWASM_DATA_BASE - NMWASM_WINDOW_BASE (host/module/module.ts)
 
+/** The allocator donors this process holds (registerOnDonor). An interface that needs one
+ * first joins one already made, if its pools have room: then two interfaces of one run share
+ * an allocator and forward by buffer swap (canSwapWith), the tutorial's nic2nic. */
+struct DonorRecord {
+  uint16_t memId;
+  uint64_t bytes;
+  std::string vale;
+  std::weak_ptr<netmap::NetmapSession> session;
+};
+std::mutex donorsMu;
+std::vector<DonorRecord> liveDonors;  // NB: guarded by donorsMu; ports open on the main thread
+
 class NetmapPort : public Port {
  public:
   NetmapPort(const NetmapPortSpec& spec, const PortOptions& opts, const netmap::NetmapSys& sys)
-      : Port(spec.name, "netmap"), spec_(spec), donor_(sys), session_(sys) {
+      : Port(spec.name, "netmap"), spec_(spec), sys_(sys), session_(sys) {
     try {
       open(opts);
     } catch (const netmap::NetmapFailure& e) {
@@ -173,6 +187,12 @@ class NetmapPort : public Port {
     // (a NIC on netmap's global allocator) tries extmem, where the module has it.
     const std::vector<RingGeometry> geos = frontLayout(rings, opts.numSlots, opts.bufSize);
     const uint64_t front = frontBytes(geos);
+    // An output interface joins this run's donor if there is one (buffer swap with its inputs).
+    if (rings == 0 && netmap::NetmapSession::hasHostStack(p.name) && joinDonor(p, front)) {
+      adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), session_.regionBytes()), geos);
+      session_.attach(p, memory()->base() + memory()->regionOfs());
+      return finishOpen(p, rings);
+    }
     session_.registerPlain(p);
     const uint64_t region = session_.regionBytes();
     // NB: an output-only port (no input ring) is never mapped into a wasm window: any size fits.
@@ -185,7 +205,7 @@ class NetmapPort : public Port {
       const uint16_t memId = session_.reply().nr_mem_id;
       session_.reset();  // unregisters: netmap may place the port in another allocator
       session_.openDevice("/dev/netmap");
-      if (registerOnDonor(p, c, front, region, memId)) {
+      if (joinDonor(p, front) || registerOnDonor(p, c, front, region, memId)) {
         adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), session_.regionBytes()), geos);
         session_.attach(p, memory()->base() + memory()->regionOfs());
       } else {
@@ -206,6 +226,11 @@ class NetmapPort : public Port {
         extmem_ = true;  // an allocator of its own: never swaps buffers with another port
       }
     }
+    finishOpen(p, rings);
+  }
+
+  /** Last open stage: the bound rings match the plan; each shadow points at the kernel's buffers. */
+  void finishOpen(const netmap::RegisterPlan& p, uint32_t rings) {
     if (session_.rxRings() != rings) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound " + std::to_string(session_.rxRings()) + " RX rings, expected " + std::to_string(rings) + ": report it with the port name");
     if (spec_.tx && session_.txRings() == 0) throw NativeError("EPROTO", name(), "ioctl", 0, "netmap bound no TX ring for this output: report it with the port name");
     if (spec_.rx && (p.mode == netmap::NR_REG_SW || p.mode == netmap::NR_REG_ONE_SW))
@@ -230,7 +255,9 @@ class NetmapPort : public Port {
    * Returns false, with donorWhy_ set and nothing left open, when that cannot be done. */
   bool registerOnDonor(const netmap::RegisterPlan& p, const netmap::PortCounts& c, uint64_t front, uint64_t region, uint16_t memId) {
     netmap::DonorRequest d{};
-    if (!netmap::NetmapSession::hasHostStack(p.name) || !netmap::donorRequest(c, &d)) {
+    // Room for a second interface like this one where the window allows (it joins: joinDonor).
+    const bool roomForTwo = netmap::donorRequest(c, 2, &d) && front + d.bytes <= kWindowBytes;
+    if (!netmap::NetmapSession::hasHostStack(p.name) || (!roomForTwo && !netmap::donorRequest(c, 1, &d))) {
       donorWhy_ = "no private allocator of netmap fits this port's rings and slots";
       return false;
     }
@@ -239,8 +266,8 @@ class NetmapPort : public Port {
                   " slots would need " + std::to_string(d.bytes >> 20) + " MiB";
       return false;
     }
-    static std::atomic<uint32_t> donors{0};
-    donorName_ = "valenmwasm:m" + std::to_string(::getpid()) + "_" + std::to_string(donors.fetch_add(1));
+    static std::atomic<uint32_t> donorCount{0};
+    donorName_ = "valenmwasm:m" + std::to_string(::getpid()) + "_" + std::to_string(donorCount.fetch_add(1));
     netmap::RegisterPlan dp{};
     dp.name = donorName_.c_str();
     dp.mode = netmap::NR_REG_ONE_NIC;
@@ -249,18 +276,17 @@ class NetmapPort : public Port {
     dp.tx_slots = d.txSlots;
     dp.rx_slots = d.rxSlots;
     dp.extra_bufs = d.extraBufs;
+    auto donor = std::make_shared<netmap::NetmapSession>(sys_);
     try {
-      donor_.openDevice("/dev/netmap");
-      donor_.registerPlain(dp);
+      donor->openDevice("/dev/netmap");
+      donor->registerPlain(dp);
     } catch (const netmap::NetmapFailure& e) {
-      donor_.reset();
       donorWhy_ = std::string("netmap refused a private allocator (VALE port ") + donorName_ + ": " + std::strerror(e.err) + ")";
       return false;
     }
-    const uint16_t donorId = donor_.reply().nr_mem_id;
-    const uint64_t donorBytes = donor_.regionBytes();
+    const uint16_t donorId = donor->reply().nr_mem_id;
+    const uint64_t donorBytes = donor->regionBytes();
     if (front + donorBytes > kWindowBytes) {
-      donor_.reset();
       donorWhy_ = "netmap's private allocator for it came out at " + std::to_string(donorBytes >> 20) + " MiB";
       return false;
     }
@@ -273,7 +299,6 @@ class NetmapPort : public Port {
       // The donor's pools came out short of what this driver allocates: the fallbacks.
       session_.reset();
       session_.openDevice("/dev/netmap");
-      donor_.reset();
       donorWhy_ = "its rings did not fit a private allocator of " + std::to_string(donorBytes >> 20) + " MiB (ENOMEM)";
       return false;
     }
@@ -281,16 +306,62 @@ class NetmapPort : public Port {
       const uint16_t held = session_.reply().nr_mem_id;
       const uint64_t heldBytes = session_.regionBytes();
       session_.reset();
-      donor_.reset();
       throw NativeError("ENETMAP_MEM", name(), "ioctl", 0,
                         spec_.nrName + " is already in netmap mode in another process, on netmap allocator " + std::to_string(held) + " (" + std::to_string(heldBytes >> 20) +
                             " MiB, more than the 63 MiB packet window holds): netmap moves an interface to a smaller allocator only while nobody holds it; start nmwasm on " +
                             spec_.nrName + " first, or lower netmap's buf_num with no netmap port open");
     }
+    donor_ = donor;
+    {
+      std::lock_guard<std::mutex> lock(donorsMu);
+      liveDonors.push_back(DonorRecord{donorId, donorBytes, donorName_, donor});
+    }
     notices_.push_back(name() + ": netmap's allocator " + std::to_string(memId) + " for " + spec_.nrName + " is " + std::to_string(region >> 20) +
                        " MiB, more than the 63 MiB packet window: the interface runs on a private allocator of " + std::to_string(donorBytes >> 20) + " MiB (allocator " +
                        std::to_string(donorId) + ", held by VALE port " + donorName_ + ") while nmwasm holds it");
     return true;
+  }
+
+  /** Registers the interface on a donor this process already holds (registerOnDonor), if
+   * one fits the window behind `front` and has room in its pools: netmap moves an interface
+   * nobody holds there. On ENOMEM (no room) the next; false, session_ open and unregistered,
+   * when none takes it (or the interface stays where another holder put it). */
+  bool joinDonor(const netmap::RegisterPlan& p, uint64_t front) {
+    std::vector<std::pair<DonorRecord, std::shared_ptr<netmap::NetmapSession>>> candidates;
+    {
+      std::lock_guard<std::mutex> lock(donorsMu);
+      for (auto it = liveDonors.begin(); it != liveDonors.end();) {
+        std::shared_ptr<netmap::NetmapSession> live = it->session.lock();
+        if (!live) {
+          it = liveDonors.erase(it);
+          continue;
+        }
+        if (front + it->bytes <= kWindowBytes) candidates.emplace_back(*it, live);
+        ++it;
+      }
+    }
+    for (auto& [rec, live] : candidates) {
+      netmap::RegisterPlan onDonor = p;
+      onDonor.mem_id = rec.memId;
+      try {
+        session_.registerPlain(onDonor);
+      } catch (const netmap::NetmapFailure& e) {
+        if (e.err != ENOMEM) throw;
+        session_.reset();
+        session_.openDevice("/dev/netmap");
+        continue;  // its pools are full: the next, or a donor of its own
+      }
+      if (session_.reply().nr_mem_id != rec.memId) {
+        session_.reset();
+        session_.openDevice("/dev/netmap");
+        return false;
+      }
+      donor_ = live;
+      notices_.push_back(name() + ": " + spec_.nrName + " runs on the private allocator " + std::to_string(rec.memId) + " (" + std::to_string(rec.bytes >> 20) +
+                         " MiB, VALE port " + rec.vale + ") that another interface of this run is on: buffers move between them by swap");
+      return true;
+    }
+    return false;
   }
 
   /** The guest rings (Port::setupRings' layout) in front of netmap's region; buffers are set after attach. */
@@ -367,7 +438,8 @@ class NetmapPort : public Port {
   NetmapPortSpec spec_;
   std::vector<std::string> notices_;
   std::string donorName_, donorWhy_;
-  netmap::NetmapSession donor_;    // the allocator donor (registerOnDonor); closes after session_
+  netmap::NetmapSys sys_;
+  std::shared_ptr<netmap::NetmapSession> donor_;  // the allocator donor this port is on (shared); closes after session_
   bool extmem_ = false;  // registered with the extmem option: an allocator of its own, never shared
   netmap::NetmapSession session_;  // NB: declared last among owners: closes before the Port base frees the memory
 };

@@ -13,7 +13,7 @@
 //   netmap_fake register-extmem NAME ...   (the same, asking for extmem)
 //   netmap_fake rx COUNT        netmap_fake host        netmap_fake tx        netmap_fake absent
 //   netmap_fake release         netmap_fake monitor FLAGS [noparent]         netmap_fake swap
-//   netmap_fake donor TXR RXR HTXR HRXR TXSLOTS RXSLOTS   (the allocator donor's sizing, no I/O)
+//   netmap_fake donor TXR RXR HTXR HRXR TXSLOTS RXSLOTS [NICS]   (the allocator donor's sizing, no I/O)
 // A monitor register (NR_MONITOR_RX/TX, NR_ZCOPY_MON) behaves as netmap_monitor.c does: the
 // monitored port must be in netmap mode (else EINVAL), the monitor gets max(RX, TX) RX rings
 // and one TX ring in a private region of its own (no extmem, whatever the request says),
@@ -392,10 +392,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "donor") {
-    // donor TXR RXR HTXR HRXR TXSLOTS RXSLOTS: the allocator donor sized for such a NIC.
+    // donor TXR RXR HTXR HRXR TXSLOTS RXSLOTS [NICS]: the allocator donor sized for NICS such NICs.
     const auto n = [&](int i) { return static_cast<uint32_t>(std::strtoul(argv[i], nullptr, 0)); };
     DonorRequest d{};
-    const bool ok = donorRequest(PortCounts{n(2), n(3), n(4), n(5), n(6), n(7)}, &d);
+    const bool ok = donorRequest(PortCounts{n(2), n(3), n(4), n(5), n(6), n(7)}, argc > 8 ? n(8) : 1, &d);
     std::printf("{\"ok\":%s,\"rings\":%u,\"txSlots\":%u,\"rxSlots\":%u,\"extraBufs\":%u,\"bytes\":%llu}\n", ok ? "true" : "false", d.rings, d.txSlots, d.rxSlots,
                 d.extraBufs, static_cast<unsigned long long>(d.bytes));
     return 0;

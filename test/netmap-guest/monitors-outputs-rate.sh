@@ -176,3 +176,22 @@ t_vcap() {
   stop $P 60; out /tmp/c.out /tmp/c.err
   echo "CHECK T1c nmwasm total: packets=$(jget /tmp/c.out packets) batches=$(jget /tmp/c.out batches) faults=$(jget /tmp/c.out faultVerdicts)"
 }
+
+# t_nic2nic: the tutorial's nic2nic on a default build: two interfaces of one run on one
+# allocator donor (the output joins the input's), PASS forwarded by buffer swap
+t_nic2nic() {
+  /usr/sbin/ip link show v0 >/dev/null 2>&1 || veth_setup
+  hdr "T9 nic2nic: pkt-gen tx on v1 (ns1) -> netmap:v0 --to netmap:v2 -> v3 (ns2): one donor for both, buffers move by swap"
+  /usr/sbin/ip link add v2 type veth peer name v3
+  /usr/sbin/ip netns add ns2 && /usr/sbin/ip link set v3 netns ns2
+  /usr/sbin/ip link set v2 up; /usr/sbin/ip netns exec ns2 /usr/sbin/ip link set v3 up
+  for c in "ethtool -K v2 tx off tso off gso off gro off" "/usr/sbin/ip netns exec ns2 ethtool -K v3 tx off tso off gso off gro off"; do $c >/dev/null 2>&1 || echo "($c failed)"; done
+  before=$(/usr/sbin/ip netns exec ns2 cat /sys/class/net/v3/statistics/rx_packets)
+  if bgr /tmp/t9.out /tmp/t9.err $NMW load filters/build/counter.wasm --port netmap:v0 --to netmap:v2 --duration 300 $BT --json; then
+    x 120 /usr/sbin/ip netns exec ns1 pkt-gen -i v1 -f tx -n 1000 -R 500 > /tmp/t9.pg 2>&1; grep -E 'Sent|^Speed' /tmp/t9.pg | tail -n 2
+    sleep 3
+  fi
+  stop $P 60; out /tmp/t9.out /tmp/t9.err
+  after=$(/usr/sbin/ip netns exec ns2 cat /sys/class/net/v3/statistics/rx_packets)
+  echo "CHECK T9 nic2nic: nmwasm packets=$(jget /tmp/t9.out packets) out.packets=$(jget /tmp/t9.out out.packets) out.zeroCopy=$(jget /tmp/t9.out out.zeroCopy) out.drops=$(jget /tmp/t9.out out.drops); v3 rx_packets +$((after - before)) (1000 sent from v1); donors: $(grep -c 'runs on a private allocator' /tmp/t9.err) made, $(grep -c 'that another interface of this run is on' /tmp/t9.err) joined"
+}

@@ -151,7 +151,7 @@ for t in $TESTS; do
     vale) t_vale ;; pipe) t_pipe ;; veth) t_veth ;; rate) t_rate ;; monitor) t_monitor ;; vethsetup) veth_setup ;;
     debug) t_debug ;; ratevale) t_ratevale ;; pipe2) t_pipe2 ;; vethreg) t_vethreg ;; reopen) t_reopen ;; reopen2) t_reopen2 ;;
     cycles) t_cycles ;; sigkill) t_sigkill ;; bad) t_bad ;; unit) t_unit ;;
-    mon) t_mon ;; mont) t_mont ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; r1slow) t_r1slow ;; vcap) t_vcap ;; tick) t_tick ;;
+    mon) t_mon ;; mont) t_mont ;; out) t_out ;; vrate) t_vrate ;; vab) t_vab ;; r1slow) t_r1slow ;; vcap) t_vcap ;; tick) t_tick ;; nic2nic) t_nic2nic ;;
     *) echo "unknown test $t" ;;
   esac
 done
