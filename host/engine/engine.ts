@@ -257,7 +257,7 @@ export class Engine {
     }
     this.startedAt = epochMs();
     // NB: the tick is a timer wake-up of the main thread: a tenth of the batch budget, at
-    // least WATCHDOG_TICK_MS (the default 20 ms budget: 2 ms), at most 50 ms.
+    // least WATCHDOG_TICK_MS (the default 10 ms budget: 2 ms), at most 50 ms.
     this.watchdog = setInterval(() => this.tick(), Math.min(50, Math.max(WATCHDOG_TICK_MS, Math.floor(this.opts.batchTimeoutMs / 10))));
   }
 

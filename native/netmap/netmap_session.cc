@@ -81,8 +81,7 @@ bool donorRequest(const PortCounts& nic, uint32_t nics, DonorRequest* out) {
   const uint64_t nicBufs = nics * (uint64_t{nic.txSlots} * (nic.txRings + nic.hostTxRings) + uint64_t{nic.rxSlots} * (nic.rxRings + nic.hostRxRings));
   // The donor's own registration binds one RX ring of kOwnSlots.
   const uint32_t needRings = nicRings + 1;
-  uint32_t pairs = needRings > 18 ? (needRings - 18 + 1) / 2 : 1;
-  if (pairs < 1) pairs = 1;
+  const uint32_t pairs = needRings > 18 ? (needRings - 18 + 1) / 2 : 1;
   if (pairs > kMaxRings) return false;
   const uint64_t base = uint64_t{8 + pairs + 1} * kOwnSlots + uint64_t{8 + pairs + 1} * slots + 2;
   const uint64_t need = nicBufs + kOwnSlots + 2;

@@ -184,21 +184,19 @@ class NetmapPort : public Port {
     const uint32_t rings = netmap::NetmapSession::boundRings(p, c, true);
     // netmap's own memory model first (a default build has no extmem): register, then map
     // the region the reply names behind the guest rings. A region too big for the window
-    // (a NIC on netmap's global allocator) tries extmem, where the module has it.
+    // (a NIC on netmap's global allocator) moves to an allocator donor, else tries extmem.
     const std::vector<RingGeometry> geos = frontLayout(rings, opts.numSlots, opts.bufSize);
     const uint64_t front = frontBytes(geos);
     // An output interface joins this run's donor if there is one (buffer swap with its inputs).
     if (rings == 0 && netmap::NetmapSession::hasHostStack(p.name) && joinDonor(p, front)) {
-      adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), session_.regionBytes()), geos);
-      session_.attach(p, memory()->base() + memory()->regionOfs());
+      mapRegion(p, front, geos);
       return finishOpen(p, rings);
     }
     session_.registerPlain(p);
     const uint64_t region = session_.regionBytes();
     // NB: an output-only port (no input ring) is never mapped into a wasm window: any size fits.
     if (rings == 0 || front + region <= kWindowBytes) {
-      adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), region), geos);
-      session_.attach(p, memory()->base() + memory()->regionOfs());
+      mapRegion(p, front, geos);
     } else {
       netmap::nmreq_pools_info info{};
       const bool haveInfo = session_.poolsInfo(p.name, &info);
@@ -206,8 +204,7 @@ class NetmapPort : public Port {
       session_.reset();  // unregisters: netmap may place the port in another allocator
       session_.openDevice("/dev/netmap");
       if (joinDonor(p, front) || registerOnDonor(p, c, front, region, memId)) {
-        adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), session_.regionBytes()), geos);
-        session_.attach(p, memory()->base() + memory()->regionOfs());
+        mapRegion(p, front, geos);
       } else {
         const netmap::nmreq_pools_info pools = netmap::extmemPools(c, opts.bufSize, 0);
         const uint64_t total = netmap::packetMemoryBytes(rings, opts.numSlots, pools);
@@ -227,6 +224,13 @@ class NetmapPort : public Port {
       }
     }
     finishOpen(p, rings);
+  }
+
+  /** The registered region (regionBytes of the fd) behind the guest rings `geos` of `front`
+   * bytes: the port's PacketMemory; then netmap_if and the rings are found there. */
+  void mapRegion(const netmap::RegisterPlan& p, uint64_t front, const std::vector<RingGeometry>& geos) {
+    adoptRings(std::make_shared<PacketMemory>(name(), front, session_.fd(), session_.regionBytes()), geos);
+    session_.attach(p, memory()->base() + memory()->regionOfs());
   }
 
   /** Last open stage: the bound rings match the plan; each shadow points at the kernel's buffers. */
@@ -290,15 +294,8 @@ class NetmapPort : public Port {
       donorWhy_ = "netmap's private allocator for it came out at " + std::to_string(donorBytes >> 20) + " MiB";
       return false;
     }
-    netmap::RegisterPlan onDonor = p;
-    onDonor.mem_id = donorId;
-    try {
-      session_.registerPlain(onDonor);
-    } catch (const netmap::NetmapFailure& e) {
-      if (e.err != ENOMEM) throw;  // EBUSY, EINVAL, ...: the port's own failure, fail() explains it
+    if (!registerOn(p, donorId)) {
       // The donor's pools came out short of what this driver allocates: the fallbacks.
-      session_.reset();
-      session_.openDevice("/dev/netmap");
       donorWhy_ = "its rings did not fit a private allocator of " + std::to_string(donorBytes >> 20) + " MiB (ENOMEM)";
       return false;
     }
@@ -322,6 +319,23 @@ class NetmapPort : public Port {
     return true;
   }
 
+  /** Registers `p` asking for allocator `memId`. False on ENOMEM (its pools have no room),
+   * session_ then open and unregistered; any other failure is the port's own (thrown: EBUSY,
+   * EINVAL, ... which fail() explains). */
+  bool registerOn(const netmap::RegisterPlan& p, uint16_t memId) {
+    netmap::RegisterPlan onAllocator = p;
+    onAllocator.mem_id = memId;
+    try {
+      session_.registerPlain(onAllocator);
+      return true;
+    } catch (const netmap::NetmapFailure& e) {
+      if (e.err != ENOMEM) throw;
+      session_.reset();
+      session_.openDevice("/dev/netmap");
+      return false;
+    }
+  }
+
   /** Registers the interface on a donor this process already holds (registerOnDonor), if
    * one fits the window behind `front` and has room in its pools: netmap moves an interface
    * nobody holds there. On ENOMEM (no room) the next; false, session_ open and unregistered,
@@ -341,16 +355,7 @@ class NetmapPort : public Port {
       }
     }
     for (auto& [rec, live] : candidates) {
-      netmap::RegisterPlan onDonor = p;
-      onDonor.mem_id = rec.memId;
-      try {
-        session_.registerPlain(onDonor);
-      } catch (const netmap::NetmapFailure& e) {
-        if (e.err != ENOMEM) throw;
-        session_.reset();
-        session_.openDevice("/dev/netmap");
-        continue;  // its pools are full: the next, or a donor of its own
-      }
+      if (!registerOn(p, rec.memId)) continue;  // its pools are full: the next, or a donor of its own
       if (session_.reply().nr_mem_id != rec.memId) {
         session_.reset();
         session_.openDevice("/dev/netmap");
